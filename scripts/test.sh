@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh Debian machine (does its own set-up).
+# Viewer tests run under Xvfb, started by pytest-xvfb. Extra arguments go to pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+exec python -m pytest "$@"

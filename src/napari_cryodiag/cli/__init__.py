@@ -1,0 +1,62 @@
+"""The ``cryodiag`` command line: every diagnostic headless, writing figures and a JSON.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds one or
+more sub-parsers and sets ``func`` (called with the parsed ``args``; returns an exit code).
+Input errors (:class:`~napari_cryodiag.errors.CryodiagInputError`) are printed on stderr
+without a traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import CryodiagInputError
+
+#: Modules that register subcommands, in the order they appear in ``--help``.
+SUBCOMMAND_MODULES = [
+    "napari_cryodiag.cli.info",      # cryodiag info
+    "napari_cryodiag.cli.sample",    # cryodiag sample
+    "napari_cryodiag.cli.picks",     # cryodiag picks ...
+    "napari_cryodiag.cli.maps",      # cryodiag fsc / guinier / sharpen / views
+    "napari_cryodiag.cli.particles", # cryodiag classes / orientations / noise
+    "napari_cryodiag.cli.report",    # cryodiag report
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cryodiag",
+        description="cryo-EM diagnostics for picks, maps and particle sets (headless).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:  # a subcommand not written yet
+            if err.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except CryodiagInputError as err:
+        print(f"cryodiag {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

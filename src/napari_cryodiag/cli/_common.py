@@ -1,0 +1,67 @@
+"""Helpers shared by the subcommands: output folder, figures, JSON of the numbers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..io.atomic import atomic_write, atomic_write_text
+
+
+def add_output_args(parser: argparse.ArgumentParser, default_json: str = "results.json") -> None:
+    """``--out DIR`` (figures and JSON go there), ``--format``, ``--json NAME``, ``--overwrite``."""
+    parser.add_argument("-o", "--out", default="cryodiag-out", help="output folder (created)")
+    parser.add_argument(
+        "--format", default="png", help="figure formats, comma separated (png,pdf,svg)"
+    )
+    parser.add_argument("--json", default=default_json, help="name of the JSON of the numbers")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing output files"
+    )
+
+
+def output_dir(args) -> Path:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _to_jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _to_jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None  # JSON has no NaN/inf
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return _to_jsonable(obj.to_dict())
+    return obj
+
+
+def write_json(path, data, *, overwrite: bool = True) -> Path:
+    """Write ``data`` (dicts, lists, numpy values; NaN -> null) as indented JSON, atomically."""
+    text = json.dumps(_to_jsonable(data), indent=2)
+    return atomic_write_text(path, text + "\n", overwrite=overwrite)
+
+
+def save_figure(fig, out: Path, stem: str, formats: str = "png", *, overwrite: bool = True) -> list[Path]:
+    """Save a matplotlib figure as ``out/stem.<fmt>`` for each format, atomically."""
+    paths = []
+    for fmt in [f.strip().lower() for f in formats.split(",") if f.strip()]:
+        dest = out / f"{stem}.{fmt}"
+        atomic_write(dest, lambda p, fmt=fmt: fig.savefig(p, format=fmt, dpi=120), overwrite=overwrite)
+        paths.append(dest)
+    return paths

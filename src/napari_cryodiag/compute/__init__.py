@@ -1,0 +1,1 @@
+"""Numerics: numpy, scipy and dask only. Never imports Qt or napari."""

@@ -1,0 +1,21 @@
+"""Errors raised for bad input.
+
+Every message names the file and the problem, so that the napari face can show it in a
+notification and the command line can print it on stderr without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class CryodiagInputError(ValueError):
+    """A file (or a set of inputs) cannot be used as given.
+
+    ``str(err)`` reads ``"<path>: <problem>"`` when a path is known.
+    """
+
+    def __init__(self, problem: str, path: str | os.PathLike | None = None):
+        self.path = None if path is None else os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)

@@ -1,0 +1,1 @@
+"""Simulated cryo-EM data with known truth: sample data, tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""napari dock widgets: thin wiring of compute + plots to layers."""
