@@ -20,7 +20,9 @@ SUBCOMMAND_MODULES = [
     "napari_cryodiag.cli.sample",    # cryodiag sample
     "napari_cryodiag.cli.picks",     # cryodiag picks ...
     "napari_cryodiag.cli.maps",      # cryodiag fsc / guinier / sharpen / views
-    "napari_cryodiag.cli.particles", # cryodiag classes / orientations / noise
+    "napari_cryodiag.cli.classes",   # cryodiag classes
+    "napari_cryodiag.cli.orientations",  # cryodiag orientations
+    "napari_cryodiag.cli.noise",     # cryodiag noise
     "napari_cryodiag.cli.report",    # cryodiag report
 ]
 
