@@ -1,0 +1,94 @@
+"""Fourier shells of the half (r2c) transform, shared by FSC, FRC, Guinier and noise model.
+
+Conventions (REFERENCE.md "Fourier shells and FSC"):
+
+- Transforms are ``numpy.fft.rfftn`` of a square image / cubic volume of side ``n``: the last
+  axis holds non-negative frequencies only.
+- The shell of a coefficient is ``round(|k|)`` with ``k`` the integer frequency vector (cycles per
+  box). Shells ``0 .. n//2`` are kept; coefficients at or beyond ``n//2 + 1`` get the index
+  ``n_shells(n)`` and fall out of every sum (they are counted in an overflow bin that is dropped).
+- Shell ``i`` is at spatial frequency ``i / (n * pixel_size_A)`` 1/Å, i.e. resolution
+  ``n * pixel_size_A / i`` Å.
+- Sums run over the half transform as stored, without weighting the Friedel mates that the half
+  transform omits (RELION does the same); ratios such as the FSC are insensitive to it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+
+def n_shells(n: int) -> int:
+    """Number of shells kept for a box of side ``n``: ``n // 2 + 1`` (DC to Nyquist)."""
+    return n // 2 + 1
+
+
+def _box_side(shape) -> int:
+    shape = tuple(int(s) for s in shape)
+    if len(set(shape)) != 1:
+        raise ValueError(f"Fourier shells need a square/cubic box, got shape {shape}")
+    return shape[0]
+
+
+@lru_cache(maxsize=16)
+def _shell_index_cached(shape: tuple[int, ...]) -> np.ndarray:
+    n = _box_side(shape)
+    axes = [np.fft.fftfreq(n, d=1.0 / n) for _ in shape[:-1]]
+    axes.append(np.fft.rfftfreq(n, d=1.0 / n))
+    r2 = np.zeros([len(a) for a in axes], dtype=np.float64)
+    for i, a in enumerate(axes):
+        view = [1] * len(axes)
+        view[i] = len(a)
+        r2 = r2 + (a.reshape(view) ** 2)
+    index = np.rint(np.sqrt(r2)).astype(np.int32)
+    np.minimum(index, n_shells(n), out=index)  # overflow bin, dropped by shell_sums
+    index.setflags(write=False)
+    return index
+
+
+def shell_index(shape_real) -> np.ndarray:
+    """Shell number of every coefficient of ``rfftn`` of a real array of ``shape_real``.
+
+    Returns a read-only int32 array of the r2c shape (cached per shape); values beyond Nyquist
+    are set to ``n_shells(n)``.
+    """
+    return _shell_index_cached(tuple(int(s) for s in shape_real))
+
+
+def shell_sums(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """Sum ``values`` (same shape as ``index``) over shells ``0 .. n//2``; float64 result."""
+    m = n_shells(n)
+    v = np.asarray(values)
+    if np.iscomplexobj(v):
+        re = np.bincount(index.ravel(), weights=v.real.ravel(), minlength=m + 1)[:m]
+        im = np.bincount(index.ravel(), weights=v.imag.ravel(), minlength=m + 1)[:m]
+        return re + 1j * im
+    return np.bincount(index.ravel(), weights=v.ravel().astype(np.float64, copy=False), minlength=m + 1)[:m]
+
+
+def shell_counts(index: np.ndarray, n: int) -> np.ndarray:
+    """Number of coefficients in each shell ``0 .. n//2`` (of the half transform)."""
+    return np.bincount(index.ravel(), minlength=n_shells(n) + 1)[: n_shells(n)]
+
+
+def shell_frequencies_invA(n: int, pixel_size_A: float) -> np.ndarray:
+    """Spatial frequency of shells ``0 .. n//2`` in 1/Å: ``i / (n * pixel_size_A)``."""
+    return np.arange(n_shells(n)) / (n * float(pixel_size_A))
+
+
+def shell_resolution_A(n: int, pixel_size_A: float) -> np.ndarray:
+    """Resolution of shells ``0 .. n//2`` in Å (``inf`` for the DC shell)."""
+    f = shell_frequencies_invA(n, pixel_size_A)
+    with np.errstate(divide="ignore"):
+        return np.where(f > 0, 1.0 / np.where(f > 0, f, 1.0), np.inf)
+
+
+def radial_frequency_invA(shape_real, pixel_size_A: float, *, rfft: bool = True) -> np.ndarray:
+    """|k| in 1/Å for every coefficient of the (r)fft layout of ``shape_real`` (any box shape)."""
+    axes = [np.fft.fftfreq(int(s), d=float(pixel_size_A)) for s in shape_real[:-1]]
+    last = int(shape_real[-1])
+    axes.append(np.fft.rfftfreq(last, d=float(pixel_size_A)) if rfft else np.fft.fftfreq(last, d=float(pixel_size_A)))
+    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    return np.sqrt(sum(g**2 for g in grids))
