@@ -28,4 +28,6 @@ def test_every_command_resolves_to_a_callable():
 def test_plugin_is_discoverable_by_npe2():
     pm = npe2.PluginManager.instance()
     pm.discover()
-    assert "napari-cryodiag" in pm.registered_manifests()
+    assert pm.get_manifest("napari-cryodiag").name == "napari-cryodiag"
+    widgets = {w.display_name for w in pm.iter_widgets() if w.command.startswith("napari-cryodiag")}
+    assert widgets == {"Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model"}
