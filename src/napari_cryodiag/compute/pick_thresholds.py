@@ -1,0 +1,400 @@
+"""Thresholds on two pick features (and an optional polygon), suggested defaults, counts.
+
+A pick is *kept* when its x feature (NCC by default) is at least ``x_min`` (and at most
+``x_max`` when set), its y feature (power by default) lies in ``[y_min, y_max]``, and, when a
+polygon is drawn on the histogram, it lies inside the polygon. Any bound left at ``None`` does
+not cut. A pick with a NaN in a feature that is cut on is rejected (it cannot be judged).
+
+The polygon is stored in feature units; when the histogram axis was logarithmic, the polygon's
+sides are straight lines in ``log10`` of that feature (``polygon_log_x`` / ``polygon_log_y``), so
+what is selected is exactly what the user saw enclosed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CryodiagInputError
+
+
+@dataclass
+class Thresholds:
+    """Selection rule on two features; ``mask`` applies it."""
+
+    x_feature: str = "ncc"
+    y_feature: str = "power"
+    x_min: float | None = None
+    x_max: float | None = None
+    y_min: float | None = None
+    y_max: float | None = None
+    polygon: list[tuple[float, float]] | None = None  # (x, y) vertices in feature units
+    polygon_log_x: bool = False
+    polygon_log_y: bool = False
+    #: how the features were expressed: "raw", or "calibrated (ratio|difference)".
+    x_units: str = "raw"
+    y_units: str = "raw"
+    #: how the values were set ("manual", "suggested: otsu + 3.0 MAD band", ...).
+    method: str = "manual"
+
+    # -------------------------------------------------------------- applying
+    def mask_xy(self, x, y, *, polygon_mask: np.ndarray | None = None) -> np.ndarray:
+        """Boolean keep-mask for feature arrays ``x`` and ``y``.
+
+        ``polygon_mask`` may pass a precomputed :func:`polygon_mask` result (the polygon is
+        costly at millions of picks and does not change while a line is dragged).
+        """
+        x = np.asarray(x)
+        y = np.asarray(y)
+        if x.shape != y.shape:
+            raise CryodiagInputError(f"x and y features differ in length ({x.size} vs {y.size})")
+        m = np.ones(x.shape, dtype=bool)
+        if self.x_min is not None:
+            m &= x >= self.x_min
+        if self.x_max is not None:
+            m &= x <= self.x_max
+        if self.y_min is not None:
+            m &= y >= self.y_min
+        if self.y_max is not None:
+            m &= y <= self.y_max
+        if self.polygon is not None and len(self.polygon) >= 3:
+            if polygon_mask is None:
+                polygon_mask = self.polygon_mask(x, y)
+            m &= polygon_mask
+        return m
+
+    def mask(self, table: pd.DataFrame) -> np.ndarray:
+        """Keep-mask for a pick table, reading ``x_feature`` and ``y_feature`` columns."""
+        for col in (self.x_feature, self.y_feature):
+            if col not in table.columns:
+                raise CryodiagInputError(
+                    f"pick table has no column {col!r} to threshold on",
+                    table.attrs.get("source") if hasattr(table, "attrs") else None,
+                )
+        return self.mask_xy(
+            table[self.x_feature].to_numpy(dtype=np.float64),
+            table[self.y_feature].to_numpy(dtype=np.float64),
+        )
+
+    def polygon_mask(self, x, y) -> np.ndarray:
+        """Inside-polygon mask (all True when there is no polygon)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.polygon is None or len(self.polygon) < 3:
+            return np.ones(x.shape, dtype=bool)
+        return points_in_polygon(
+            x, y, self.polygon, log_x=self.polygon_log_x, log_y=self.polygon_log_y
+        )
+
+    # ----------------------------------------------------------- round trips
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if self.polygon is not None:
+            d["polygon"] = [[float(a), float(b)] for a, b in self.polygon]
+        for k in ("x_min", "x_max", "y_min", "y_max"):
+            if d[k] is not None:
+                d[k] = float(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Thresholds":
+        d = dict(d)
+        if d.get("polygon") is not None:
+            d["polygon"] = [tuple(map(float, p)) for p in d["polygon"]]
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def describe(self) -> str:
+        """One line for titles and logs."""
+        parts = []
+        if self.x_min is not None or self.x_max is not None:
+            lo = "-inf" if self.x_min is None else f"{self.x_min:.4g}"
+            hi = "inf" if self.x_max is None else f"{self.x_max:.4g}"
+            parts.append(f"{self.x_feature} in [{lo}, {hi}]")
+        if self.y_min is not None or self.y_max is not None:
+            lo = "-inf" if self.y_min is None else f"{self.y_min:.4g}"
+            hi = "inf" if self.y_max is None else f"{self.y_max:.4g}"
+            parts.append(f"{self.y_feature} in [{lo}, {hi}]")
+        if self.polygon is not None and len(self.polygon) >= 3:
+            parts.append(f"inside a {len(self.polygon)}-vertex polygon")
+        return "; ".join(parts) if parts else "no thresholds"
+
+
+def points_in_polygon(x, y, polygon, *, log_x: bool = False, log_y: bool = False) -> np.ndarray:
+    """``matplotlib.path.Path.contains_points`` with a bounding-box pre-filter.
+
+    NaN coordinates (and non-positive ones on a log axis) are outside.
+    """
+    from matplotlib.path import Path
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    out = np.zeros(x.shape, dtype=bool)
+    if poly.shape[0] < 3:
+        return out
+    with np.errstate(invalid="ignore", divide="ignore"):
+        px = np.log10(poly[:, 0]) if log_x else poly[:, 0]
+        py = np.log10(poly[:, 1]) if log_y else poly[:, 1]
+        if not (np.all(np.isfinite(px)) and np.all(np.isfinite(py))):
+            raise CryodiagInputError("polygon vertices must be finite (and positive on a log axis)")
+        tx = np.log10(x) if log_x else x
+        ty = np.log10(y) if log_y else y
+    cand = (tx >= px.min()) & (tx <= px.max()) & (ty >= py.min()) & (ty <= py.max())
+    idx = np.flatnonzero(cand)
+    if idx.size:
+        path = Path(np.column_stack([px, py]), closed=False)
+        out[idx] = path.contains_points(np.column_stack([tx[idx], ty[idx]]))
+    return out
+
+
+# --------------------------------------------------------------------------- suggestions
+
+
+def otsu_threshold(values, n_bins: int = 256, percentiles=(0.5, 99.5)) -> float:
+    """Otsu's threshold (maximum between-class variance) of the finite values.
+
+    The histogram spans the robust ``percentiles`` range so that a few outliers do not squash
+    the two modes into a handful of bins.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        raise CryodiagInputError("too few finite values to suggest a threshold")
+    lo, hi = np.percentile(v, percentiles)
+    if not hi > lo:
+        return float(lo)
+    counts, edges = np.histogram(v, bins=n_bins, range=(lo, hi))
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(counts).astype(np.float64)
+    w1 = w0[-1] - w0
+    s0 = np.cumsum(counts * centres)
+    m0 = np.divide(s0, w0, out=np.zeros_like(s0), where=w0 > 0)
+    m1 = np.divide(s0[-1] - s0, w1, out=np.zeros_like(s0), where=w1 > 0)
+    between = w0 * w1 * (m0 - m1) ** 2
+    k = int(np.argmax(between[:-1]))
+    return float(edges[k + 1])
+
+
+def valley_threshold(values, n_bins: int = 128, smooth_bins: float = 2.0, percentiles=(0.5, 99.5)) -> float:
+    """Deepest minimum of the smoothed histogram between its two highest peaks.
+
+    Falls back to :func:`otsu_threshold` when the histogram has a single peak.
+    """
+    from scipy.ndimage import gaussian_filter1d
+    from scipy.signal import find_peaks
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        raise CryodiagInputError("too few finite values to suggest a threshold")
+    lo, hi = np.percentile(v, percentiles)
+    if not hi > lo:
+        return float(lo)
+    counts, edges = np.histogram(v, bins=n_bins, range=(lo, hi))
+    h = gaussian_filter1d(counts.astype(np.float64), smooth_bins, mode="constant")
+    peaks, props = find_peaks(np.concatenate([[0.0], h, [0.0]]), prominence=0.05 * h.max())
+    peaks = peaks - 1
+    if peaks.size < 2:
+        return otsu_threshold(v, percentiles=percentiles)
+    top = np.sort(peaks[np.argsort(props["prominences"])[-2:]])
+    k = top[0] + int(np.argmin(h[top[0] : top[1] + 1]))
+    return float(0.5 * (edges[k] + edges[k + 1]))
+
+
+def robust_band(values, k: float = 3.0, *, log: bool | None = None, iterations: int = 5) -> tuple[float, float]:
+    """``median ± k · 1.4826 · MAD`` with iterative clipping (in log10 when ``log``).
+
+    ``log=None`` chooses log when all finite values are positive (power is a sum of squares;
+    a difference-calibrated power can be negative and is handled linearly).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise CryodiagInputError("no finite values to suggest a band")
+    if log is None:
+        log = bool(np.all(v > 0))
+    t = np.log10(v[v > 0]) if log else v
+    if t.size == 0:
+        raise CryodiagInputError("no positive values for a band on a log axis")
+    lo, hi = -np.inf, np.inf
+    sel = t
+    for _ in range(iterations):
+        med = np.median(sel)
+        mad = 1.4826 * np.median(np.abs(sel - med))
+        if mad == 0:
+            mad = np.std(sel) or 1e-12
+        lo, hi = med - k * mad, med + k * mad
+        new = t[(t >= lo) & (t <= hi)]
+        if new.size == sel.size or new.size < 3:
+            break
+        sel = new
+    if log:
+        return float(10.0**lo), float(10.0**hi)
+    return float(lo), float(hi)
+
+
+def suggest_thresholds(
+    x,
+    y,
+    *,
+    x_feature: str = "ncc",
+    y_feature: str = "power",
+    x_method: str = "otsu",
+    y_k: float = 3.0,
+    y_log: bool | None = None,
+    x_units: str = "raw",
+    y_units: str = "raw",
+) -> Thresholds:
+    """Default thresholds from the score distributions.
+
+    - ``x_min``: Otsu's threshold of the x feature (``x_method="otsu"``), or the histogram
+      valley between its two main modes (``"valley"``); empty-ice picks form the low mode.
+    - ``y_min``, ``y_max``: a robust band (median ± ``y_k`` MAD, iteratively clipped, in log10
+      for positive values) of the y feature **among picks that pass** ``x_min``: particles form
+      the main cluster there; empty ice sits below, aggregates/carbon above.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x_method == "otsu":
+        x_min = otsu_threshold(x)
+    elif x_method == "valley":
+        x_min = valley_threshold(x)
+    else:
+        raise CryodiagInputError(f"unknown threshold method {x_method!r} (otsu, valley)")
+    passing = y[(x >= x_min) & np.isfinite(y)]
+    if passing.size < 3:
+        passing = y[np.isfinite(y)]
+    y_min, y_max = robust_band(passing, y_k, log=y_log)
+    return Thresholds(
+        x_feature=x_feature,
+        y_feature=y_feature,
+        x_min=x_min,
+        y_min=y_min,
+        y_max=y_max,
+        x_units=x_units,
+        y_units=y_units,
+        method=f"suggested: {x_method} on {x_feature}; {y_k:g} MAD band on {y_feature}"
+        " among picks passing the first",
+    )
+
+
+# --------------------------------------------------------------------------- counting
+
+
+@dataclass
+class SelectionCounts:
+    """Result of applying thresholds: mask and counts overall and per micrograph."""
+
+    mask: np.ndarray
+    n_kept: int
+    n_total: int
+    kept_per_micrograph: np.ndarray
+    total_per_micrograph: np.ndarray
+
+    @property
+    def n_rejected(self) -> int:
+        return self.n_total - self.n_kept
+
+
+@dataclass
+class ThresholdEvaluator:
+    """Applies thresholds quickly and repeatedly to fixed feature arrays.
+
+    ``micrograph_codes`` are integers ``0..n_micrographs-1`` per pick (``pd.factorize`` of the
+    ``micrograph`` column); per-micrograph counts are one ``np.bincount`` each. The polygon
+    mask is cached, so dragging a line while a polygon is active stays cheap.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    micrograph_codes: np.ndarray
+    n_micrographs: int
+    _poly_key: object = field(default=None, repr=False)
+    _poly_mask: np.ndarray | None = field(default=None, repr=False)
+    total_per_micrograph: np.ndarray = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.x = np.ascontiguousarray(self.x, dtype=np.float64)
+        self.y = np.ascontiguousarray(self.y, dtype=np.float64)
+        self.micrograph_codes = np.ascontiguousarray(self.micrograph_codes, dtype=np.intp)
+        if not (self.x.shape == self.y.shape == self.micrograph_codes.shape):
+            raise CryodiagInputError("features and micrograph codes differ in length")
+        self.total_per_micrograph = np.bincount(
+            self.micrograph_codes, minlength=self.n_micrographs
+        )
+
+    def _polygon_mask(self, t: Thresholds):
+        if t.polygon is None or len(t.polygon) < 3:
+            return None
+        key = (tuple(map(tuple, t.polygon)), t.polygon_log_x, t.polygon_log_y)
+        if key != self._poly_key:
+            self._poly_mask = t.polygon_mask(self.x, self.y)
+            self._poly_key = key
+        return self._poly_mask
+
+    def evaluate(self, t: Thresholds) -> SelectionCounts:
+        m = t.mask_xy(self.x, self.y, polygon_mask=self._polygon_mask(t))
+        kept_per = np.bincount(self.micrograph_codes[m], minlength=self.n_micrographs)
+        return SelectionCounts(
+            mask=m,
+            n_kept=int(kept_per.sum()),
+            n_total=int(self.x.size),
+            kept_per_micrograph=kept_per,
+            total_per_micrograph=self.total_per_micrograph,
+        )
+
+
+def micrograph_codes(table: pd.DataFrame, column: str = "micrograph") -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, names)``: integer micrograph index per pick and the names, in order of appearance.
+
+    Falls back to ``micrograph_name`` when ``column`` is absent; a table without either is
+    one micrograph named "".
+    """
+    if column not in table.columns and "micrograph_name" in table.columns:
+        column = "micrograph_name"
+    if column not in table.columns:
+        return np.zeros(len(table), dtype=np.intp), np.array([""], dtype=object)
+    codes, names = pd.factorize(table[column].astype(str), sort=False)
+    return codes.astype(np.intp), np.asarray(names, dtype=object)
+
+
+def micrograph_summary(
+    table: pd.DataFrame,
+    x,
+    y,
+    mask,
+    *,
+    codes: np.ndarray | None = None,
+    names: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Per micrograph: ``micrograph``, ``defocus_A`` (median, NaN when absent), ``picks``,
+    ``kept``, ``median_x``, ``median_y`` (NaN-ignoring), in order of first appearance."""
+    if codes is None or names is None:
+        codes, names = micrograph_codes(table)
+    n = len(names)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    df = pd.DataFrame({"c": codes, "x": x, "y": y})
+    if "defocus_A" in table.columns:
+        df["d"] = table["defocus_A"].to_numpy(dtype=np.float64)
+    else:
+        df["d"] = np.nan
+    med = df.groupby("c", sort=True)[["x", "y", "d"]].median().reindex(range(n))
+    out = pd.DataFrame(
+        {
+            "micrograph": names,
+            "defocus_A": med["d"].to_numpy(),
+            "picks": np.bincount(codes, minlength=n),
+            "kept": np.bincount(codes[mask], minlength=n),
+            "median_x": med["x"].to_numpy(),
+            "median_y": med["y"].to_numpy(),
+        }
+    )
+    return out

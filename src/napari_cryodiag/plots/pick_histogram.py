@@ -1,0 +1,181 @@
+"""The 2D pick-score histogram (x: NCC, y: power by default) with threshold lines.
+
+:func:`plot_pick_histogram` builds the figure once (the CLI saves it; the widget shows it);
+the returned :class:`PickHistogramPlot` then updates in place, cheaply, from precomputed
+counts (:meth:`~PickHistogramPlot.set_counts`), thresholds
+(:meth:`~PickHistogramPlot.set_thresholds`) and kept/total numbers
+(:meth:`~PickHistogramPlot.set_title_counts`), so the widget never rebuilds the figure while
+the user drags.
+
+Counts are shown on a logarithmic colour scale; empty bins are left blank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Polygon
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from ..compute.pick_histogram import PickHistogram
+from ..compute.pick_thresholds import Thresholds
+
+LINE_STYLE = dict(color="tab:red", lw=1.6, alpha=0.9)
+POLYGON_STYLE = dict(fill=False, edgecolor="tab:orange", lw=1.8, ls="-")
+
+
+def _minor_log_label(v: float, _pos) -> str:
+    # label the 2x and 5x minor ticks of a log axis (readable without scientific notation)
+    if v <= 0:
+        return ""
+    lead = v / 10.0 ** np.floor(np.log10(v) + 1e-9)
+    return f"{v:g}" if round(lead) in (2, 5) and abs(lead - round(lead)) < 1e-6 else ""
+
+
+def _masked(counts: np.ndarray) -> np.ma.MaskedArray:
+    return np.ma.masked_less(np.asarray(counts), 1)
+
+
+@dataclass
+class PickHistogramPlot:
+    """Handles on the artists of the histogram figure, for in-place updates."""
+
+    fig: Figure
+    ax: object
+    mesh: object
+    colorbar: object
+    lines: dict = field(default_factory=dict)  # "x_min", "x_max", "y_min", "y_max" -> Line2D
+    polygon: Polygon | None = None
+    x_label: str = ""
+    y_label: str = ""
+    title_prefix: str = ""
+
+    def set_counts(self, counts: np.ndarray) -> None:
+        """Replace the histogram's counts (shape ``(n_y, n_x)``) without rebuilding."""
+        counts = np.asarray(counts)
+        self.mesh.set_array(_masked(counts))
+        vmax = max(float(counts.max()) if counts.size else 1.0, 1.0)
+        self.mesh.norm.vmin = 1.0
+        self.mesh.norm.vmax = max(vmax, 1.0 + 1e-9)
+        self.colorbar.update_normal(self.mesh)
+
+    def set_thresholds(self, t: Thresholds | None) -> None:
+        """Move (or hide) the threshold lines and the polygon."""
+        values = {
+            "x_min": None if t is None else t.x_min,
+            "x_max": None if t is None else t.x_max,
+            "y_min": None if t is None else t.y_min,
+            "y_max": None if t is None else t.y_max,
+        }
+        for name, line in self.lines.items():
+            v = values[name]
+            if v is None or not np.isfinite(v):
+                line.set_visible(False)
+                continue
+            line.set_visible(True)
+            if name.startswith("x"):
+                line.set_xdata([v, v])
+            else:
+                line.set_ydata([v, v])
+        poly = None if t is None else t.polygon
+        if poly is not None and len(poly) >= 3:
+            xy = np.asarray(poly, dtype=float)
+            if self.polygon is None:
+                self.polygon = Polygon(xy, closed=True, **POLYGON_STYLE)
+                self.ax.add_patch(self.polygon)
+            else:
+                self.polygon.set_xy(xy)
+            self.polygon.set_visible(True)
+        elif self.polygon is not None:
+            self.polygon.set_visible(False)
+
+    def set_title_counts(self, n_kept: int, n_total: int, *, n_missing: int = 0, extra: str = "") -> None:
+        """Title with the kept/total counts (and NaN picks, which are in no bin)."""
+        self.ax.set_title(title_text(n_kept, n_total, n_missing=n_missing, extra=extra,
+                                     prefix=self.title_prefix), fontsize=10)
+
+
+def title_text(n_kept: int, n_total: int, *, n_missing: int = 0, extra: str = "", prefix: str = "") -> str:
+    pct = 100.0 * n_kept / n_total if n_total else 0.0
+    s = f"{prefix}kept {n_kept:,} / {n_total:,} ({pct:.1f} %)"
+    if n_missing:
+        s += f"; {n_missing:,} without a value (not shown)"
+    if extra:
+        s += f"\n{extra}"
+    return s
+
+
+def plot_pick_histogram(
+    fig: Figure | None,
+    hist: PickHistogram,
+    *,
+    counts: np.ndarray | None = None,
+    thresholds: Thresholds | None = None,
+    n_kept: int | None = None,
+    n_total: int | None = None,
+    x_label: str = "NCC score",
+    y_label: str = "power score",
+    title_prefix: str = "",
+    extra_title: str = "",
+    cmap: str = "viridis",
+) -> PickHistogramPlot:
+    """Draw the 2D histogram of ``hist`` into ``fig`` (a new Figure when None).
+
+    ``counts`` defaults to all picks (``hist.counts()``). When ``n_kept`` is given the title
+    reads "kept n_kept / n_total"; otherwise it shows the number of picks only.
+    """
+    if fig is None:
+        fig = Figure(figsize=(6, 4.8), layout="constrained")
+    ax = fig.add_subplot(111)
+    if counts is None:
+        counts = hist.counts()
+    vmax = max(float(np.max(counts)) if counts.size else 1.0, 1.0 + 1e-9)
+    mesh = ax.pcolormesh(
+        hist.x_edges,
+        hist.y_edges,
+        _masked(counts),
+        norm=LogNorm(vmin=1.0, vmax=vmax),
+        cmap=cmap,
+        shading="flat",
+        rasterized=True,
+    )
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    if hist.log_x:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if hist.log_y:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+    ax.set_xlim(hist.x_edges[0], hist.x_edges[-1])
+    ax.set_ylim(hist.y_edges[0], hist.y_edges[-1])
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label + (" (log scale)" if hist.log_y else ""))
+    ax.set_facecolor("#f4f4f4")
+    cb = fig.colorbar(mesh, ax=ax, pad=0.01)
+    cb.set_label("picks per bin (log scale)")
+    lines = {
+        "x_min": ax.axvline(np.nan, **LINE_STYLE),
+        "x_max": ax.axvline(np.nan, ls="--", **LINE_STYLE),
+        "y_min": ax.axhline(np.nan, **LINE_STYLE),
+        "y_max": ax.axhline(np.nan, ls="--", **LINE_STYLE),
+    }
+    for line in lines.values():
+        line.set_visible(False)
+    plot = PickHistogramPlot(
+        fig=fig, ax=ax, mesh=mesh, colorbar=cb, lines=lines,
+        x_label=x_label, y_label=y_label, title_prefix=title_prefix,
+    )
+    plot.set_thresholds(thresholds)
+    total = hist.n_picks if n_total is None else n_total
+    if n_kept is None:
+        ax.set_title(f"{title_prefix}{total:,} picks"
+                     + (f"; {hist.n_missing:,} without a value (not shown)" if hist.n_missing else "")
+                     + (f"\n{extra_title}" if extra_title else ""), fontsize=10)
+    else:
+        plot.set_title_counts(n_kept, total, n_missing=hist.n_missing, extra=extra_title)
+    return plot
