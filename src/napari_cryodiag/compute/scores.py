@@ -1,0 +1,431 @@
+"""Pick scores: normalised cross-correlation (NCC) and power score at given pick positions.
+
+Definitions (REFERENCE.md "Picks", cryoSPARC staff definition of power):
+
+- **Scoring image.** The micrograph (or ``score_image``, e.g. a denoised or low-passed layer) has
+  its background estimate subtracted: a wide Gaussian low-pass (``background_sigma_px``, default
+  ``2 * max_diameter_px``) computed on a binned copy and interpolated back bilinearly. When
+  ``lowpass_A`` is given the result is low-passed with a Gaussian whose amplitude is 0.5 at
+  ``1/lowpass_A`` (needs ``pixel_size_A``). With ``particle_contrast="dark"`` (the default; raw
+  micrographs show protein dark) the image is negated, so protein is bright like in a blob or a
+  2D class average.
+- **NCC** at a pick is the Pearson correlation, over a circular mask, between the template and
+  the scoring-image patch centred on the pick (``round(x_px)``, ``round(y_px)``). It is therefore 1
+  for a template against itself and invariant to a positive scale and any offset of the
+  micrograph. Without ``templates`` the template is a soft bright disk of ``diameter_px``
+  (box ``2*ceil(0.75*diameter_px)+1``, mask radius ``ceil(0.75*diameter_px)``: the disk with a rim
+  of background). With ``templates`` (a 2D class-average stack ``(k, t, t)``, protein bright)
+  each template is rotated in-plane over ``n_angles`` angles (``0, 360/n_angles, ...``; angle 0 is
+  the template itself, no interpolation) and the best correlation over templates and angles is
+  kept; the mask is the template's inscribed circle.
+- **Power** at a pick is the weighted *sum* of the squared background-subtracted scoring image
+  under a soft annulus centred on the pick: weight 1 between radii ``min_diameter_px/2`` and
+  ``max_diameter_px/2``, raised-cosine edges ``edge_px`` wide centred on those radii. Defaults:
+  ``max_diameter_px = diameter_px`` and ``min_diameter_px = 0`` (the annulus is then a soft disk).
+  Power is in (image units)², so it scales with the square of the micrograph's scale.
+
+Edges: a score is NaN when its box (NCC: the template box; power: the annulus box) does not lie
+entirely inside the micrograph, when the pick lies outside the micrograph, when the coordinates
+are NaN, or (NCC only) when the patch is constant. Nothing raises for such picks.
+
+Speed: scores at picks are computed from per-pick patches gathered with one fancy-indexing
+operation and a single matrix product against all templates x angles (cost ~ picks x mask
+pixels x templates), which for the hundreds to thousands of picks of a micrograph is far
+cheaper than FFT correlation of the whole micrograph; the FFT route (whole correlation map) is
+what :mod:`napari_cryodiag.compute.picker` uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import CryodiagInputError
+
+__all__ = [
+    "score_micrograph",
+    "blob_template",
+    "template_bank",
+    "background_estimate",
+    "scoring_image",
+    "annulus_weights",
+    "lowpass_sigma_px",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# windows and templates
+# ----------------------------------------------------------------------------------------------
+
+def _cos_step(r: np.ndarray, r0: float, edge: float) -> np.ndarray:
+    """1 for r <= r0 - edge/2, 0 for r >= r0 + edge/2, raised cosine in between."""
+    if edge <= 0:
+        return (r <= r0).astype(np.float64)
+    t = np.clip((r - (r0 - edge / 2.0)) / edge, 0.0, 1.0)
+    return 0.5 * (1.0 + np.cos(np.pi * t))
+
+
+def _radius_grid(half: int) -> np.ndarray:
+    ax = np.arange(-half, half + 1, dtype=np.float64)
+    return np.hypot(ax[:, None], ax[None, :])
+
+
+def default_edge_px(diameter_px: float) -> float:
+    """Soft-edge width used for blobs and annuli: ``max(2, 0.1 * diameter_px)`` pixels."""
+    return max(2.0, 0.1 * float(diameter_px))
+
+
+def annulus_weights(min_diameter_px: float, max_diameter_px: float, edge_px: float | None = None):
+    """Soft annulus weights on a ``(2h+1, 2h+1)`` grid centred on the middle pixel.
+
+    Returns ``(weights, h)``; weight 1 between the two radii, raised-cosine edges ``edge_px`` wide.
+    """
+    r_out = 0.5 * float(max_diameter_px)
+    r_in = 0.5 * float(min_diameter_px or 0.0)
+    if not r_out > 0:
+        raise ValueError(f"max_diameter_px must be > 0, got {max_diameter_px}")
+    if r_in >= r_out:
+        raise ValueError(
+            f"min_diameter_px ({min_diameter_px}) must be smaller than max_diameter_px ({max_diameter_px})"
+        )
+    edge = default_edge_px(max_diameter_px) if edge_px is None else float(edge_px)
+    h = int(math.ceil(r_out + edge / 2.0))
+    r = _radius_grid(h)
+    w = _cos_step(r, r_out, edge)
+    if r_in > 0:
+        w = w * (1.0 - _cos_step(r, r_in, edge))
+    return w, h
+
+
+def blob_template(diameter_px: float, *, edge_px: float | None = None) -> np.ndarray:
+    """A soft bright disk of ``diameter_px`` in an odd box ``2*ceil(0.75*diameter_px)+1`` (float32)."""
+    d = float(diameter_px)
+    if not d > 0:
+        raise ValueError(f"diameter_px must be > 0, got {diameter_px}")
+    edge = default_edge_px(d) if edge_px is None else float(edge_px)
+    h = int(math.ceil(0.75 * d))
+    return _cos_step(_radius_grid(h), d / 2.0, edge).astype(np.float32)
+
+
+def _rotate_about(img: np.ndarray, angle_deg: float, centre: tuple[float, float]) -> np.ndarray:
+    """Rotate a 2D ``[y, x]`` image by ``angle_deg`` about ``centre`` (bilinear, zero outside)."""
+    if angle_deg % 360 == 0:
+        return img.copy()
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    # output (y, x) -> input = R^-1 (out - centre) + centre
+    matrix = np.array([[c, s], [-s, c]])
+    ctr = np.asarray(centre, dtype=np.float64)
+    offset = ctr - matrix @ ctr
+    return ndimage.affine_transform(img, matrix, offset=offset, order=1, mode="constant", cval=0.0)
+
+
+def template_bank(
+    templates=None,
+    *,
+    diameter_px: float | None = None,
+    n_angles: int = 36,
+    template_pixel_size_A: float | None = None,
+    pixel_size_A: float | None = None,
+):
+    """Normalised template bank for Pearson correlation over a circular mask.
+
+    Returns ``(bank, offsets_y, offsets_x, half, info)``: ``bank`` is ``(n_templates*n_angles, m)``
+    float32, each row zero-mean and unit-norm over the ``m`` mask pixels, whose offsets from the
+    centre are ``offsets_y/offsets_x``; ``half`` is the mask radius in pixels (the box a pick needs
+    around it); ``info`` is a list of ``(template_index, angle_deg)`` per row. Blank templates
+    (constant inside the mask) are dropped.
+    """
+    if templates is None:
+        if diameter_px is None:
+            raise ValueError("diameter_px is needed for a blob template")
+        stack = blob_template(diameter_px)[None]
+        angles = [0.0]  # a disk is round: rotations add nothing
+    else:
+        stack = np.asarray(templates, dtype=np.float32)
+        if stack.ndim == 2:
+            stack = stack[None]
+        if stack.ndim != 3 or stack.shape[1] != stack.shape[2]:
+            raise ValueError(f"templates must be (k, t, t) square images, got shape {stack.shape}")
+        if template_pixel_size_A and pixel_size_A and abs(template_pixel_size_A / pixel_size_A - 1) > 1e-3:
+            z = float(template_pixel_size_A) / float(pixel_size_A)
+            stack = np.stack([ndimage.zoom(t, z, order=1) for t in stack]).astype(np.float32)
+        n_angles = max(1, int(n_angles))
+        angles = [360.0 * i / n_angles for i in range(n_angles)]
+    t = stack.shape[1]
+    c = t // 2
+    half = min(c, t - 1 - c)
+    r = _radius_grid(half)
+    mask = r <= half
+    oy, ox = np.nonzero(mask)
+    oy = oy - half
+    ox = ox - half
+    rows, info = [], []
+    for k, tmpl in enumerate(stack):
+        for ang in angles:
+            rot = _rotate_about(tmpl, ang, (c, c))
+            v = rot[c + oy, c + ox].astype(np.float64)
+            v -= v.mean()
+            nrm = np.sqrt(np.sum(v * v))
+            if not nrm > 0:
+                continue
+            rows.append((v / nrm).astype(np.float32))
+            info.append((k, ang))
+    if not rows:
+        raise ValueError("all templates are blank (constant inside their circular mask)")
+    return np.stack(rows), oy.astype(np.int64), ox.astype(np.int64), half, info
+
+
+# ----------------------------------------------------------------------------------------------
+# scoring image
+# ----------------------------------------------------------------------------------------------
+
+def _bilinear_upsample(small: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear interpolation of a binned image back to ``shape`` (pixel-area aligned)."""
+    out = small
+    for axis, n in enumerate(shape):
+        nb = small.shape[axis]
+        c = (np.arange(n, dtype=np.float64) + 0.5) / factor - 0.5
+        c = np.clip(c, 0, nb - 1)
+        i0 = np.floor(c).astype(np.int64)
+        i1 = np.minimum(i0 + 1, nb - 1)
+        w = (c - i0).astype(np.float32)
+        a0 = np.take(out, i0, axis=axis)
+        a1 = np.take(out, i1, axis=axis)
+        shp = [1, 1]
+        shp[axis] = n
+        w = w.reshape(shp)
+        out = a0 * (1 - w) + a1 * w
+    return out.astype(np.float32, copy=False)
+
+
+def background_estimate(image, sigma_px: float) -> np.ndarray:
+    """Wide Gaussian low-pass of ``image`` (sigma in pixels), float32, same shape.
+
+    Computed on a copy binned by ``max(1, floor(sigma_px/4))`` and interpolated back bilinearly,
+    so the cost does not grow with sigma.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    ny, nx = img.shape
+    f = max(1, int(sigma_px // 4))
+    f = min(f, max(1, min(ny, nx) // 4))
+    by, bx = ny // f, nx // f
+    if f > 1:
+        small = img[: by * f, : bx * f].reshape(by, f, bx, f).mean(axis=(1, 3), dtype=np.float64)
+    else:
+        small = img.astype(np.float64)
+    small = ndimage.gaussian_filter(small, sigma_px / f, mode="reflect").astype(np.float32)
+    if f == 1:
+        return small
+    return _bilinear_upsample(small, f, (ny, nx))
+
+
+def lowpass_sigma_px(lowpass_A: float, pixel_size_A: float) -> float:
+    """Gaussian sigma (px) whose transfer is 0.5 at spatial frequency ``1/lowpass_A``."""
+    return math.sqrt(math.log(2.0) / 2.0) / math.pi * (float(lowpass_A) / float(pixel_size_A))
+
+
+def scoring_image(
+    image,
+    *,
+    background_sigma_px: float | None,
+    lowpass_A: float | None = None,
+    pixel_size_A: float | None = None,
+    particle_contrast: str = "dark",
+) -> np.ndarray:
+    """Background-subtracted, optionally low-passed, contrast-oriented (protein bright) float32 image."""
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 2:
+        raise ValueError(f"a micrograph must be 2D, got shape {img.shape}")
+    if background_sigma_px:
+        d = img - background_estimate(img, background_sigma_px)
+    else:
+        d = img - np.float32(np.mean(img, dtype=np.float64))
+    if lowpass_A:
+        if not pixel_size_A:
+            raise ValueError("lowpass_A needs pixel_size_A")
+        d = ndimage.gaussian_filter(d, lowpass_sigma_px(lowpass_A, pixel_size_A), mode="reflect")
+    if particle_contrast == "dark":
+        d = -d
+    elif particle_contrast != "bright":
+        raise ValueError(f"particle_contrast must be 'dark' or 'bright', got {particle_contrast!r}")
+    return np.ascontiguousarray(d, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# scores at picks
+# ----------------------------------------------------------------------------------------------
+
+def _centres(x_px, y_px, shape, half: int):
+    """Rounded integer centres and the mask of picks whose box of radius ``half`` fits."""
+    ny, nx = shape
+    x = np.asarray(x_px, dtype=np.float64).ravel()
+    y = np.asarray(y_px, dtype=np.float64).ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    xi = np.zeros(x.shape, dtype=np.int64)
+    yi = np.zeros(y.shape, dtype=np.int64)
+    xi[ok] = np.rint(x[ok]).astype(np.int64)
+    yi[ok] = np.rint(y[ok]).astype(np.int64)
+    ok &= (xi - half >= 0) & (xi + half < nx) & (yi - half >= 0) & (yi + half < ny)
+    return yi, xi, ok
+
+
+def _gather(flat: np.ndarray, nx: int, yi, xi, oy, ox) -> np.ndarray:
+    idx = (yi * nx + xi)[:, None] + (oy * nx + ox)[None, :]
+    return flat[idx]
+
+
+def ncc_at(d: np.ndarray, yi, xi, bank, oy, ox, *, chunk_elems: int = 1 << 22):
+    """Best Pearson correlation over the bank rows at integer centres (all inside). Returns (ncc, best_row)."""
+    n = len(yi)
+    ncc = np.full(n, np.nan, dtype=np.float64)
+    best = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return ncc, best
+    flat = d.ravel()
+    nx = d.shape[1]
+    m = len(oy)
+    step = max(1, chunk_elems // max(m, 1))
+    bank_t = np.ascontiguousarray(bank.T)
+    for s in range(0, n, step):
+        p = _gather(flat, nx, yi[s : s + step], xi[s : s + step], oy, ox).astype(np.float32)
+        p -= p.mean(axis=1, keepdims=True)
+        nrm = np.sqrt(np.einsum("ij,ij->i", p, p, dtype=np.float64))
+        c = p @ bank_t  # (chunk, rows)
+        j = np.argmax(c, axis=1)
+        cmax = c[np.arange(len(j)), j].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = np.where(nrm > 0, cmax / nrm, np.nan)
+        ncc[s : s + step] = np.clip(v, -1.0, 1.0)
+        best[s : s + step] = np.where(nrm > 0, j, -1)
+    return ncc, best
+
+
+def power_at(d: np.ndarray, yi, xi, weights: np.ndarray, half: int, *, chunk_elems: int = 1 << 22):
+    """Weighted sum of ``d**2`` under ``weights`` (a (2h+1)^2 window) at integer centres (all inside)."""
+    n = len(yi)
+    out = np.full(n, np.nan, dtype=np.float64)
+    if n == 0:
+        return out
+    wy, wx = np.nonzero(weights > 0)
+    w = weights[wy, wx].astype(np.float32)
+    oy = (wy - half).astype(np.int64)
+    ox = (wx - half).astype(np.int64)
+    flat = d.ravel()
+    nx = d.shape[1]
+    step = max(1, chunk_elems // max(len(w), 1))
+    for s in range(0, n, step):
+        p = _gather(flat, nx, yi[s : s + step], xi[s : s + step], oy, ox)
+        out[s : s + step] = (p * p) @ w
+    return out
+
+
+def score_micrograph(
+    image,
+    x_px,
+    y_px,
+    *,
+    diameter_px: float,
+    templates=None,
+    n_angles: int = 36,
+    min_diameter_px: float | None = None,
+    max_diameter_px: float | None = None,
+    score_image=None,
+    pixel_size_A: float | None = None,
+    lowpass_A: float | None = None,
+    background_sigma_px: float | None = None,
+    particle_contrast: str = "dark",
+    template_pixel_size_A: float | None = None,
+    edge_px: float | None = None,
+    path=None,
+):
+    """NCC and power score of each pick ``(x_px[i], y_px[i])`` on one micrograph.
+
+    Parameters
+    ----------
+    image
+        The raw micrograph ``[y, x]``; pick coordinates refer to it (``x_px`` = column).
+    diameter_px
+        Particle diameter in pixels of ``image`` (blob size; default annulus size).
+    templates
+        Optional 2D class averages ``(k, t, t)`` (protein bright), in pixels of the scoring image
+        unless ``template_pixel_size_A`` and ``pixel_size_A`` say otherwise.
+    n_angles
+        In-plane rotations tried per template.
+    min_diameter_px, max_diameter_px
+        Power annulus (defaults 0 and ``diameter_px``).
+    score_image
+        A denoised/low-passed version of the micrograph to score on. Coordinates stay those of
+        ``image``; if its shape differs (e.g. binned), coordinates and diameters are scaled.
+    pixel_size_A
+        Pixel size of ``image`` (needed for ``lowpass_A`` and template rescaling).
+    lowpass_A
+        Gaussian low-pass of the scoring image (0.5 transfer at this resolution).
+    background_sigma_px
+        Width of the background estimate (default ``2 * max_diameter_px``; 0 = subtract the mean only).
+    particle_contrast
+        ``"dark"`` (raw cryo-EM micrographs; default) or ``"bright"`` (already inverted).
+    path
+        Named in error messages.
+
+    Returns
+    -------
+    (ncc, power)
+        float64 arrays, one value per pick; NaN where the score cannot be computed (see module doc).
+    """
+    img = np.asarray(image)
+    if img.ndim != 2:
+        raise CryodiagInputError(f"a micrograph must be a 2D image, got shape {img.shape}", path)
+    x = np.asarray(x_px, dtype=np.float64).ravel()
+    y = np.asarray(y_px, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x_px and y_px differ in length ({x.size} vs {y.size})")
+    if not diameter_px or not float(diameter_px) > 0:
+        raise ValueError(f"diameter_px must be > 0, got {diameter_px}")
+    d_px = float(diameter_px)
+    max_d = float(max_diameter_px) if max_diameter_px else d_px
+    min_d = float(min_diameter_px) if min_diameter_px else 0.0
+    apix = pixel_size_A
+
+    # scoring image: its own shape may differ from the raw micrograph (binned denoised layer)
+    src = img if score_image is None else np.asarray(score_image)
+    if src.ndim != 2:
+        raise CryodiagInputError(f"score image must be 2D, got shape {src.shape}", path)
+    sy = src.shape[0] / img.shape[0]
+    sx = src.shape[1] / img.shape[1]
+    if abs(sy - sx) > 0.02 * max(sy, sx):
+        raise CryodiagInputError(
+            f"score image shape {src.shape} is not a uniform scaling of the micrograph {img.shape}", path
+        )
+    s = 0.5 * (sx + sy)
+    if s != 1.0:
+        x = (x + 0.5) * sx - 0.5
+        y = (y + 0.5) * sy - 0.5
+        d_px, max_d, min_d = d_px * s, max_d * s, min_d * s
+        apix = None if apix is None else apix / s
+
+    bg = 2.0 * max_d if background_sigma_px is None else float(background_sigma_px)
+    d = scoring_image(
+        src, background_sigma_px=bg, lowpass_A=lowpass_A, pixel_size_A=apix,
+        particle_contrast=particle_contrast,
+    )
+
+    n = x.size
+    ncc = np.full(n, np.nan)
+    power = np.full(n, np.nan)
+    if n == 0:
+        return ncc, power
+
+    bank, oy, ox, half, _ = template_bank(
+        templates, diameter_px=d_px, n_angles=n_angles,
+        template_pixel_size_A=template_pixel_size_A, pixel_size_A=apix,
+    )
+    yi, xi, ok = _centres(x, y, d.shape, half)
+    ncc[ok], _ = ncc_at(d, yi[ok], xi[ok], bank, oy, ox)
+
+    w, hp = annulus_weights(min_d, max_d, edge_px)
+    yi, xi, ok = _centres(x, y, d.shape, hp)
+    power[ok] = power_at(d, yi[ok], xi[ok], w, hp)
+    return ncc, power

@@ -1,0 +1,168 @@
+"""Scores at picks: NCC (Pearson with a blob or templates) and power (cryoSPARC definition)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_cryodiag.compute.scores import (
+    annulus_weights,
+    background_estimate,
+    blob_template,
+    score_micrograph,
+)
+
+
+def _disk(shape, cy, cx, radius, amp=1.0):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return amp * ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2).astype(np.float32)
+
+
+def _asym_template(t=41, seed=3):
+    """An asymmetric, protein-bright 2D 'class average'."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((t, t), np.float32)
+    c = t // 2
+    for _ in range(12):
+        y, x = rng.uniform(-9, 9, 2)
+        img += _disk((t, t), c + y, c + x, rng.uniform(2, 5), rng.uniform(0.5, 1.5))
+    img[c - 3 : c + 12, c + 2 : c + 5] += 1.0  # an arm, to break any symmetry
+    return ndimage.gaussian_filter(img, 1.0)
+
+
+def test_ncc_of_template_against_itself_is_one():
+    tmpl = _asym_template()
+    t = tmpl.shape[0]
+    mic = np.zeros((200, 240), np.float32)
+    cy, cx = 90, 130
+    mic[cy - t // 2 : cy - t // 2 + t, cx - t // 2 : cx - t // 2 + t] = tmpl
+    ncc, power = score_micrograph(
+        mic, [cx], [cy], diameter_px=30, templates=tmpl[None], n_angles=36,
+        particle_contrast="bright", background_sigma_px=0,
+    )
+    assert ncc[0] == pytest.approx(1.0, abs=1e-5)
+    assert power[0] > 0
+    # dark-contrast micrograph (protein dark, the default) gives the same
+    ncc_dark, _ = score_micrograph(
+        -mic, [cx], [cy], diameter_px=30, templates=tmpl[None], background_sigma_px=0
+    )
+    assert ncc_dark[0] == pytest.approx(1.0, abs=1e-5)
+    # one pixel off is no longer a perfect match
+    ncc_off, _ = score_micrograph(
+        mic, [cx + 2], [cy], diameter_px=30, templates=tmpl[None], particle_contrast="bright",
+        background_sigma_px=0,
+    )
+    assert ncc_off[0] < 0.99
+
+
+def test_blob_against_itself_is_one_and_rotated_template_is_found():
+    blob = blob_template(24)
+    b = blob.shape[0]
+    mic = np.zeros((128, 128), np.float32)
+    mic[40 : 40 + b, 50 : 50 + b] -= blob  # dark particle on a raw micrograph
+    ncc, _ = score_micrograph(mic, [50 + b // 2], [40 + b // 2], diameter_px=24, background_sigma_px=0)
+    assert ncc[0] == pytest.approx(1.0, abs=1e-5)
+
+    tmpl = _asym_template()
+    t = tmpl.shape[0]
+    rotated = ndimage.rotate(tmpl, 70, reshape=False, order=3)
+    mic = np.zeros((160, 160), np.float32)
+    mic[60 : 60 + t, 60 : 60 + t] = rotated
+    kw = dict(diameter_px=30, templates=tmpl[None], particle_contrast="bright", background_sigma_px=0)
+    with_rot, _ = score_micrograph(mic, [60 + t // 2], [60 + t // 2], n_angles=36, **kw)
+    no_rot, _ = score_micrograph(mic, [60 + t // 2], [60 + t // 2], n_angles=1, **kw)
+    assert with_rot[0] > 0.97
+    assert no_rot[0] < with_rot[0] - 0.2
+
+
+def _noisy_micrograph(seed=0, shape=(256, 256), amp=1.0, noise=1.0, diameter=24):
+    rng = np.random.default_rng(seed)
+    mic = rng.normal(0, noise, shape).astype(np.float32)
+    centres = [(60, 60), (60, 180), (180, 70), (190, 190), (128, 128)]
+    for cy, cx in centres:
+        mic -= ndimage.gaussian_filter(_disk(shape, cy, cx, diameter / 2, amp), 1.0)
+    return mic, centres
+
+
+def test_ncc_invariant_to_offset_and_scale_power_scales_with_square():
+    mic, centres = _noisy_micrograph()
+    # a slow gradient as well, which the background subtraction absorbs
+    yy, xx = np.mgrid[:256, :256]
+    mic = mic + 0.002 * xx
+    ys = [c[0] for c in centres] + [100, 30]
+    xs = [c[1] for c in centres] + [20, 230]
+    ncc1, p1 = score_micrograph(mic, xs, ys, diameter_px=24, lowpass_A=8, pixel_size_A=2.0)
+    ncc2, p2 = score_micrograph(3.7 * mic + 250.0, xs, ys, diameter_px=24, lowpass_A=8, pixel_size_A=2.0)
+    assert np.all(np.isfinite(ncc1))
+    np.testing.assert_allclose(ncc2, ncc1, atol=2e-4)
+    np.testing.assert_allclose(p2, 3.7**2 * p1, rtol=1e-3)
+    # particles score higher than empty positions
+    assert ncc1[:5].min() > ncc1[5:].max()
+
+
+def test_power_grows_with_contrast():
+    powers = []
+    for amp in (0.25, 0.5, 1.0, 2.0):
+        mic, centres = _noisy_micrograph(seed=1, amp=amp)
+        ys = [c[0] for c in centres]
+        xs = [c[1] for c in centres]
+        _, p = score_micrograph(mic, xs, ys, diameter_px=24)
+        powers.append(np.median(p))
+    assert np.all(np.diff(powers) > 0)
+
+
+def test_power_aggregate_over_particle_over_empty_ice():
+    rng = np.random.default_rng(5)
+    shape = (384, 384)
+    mic = rng.normal(0, 1.0, shape).astype(np.float32)
+    particle = ndimage.gaussian_filter(_disk(shape, 100, 100, 12, 1.0), 1.0)
+    aggregate = np.zeros(shape, np.float32)
+    for _ in range(10):  # a dense clump of overlapping particles
+        dy, dx = rng.uniform(-18, 18, 2)
+        aggregate += _disk(shape, 270 + dy, 270 + dx, 12, 1.0)
+    mic -= particle + ndimage.gaussian_filter(aggregate, 1.0)
+    _, power = score_micrograph(mic, [270, 100, 100], [270, 100, 280], diameter_px=24)
+    agg, part, empty = power
+    assert agg > part > empty
+    ncc, _ = score_micrograph(mic, [270, 100, 100], [270, 100, 280], diameter_px=24)
+    assert ncc[1] > ncc[2]
+
+
+def test_picks_outside_or_near_edge_or_nan_give_nan_not_error():
+    mic, _ = _noisy_micrograph()
+    xs = [-5.0, 300.0, 3.0, np.nan, 128.0]
+    ys = [50.0, 50.0, 128.0, 20.0, 128.0]
+    ncc, power = score_micrograph(mic, xs, ys, diameter_px=24)
+    assert np.all(np.isnan(ncc[:4])) and np.all(np.isnan(power[:4]))
+    assert np.isfinite(ncc[4]) and np.isfinite(power[4])
+    ncc, power = score_micrograph(mic, [], [], diameter_px=24)
+    assert ncc.shape == (0,) and power.shape == (0,)
+
+
+def test_score_image_binned_keeps_raw_coordinates():
+    mic, centres = _noisy_micrograph(seed=2, noise=0.3)
+    ys = np.array([c[0] for c in centres], float)
+    xs = np.array([c[1] for c in centres], float)
+    binned = mic.reshape(128, 2, 128, 2).mean(axis=(1, 3))
+    ncc_raw, _ = score_micrograph(mic, xs, ys, diameter_px=24)
+    ncc_bin, _ = score_micrograph(mic, xs, ys, diameter_px=24, score_image=binned)
+    assert ncc_bin.min() > 0.8 and ncc_raw.min() > 0.8
+    # on the binned image, empty spots stay low: coordinates were mapped, not used as they are
+    ncc_empty, _ = score_micrograph(mic, [20.0, 230.0], [100.0, 30.0], diameter_px=24, score_image=binned)
+    assert ncc_empty.max() < 0.5
+
+
+def test_annulus_and_background_helpers():
+    w, h = annulus_weights(10, 30, edge_px=2)
+    assert w.shape == (2 * h + 1, 2 * h + 1)
+    assert w[h, h] == 0.0  # centre is inside the hole
+    assert w[h, h + 10] == pytest.approx(1.0)  # radius 10 between 5 and 15
+    assert w[h, h + 16] == 0.0
+    wd, hd = annulus_weights(0, 30, edge_px=2)
+    assert wd[hd, hd] == 1.0
+    # background of a smooth ramp is the ramp (away from the edges)
+    yy, xx = np.mgrid[:200, :300].astype(np.float32)
+    ramp = 0.5 * xx + 0.2 * yy
+    bg = background_estimate(ramp, 20)
+    np.testing.assert_allclose(bg[60:140, 60:240], ramp[60:140, 60:240], atol=0.6)
