@@ -1,0 +1,230 @@
+"""The canonical pick / particle table and micrograph-name matching.
+
+Every table reader returns a pandas DataFrame with the columns of docs/ARCHITECTURE.md
+(``micrograph_name``, ``micrograph``, ``x_px``, ``y_px``, ``pixel_size_A``, ``defocus_*``, ...)
+and ``attrs = {"source", "format", "convention", "optics", ...}``. :func:`read_table`
+dispatches on the suffix; :func:`match_to_micrographs` maps each row to a micrograph of an open
+stack by the ``micrograph`` key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CryodiagInputError
+
+__all__ = [
+    "micrograph_key",
+    "micrograph_keys",
+    "read_table",
+    "match_to_micrographs",
+    "MatchReport",
+    "has_coordinates",
+    "group_rows",
+    "TABLE_SUFFIXES",
+]
+
+TABLE_SUFFIXES = (".star", ".cs", ".cbox")
+
+_EXTENSIONS = (
+    ".mrc", ".mrcs", ".map", ".tif", ".tiff", ".eer", ".st", ".star", ".cbox", ".box", ".cs",
+    ".txt", ".coords", ".json", ".ctf", ".bz2", ".gz", ".xml", ".npy", ".png", ".jpg",
+)
+# Suffixes that pickers, motion correction and exports append to a micrograph's name.
+_SUFFIXES = (
+    "_patch_aligned_doseweighted", "_patch_aligned", "_rigid_aligned", "_aligned_doseweighted",
+    "_frames_sum", "_doseweighted", "_dose_weighted", "_fractions", "_frames", "_aligned",
+    "_manualpick", "_autopick", "_particles", "_extract", "_denoised", "_shiny", "_picks",
+    "_coords", "_sum", "_ali", "_dw", "_pick", "_ctf", "_fft", "_ps", "_mic",
+)
+_SUFFIX_RE = re.compile("(" + "|".join(re.escape(s) for s in _SUFFIXES) + ")$", re.IGNORECASE)
+_CS_UID_RE = re.compile(r"^\d{15,}_")  # cryoSPARC prefixes imported/motion-corrected files with a uid
+
+
+def micrograph_key(name) -> str:
+    """Matching key of a micrograph name or path.
+
+    Drops folders, extensions (``.mrc``, ``.tif``, ``.star``, ``:mrc`` ...), cryoSPARC's
+    numeric uid prefix, and (repeatedly) suffixes that pickers and motion correction append
+    (``_frames_sum``, ``_doseweighted``, ``_DW``, ``_autopick``, ``_patch_aligned`` ...).
+    ``"Micrographs/mic_001_frames_sum.mrc"``, ``"mic_001_autopick.star"`` and
+    ``"J5/motioncorrected/012345678901234567890_mic_001_patch_aligned_doseweighted.mrc"``
+    all give ``"mic_001"``.
+    """
+    if isinstance(name, bytes):
+        name = name.decode(errors="replace")
+    s = str(name).strip()
+    if ":" in s and not re.match(r"^[A-Za-z]:[\\/]", s):  # "file.ctf:mrc"
+        s = s.split(":", 1)[0]
+    if "@" in s:  # "000001@stack.mrcs"
+        s = s.split("@", 1)[1]
+    s = s.replace("\\", "/").rsplit("/", 1)[-1]
+    changed = True
+    while changed:
+        changed = False
+        low = s.lower()
+        for ext in _EXTENSIONS:
+            if low.endswith(ext) and len(s) > len(ext):
+                s = s[: -len(ext)]
+                changed = True
+                break
+        m = _SUFFIX_RE.search(s)
+        if m and m.start() > 0:
+            s = s[: m.start()]
+            changed = True
+    m = _CS_UID_RE.match(s)
+    if m and len(s) > m.end():
+        s = s[m.end():]
+    return s
+
+
+def micrograph_keys(names) -> np.ndarray:
+    """Vectorised :func:`micrograph_key` (computes each distinct name once)."""
+    names = pd.Series(names)
+    uniq = pd.unique(names)
+    mapping = {u: micrograph_key(u) for u in uniq}
+    return names.map(mapping).to_numpy(dtype=object)
+
+
+def read_table(path, **opts) -> pd.DataFrame:
+    """Read a pick/particle table (``.star``, ``.cs``, ``.cbox``; a folder or glob of them).
+
+    Options are passed to the format's reader (e.g. ``flip_y=True`` for ``.cs``,
+    ``fields=`` to read only some ``.cs`` fields).
+    """
+    from . import cbox, cs, star
+
+    if isinstance(path, (list, tuple)):
+        files = [os.fspath(p) for p in path]
+        return _concat([read_table(p, **opts) for p in files], files)
+    p = os.fspath(path)
+    if os.path.isdir(p) or any(c in p for c in "*?["):
+        files = _expand(p)
+        sufs = {Path(f).suffix.lower() for f in files}
+        if sufs == {".star"}:
+            return star.read_star_table(files, **opts)
+        return _concat([read_table(f, **opts) for f in files], files, label=p)
+    suffix = Path(p).suffix.lower()
+    if suffix == ".star":
+        return star.read_star_table(p, **opts)
+    if suffix == ".cs":
+        return cs.read_cs(p, **opts)
+    if suffix == ".cbox":
+        return cbox.read_cbox(p, **opts)
+    raise CryodiagInputError(
+        f"unknown table format '{suffix}' (expected one of {', '.join(TABLE_SUFFIXES)})", p
+    )
+
+
+def _expand(p: str) -> list[str]:
+    import glob
+
+    if os.path.isdir(p):
+        files = [os.path.join(p, n) for n in os.listdir(p) if n.lower().endswith(TABLE_SUFFIXES)]
+    else:
+        files = [f for f in glob.glob(p) if f.lower().endswith(TABLE_SUFFIXES)]
+    files = sorted(f for f in files if os.path.isfile(f))
+    if not files:
+        raise CryodiagInputError(f"no {', '.join(TABLE_SUFFIXES)} files found", p)
+    return files
+
+
+def _concat(tables: list[pd.DataFrame], files: list[str], label: str | None = None) -> pd.DataFrame:
+    if not tables:
+        raise CryodiagInputError("no tables to read", label)
+    out = pd.concat(tables, ignore_index=True, sort=False)
+    parts = []
+    for f, t in zip(files, tables):
+        parts.append(np.full(len(t), f, dtype=object))
+    out["source_file"] = np.concatenate(parts) if parts else np.array([], dtype=object)
+    out.attrs = dict(tables[0].attrs)
+    out.attrs["source"] = label or files[0]
+    out.attrs["sources"] = list(files)
+    return out
+
+
+def has_coordinates(table: pd.DataFrame) -> bool:
+    """True when the table has pick coordinates (``x_px``/``y_px`` not all missing)."""
+    if "x_px" not in table.columns or "y_px" not in table.columns:
+        return False
+    if len(table) == 0:
+        return bool(table.attrs.get("has_locations", True))
+    return bool(np.isfinite(table["x_px"].to_numpy(dtype=float)).any())
+
+
+class MatchReport(dict):
+    """Outcome of :func:`match_to_micrographs` (a dict with a readable ``summary()``).
+
+    Keys: ``n_rows``, ``n_matched``, ``n_unmatched``, ``unmatched_micrographs`` (table keys with
+    no open micrograph -> number of picks), ``micrographs_without_picks`` (open keys with no
+    pick), ``picks_per_micrograph`` (counts per open micrograph).
+    """
+
+    def summary(self, max_names: int = 5) -> str:
+        parts = [f"{self['n_matched']} of {self['n_rows']} picks placed on "
+                 f"{len(self['picks_per_micrograph']) - len(self['micrographs_without_picks'])} micrographs"]
+        um = self["unmatched_micrographs"]
+        if um:
+            names = ", ".join(list(um)[:max_names]) + (" ..." if len(um) > max_names else "")
+            parts.append(f"{self['n_unmatched']} picks on {len(um)} micrographs that are not open ({names})")
+        nw = self["micrographs_without_picks"]
+        if nw:
+            names = ", ".join(nw[:max_names]) + (" ..." if len(nw) > max_names else "")
+            parts.append(f"{len(nw)} open micrographs have no picks ({names})")
+        return "; ".join(parts)
+
+
+def match_to_micrographs(table: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, MatchReport]:
+    """Index of each row's micrograph in ``keys`` (-1 when not open) and a report.
+
+    Rows are matched by the ``micrograph`` key column (see :func:`micrograph_key`); ``keys``
+    are normalised with the same function, so raw file names work too. When no key matches
+    exactly, a case-insensitive match is tried.
+    """
+    keys = [micrograph_key(k) for k in keys]
+    n = len(table)
+    if "micrograph" not in table.columns:
+        if len(keys) == 1:  # single micrograph, single-file picks without a name: place them
+            idx = np.zeros(n, dtype=np.int64)
+        else:
+            idx = np.full(n, -1, dtype=np.int64)
+        col = None
+    else:
+        col = table["micrograph"]
+        lookup = {k: i for i, k in enumerate(keys)}
+        cat = pd.Categorical(col.astype(str))
+        cat_idx = np.array([lookup.get(c, -1) for c in cat.categories], dtype=np.int64)
+        if len(cat.categories) and (cat_idx < 0).all():
+            low = {k.lower(): i for i, k in enumerate(keys)}
+            cat_idx = np.array([low.get(c.lower(), -1) for c in cat.categories], dtype=np.int64)
+        codes = cat.codes
+        idx = np.where(codes >= 0, cat_idx[np.maximum(codes, 0)] if len(cat_idx) else -1, -1).astype(np.int64)
+    counts = np.bincount(idx[idx >= 0], minlength=len(keys)) if len(keys) else np.zeros(0, int)
+    unmatched = {}
+    if col is not None and (idx < 0).any():
+        vc = pd.Series(col.to_numpy()[idx < 0]).astype(str).value_counts()
+        unmatched = {str(k): int(v) for k, v in vc.items()}
+    report = MatchReport(
+        n_rows=int(n),
+        n_matched=int((idx >= 0).sum()),
+        n_unmatched=int((idx < 0).sum()),
+        unmatched_micrographs=unmatched,
+        micrographs_without_picks=[k for k, c in zip(keys, counts) if c == 0],
+        picks_per_micrograph=[int(c) for c in counts],
+    )
+    return idx, report
+
+
+def group_rows(index_per_row: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """Row indices per group (``index_per_row`` in ``[0, n_groups)``, -1 ignored), O(N log N)."""
+    idx = np.asarray(index_per_row)
+    order = np.argsort(idx, kind="stable")
+    sorted_idx = idx[order]
+    bounds = np.searchsorted(sorted_idx, np.arange(n_groups + 1))
+    return [order[bounds[i]:bounds[i + 1]] for i in range(n_groups)]
