@@ -252,3 +252,35 @@ def test_threshold_set_on_one_micrograph_transfers_to_another_defocus_after_cali
     cal = separation(sub_far, t_cal.mask_xy(cx[on_far], cy[on_far]))
     assert cal["particle_kept"] >= 0.90 and cal["empty_rejected"] >= 0.9, cal
     assert _balanced(cal) > _balanced(raw) + 0.1, (raw, cal)
+
+
+def test_pick_inspection_state_units_features_and_missing_defocus():
+    from napari_cryodiag.compute.pick_thresholds import PickInspection, default_features, numeric_features
+
+    tab = score_table(n_mics=10, seed=3)
+    insp = PickInspection(tab)
+    assert (insp.x_feature, insp.y_feature) == ("ncc", "power") and insp.log_y
+    assert insp.x_units == "raw" and insp.calibrations == {}
+    r = insp.evaluate()
+    np.testing.assert_array_equal(r.mask, insp.thresholds.mask(tab))
+    raw_range = insp.hist.x_edges[[0, -1]]
+    insp.configure(calibrate_x=True, calibrate_y=True)
+    assert insp.x_units == insp.y_units == "calibrated (ratio)"
+    assert insp.thresholds.x_units == "calibrated (ratio)"
+    # ratio-calibrated NCC of typical picks is ~1: the histogram range moved accordingly
+    assert insp.hist.x_edges[0] < 1.0 < insp.hist.x_edges[-1] and raw_range[-1] < 1.0
+    rep = insp.report()
+    assert set(rep["calibration"]) == {"x", "y"} and rep["calibration"]["x"]["mode"] == "ratio"
+    assert rep["n_kept"] + rep["n_rejected"] == len(tab)
+    assert sum(rep["per_micrograph"]["kept"]) == rep["n_kept"]
+    json.dumps(rep)  # plain numbers
+    # no defocus: calibration is disabled with a message, the raw view still works
+    nodf = tab.drop(columns=["defocus_A"])
+    insp2 = PickInspection(nodf, calibrate_x=True)
+    assert insp2.x_units == "raw" and "no defocus" in insp2.calibration_errors["x"]
+    # any numeric column can be a feature; a lone score goes on both axes
+    fom = pd.DataFrame({"micrograph": ["a"] * 5, "x_px": np.arange(5.0), "rlnAutopickFigureOfMerit": np.arange(5.0)})
+    assert numeric_features(fom) == ["rlnAutopickFigureOfMerit"]
+    assert default_features(fom) == ("rlnAutopickFigureOfMerit", "rlnAutopickFigureOfMerit")
+    with pytest.raises(CryodiagInputError, match="no numeric score"):
+        PickInspection(pd.DataFrame({"micrograph": ["a"], "x_px": [1.0]}))

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CryodiagInputError
+from .pick_histogram import PickHistogram
 
 
 @dataclass
@@ -398,3 +399,218 @@ def micrograph_summary(
         }
     )
     return out
+
+
+# --------------------------------------------------------------------------- whole state
+
+#: score columns recognised as "pick score" (x) and "power-like" (y), in order of preference
+X_FEATURE_PREFERENCE = ("ncc", "rlnAutopickFigureOfMerit", "Confidence", "score", "fom")
+Y_FEATURE_PREFERENCE = ("power", "rlnAutopickFigureOfMerit", "Confidence", "ncc")
+#: columns that are never offered as features (positions, indices, constants of the optics)
+NOT_FEATURES = frozenset({
+    "x_px", "y_px", "source_row", "image_index", "split", "voltage_kV", "cs_mm",
+    "amplitude_contrast", "pixel_size_A", "rlnOpticsGroup",
+})
+
+
+def numeric_features(table: pd.DataFrame) -> list[str]:
+    """Numeric columns that can go on a histogram axis (any score, defocus, class ...)."""
+    out = []
+    for c in table.columns:
+        if c in NOT_FEATURES:
+            continue
+        dt = table[c].dtype
+        if pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt):
+            out.append(str(c))
+    return out
+
+
+def default_features(table: pd.DataFrame) -> tuple[str | None, str | None]:
+    """(x, y) defaults: NCC-like on x, power-like on y (a single score goes on both)."""
+    feats = numeric_features(table)
+    x = next((f for f in X_FEATURE_PREFERENCE if f in feats), feats[0] if feats else None)
+    y = next((f for f in Y_FEATURE_PREFERENCE if f in feats and f != x), None)
+    if y is None:
+        y = next((f for f in feats if f != x), x)
+    return x, y
+
+
+def wants_log_axis(values) -> bool:
+    """Log scale for positive values spanning more than a decade (power scores)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0 or np.any(v <= 0):
+        return False
+    lo, hi = np.percentile(v, [0.5, 99.5])
+    return bool(hi > 10 * lo)
+
+
+class PickInspection:
+    """Everything the "Inspect Picks" view computes from one pick table (no Qt).
+
+    Holds the feature arrays (raw or calibrated against defocus), the pre-binned histogram, the
+    threshold evaluator and the current thresholds. The widget and the command line both use
+    it; the widget only wires it to controls.
+
+    Parameters
+    ----------
+    table
+        Canonical pick table.
+    x_feature, y_feature
+        Columns on the axes (defaults: :func:`default_features`).
+    calibrate_x, calibrate_y
+        Calibrate that axis' score against defocus (``compute.calibration.fit_calibration``).
+    mode, method
+        Calibration mode (``"ratio"`` / ``"difference"``) and robust fit method.
+    log_y
+        Log-scaled y axis; ``None`` chooses (:func:`wants_log_axis`).
+    bins
+        Histogram bins per axis.
+    """
+
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        x_feature: str | None = None,
+        y_feature: str | None = None,
+        *,
+        calibrate_x: bool = False,
+        calibrate_y: bool = False,
+        mode: str = "ratio",
+        method: str = "theil-sen",
+        log_y: bool | None = None,
+        bins: int = 100,
+        thresholds: Thresholds | None = None,
+    ):
+        self.table = table
+        self.codes, self.names = micrograph_codes(table)
+        dx, dy = default_features(table)
+        self.x_feature = x_feature or dx
+        self.y_feature = y_feature or dy
+        if self.x_feature is None:
+            raise CryodiagInputError("the picks have no numeric score column to inspect",
+                                     table.attrs.get("source"))
+        self.mode = mode
+        self.method = method
+        self.bins = int(bins)
+        self.calibrations: dict = {}
+        self.calibration_errors: dict = {}
+        self._want_cal = {"x": bool(calibrate_x), "y": bool(calibrate_y)}
+        self._log_y_request = log_y
+        self.rebuild()
+        if thresholds is not None:
+            self.thresholds = thresholds
+        else:
+            self.thresholds = self.suggest()
+
+    # ----------------------------------------------------------------- build
+    def _column(self, name: str) -> np.ndarray:
+        if name not in self.table.columns:
+            raise CryodiagInputError(f"pick table has no column {name!r}", self.table.attrs.get("source"))
+        return pd.to_numeric(self.table[name], errors="coerce").to_numpy(dtype=np.float64)
+
+    def _calibrated(self, axis: str, name: str, raw: np.ndarray) -> tuple[np.ndarray, str]:
+        self.calibrations.pop(axis, None)
+        self.calibration_errors.pop(axis, None)
+        if not self._want_cal[axis]:
+            return raw, "raw"
+        from .calibration import fit_calibration
+
+        try:
+            cal = fit_calibration(self.table, name, mode=self.mode, method=self.method)
+        except CryodiagInputError as err:
+            self.calibration_errors[axis] = str(err)
+            return raw, "raw"
+        self.calibrations[axis] = cal
+        return cal.apply(self.table, name).to_numpy(dtype=np.float64), f"calibrated ({self.mode})"
+
+    def rebuild(self) -> None:
+        """Recompute features (and calibration), histogram and evaluator."""
+        self.x_raw = self._column(self.x_feature)
+        self.y_raw = self._column(self.y_feature)
+        self.x, self.x_units = self._calibrated("x", self.x_feature, self.x_raw)
+        self.y, self.y_units = self._calibrated("y", self.y_feature, self.y_raw)
+        self.log_y = wants_log_axis(self.y) if self._log_y_request is None else bool(self._log_y_request)
+        if self.log_y and not np.any(self.y[np.isfinite(self.y)] > 0):
+            self.log_y = False
+        self.hist = PickHistogram.from_values(self.x, self.y, bins=self.bins, log_y=self.log_y)
+        self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names))
+
+    def configure(self, *, x_feature=None, y_feature=None, calibrate_x=None, calibrate_y=None,
+                  mode=None, method=None, log_y="keep", bins=None, keep_thresholds=False) -> None:
+        """Change features/calibration/axis and rebuild; thresholds are re-suggested unless
+        ``keep_thresholds`` (they would be in the wrong units otherwise)."""
+        if x_feature is not None:
+            self.x_feature = x_feature
+        if y_feature is not None:
+            self.y_feature = y_feature
+        if calibrate_x is not None:
+            self._want_cal["x"] = bool(calibrate_x)
+        if calibrate_y is not None:
+            self._want_cal["y"] = bool(calibrate_y)
+        if mode is not None:
+            self.mode = mode
+        if method is not None:
+            self.method = method
+        if log_y != "keep":
+            self._log_y_request = log_y
+        if bins is not None:
+            self.bins = int(bins)
+        self.rebuild()
+        if not keep_thresholds:
+            self.thresholds = self.suggest()
+        else:
+            self.thresholds.x_feature, self.thresholds.y_feature = self.x_feature, self.y_feature
+            self.thresholds.x_units, self.thresholds.y_units = self.x_units, self.y_units
+            if self.thresholds.polygon is not None:
+                self.thresholds.polygon_log_y = self.log_y
+
+    # --------------------------------------------------------------- applying
+    def suggest(self, **kwargs) -> Thresholds:
+        """Suggested thresholds in the current units (see :func:`suggest_thresholds`)."""
+        try:
+            t = suggest_thresholds(
+                self.x, self.y, x_feature=self.x_feature, y_feature=self.y_feature,
+                x_units=self.x_units, y_units=self.y_units, y_log=self.log_y or None, **kwargs,
+            )
+        except CryodiagInputError:
+            t = Thresholds(x_feature=self.x_feature, y_feature=self.y_feature,
+                           x_units=self.x_units, y_units=self.y_units, method="none (too few values)")
+        return t
+
+    def evaluate(self, thresholds: Thresholds | None = None) -> SelectionCounts:
+        if thresholds is not None:
+            self.thresholds = thresholds
+        return self.evaluator.evaluate(self.thresholds)
+
+    def summary(self, mask: np.ndarray | None = None) -> pd.DataFrame:
+        """Per-micrograph table (:func:`micrograph_summary`) in the current units."""
+        if mask is None:
+            mask = self.evaluate().mask
+        return micrograph_summary(self.table, self.x, self.y, mask, codes=self.codes, names=self.names)
+
+    def report(self, result: SelectionCounts | None = None) -> dict:
+        """Numbers for a JSON side file: thresholds, units, calibration fits, counts."""
+        r = self.evaluate() if result is None else result
+        return {
+            "source": self.table.attrs.get("source"),
+            "x_feature": self.x_feature,
+            "y_feature": self.y_feature,
+            "x_units": self.x_units,
+            "y_units": self.y_units,
+            "thresholds": self.thresholds.to_dict(),
+            "n_total": r.n_total,
+            "n_kept": r.n_kept,
+            "n_rejected": r.n_rejected,
+            "n_without_value": int(self.hist.n_missing),
+            "calibration": {
+                axis: {k: v for k, v in cal.to_dict().items() if k != "per_micrograph"}
+                for axis, cal in self.calibrations.items()
+            },
+            "calibration_errors": dict(self.calibration_errors),
+            "per_micrograph": {
+                "micrograph": [str(n) for n in self.names],
+                "picks": r.total_per_micrograph.tolist(),
+                "kept": r.kept_per_micrograph.tolist(),
+            },
+        }
