@@ -1,0 +1,588 @@
+"""Noise model: per-shell noise variance from the residuals of particle images.
+
+For every particle image ``x`` with pose ``A`` (RELION Eulers), shift ``s`` and CTF, the model
+image is ``a * CTF * P(V)`` where ``P(V)`` is the Fourier-slice projection of the map at that
+pose and shift (:class:`~napari_cryodiag.compute.projection.FourierProjector`) and ``a`` an
+amplitude scale between map and images. The noise estimate is the mean over images of the
+residual power ``|X - a CTF P|^2`` in every Fourier coefficient (the 2D map, before ring
+averaging), and its average over each shell (REFERENCE.md "Noise model"; cryoSPARC's basic
+and advanced noise-model plots).
+
+Conventions
+-----------
+- Images are transformed as ``rfft2(ifftshift(image))``, the layout of
+  ``FourierProjector.project_ft`` (centred images; shells from :mod:`compute.fourier`).
+- **Normalisation ("per-pixel")**: the residual power of the unnormalised DFT is divided by the
+  number of pixels ``N**2``. For white real-space noise of variance ``sigma**2`` every
+  coefficient has ``E|N(k)|^2 = N**2 sigma**2``, so the reported value is ``sigma**2`` in every
+  shell: the numbers read as a real-space per-pixel variance. :meth:`NoiseModel.relion_sigma2`
+  converts to RELION's ``rlnSigma2Noise`` (forward FFT divided by ``N**2`` and the variance of
+  one real component, i.e. ``value / (2 N**2)``).
+- Shifts: the table's ``shift_x_A/shift_y_A`` are RELION origins, the shift that centres the
+  particle; the particle in the raw image therefore sits at ``-shift`` from the box centre and
+  the projection is displaced by ``-shift / pixel_size_A`` pixels.
+- **Scale** (``scale=``): ``"global"`` (default) fits one least-squares amplitude
+  ``a = sum Re(X conj(CTF P)) / sum |CTF P|^2`` over all images and all coefficients except
+  DC, inside Nyquist. It is exact in one pass: the per-coefficient sums of ``|X|^2``,
+  ``Re(X conj S)`` and ``|S|^2`` are accumulated and combined at the end as
+  ``|X|^2 - 2 a Re(X conj S) + a^2 |S|^2``. ``"per_image"`` fits one ``a`` per image (absorbs
+  per-micrograph contrast differences; removes one degree of freedom per image, negligible
+  for boxes of 64 px and more). ``"none"`` or a number uses that scale as it is.
+- The DC coefficient (shell 0) is reported but excluded from the scale fit: particle images
+  are usually normalised to a zero-mean background, which the projection knows nothing of.
+
+Work is split into chunks of particles; each chunk (read its images, project, CTF, FFT,
+partial sums) is a dask task, computed a few chunks at a time so that progress is reported
+and cancel is honoured between groups (``iter_noise_model`` yields ``(done, total)``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import scipy.fft as sfft
+
+from ..errors import CryodiagInputError
+from .ctf import ctf_2d
+from .fourier import (
+    n_shells,
+    shell_counts,
+    shell_frequencies_invA,
+    shell_index,
+    shell_resolution_A,
+    shell_sums,
+)
+from .projection import FourierProjector, euler_to_matrix
+
+SCALE_MODES = ("global", "per_image", "none")
+NORMALISATION = (
+    "per-pixel: |DFT|^2 / N^2 with the unnormalised DFT of an N x N image; white real-space "
+    "noise of variance s^2 gives s^2 in every shell. RELION rlnSigma2Noise = value / (2 N^2)."
+)
+
+
+class NoiseModelCancelled(RuntimeError):
+    """Raised by :func:`estimate_noise_model` when its cancel event is set."""
+
+
+@dataclass
+class NoiseModel:
+    """Result of :func:`estimate_noise_model` (all powers in the per-pixel convention)."""
+
+    box: int
+    pixel_size_A: float
+    n_images: int
+    noise_variance: np.ndarray  # per shell 0..box//2, mean residual power
+    power_map: np.ndarray  # (box, box//2+1) mean residual power per coefficient (rfft layout)
+    image_power: np.ndarray  # per shell, mean |X|^2 / N^2
+    signal_power: np.ndarray  # per shell, mean |a CTF P|^2 / N^2
+    counts: np.ndarray  # coefficients per shell per image (half transform)
+    scale_mode: str
+    scale: float | np.ndarray  # global scale, or one per image (per_image)
+    apply_ctf: bool = True
+    normalisation: str = NORMALISATION
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def shells(self) -> np.ndarray:
+        return np.arange(n_shells(self.box))
+
+    @property
+    def frequency_invA(self) -> np.ndarray:
+        return shell_frequencies_invA(self.box, self.pixel_size_A)
+
+    @property
+    def resolution_A(self) -> np.ndarray:
+        return shell_resolution_A(self.box, self.pixel_size_A)
+
+    @property
+    def ssnr(self) -> np.ndarray:
+        """Spectral signal-to-noise ratio per shell (model power over residual power)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.noise_variance > 0, self.signal_power / self.noise_variance, np.nan)
+
+    def relative_standard_error(self) -> np.ndarray:
+        """Expected relative statistical error of each shell value (standard deviation / mean).
+
+        The residual power of a complex Gaussian coefficient is exponential (sd = mean); a
+        real coefficient (DC, Nyquist) has sd = sqrt(2) mean, and the columns kx = 0 and
+        kx = N/2 of the half transform hold each Friedel pair twice. For ``n_images`` images
+        this gives ``sqrt(n_complex + 2 n_real + 4 n_pairs) / (count * sqrt(n_images))``,
+        about ``1/sqrt(n_images * count)``.
+        """
+        return shell_relative_error(self.box) / np.sqrt(max(self.n_images, 1))
+
+    def relion_sigma2(self) -> np.ndarray:
+        """The per-shell values in RELION's ``rlnSigma2Noise`` convention."""
+        return self.noise_variance / (2.0 * self.box**2)
+
+    def full_map(self, ring_average: bool = False) -> np.ndarray:
+        """Centred (box, box) map for display (DC at ``[box//2, box//2]``; rows ky, columns kx).
+
+        ``ring_average=True`` gives the model (each coefficient set to its shell's value);
+        coefficients beyond Nyquist are NaN.
+        """
+        n = self.box
+        idx = shell_index((n, n))
+        if ring_average:
+            ext = np.append(self.noise_variance, np.nan)
+            half = ext[idx]
+        else:
+            half = np.where(idx < n_shells(n), self.power_map, np.nan)
+        return full_from_half(half, n)
+
+    def to_dict(self) -> dict:
+        d = {
+            "box_px": self.box,
+            "pixel_size_A": self.pixel_size_A,
+            "n_images": self.n_images,
+            "normalisation": self.normalisation,
+            "scale_mode": self.scale_mode,
+            "apply_ctf": self.apply_ctf,
+            "shell": self.shells,
+            "frequency_invA": self.frequency_invA,
+            "resolution_A": self.resolution_A,
+            "noise_variance": self.noise_variance,
+            "relion_sigma2_noise": self.relion_sigma2(),
+            "image_power": self.image_power,
+            "signal_power": self.signal_power,
+            "ssnr": self.ssnr,
+            "coefficients_per_shell": self.counts,
+            "relative_standard_error": self.relative_standard_error(),
+            "notes": list(self.notes),
+        }
+        if np.ndim(self.scale) == 0:
+            d["scale"] = float(self.scale)
+        else:
+            s = np.asarray(self.scale, float)
+            d["scale_per_image_summary"] = {
+                "mean": float(np.mean(s)),
+                "std": float(np.std(s)),
+                "min": float(np.min(s)),
+                "max": float(np.max(s)),
+            }
+        return d
+
+
+def shell_relative_error(n: int) -> np.ndarray:
+    """Relative standard error of a shell mean of exponential powers for one image (see
+    :meth:`NoiseModel.relative_standard_error`)."""
+    idx = shell_index((n, n))
+    m = n_shells(n)
+    ky = np.fft.fftfreq(n, d=1.0 / n)[:, None] * np.ones((1, n // 2 + 1))
+    kx = np.ones((n, 1)) * np.fft.rfftfreq(n, d=1.0 / n)[None, :]
+    edge = (kx == 0) | (kx == n / 2)  # columns holding both members of Friedel pairs
+    real = edge & ((ky == 0) | (ky == -n / 2) | (ky == n / 2))
+    var = np.where(real, 2.0, np.where(edge, 2.0, 1.0))  # each duplicated entry: 4/2 per copy
+    counts = np.bincount(idx.ravel(), minlength=m + 1)[:m]
+    vsum = np.bincount(idx.ravel(), weights=var.ravel(), minlength=m + 1)[:m]
+    return np.sqrt(vsum) / np.maximum(counts, 1)
+
+
+def full_from_half(half: np.ndarray, n: int) -> np.ndarray:
+    """Expand an rfft-layout real array (n, n//2+1) to the centred full (n, n) plane.
+
+    Uses Friedel symmetry ``v(-k) = v(k)`` of a power map.
+    """
+    half = np.asarray(half)
+    full = np.empty((n, n), dtype=half.dtype)
+    m = n // 2 + 1
+    full[:, :m] = half
+    if n > m:
+        kx = np.arange(m, n)  # negative frequencies -(n - kx)
+        ky = (-np.arange(n)) % n
+        full[:, m:] = half[ky][:, n - kx]
+    return np.fft.fftshift(full)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _column(table: pd.DataFrame, name: str, default=None, required: bool = False, source=None):
+    if name in table.columns:
+        v = pd.to_numeric(table[name], errors="coerce").to_numpy(np.float64)
+        if np.isnan(v).any():
+            raise CryodiagInputError(f"column {name!r} has missing or non-numeric values", source)
+        return v
+    if required:
+        raise CryodiagInputError(f"particle table lacks column {name!r}", source)
+    return None if default is None else np.full(len(table), float(default))
+
+
+@dataclass
+class _Particles:
+    matrices: np.ndarray  # (n, 3, 3)
+    shifts_px: np.ndarray  # (n, 2) displacement of the particle (x, y) in pixels
+    ctf_params: np.ndarray | None  # (n, 7): dU, dV, angle, kV, Cs, Q0, phase shift
+
+
+def _particle_params(table, pixel_size_A, apply_ctf, ctf_defaults, notes, source) -> _Particles:
+    rot = _column(table, "rot_deg", required=True, source=source)
+    tilt = _column(table, "tilt_deg", required=True, source=source)
+    psi = _column(table, "psi_deg", required=True, source=source)
+    sx = _column(table, "shift_x_A", source=source)
+    sy = _column(table, "shift_y_A", source=source)
+    if sx is None or sy is None:
+        notes.append("no shift_x_A/shift_y_A in the table: particles assumed centred")
+        sx = np.zeros(len(table)) if sx is None else sx
+        sy = np.zeros(len(table)) if sy is None else sy
+    mats = euler_to_matrix(rot, tilt, psi).reshape(-1, 3, 3)
+    shifts = -np.stack([sx, sy], axis=1) / float(pixel_size_A)
+    ctf = None
+    if apply_ctf:
+        du = _column(table, "defocus_u_A", source=source)
+        dv = _column(table, "defocus_v_A", source=source)
+        if du is None or dv is None:
+            d = _column(table, "defocus_A", source=source)
+            if d is None:
+                raise CryodiagInputError(
+                    "particle table has no defocus (defocus_u_A/defocus_v_A or defocus_A); "
+                    "give one or switch the CTF off", source
+                )
+            du, dv = (d, d) if du is None else (du, du)
+            notes.append("astigmatism unknown: defocus_u = defocus_v")
+        cols = [du, dv, _column(table, "defocus_angle_deg", 0.0, source=source)]
+        for name in ("voltage_kV", "cs_mm", "amplitude_contrast", "phase_shift_deg"):
+            v = _column(table, name, source=source)
+            if v is None:
+                v = np.full(len(table), float(ctf_defaults[name]))
+                if name != "phase_shift_deg":
+                    notes.append(f"{name} not in the table: used {ctf_defaults[name]}")
+            cols.append(v)
+        ctf = np.stack(cols, axis=1)
+    return _Particles(mats, shifts, ctf)
+
+
+def resolve_image_path(path: str, source: str | os.PathLike | None = None) -> Path:
+    """Find a stack named in a particle table: as given, then relative to the table's folder
+    and up to three of its parents (RELION paths are relative to the project folder)."""
+    p = Path(str(path))
+    if p.is_file():
+        return p
+    if source is not None and not p.is_absolute():
+        base = Path(source).resolve().parent
+        for folder in [base, *list(base.parents)[:3]]:
+            if (folder / p).is_file():
+                return folder / p
+        if (base / p.name).is_file():
+            return base / p.name
+    raise CryodiagInputError(f"particle stack {path!s} not found (looked next to the table too)", source)
+
+
+class _ImageSource:
+    """Reads particle images for row indices: from an array, or from MRC stacks by chunk."""
+
+    def __init__(self, table, images=None, stack=None, source=None):
+        self.images = images
+        self.source = source
+        if images is not None:
+            if len(images) != len(table):
+                raise CryodiagInputError(
+                    f"{len(images)} images for {len(table)} particles", source
+                )
+            self.box = int(images.shape[-1])
+            if images.ndim != 3 or images.shape[-2] != images.shape[-1]:
+                raise CryodiagInputError(f"particle images must be (n, N, N), got {images.shape}", source)
+            return
+        if "image_index" not in table.columns:
+            raise CryodiagInputError("particle table has no image_index (no particle images)", source)
+        self.index = pd.to_numeric(table["image_index"], errors="coerce").to_numpy()
+        if np.isnan(self.index).any():
+            raise CryodiagInputError("particle table has rows without an image index", source)
+        self.index = self.index.astype(np.int64)
+        if stack is not None:
+            p = Path(stack)
+            if not p.is_file():
+                raise CryodiagInputError("particle stack not found", p)
+            self.paths = np.array([str(p)] * len(table), dtype=object)
+        else:
+            if "image_path" not in table.columns:
+                raise CryodiagInputError("particle table has no image_path; pass the stack", source)
+            names = table["image_path"].astype(str).to_numpy()
+            uniq = {u: str(resolve_image_path(u, source)) for u in pd.unique(names)}
+            self.paths = np.array([uniq[u] for u in names], dtype=object)
+        import mrcfile
+
+        shapes = {}
+        for path in pd.unique(self.paths):
+            try:
+                with mrcfile.mmap(path, mode="r", permissive=True) as m:
+                    shape = m.data.shape
+                    apix = float(m.voxel_size.x)
+            except (OSError, ValueError) as err:
+                raise CryodiagInputError(f"cannot read particle stack: {err}", path) from err
+            if len(shape) == 2:
+                shape = (1,) + tuple(shape)
+            shapes[path] = (shape, apix)
+            sel = self.index[self.paths == path]
+            if sel.min() < 0 or sel.max() >= shape[0]:
+                raise CryodiagInputError(
+                    f"image index {int(sel.max()) + 1} beyond the {shape[0]} images of the stack", path
+                )
+        boxes = {s[0][1:] for s in shapes.values()}
+        if len(boxes) != 1 or len(next(iter(boxes))) != 2 or len(set(next(iter(boxes)))) != 1:
+            raise CryodiagInputError(f"particle stacks must hold square images of one size, got {boxes}", source)
+        self.box = int(next(iter(boxes))[0])
+        self.header_pixel_size_A = next(iter(shapes.values()))[1]
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        if self.images is not None:
+            return np.asarray(self.images[rows], dtype=np.float32)
+        import mrcfile
+
+        out = np.empty((len(rows), self.box, self.box), dtype=np.float32)
+        paths = self.paths[rows]
+        for path in pd.unique(paths):
+            where = np.nonzero(paths == path)[0]
+            idx = self.index[rows[where]]
+            with mrcfile.mmap(path, mode="r", permissive=True) as m:
+                data = m.data if m.data.ndim == 3 else m.data[None]
+                order = np.argsort(idx)
+                out[where[order]] = data[idx[order]]
+        return out
+
+
+def match_map_to_images(volume: np.ndarray, map_pixel_size_A: float, box: int, pixel_size_A: float,
+                        path=None) -> np.ndarray:
+    """Bring a map onto the particles' grid: Fourier crop/pad to the images' pixel size, then
+    crop/pad the box in real space. Raises when the pixel sizes cannot be matched within 1 %."""
+    vol = np.asarray(volume, dtype=np.float32)
+    if vol.ndim != 3 or len(set(vol.shape)) != 1:
+        raise CryodiagInputError(f"the map must be a cubic volume, got shape {vol.shape}", path)
+    n = vol.shape[0]
+    if map_pixel_size_A and pixel_size_A and abs(map_pixel_size_A / pixel_size_A - 1) > 1e-3:
+        m = int(round(n * map_pixel_size_A / pixel_size_A))
+        if m < 4 or abs(m * pixel_size_A / (n * map_pixel_size_A) - 1) > 0.01:
+            raise CryodiagInputError(
+                f"map pixel size {map_pixel_size_A:.4g} Å cannot be matched to the particles' "
+                f"{pixel_size_A:.4g} Å", path
+            )
+        ft = np.fft.fftshift(np.fft.fftn(vol))
+        out = np.zeros((m, m, m), dtype=np.complex128)
+        k = min(n, m)
+        si, so = n // 2 - k // 2, m // 2 - k // 2
+        out[so:so + k, so:so + k, so:so + k] = ft[si:si + k, si:si + k, si:si + k]
+        vol = np.real(np.fft.ifftn(np.fft.ifftshift(out))).astype(np.float32) * (m / n) ** 3
+        n = m
+    if n != box:
+        out = np.zeros((box, box, box), dtype=np.float32)
+        k = min(n, box)
+        si, so = n // 2 - k // 2, box // 2 - k // 2
+        out[so:so + k, so:so + k, so:so + k] = vol[si:si + k, si:si + k, si:si + k]
+        vol = out
+    return vol
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+def _chunk_sums(rows, reader, projector, params, box, pixel_size_A, scale_mode, scale_value, fit_mask,
+                cancel):
+    """Partial sums of one chunk: per-coefficient |X|^2, Re(X S*), |S|^2 (and residual for
+    per-image/fixed scales), with S = CTF * P."""
+    if cancel is not None and cancel.is_set():
+        raise NoiseModelCancelled("noise model cancelled")
+    imgs = reader.read(rows)
+    x = sfft.rfft2(np.fft.ifftshift(imgs, axes=(-2, -1)), axes=(-2, -1)).astype(np.complex64)
+    s = projector.project_ft(params.matrices[rows], params.shifts_px[rows])
+    if params.ctf_params is not None:
+        for j, r in enumerate(rows):
+            du, dv, ang, kv, cs, q0, ph = params.ctf_params[r]
+            s[j] *= ctf_2d((box, box), pixel_size_A, du, dv, ang, voltage_kV=kv, cs_mm=cs,
+                           amplitude_contrast=q0, phase_shift_deg=ph, rfft=True)
+    # The model must be the transform of a real image: columns kx = 0 and kx = N/2 of the half
+    # transform hold Friedel pairs (ky, -ky); interpolation does not make them exact conjugates.
+    neg = (-np.arange(box)) % box
+    for col in (0, box // 2):
+        c = s[:, :, col]
+        s[:, :, col] = 0.5 * (c + np.conj(c[:, neg]))
+    xs = (x * np.conj(s)).real.astype(np.float64)
+    ss = (s.real.astype(np.float64) ** 2 + s.imag.astype(np.float64) ** 2)
+    xx = (x.real.astype(np.float64) ** 2 + x.imag.astype(np.float64) ** 2)
+    out = {
+        "xx": xx.sum(axis=0),
+        "xs": xs.sum(axis=0),
+        "ss": ss.sum(axis=0),
+        "xs_fit": float(xs[:, fit_mask].sum()),
+        "ss_fit": float(ss[:, fit_mask].sum()),
+    }
+    if scale_mode == "per_image":
+        den = ss[:, fit_mask].sum(axis=1)
+        a = np.where(den > 0, xs[:, fit_mask].sum(axis=1) / np.where(den > 0, den, 1.0), 0.0)
+        out["scales"] = a
+        out["rr"] = (xx - 2 * a[:, None, None] * xs + (a**2)[:, None, None] * ss).sum(axis=0)
+        out["aa_ss"] = ((a**2)[:, None, None] * ss).sum(axis=0)
+    return out
+
+
+def iter_noise_model(
+    table: pd.DataFrame,
+    volume: np.ndarray,
+    *,
+    images: np.ndarray | None = None,
+    stack: str | os.PathLike | None = None,
+    pixel_size_A: float | None = None,
+    map_pixel_size_A: float | None = None,
+    scale: str | float = "global",
+    apply_ctf: bool = True,
+    voltage_kV: float = 300.0,
+    cs_mm: float = 2.7,
+    amplitude_contrast: float = 0.1,
+    chunk_size: int = 256,
+    pad: int = 2,
+    scheduler: str | Callable | None = "threads",
+    num_workers: int | None = None,
+    cancel: threading.Event | None = None,
+    source: str | os.PathLike | None = None,
+) -> Iterator[tuple[int, int]]:
+    """Generator form of :func:`estimate_noise_model`: yields ``(done, total)`` particles after
+    each group of chunks and returns the :class:`NoiseModel` (``StopIteration.value``)."""
+    import dask
+
+    source = source if source is not None else table.attrs.get("source")
+    if len(table) == 0:
+        raise CryodiagInputError("particle table is empty", source)
+    if isinstance(scale, str) and scale not in SCALE_MODES:
+        raise ValueError(f"scale must be one of {SCALE_MODES} or a number, got {scale!r}")
+    reader = _ImageSource(table, images=images, stack=stack, source=source)
+    box = reader.box
+    notes: list[str] = []
+    if pixel_size_A is None:
+        if "pixel_size_A" in table.columns:
+            pixel_size_A = float(np.nanmedian(pd.to_numeric(table["pixel_size_A"], errors="coerce")))
+        elif getattr(reader, "header_pixel_size_A", 0) > 0:
+            pixel_size_A = reader.header_pixel_size_A
+            notes.append("pixel size from the stack header")
+        else:
+            raise CryodiagInputError("pixel size unknown: not in the table nor the stack header", source)
+    if not np.isfinite(pixel_size_A) or pixel_size_A <= 0:
+        raise CryodiagInputError(f"invalid pixel size {pixel_size_A}", source)
+    vol = match_map_to_images(volume, map_pixel_size_A or pixel_size_A, box, pixel_size_A)
+    defaults = {"voltage_kV": voltage_kV, "cs_mm": cs_mm, "amplitude_contrast": amplitude_contrast,
+                "phase_shift_deg": 0.0}
+    params = _particle_params(table, pixel_size_A, apply_ctf, defaults, notes, source)
+    projector = FourierProjector(vol, pad=pad)
+
+    idx = shell_index((box, box))
+    inside = idx < n_shells(box)
+    fit_mask = inside.copy()
+    fit_mask[0, 0] = False
+    scale_mode = scale if isinstance(scale, str) else "fixed"
+    scale_value = 1.0 if scale_mode == "none" else (None if isinstance(scale, str) else float(scale))
+
+    n = len(table)
+    chunk_size = max(int(chunk_size), 1)
+    chunks = [np.arange(i, min(i + chunk_size, n)) for i in range(0, n, chunk_size)]
+    workers = num_workers or max(os.cpu_count() or 1, 1)
+    group = max(2 * workers, 1)
+    acc: dict[str, np.ndarray | float] = {}
+    scales = []
+    done = 0
+    task = dask.delayed(_chunk_sums, pure=False)
+    for g in range(0, len(chunks), group):
+        if cancel is not None and cancel.is_set():
+            raise NoiseModelCancelled("noise model cancelled")
+        batch = chunks[g:g + group]
+        tasks = [task(rows, reader, projector, params, box, pixel_size_A, scale_mode, scale_value,
+                      fit_mask, cancel) for rows in batch]
+        kw = {"scheduler": scheduler}
+        if num_workers and scheduler in ("threads", "processes"):
+            kw["num_workers"] = num_workers
+        results = dask.compute(*tasks, **kw)
+        for res in results:
+            if "scales" in res:
+                scales.append(res.pop("scales"))
+            for k, v in res.items():
+                acc[k] = acc[k] + v if k in acc else v
+        done += sum(len(r) for r in batch)
+        yield done, n
+
+    norm = float(box * box) * n
+    xx, xs, ss = acc["xx"] / norm, acc["xs"] / norm, acc["ss"] / norm
+    if scale_mode == "global":
+        a = acc["xs_fit"] / acc["ss_fit"] if acc["ss_fit"] > 0 else 0.0
+        rr = xx - 2 * a * xs + a * a * ss
+        sig = a * a * ss
+        scale_out = float(a)
+    elif scale_mode == "per_image":
+        rr = acc["rr"] / norm
+        sig = acc["aa_ss"] / norm
+        scale_out = np.concatenate(scales)
+    else:
+        a = scale_value
+        rr = xx - 2 * a * xs + a * a * ss
+        sig = a * a * ss
+        scale_out = float(a)
+    rr = np.where(inside, np.maximum(rr, 0.0), 0.0)
+    counts = shell_counts(idx, box)
+
+    def per_shell(v):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return shell_sums(v, idx, box) / np.maximum(counts, 1)
+
+    return NoiseModel(
+        box=box,
+        pixel_size_A=float(pixel_size_A),
+        n_images=n,
+        noise_variance=per_shell(rr),
+        power_map=rr.astype(np.float64),
+        image_power=per_shell(xx),
+        signal_power=per_shell(sig),
+        counts=counts,
+        scale_mode=scale_mode,
+        scale=scale_out,
+        apply_ctf=apply_ctf,
+        notes=notes,
+    )
+
+
+def estimate_noise_model(
+    table: pd.DataFrame,
+    volume: np.ndarray,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    **kwargs,
+) -> NoiseModel:
+    """Per-shell noise variance of particle images against CTF-modulated projections of a map.
+
+    Parameters
+    ----------
+    table
+        Canonical particle table (``rot_deg``, ``tilt_deg``, ``psi_deg``, ``shift_x_A``,
+        ``shift_y_A``, CTF columns, ``image_path``/``image_index``, ``pixel_size_A``).
+    volume
+        The map [z, y, x] (cubic). ``map_pixel_size_A`` is its voxel size when it differs from
+        the particles' (it is then Fourier-resampled; a different box is cropped/padded).
+    images
+        Optional (n, N, N) array of the particle images in table order (else read from the
+        stacks named in the table, or from ``stack`` indexed by ``image_index``).
+    scale
+        ``"global"`` (one least-squares amplitude, default), ``"per_image"``, ``"none"`` or a number.
+    apply_ctf
+        Multiply projections by each particle's CTF (defocus from the table; voltage, Cs and
+        amplitude contrast from the table or the keyword defaults, reported in ``notes``).
+    chunk_size, scheduler, num_workers
+        Particles per dask task; dask scheduler (``"threads"``, ``"sync"``, a client's ``get``).
+    progress
+        Called with ``(done, total)`` particles after each group of chunks.
+    cancel
+        A ``threading.Event``; when set, work stops and :class:`NoiseModelCancelled` is raised.
+    """
+    gen = iter_noise_model(table, volume, cancel=cancel, **kwargs)
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)
+        if cancel is not None and cancel.is_set():
+            gen.close()
+            raise NoiseModelCancelled("noise model cancelled")
