@@ -1,0 +1,449 @@
+"""Fourier shell correlation of two half maps: the no-mask, spherical, loose, tight and corrected curves.
+
+Definitions (REFERENCE.md "Fourier shells and FSC"):
+
+- ``FSC(i) = sum Re(F1 conj F2) / sqrt(sum |F1|^2 * sum |F2|^2)`` over the coefficients of shell
+  ``i`` of the half (r2c) transform (:mod:`napari_cryodiag.compute.fourier`); the DC shell is 1.
+- Resolution at a threshold: ``shell_edge_A`` is RELION's "last shell before the first drop"
+  (no interpolation); ``interpolated_A`` interpolates linearly in frequency between the two shells
+  around the crossing. A curve that never drops is "Nyquist-limited" (resolution = Nyquist).
+- Corrected FSC (Chen et al. 2013 eq. 4): ``(FSC_t - FSC_n) / (1 - FSC_n)`` where ``FSC_n`` is the
+  FSC of the phase-randomised half maps under the same mask; below the randomisation shell (plus
+  ``wait_shells``: 0 as cryoSPARC, 2 as RELION) the corrected curve is the masked one.
+- Randomisation start (``randomise_from``): ``"tight75"`` (default; 75 % of the frequency where
+  the tight curve crosses 0.143, the cryoSPARC guide's rule), ``"relion"`` (first shell where
+  the unmasked FSC < 0.8), ``"nomask143"`` (first shell where the no-mask FSC < 0.143) or a
+  number in Å.
+
+Work is float32/complex64; the shell index is built once per box and shared by every curve; the
+half maps' transforms are cached by :class:`HalfMaps` so that a new mask only costs its two
+masked transforms (the widget's "what-if" mode).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import numpy as np
+import scipy.fft
+
+from ..errors import CryodiagInputError
+from .fourier import n_shells, shell_counts, shell_frequencies_invA, shell_index, shell_sums
+from .masks import MaskParams, auto_masks, check_user_mask, cosine_edge
+from .phase_randomisation import randomise_phases
+
+#: threads for scipy.fft
+FFT_WORKERS = max(1, os.cpu_count() or 1)
+
+THRESHOLDS = (0.143, 0.5)
+RANDOMISE_RULES = ("tight75", "relion", "nomask143")
+
+
+def rfftn(x: np.ndarray) -> np.ndarray:
+    """r2c transform in single precision (complex64), multi-threaded."""
+    return scipy.fft.rfftn(np.asarray(x, dtype=np.float32), workers=FFT_WORKERS)
+
+
+def irfftn(f: np.ndarray, shape) -> np.ndarray:
+    """c2r transform back to a float32 map of ``shape``."""
+    return scipy.fft.irfftn(np.asarray(f, dtype=np.complex64), s=tuple(shape), workers=FFT_WORKERS).astype(
+        np.float32, copy=False
+    )
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=None, path2=None, *, rtol=1e-3):
+    """Raise :class:`CryodiagInputError` naming both files when the half maps cannot be compared.
+
+    Checks: 3D, cubic, same shape, finite values, same voxel size (relative tolerance ``rtol``).
+    Returns the common voxel size (Å) or ``None`` when neither is known.
+    """
+    a, b = np.asarray(half1), np.asarray(half2)
+    names = f"{path1 or 'half map 1'} and {path2 or 'half map 2'}"
+    where = None if path1 is None and path2 is None else f"{path1}, {path2}"
+    if a.ndim != 3 or b.ndim != 3:
+        raise CryodiagInputError(f"half maps must be 3D volumes: shapes {a.shape} and {b.shape} ({names})", where)
+    if a.shape != b.shape:
+        raise CryodiagInputError(
+            f"half maps are on different grids: {names} have shapes {a.shape} and {b.shape}", where
+        )
+    if len(set(a.shape)) != 1:
+        raise CryodiagInputError(f"FSC needs cubic boxes; {names} have shape {a.shape}", where)
+    s1 = None if pixel_size1_A in (None, 0) else np.ravel(pixel_size1_A).astype(float)
+    s2 = None if pixel_size2_A in (None, 0) else np.ravel(pixel_size2_A).astype(float)
+    for s, p in ((s1, path1), (s2, path2)):
+        if s is not None and (np.ptp(s) > rtol * s.max()):
+            raise CryodiagInputError(f"voxel size differs between axes {tuple(s)}; FSC needs cubic voxels", p)
+    if s1 is not None and s2 is not None and abs(s1[0] - s2[0]) > rtol * max(s1[0], s2[0]):
+        raise CryodiagInputError(
+            f"half maps have different voxel sizes: {names} have {s1[0]:.4f} Å and {s2[0]:.4f} Å", where
+        )
+    for arr, p in ((a, path1), (b, path2)):
+        if not np.all(np.isfinite(arr)):
+            raise CryodiagInputError("half map contains NaN or infinite values", p)
+    if s1 is not None:
+        return float(s1[0])
+    return None if s2 is None else float(s2[0])
+
+
+# --------------------------------------------------------------------------- curves and resolutions
+
+
+def fsc_from_transforms(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """FSC per shell (0..n//2) from two half transforms and the shell index; DC shell set to 1."""
+    cross = f1.real * f2.real
+    cross += f1.imag * f2.imag
+    p1 = f1.real * f1.real
+    p1 += f1.imag * f1.imag
+    p2 = f2.real * f2.real
+    p2 += f2.imag * f2.imag
+    num = shell_sums(cross, index, n)
+    den = np.sqrt(shell_sums(p1, index, n) * shell_sums(p2, index, n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    out[0] = 1.0
+    return out
+
+
+def fsc(half1: np.ndarray, half2: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """FSC of two cubic half maps (optionally both multiplied by ``mask``), shells 0..n//2."""
+    a = np.asarray(half1, np.float32)
+    b = np.asarray(half2, np.float32)
+    if mask is not None:
+        a, b = a * mask, b * mask
+    n = a.shape[0]
+    return fsc_from_transforms(rfftn(a), rfftn(b), shell_index(a.shape), n)
+
+
+@dataclass
+class Resolution:
+    """Where a curve crosses ``threshold``."""
+
+    threshold: float
+    shell: int  #: last shell at or above the threshold before the first drop (RELION's rule)
+    shell_edge_A: float  #: resolution of that shell (Å)
+    interpolated_A: float  #: linear interpolation in frequency between the shells around the crossing
+    nyquist_limited: bool  #: the curve never drops below the threshold
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolution_at(curve: np.ndarray, n: int, pixel_size_A: float, threshold: float = 0.143) -> Resolution:
+    """Resolution where ``curve`` (shells 0..n//2) first drops below ``threshold`` (from shell 1 on)."""
+    c = np.asarray(curve, dtype=float)
+    freq = shell_frequencies_invA(n, pixel_size_A)
+    below = np.nonzero(c[1:] < threshold)[0]
+    if below.size == 0:
+        last = len(c) - 1
+        res = 1.0 / freq[last]
+        return Resolution(threshold, last, res, res, True)
+    i = int(below[0]) + 1  # first shell below
+    prev = i - 1
+    if prev == 0:
+        return Resolution(threshold, 0, float("inf"), float("inf"), False)
+    t = (c[prev] - threshold) / (c[prev] - c[i])
+    f = freq[prev] + t * (freq[i] - freq[prev])
+    return Resolution(threshold, prev, float(1.0 / freq[prev]), float(1.0 / f), False)
+
+
+def corrected_fsc(fsc_masked: np.ndarray, fsc_randomised: np.ndarray, randomise_shell: int, wait_shells: int = 0) -> np.ndarray:
+    """Chen et al. (2013) eq. 4: ``(FSC_t - FSC_n) / (1 - FSC_n)`` from ``randomise_shell + wait_shells`` on.
+
+    Shells before that keep the masked value. ``wait_shells=2`` reproduces RELION's postprocess.
+    """
+    t = np.asarray(fsc_masked, dtype=float)
+    r = np.asarray(fsc_randomised, dtype=float)
+    out = t.copy()
+    i0 = max(int(randomise_shell) + int(wait_shells), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = 1.0 - r[i0:]
+        val = np.where(np.abs(denom) > 1e-12, (t[i0:] - r[i0:]) / np.where(np.abs(denom) > 1e-12, denom, 1.0), 0.0)
+    out[i0:] = val
+    return out
+
+
+def randomisation_shell(
+    rule,
+    n: int,
+    pixel_size_A: float,
+    *,
+    fsc_tight: np.ndarray | None = None,
+    fsc_unmasked: np.ndarray | None = None,
+) -> int:
+    """First randomised shell for ``rule`` (``"tight75"``, ``"relion"``, ``"nomask143"`` or Å as a number/str)."""
+    m = n_shells(n)
+    if isinstance(rule, str) and rule not in RANDOMISE_RULES:
+        try:
+            rule = float(rule)
+        except ValueError:
+            raise CryodiagInputError(
+                f"unknown phase-randomisation rule {rule!r}; use one of {RANDOMISE_RULES} or a resolution in Å"
+            ) from None
+    if rule == "tight75":
+        if fsc_tight is None:
+            raise ValueError("tight75 needs the tight curve")
+        r = resolution_at(fsc_tight, n, pixel_size_A, 0.143)
+        f = 1.0 / r.interpolated_A if np.isfinite(r.interpolated_A) else 0.0
+        shell = int(round(0.75 * f * n * pixel_size_A))
+    elif rule == "relion":
+        if fsc_unmasked is None:
+            raise ValueError("relion rule needs the unmasked curve")
+        below = np.nonzero(np.asarray(fsc_unmasked)[1:] < 0.8)[0]
+        shell = int(below[0]) + 1 if below.size else m - 1
+    elif rule == "nomask143":
+        if fsc_unmasked is None:
+            raise ValueError("nomask143 needs the unmasked curve")
+        below = np.nonzero(np.asarray(fsc_unmasked)[1:] < 0.143)[0]
+        shell = int(below[0]) + 1 if below.size else m - 1
+    else:
+        res_A = float(rule)
+        if res_A <= 0:
+            raise CryodiagInputError(f"randomisation resolution must be positive, got {res_A} Å")
+        shell = int(round(n * pixel_size_A / res_A))
+    return int(min(max(shell, 1), m - 1))
+
+
+# --------------------------------------------------------------------------- cached half maps
+
+
+class HalfMaps:
+    """Two half maps with their transforms, shell index and average cached.
+
+    Every curve of the family is computed through this object, so a mask change (or a new
+    randomisation shell) recomputes only the transforms it needs.
+    """
+
+    def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None):
+        check_half_maps(half1, half2, path1=path1, path2=path2)
+        if not pixel_size_A or pixel_size_A <= 0:
+            raise CryodiagInputError("voxel size unknown (0 in the header); give it explicitly", path1)
+        self.half1 = np.asarray(half1, dtype=np.float32)
+        self.half2 = np.asarray(half2, dtype=np.float32)
+        self.shape = self.half1.shape
+        self.n = int(self.shape[0])
+        self.pixel_size_A = float(pixel_size_A)
+        self.index = shell_index(self.shape)
+        self.counts = shell_counts(self.index, self.n)
+        self.frequency_invA = shell_frequencies_invA(self.n, self.pixel_size_A)
+        self._f1 = self._f2 = None
+        self._masked: dict[int, tuple] = {}
+
+    @property
+    def transforms(self):
+        if self._f1 is None:
+            self._f1 = rfftn(self.half1)
+            self._f2 = rfftn(self.half2)
+        return self._f1, self._f2
+
+    def average_ft(self) -> np.ndarray:
+        f1, f2 = self.transforms
+        return (f1 + f2) * np.float32(0.5)
+
+    def average(self) -> np.ndarray:
+        return (self.half1 + self.half2) * np.float32(0.5)
+
+    def fsc_unmasked(self) -> np.ndarray:
+        f1, f2 = self.transforms
+        return fsc_from_transforms(f1, f2, self.index, self.n)
+
+    def fsc_masked(self, mask: np.ndarray) -> np.ndarray:
+        """FSC of the half maps multiplied by ``mask`` (cached per mask object)."""
+        key = id(mask)
+        hit = self._masked.get(key)
+        if hit is not None and hit[0] is mask:
+            return hit[1]
+        curve = fsc_from_transforms(rfftn(self.half1 * mask), rfftn(self.half2 * mask), self.index, self.n)
+        self._masked[key] = (mask, curve)
+        return curve
+
+    def fsc_randomised(self, mask: np.ndarray, start_shell: int, seed=0) -> np.ndarray:
+        """Masked FSC of the half maps after phase randomisation from ``start_shell`` (independent per half)."""
+        f1, f2 = self.transforms
+        rng = np.random.default_rng(seed)
+        r1 = irfftn(randomise_phases(f1, self.shape, start_shell, rng, self.index), self.shape)
+        r1 *= mask
+        g1 = rfftn(r1)
+        del r1
+        r2 = irfftn(randomise_phases(f2, self.shape, start_shell, rng, self.index), self.shape)
+        r2 *= mask
+        g2 = rfftn(r2)
+        del r2
+        return fsc_from_transforms(g1, g2, self.index, self.n)
+
+
+# --------------------------------------------------------------------------- the family
+
+
+@dataclass
+class FSCResult:
+    """All FSC curves of a pair of half maps, with resolutions and the choices made."""
+
+    box: int
+    pixel_size_A: float
+    frequency_invA: np.ndarray
+    shell_counts: np.ndarray
+    curves: dict[str, np.ndarray]
+    resolutions: dict[str, dict[str, Resolution]]
+    randomise_shell: int
+    randomise_rule: str
+    corrected_mask: str
+    wait_shells: int
+    seed: int
+    mask_params: MaskParams
+    masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def randomise_from_A(self) -> float:
+        return float(self.box * self.pixel_size_A / self.randomise_shell)
+
+    @property
+    def nyquist_A(self) -> float:
+        return 2.0 * self.pixel_size_A
+
+    @property
+    def resolution_A(self) -> float:
+        """The headline resolution: the corrected curve at 0.143, interpolated."""
+        return self.resolutions["corrected"]["0.143"].interpolated_A
+
+    def resolution(self, curve: str = "corrected", threshold: float = 0.143) -> Resolution:
+        return self.resolutions[curve][f"{threshold:g}"]
+
+    def to_dict(self) -> dict:
+        """Numbers for JSON (no mask volumes)."""
+        return {
+            "box": self.box,
+            "voxel_size_A": self.pixel_size_A,
+            "nyquist_A": self.nyquist_A,
+            "shell": np.arange(len(self.frequency_invA)),
+            "frequency_invA": self.frequency_invA,
+            "shell_counts": self.shell_counts,
+            "curves": {k: v for k, v in self.curves.items()},
+            "resolutions": {c: {t: r.to_dict() for t, r in d.items()} for c, d in self.resolutions.items()},
+            "resolution_convention": "shell_edge_A: last shell before the first drop below the threshold "
+            "(RELION); interpolated_A: linear in frequency between the shells around the crossing",
+            "randomisation": {
+                "rule": self.randomise_rule,
+                "shell": self.randomise_shell,
+                "from_A": self.randomise_from_A,
+                "mask": self.corrected_mask,
+                "wait_shells": self.wait_shells,
+                "seed": self.seed,
+            },
+            "mask_params": self.mask_params.to_dict(),
+        }
+
+
+def _resolutions(curve, n, apix):
+    return {f"{t:g}": resolution_at(curve, n, apix, t) for t in THRESHOLDS}
+
+
+def fsc_family_steps(
+    half1,
+    half2,
+    pixel_size_A: float,
+    *,
+    mask: np.ndarray | None = None,
+    mask_path=None,
+    mask_params: MaskParams = MaskParams(),
+    randomise_from="tight75",
+    wait_shells: int = 0,
+    seed: int = 0,
+    halfmaps: HalfMaps | None = None,
+    masks: dict | None = None,
+) -> Iterator[tuple[int, int]]:
+    """Generator: yields ``(done, total)`` progress and returns an :class:`FSCResult`.
+
+    ``mask`` is an optional user mask (same grid, values in [0, 1]); with it the corrected curve
+    uses it (as RELION does) and it is reported as the ``"user"`` curve. Pass ``halfmaps`` (and
+    ``masks``) to reuse transforms/masks computed before.
+    """
+    hm = halfmaps if halfmaps is not None else HalfMaps(half1, half2, pixel_size_A)
+    n, apix = hm.n, hm.pixel_size_A
+    total = 7 + (mask is not None)
+    done = 0
+    user = None if mask is None else check_user_mask(mask, hm.shape, mask_path)
+    yield done, total
+    curves: dict[str, np.ndarray] = {"no_mask": hm.fsc_unmasked()}
+    done += 1
+    yield done, total
+    if masks is None:
+        masks = auto_masks(hm.average(), apix, mask_params, which=("spherical", "loose", "tight"))
+    done += 1
+    yield done, total
+    for name in ("spherical", "loose", "tight"):
+        curves[name] = hm.fsc_masked(masks[name])
+        done += 1
+        yield done, total
+    if user is not None:
+        masks = dict(masks, user=user)
+        curves["user"] = hm.fsc_masked(user)
+        done += 1
+        yield done, total
+    cmask_name = "user" if user is not None else "tight"
+    cmask = masks[cmask_name]
+    rule = randomise_from if isinstance(randomise_from, str) and randomise_from in RANDOMISE_RULES else str(randomise_from)
+    shell = randomisation_shell(randomise_from, n, apix, fsc_tight=curves[cmask_name], fsc_unmasked=curves["no_mask"])
+    curves["phase_randomised"] = hm.fsc_randomised(cmask, shell, seed)
+    curves["corrected"] = corrected_fsc(curves[cmask_name], curves["phase_randomised"], shell, wait_shells)
+    done += 1
+    yield done, total
+    resolutions = {k: _resolutions(v, n, apix) for k, v in curves.items() if k != "phase_randomised"}
+    return FSCResult(
+        box=n,
+        pixel_size_A=apix,
+        frequency_invA=hm.frequency_invA,
+        shell_counts=hm.counts,
+        curves=curves,
+        resolutions=resolutions,
+        randomise_shell=shell,
+        randomise_rule=rule,
+        corrected_mask=cmask_name,
+        wait_shells=wait_shells,
+        seed=seed,
+        mask_params=mask_params,
+        masks=masks,
+    )
+
+
+def run_steps(gen, progress=None):
+    """Drive a progress generator to completion; return its value."""
+    try:
+        while True:
+            step = next(gen)
+            if progress is not None:
+                progress(*step)
+    except StopIteration as stop:
+        return stop.value
+
+
+def fsc_family(half1, half2, pixel_size_A: float, *, progress=None, **kwargs) -> FSCResult:
+    """All curves (no mask, spherical, loose, tight, [user], phase-randomised, corrected) at once.
+
+    Keyword arguments as :func:`fsc_family_steps`; ``progress(done, total)`` is called per step.
+    """
+    return run_steps(fsc_family_steps(half1, half2, pixel_size_A, **kwargs), progress)
+
+
+__all__ = [
+    "FSCResult",
+    "HalfMaps",
+    "MaskParams",
+    "Resolution",
+    "check_half_maps",
+    "corrected_fsc",
+    "cosine_edge",
+    "fsc",
+    "fsc_family",
+    "fsc_family_steps",
+    "fsc_from_transforms",
+    "irfftn",
+    "randomisation_shell",
+    "resolution_at",
+    "rfftn",
+    "run_steps",
+]

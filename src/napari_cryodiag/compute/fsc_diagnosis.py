@@ -1,0 +1,193 @@
+"""Diagnosis of FSC curve shapes: what limits the map, with a one-line explanation and advice.
+
+Flags (after the cryoSPARC guide's "Common CryoSPARC Plots" and RELION's postprocess checks):
+
+========================  =========================================================================
+``nyquist``               the reported curve stays above 0.143 up to Nyquist
+``duplicates``            the no-mask curve stays positive to Nyquist with a long tail
+``oscillation``           two or more prominent dips (CTF parameters: pixel size, voltage, Cs)
+``micelle_dip``           a single dip with its minimum between about 10 and 4.5 Å
+``mask_too_tight``        the corrected curve departs from the curve of its mask
+``unmasked_better``       RELION: the unmasked curve reaches further than the corrected one
+``randomised_high``       RELION: phase-randomised FSC > 0.1 at the reported resolution
+========================  =========================================================================
+
+Each rule's numbers are module constants and :class:`DiagnosisParams`, so they can be tuned and
+reported. Shape flags (tail, dips) are read on the no-mask curve, which carries no mask-induced
+correlation, and on the curve of the corrected mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.signal import find_peaks
+
+from .fsc import FSCResult
+
+
+@dataclass(frozen=True)
+class DiagnosisParams:
+    tail_fraction: float = 0.2  #: outer fraction of shells (before Nyquist) that makes the "tail"
+    tail_min_fsc: float = 0.05  #: mean no-mask FSC in the tail above this (and above 3 sigma) = positive tail
+    tail_positive_fraction: float = 0.9  #: share of tail shells above 3 sigma
+    oscillation_prominence: float = 0.2  #: a dip this deep counts towards oscillations
+    oscillation_min_dips: int = 2
+    dip_prominence: float = 0.1  #: a single dip this deep counts as a micelle dip ...
+    dip_range_A: tuple = (10.0, 4.5)  #: ... when its minimum lies in this resolution range
+    mask_deviation: float = 0.1  #: masked - corrected above this ...
+    mask_deviation_shells: int = 3  #: ... over this many shells (after the randomisation dip)
+    skip_after_randomisation: int = 2  #: shells after the randomisation shell not checked (expected dip)
+    randomised_max: float = 0.1  #: RELION's limit for the randomised-phase FSC at the resolution
+    unmasked_margin: float = 0.01  #: relative margin for "unmasked reaches further"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Flag:
+    code: str
+    title: str
+    explanation: str
+    advice: str
+    curve: str
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def one_line(self) -> str:
+        return f"{self.title}: {self.explanation} {self.advice}"
+
+
+TEXT = {
+    "nyquist": (
+        "FSC above threshold up to Nyquist",
+        "the half maps still correlate at the highest frequency the box holds, so resolution is limited by the pixel size.",
+        "Re-extract the particles with a larger box (less downsampling) and refine again.",
+    ),
+    "duplicates": (
+        "FSC positive to Nyquist with a long tail",
+        "the half maps stay correlated beyond the resolution, which breaks the independence of the half sets; duplicate particles (picks that coincide after alignment) are the usual cause.",
+        "Run duplicate-particle removal (cryoSPARC 'Remove Duplicate Particles', 20 Å) and refine again.",
+    ),
+    "oscillation": (
+        "FSC oscillates",
+        "repeated dips and recoveries are the mark of systematically wrong CTF parameters.",
+        "Check the pixel size, the accelerating voltage and the spherical aberration (Cs).",
+    ),
+    "micelle_dip": (
+        "FSC dip between ~9 and ~5 Å",
+        "a dip in this band is expected for membrane proteins: the micelle or nanodisc is disordered relative to the protein.",
+        "Usually harmless; a mask that excludes the micelle, or signal subtraction, can help.",
+    ),
+    "mask_too_tight": (
+        "corrected FSC departs from the masked FSC",
+        "the phase-randomised half maps still correlate under the mask, so the mask itself creates correlation (too tight or too sharp).",
+        "Use a looser mask with a softer edge (more dilation, wider cosine fall-off).",
+    ),
+    "unmasked_better": (
+        "unmasked FSC reaches further than the corrected one (RELION check)",
+        "masking should raise the FSC; if it does not, the mask is wrong (misplaced, wrong map, or cutting density).",
+        "Check that the mask covers the particle and sits on the same grid as the half maps.",
+    ),
+    "randomised_high": (
+        "phase-randomised FSC above 0.1 at the reported resolution (RELION check)",
+        "correlation that survives phase randomisation comes from the mask, so the reported resolution is inflated.",
+        "Use a softer, less tight mask; report the corrected curve.",
+    ),
+}
+
+
+def _flag(code, curve, **details) -> Flag:
+    title, expl, adv = TEXT[code]
+    return Flag(code, title, expl, adv, curve, details)
+
+
+def _dips(curve: np.ndarray, prominence: float, start: int = 1):
+    c = np.asarray(curve, float)[start:]
+    peaks, props = find_peaks(-c, prominence=prominence)
+    return peaks + start, props["prominences"]
+
+
+def diagnose(result: FSCResult, params: DiagnosisParams = DiagnosisParams()) -> list[Flag]:
+    """Flags for the curves of ``result`` (empty list for a clean case)."""
+    flags: list[Flag] = []
+    n, apix = result.box, result.pixel_size_A
+    res_A = n * apix / np.maximum(np.arange(len(result.frequency_invA)), 1)
+    counts = np.maximum(np.asarray(result.shell_counts, float), 1)
+    sigma = 1.0 / np.sqrt(counts)
+    mask_curve = result.corrected_mask
+    reported = result.resolution("corrected", 0.143)
+    no_mask = np.asarray(result.curves["no_mask"])
+    last = len(no_mask) - 1
+
+    # above threshold to Nyquist
+    if reported.nyquist_limited:
+        flags.append(_flag("nyquist", "corrected", fsc_at_nyquist=float(result.curves["corrected"][-1]), nyquist_A=result.nyquist_A))
+
+    # positive tail to Nyquist (no-mask curve)
+    nm = result.resolution("no_mask", 0.143)
+    if not reported.nyquist_limited and not nm.nyquist_limited:
+        t0 = max(nm.shell + 2, int(round(last * (1 - params.tail_fraction))))
+        tail = slice(t0, last + 1)
+        if t0 <= last - 2:
+            above = no_mask[tail] > 3 * sigma[tail]
+            mean_tail = float(no_mask[tail].mean())
+            if above.mean() >= params.tail_positive_fraction and mean_tail > params.tail_min_fsc:
+                flags.append(_flag("duplicates", "no_mask", tail_from_A=float(res_A[t0]), mean_tail_fsc=mean_tail))
+
+    # dips: oscillations or a micelle dip (no-mask curve and the corrected mask's curve)
+    osc_found = False
+    for name in ("no_mask", mask_curve):
+        c = result.curves[name]
+        dips, prom = _dips(c, params.oscillation_prominence)
+        if len(dips) >= params.oscillation_min_dips:
+            flags.append(_flag("oscillation", name, dips_A=[float(res_A[d]) for d in dips], prominences=prom.tolist()))
+            osc_found = True
+            break
+    if not osc_found:
+        for name in ("no_mask", mask_curve):
+            c = result.curves[name]
+            dips, prom = _dips(c, params.dip_prominence)
+            hi, lo = params.dip_range_A
+            inside = [(d, p) for d, p in zip(dips, prom) if lo <= res_A[d] <= hi]
+            if len(dips) == 1 and inside:
+                d, p = inside[0]
+                flags.append(_flag("micelle_dip", name, dip_A=float(res_A[d]), depth=float(p)))
+                break
+
+    # corrected departing from its masked curve
+    masked = np.asarray(result.curves[mask_curve])
+    corr = np.asarray(result.curves["corrected"])
+    start = result.randomise_shell + result.wait_shells + params.skip_after_randomisation
+    end = result.resolution(mask_curve, 0.143).shell
+    if end > start:
+        dev = masked[start : end + 1] - corr[start : end + 1]
+        big = dev > params.mask_deviation
+        if big.sum() >= params.mask_deviation_shells:
+            persistent = bool(dev[-1] > params.mask_deviation)
+            flags.append(
+                _flag(
+                    "mask_too_tight",
+                    "corrected",
+                    max_deviation=float(dev.max()),
+                    shells_deviating=int(big.sum()),
+                    persistent=persistent,
+                    severity="strong" if persistent else "slight",
+                )
+            )
+
+    # RELION: unmasked reaches further than corrected
+    if not reported.nyquist_limited and nm.interpolated_A < reported.interpolated_A * (1 - params.unmasked_margin):
+        flags.append(_flag("unmasked_better", "no_mask", unmasked_A=nm.interpolated_A, corrected_A=reported.interpolated_A))
+
+    # RELION: randomised-phase FSC at the reported resolution
+    rshell = reported.shell
+    if rshell > result.randomise_shell:
+        val = float(result.curves["phase_randomised"][rshell])
+        if val > params.randomised_max:
+            flags.append(_flag("randomised_high", "phase_randomised", value=val, at_A=float(res_A[rshell])))
+    return flags

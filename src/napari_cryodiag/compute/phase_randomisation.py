@@ -1,0 +1,76 @@
+"""Phase randomisation beyond a Fourier shell (Chen et al. 2013 high-resolution noise substitution).
+
+Works on the half (r2c) transform in place of a copy: every coefficient whose shell is at or
+beyond ``start_shell`` keeps its amplitude exactly and gets a uniform random phase. The planes of
+the half transform that hold both members of a Friedel pair (last-axis index 0, and ``n/2`` for
+even ``n``) get conjugate phases on the mates, so the result is the transform of a real map
+(``rfftn(irfftn(F)) == F``) and amplitudes survive the round trip. Self-conjugate coefficients
+(real-valued by symmetry) are left as they are. Random numbers are float32 from a seeded
+``numpy.random.Generator``, so results repeat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .fourier import shell_index
+
+
+def _as_rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _hermitian_fix_plane(new: np.ndarray, old: np.ndarray) -> None:
+    """Make a complex plane [..., a, b] (one last-axis index of an rfftn) Hermitian in place.
+
+    For each Friedel pair (p, -p) inside the plane, the member with the larger linear index is
+    set to the conjugate of the other; self-conjugate points take the original value ``old``.
+    """
+    shape = new.shape
+    idx = [np.arange(s) for s in shape]
+    grids = np.meshgrid(*idx, indexing="ij")
+    partner = [(-g) % s for g, s in zip(grids, shape)]
+    lin = np.ravel_multi_index(grids, shape)
+    lin_p = np.ravel_multi_index(partner, shape)
+    upper = lin > lin_p
+    new[upper] = np.conj(new[tuple(p[upper] for p in partner)])
+    selfc = lin == lin_p
+    new[selfc] = old[selfc]
+
+
+def randomise_phases(
+    ft: np.ndarray,
+    shape_real,
+    start_shell: int,
+    seed=0,
+    index: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return a copy of ``ft`` (rfftn of a real map of ``shape_real``) with random phases from ``start_shell`` on.
+
+    Amplitudes are kept exactly; coefficients in shells below ``start_shell`` are unchanged;
+    the corners beyond Nyquist (shell index ``n//2 + 1``) are randomised too.
+    """
+    ft = np.asarray(ft)
+    if index is None:
+        index = shell_index(shape_real)
+    rng = _as_rng(seed)
+    out = ft.astype(np.complex64, copy=True)
+    sel = index >= int(start_shell)
+    count = int(np.count_nonzero(sel))
+    if count == 0:
+        return out
+    # unit phasors from float32 angles: cheaper than exp(1j * phi) in complex128
+    phi = rng.random(count, dtype=np.float32)
+    phi *= np.float32(2 * np.pi)
+    amp = np.abs(out[sel])
+    vals = np.empty(count, dtype=np.complex64)
+    vals.real = amp * np.cos(phi)
+    vals.imag = amp * np.sin(phi)
+    out[sel] = vals
+    n_last = int(shape_real[-1])
+    planes = [0] + ([n_last // 2] if n_last % 2 == 0 else [])
+    for j in planes:
+        plane_new = out[..., j]
+        _hermitian_fix_plane(plane_new, ft[..., j])
+        out[..., j] = plane_new
+    return out

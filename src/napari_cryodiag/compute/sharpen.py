@@ -1,0 +1,208 @@
+"""Map sharpening, and a validation session that caches what a "what-if" change does not touch.
+
+Sharpening (REFERENCE.md "Guinier plot, B-factor, sharpening") of the half-map average ``F``:
+
+    F_sharp = F * exp(-B s^2 / 4) * w(s) * L(s)
+
+- ``B`` is the sharpening B-factor (negative sharpens; RELION's sign), by default minus the
+  fitted Guinier decay;
+- ``w(s) = sqrt(2 FSC / (1 + FSC))`` (optional FSC weighting, FSC clipped at 0) and every shell
+  from the first one whose FSC is at or below 1e-4 is set to zero;
+- ``L(s)`` an optional low-pass at ``lowpass_A`` with a raised-cosine edge ``lowpass_edge_shells`` wide.
+
+:class:`ValidationSession` keeps the half maps' transforms, masks, FSC family and Guinier curve:
+changing B only re-filters the cached average transform (one inverse FFT); changing the mask
+recomputes the masks' transforms but not the half maps'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from .fourier import n_shells, radial_frequency_invA
+from .fsc import FSCResult, HalfMaps, fsc_family_steps, irfftn, rfftn, run_steps
+from .fsc_diagnosis import DiagnosisParams, diagnose
+from .guinier import GuinierFit, fit_guinier, guinier_curve, guinier_window
+from .masks import MaskParams, cosine_edge
+
+
+@dataclass(frozen=True)
+class SharpenParams:
+    bfactor_A2: float | None = None  #: sharpening B (negative sharpens); None = minus the fitted decay
+    fsc_weighting: bool = True
+    zero_below_fsc: float = 1e-4
+    lowpass_A: float | None = None
+    lowpass_edge_shells: float = 2.0
+    apply_mask: bool = False  #: multiply the sharpened map by the corrected curve's mask
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fsc_weight(fsc: np.ndarray) -> np.ndarray:
+    """``sqrt(2F / (1 + F))`` per shell, F clipped at 0."""
+    f = np.clip(np.asarray(fsc, float), 0.0, 1.0)
+    return np.sqrt(2 * f / (1 + f))
+
+
+def shell_filter(
+    n: int,
+    pixel_size_A: float,
+    fsc: np.ndarray | None = None,
+    *,
+    fsc_weighting: bool = True,
+    zero_below_fsc: float | None = 1e-4,
+    lowpass_A: float | None = None,
+    lowpass_edge_shells: float = 2.0,
+) -> np.ndarray:
+    """The per-shell part of the filter (FSC weighting, zeroing, low-pass); length ``n//2 + 2``.
+
+    The extra last entry (0) applies to the corners beyond Nyquist.
+    """
+    m = n_shells(n)
+    w = np.ones(m)
+    if fsc is not None:
+        c = np.asarray(fsc, float)
+        if fsc_weighting:
+            w *= fsc_weight(c)
+            w[0] = 1.0
+        if zero_below_fsc is not None:
+            below = np.nonzero(c[1:] <= zero_below_fsc)[0]
+            if below.size:
+                w[int(below[0]) + 1 :] = 0.0
+    if lowpass_A:
+        k_cut = n * pixel_size_A / lowpass_A
+        w *= cosine_edge(np.arange(m, dtype=float), max(k_cut - lowpass_edge_shells, 0.0), k_cut)
+    return np.append(w, 0.0)
+
+
+class Sharpener:
+    """Sharpen one map repeatedly: caches its transform and the s^2 grid."""
+
+    def __init__(self, ft: np.ndarray, shape_real, pixel_size_A: float, index: np.ndarray):
+        self.ft = ft
+        self.shape = tuple(shape_real)
+        self.n = int(shape_real[0])
+        self.pixel_size_A = float(pixel_size_A)
+        self.index = index
+        self.s2 = (radial_frequency_invA(self.shape, pixel_size_A) ** 2).astype(np.float32)
+
+    @classmethod
+    def from_map(cls, volume, pixel_size_A):
+        from .fourier import shell_index
+
+        v = np.asarray(volume, np.float32)
+        return cls(rfftn(v), v.shape, pixel_size_A, shell_index(v.shape))
+
+    def apply(self, bfactor_A2: float, fsc: np.ndarray | None = None, **filter_kwargs) -> np.ndarray:
+        """Sharpened (or blurred, for positive B) map, float32."""
+        shells = shell_filter(self.n, self.pixel_size_A, fsc, **filter_kwargs).astype(np.float32)
+        filt = np.exp(np.float32(-bfactor_A2 / 4.0) * self.s2)
+        filt *= shells[self.index]
+        return irfftn(self.ft * filt, self.shape)
+
+
+def sharpen_map(volume, pixel_size_A: float, bfactor_A2: float, fsc=None, **filter_kwargs) -> np.ndarray:
+    """One-shot sharpening of a map (see module doc)."""
+    return Sharpener.from_map(volume, pixel_size_A).apply(bfactor_A2, fsc, **filter_kwargs)
+
+
+class ValidationSession:
+    """FSC family, diagnosis, Guinier fit and sharpening of one pair of half maps, with caching.
+
+    ``compute_steps()`` is a generator (``(done, total)`` progress) for a worker thread.
+    """
+
+    def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None):
+        self.halfmaps = HalfMaps(half1, half2, pixel_size_A, path1, path2)
+        self._masks: dict | None = None
+        self._mask_params: MaskParams | None = None
+        self.fsc: FSCResult | None = None
+        self._fsc_key = None
+        self._guinier_key = None
+        self.guinier_curve = None
+        self.guinier: GuinierFit | None = None
+        self.flags = []
+        self._sharpener: Sharpener | None = None
+        self.sharpened: np.ndarray | None = None
+        self.recomputed: list[str] = []  #: what the last call recomputed (for the widget and tests)
+
+    def masks_for(self, params: MaskParams):
+        if self._masks is None or params != self._mask_params:
+            from .masks import auto_masks
+
+            self._masks = auto_masks(self.halfmaps.average(), self.halfmaps.pixel_size_A, params)
+            self._mask_params = params
+            self.recomputed.append("masks")
+        return self._masks
+
+    def compute_steps(
+        self,
+        *,
+        mask=None,
+        mask_path=None,
+        mask_params: MaskParams = MaskParams(),
+        randomise_from="tight75",
+        wait_shells: int = 0,
+        seed: int = 0,
+        guinier_window_rule="fsc143",
+        guinier_quantity: str = "amplitude2",
+        diagnosis: DiagnosisParams = DiagnosisParams(),
+    ):
+        self.recomputed = []
+        key = (id(mask), mask_params, str(randomise_from), wait_shells, seed)
+        if self.fsc is None or key != self._fsc_key:
+            masks = self.masks_for(mask_params)
+            self.fsc = yield from fsc_family_steps(
+                None, None, self.halfmaps.pixel_size_A, mask=mask, mask_path=mask_path, mask_params=mask_params,
+                randomise_from=randomise_from, wait_shells=wait_shells, seed=seed, halfmaps=self.halfmaps,
+                masks=dict(masks),
+            )
+            self._fsc_key = key
+            self._mask_ref = mask
+            self.flags = diagnose(self.fsc, diagnosis)
+            self.recomputed.append("fsc")
+        gkey = (self._fsc_key, str(guinier_window_rule), guinier_quantity)
+        if self.guinier is None or gkey != self._guinier_key:
+            self.guinier_curve = self.masked_average_guinier(guinier_quantity)
+            lo, hi, rule = guinier_window(
+                guinier_window_rule, self.fsc.curves["corrected"], self.halfmaps.pixel_size_A, self.halfmaps.n
+            )
+            self.guinier = fit_guinier(self.guinier_curve, lo, hi, rule)
+            self._guinier_key = gkey
+            self.recomputed.append("guinier")
+        return self
+
+    def compute(self, progress=None, **kwargs):
+        return run_steps(self.compute_steps(**kwargs), progress)
+
+    def masked_average_guinier(self, quantity="amplitude2"):
+        """Guinier curve of the half-map average under the corrected curve's mask."""
+        hm = self.halfmaps
+        m = self.fsc.masks[self.fsc.corrected_mask]
+        return guinier_curve(rfftn(hm.average() * m), hm.shape, hm.pixel_size_A, quantity, hm.index)
+
+    def sharpen(self, params: SharpenParams = SharpenParams()) -> np.ndarray:
+        """Sharpened average; only the filter and one inverse FFT are recomputed when B changes."""
+        if self.fsc is None:
+            raise RuntimeError("compute() first")
+        hm = self.halfmaps
+        if self._sharpener is None:
+            self._sharpener = Sharpener(hm.average_ft(), hm.shape, hm.pixel_size_A, hm.index)
+        b = params.bfactor_A2 if params.bfactor_A2 is not None else self.guinier.sharpening_bfactor_A2
+        out = self._sharpener.apply(
+            b,
+            self.fsc.curves["corrected"],
+            fsc_weighting=params.fsc_weighting,
+            zero_below_fsc=params.zero_below_fsc,
+            lowpass_A=params.lowpass_A,
+            lowpass_edge_shells=params.lowpass_edge_shells,
+        )
+        if params.apply_mask:
+            out *= self.fsc.masks[self.fsc.corrected_mask]
+        self.sharpened = out
+        self.sharpen_used = replace(params, bfactor_A2=float(b))
+        self.recomputed.append("sharpen")
+        return out
