@@ -204,13 +204,20 @@ def _place_particles(rng, shape, n, min_dist_px, margin_px, allowed: np.ndarray)
 # scores
 
 
-def score_simulated_picks(images, table: pd.DataFrame, names, diameter_px: float, **kwargs):
+def score_simulated_picks(
+    images, table: pd.DataFrame, names, diameter_px: float, *, pixel_size_A: float | None = None,
+    **kwargs,
+):
     """NCC and power score of every pick in ``table`` on its micrograph (``images[i]`` named ``names[i]``).
 
     Uses :func:`napari_cryodiag.compute.scores.score_micrograph`, the code that scores real
-    picks. Returns two float arrays aligned with ``table`` rows.
+    picks, with its defaults (blob template of ``diameter_px``, dark particles, background
+    subtracted, its default low-pass). Keyword arguments go to ``score_micrograph``. Returns two
+    float arrays aligned with ``table`` rows (NaN where a pick's box leaves the micrograph).
     """
     from ..compute.scores import score_micrograph
+
+    kwargs["pixel_size_A"] = pixel_size_A
 
     ncc = np.full(len(table), np.nan)
     power = np.full(len(table), np.nan)
@@ -249,7 +256,7 @@ def simulate_micrographs(
     astigmatism_A: float = 400.0,
     voltage_kV: float = 300.0,
     cs_mm: float = 2.7,
-    amplitude_contrast: float = 0.1,
+    amplitude_contrast: float = 0.07,
     bfactor_A2: float = 80.0,
     dose_e_per_A2: float = 30.0,
     contrast: float = 0.3,
@@ -461,7 +468,7 @@ def simulate_micrographs(
     table["truth"] = table["truth"].astype(str)
     table["truth_detail"] = table["truth_detail"].astype(str)
     if score:
-        ncc, power = score_simulated_picks(images, table, names, diam_px)
+        ncc, power = score_simulated_picks(images, table, names, diam_px, pixel_size_A=apix)
         table["ncc"] = ncc
         table["power"] = power
 
