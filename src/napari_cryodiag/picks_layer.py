@@ -111,6 +111,8 @@ class PicksOnMicrographs:
         md = self.points_layer.metadata.setdefault("cryodiag", {})
         md["match_report"] = self.report
         md["micrograph_of_row"] = self.micrograph_of_row
+        if image_layer is not None:
+            md["micrograph_shape"] = tuple(int(v) for v in image_layer.data.shape[-2:])
         if notify and image_layer is not None and self.report is not None:
             if self.report["n_unmatched"] or self.report["micrographs_without_picks"]:
                 _warn(f"cryodiag: {self.points_layer.name} on {image_layer.name}: {self.report.summary()}")
