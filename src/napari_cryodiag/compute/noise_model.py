@@ -276,7 +276,8 @@ def resolve_image_path(path: str, source: str | os.PathLike | None = None) -> Pa
 
 
 class _ImageSource:
-    """Reads particle images for row indices: from an array, or from MRC stacks by chunk."""
+    """Reads particle images for row indices: from an array, or from MRC stacks by chunk
+    (``io.mrc`` header checks, memory-mapped reads of only the rows asked for)."""
 
     def __init__(self, table, images=None, stack=None, source=None):
         self.images = images
@@ -307,18 +308,14 @@ class _ImageSource:
             names = table["image_path"].astype(str).to_numpy()
             uniq = {u: str(resolve_image_path(u, source)) for u in pd.unique(names)}
             self.paths = np.array([uniq[u] for u in names], dtype=object)
-        import mrcfile
+        from ..io.mrc import read_header
 
         shapes = {}
         for path in pd.unique(self.paths):
-            try:
-                with mrcfile.mmap(path, mode="r", permissive=True) as m:
-                    shape = m.data.shape
-                    apix = float(m.voxel_size.x)
-            except (OSError, ValueError) as err:
-                raise CryodiagInputError(f"cannot read particle stack: {err}", path) from err
-            if len(shape) == 2:
-                shape = (1,) + tuple(shape)
+            hdr = read_header(path)  # CryodiagInputError naming the file when unreadable
+            shape = hdr.shape
+            vs = hdr.voxel_size_xyz_A
+            apix = float(vs[0]) if vs is not None else 0.0
             shapes[path] = (shape, apix)
             sel = self.index[self.paths == path]
             if sel.min() < 0 or sel.max() >= shape[0]:
@@ -334,17 +331,16 @@ class _ImageSource:
     def read(self, rows: np.ndarray) -> np.ndarray:
         if self.images is not None:
             return np.asarray(self.images[rows], dtype=np.float32)
-        import mrcfile
+        from ..io.mrc import read_data, read_header
 
         out = np.empty((len(rows), self.box, self.box), dtype=np.float32)
         paths = self.paths[rows]
         for path in pd.unique(paths):
             where = np.nonzero(paths == path)[0]
             idx = self.index[rows[where]]
-            with mrcfile.mmap(path, mode="r", permissive=True) as m:
-                data = m.data if m.data.ndim == 3 else m.data[None]
-                order = np.argsort(idx)
-                out[where[order]] = data[idx[order]]
+            order = np.argsort(idx, kind="stable")
+            data = read_data(read_header(path), mmap=True)  # memory map: reads only these images
+            out[where[order]] = data[idx[order]]
         return out
 
 
@@ -586,3 +582,36 @@ def estimate_noise_model(
         if cancel is not None and cancel.is_set():
             gen.close()
             raise NoiseModelCancelled("noise model cancelled")
+
+
+# --------------------------------------------------------------------------- RELION spectra
+
+
+def relion_noise_spectra(model, image_size_px: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Per-group ``rlnSigma2Noise`` spectra of a RELION model (:class:`io.relion_model.ModelStar`).
+
+    Returns ``{group name: {"shell", "frequency_invA", "resolution_A", "sigma2_noise",
+    "per_pixel"}}``; ``per_pixel = 2 N^2 sigma2_noise`` (``N`` = ``rlnOriginalImageSize``) puts
+    RELION's values in this module's per-pixel convention (NaN when ``N`` is unknown).
+    """
+    n = image_size_px or model.image_size_px
+    out = {}
+    for name, df in model.groups.items():
+        s2 = df["sigma2_noise"].to_numpy(float)
+        shell = df["shell"].to_numpy(int) if "shell" in df else np.arange(len(s2))
+        if "frequency_invA" in df:
+            f = df["frequency_invA"].to_numpy(float)
+        elif n and model.pixel_size_A:
+            f = shell / (n * model.pixel_size_A)
+        else:
+            f = np.full(len(s2), np.nan)
+        with np.errstate(divide="ignore"):
+            res = np.where(f > 0, 1.0 / np.where(f > 0, f, 1.0), np.inf)
+        out[str(name)] = {
+            "shell": shell,
+            "frequency_invA": f,
+            "resolution_A": res,
+            "sigma2_noise": s2,
+            "per_pixel": 2.0 * n * n * s2 if n else np.full(len(s2), np.nan),
+        }
+    return out
