@@ -1,0 +1,479 @@
+"""Half-set class averages from particle images, and the per-class FRC at 0.5.
+
+For every particle with a class, the image is
+
+1. CTF-corrected in its own frame: ``ctf="phase_flip"`` (default) multiplies its transform by
+   ``sign(CTF)``; ``ctf="wiener"`` multiplies by ``CTF`` and divides the class sums by
+   ``sum CTF^2 + wiener_constant * count`` (``CTF`` in the aligned frame); ``ctf="none"``;
+2. centred: shifted by the particle's origin (``shift_x_A``, ``shift_y_A``; RELION convention,
+   the shift that centres the particle): ``centred(r) = image(r - shift)``, as a phase ramp;
+3. rotated in plane by ``psi_deg``: ``aligned(u) = centred(R(psi)^T u)`` with ``R(psi)`` the
+   counter-clockwise rotation in (x, y). This inverts RELION's model ``image(r) =
+   ref(R(psi) (r + shift))`` (the projection with Euler angles (0, 0, psi) of
+   :mod:`napari_cryodiag.compute.projection`), so the aligned images average to the reference.
+   The rotated CTF of an astigmatic particle is the CTF with angle ``defocus_angle + psi``.
+   Rotation uses ``scipy.ndimage.map_coordinates`` (``order=1`` by default); the interpolation
+   damps both halves alike, so the FRC is barely affected.
+
+Aligned images are summed per (class, half). Halves are the ``split`` column (0/1) when the
+table has both values, else alternating rows within each class (``halves="alternate"``).
+The FRC of the two half averages (soft circular mask, :mod:`napari_cryodiag.compute.frc`) gives
+each class's resolution at 0.5.
+
+Images come from an in-memory stack (``images=``, indexed by ``image_index`` or by row) or from
+the stack files named in ``image_path`` (searched next to the table and its parent folders, in
+``search_dirs``, or given as ``stacks``); :func:`locate_particle_images` says which are missing,
+and the caller reports ``"no particle images: <why>"`` instead of an FRC.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..errors import CryodiagInputError
+from .classes import class_base
+from .ctf import ctf_2d
+from .frc import frc, resolutions_at, soft_circular_mask
+
+__all__ = [
+    "ClassAverages",
+    "ParticleImages",
+    "locate_particle_images",
+    "class_averages_gen",
+    "compute_class_averages",
+    "align_images",
+    "CTF_MODES",
+]
+
+CTF_MODES = ("phase_flip", "wiener", "none")
+
+
+# --------------------------------------------------------------------------- image sources
+@dataclass
+class ParticleImages:
+    """Where each particle's image is: an in-memory stack, or files (path -> resolved file)."""
+
+    array: np.ndarray | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    pixel_size_A: float | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def box(self) -> int:
+        if self.array is not None:
+            return int(self.array.shape[-1])
+        first = next(iter(self.files.values()))
+        return int(self._stack(first).shape[-1])
+
+    def _stack(self, path: Path) -> np.ndarray:
+        if path not in self._cache:
+            from ..io.mrc import read_stack
+
+            st = read_stack(path, mmap=True)
+            data = st.data if st.data.ndim == 3 else st.data[None]
+            self._cache[path] = data
+            if self.pixel_size_A is None and st.pixel_size_A:
+                self.pixel_size_A = float(st.pixel_size_A)
+        return self._cache[path]
+
+    def get(self, image_path: str | None, index: np.ndarray) -> np.ndarray:
+        if self.array is not None:
+            return np.asarray(self.array[index], dtype=np.float32)
+        data = self._stack(self.files[str(image_path)])
+        if index.size and (index.min() < 0 or index.max() >= data.shape[0]):
+            raise CryodiagInputError(
+                f"image index {int(index.max()) + 1} out of range (stack holds {data.shape[0]} images)",
+                self.files[str(image_path)],
+            )
+        order = np.argsort(index, kind="stable")
+        out = np.empty((index.size,) + data.shape[1:], dtype=np.float32)
+        out[order] = data[index[order]]
+        return out
+
+
+def _strip_cs(path: str) -> str:
+    return path[1:] if path.startswith(">") else path
+
+
+def locate_particle_images(
+    table: pd.DataFrame,
+    *,
+    images: np.ndarray | None = None,
+    stacks: Sequence[str | os.PathLike] = (),
+    search_dirs: Sequence[str | os.PathLike] = (),
+) -> tuple[ParticleImages | None, str]:
+    """Find the particle images of a table; returns ``(source, reason)``.
+
+    ``source`` is ``None`` when images are missing; ``reason`` then reads
+    ``"no particle images: <why>"`` (empty string when all were found).
+    """
+    if images is not None:
+        arr = np.asarray(images)
+        if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
+            return None, f"no particle images: expected a stack of square images, got shape {arr.shape}"
+        idx = table["image_index"].to_numpy() if "image_index" in table else np.arange(len(table))
+        if len(table) and (np.nanmax(idx) >= arr.shape[0] or np.nanmin(idx) < 0):
+            return None, f"no particle images: image index out of range of the {arr.shape[0]}-image stack"
+        return ParticleImages(array=arr), ""
+    stacks = [Path(s) for s in stacks]
+    for s in stacks:
+        if not s.exists():
+            return None, f"no particle images: {s} does not exist"
+    if "image_path" not in table or not table["image_path"].notna().any():
+        if len(stacks) == 1 and stacks[0].is_file():
+            return ParticleImages(files={"": stacks[0]}), ""
+        return None, "no particle images: the table names no image stacks (no rlnImageName / blob/path)"
+    wanted = [str(p) for p in pd.unique(table["image_path"].dropna())]
+    src = table.attrs.get("source")
+    roots: list[Path] = [Path(d) for d in search_dirs]
+    for s in stacks:
+        if s.is_dir():
+            roots.append(s)
+    if src:
+        here = Path(os.fspath(src)).resolve().parent
+        roots += [here, here.parent, here.parent.parent]
+    by_name = {s.name: s for s in stacks if s.is_file()}
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for w in wanted:
+        rel = Path(_strip_cs(w))
+        hit = None
+        if rel.is_absolute() and rel.is_file():
+            hit = rel
+        if hit is None and rel.name in by_name:
+            hit = by_name[rel.name]
+        if hit is None:
+            for r in roots:
+                for cand in (r / rel, r / rel.name):
+                    if cand.is_file():
+                        hit = cand
+                        break
+                if hit is not None:
+                    break
+        if hit is None and len(stacks) == 1 and stacks[0].is_file() and len(wanted) == 1:
+            hit = stacks[0]
+        if hit is None:
+            missing.append(w)
+        else:
+            found[w] = hit
+    if missing:
+        where = ", ".join(str(r) for r in dict.fromkeys(roots)) or "nowhere (no search folders)"
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return None, (
+            f"no particle images: {len(missing)} of {len(wanted)} stack files not found "
+            f"({missing[0]}{more}; searched {where})"
+        )
+    return ParticleImages(files=found), ""
+
+
+# --------------------------------------------------------------------------- alignment
+def _rotation_coords(n: int, psi_deg: np.ndarray) -> np.ndarray:
+    """Sampling coordinates ``[z, y, x]`` (3, m, n, n) of ``centred(R(psi)^T u)``."""
+    c = n // 2
+    g = np.arange(n, dtype=np.float64) - c
+    uy, ux = np.meshgrid(g, g, indexing="ij")
+    t = np.deg2rad(np.asarray(psi_deg, dtype=np.float64))[:, None, None]
+    cos, sin = np.cos(t), np.sin(t)
+    x_in = cos * ux + sin * uy + c
+    y_in = -sin * ux + cos * uy + c
+    z = np.broadcast_to(np.arange(len(t), dtype=np.float64)[:, None, None], x_in.shape)
+    return np.stack([z, y_in, x_in])
+
+
+def rotate_images(images: np.ndarray, psi_deg, *, order: int = 1) -> np.ndarray:
+    """``out[i](u) = images[i](R(psi_i)^T u)`` about the centre pixel ``n // 2`` (zeros outside)."""
+    imgs = np.asarray(images, dtype=np.float32)
+    n = imgs.shape[-1]
+    coords = _rotation_coords(n, np.atleast_1d(psi_deg))
+    return ndimage.map_coordinates(imgs, coords, order=order, mode="constant", cval=0.0,
+                                   prefilter=order > 1).astype(np.float32)
+
+
+def _particle_ctfs(rows: pd.DataFrame, n: int, pixel_size_A: float, extra_angle_deg=None) -> np.ndarray:
+    m = len(rows)
+    out = np.empty((m, n, n // 2 + 1), dtype=np.float32)
+
+    def col(name, default):
+        return rows[name].to_numpy(dtype=np.float64) if name in rows else np.full(m, default)
+
+    du = col("defocus_u_A", np.nan)
+    dv = col("defocus_v_A", np.nan)
+    if "defocus_u_A" not in rows and "defocus_A" in rows:
+        du = dv = rows["defocus_A"].to_numpy(dtype=np.float64)
+    ang = col("defocus_angle_deg", 0.0)
+    if extra_angle_deg is not None:
+        ang = ang + np.asarray(extra_angle_deg, dtype=np.float64)
+    kv = col("voltage_kV", 300.0)
+    cs = col("cs_mm", 2.7)
+    q0 = col("amplitude_contrast", 0.1)
+    ph = col("phase_shift_deg", 0.0)
+    for i in range(m):
+        out[i] = ctf_2d((n, n), pixel_size_A, du[i], dv[i], ang[i], kv[i], cs[i], q0[i],
+                        0.0 if not np.isfinite(ph[i]) else ph[i])
+    return out
+
+
+def align_images(
+    images: np.ndarray,
+    psi_deg,
+    shifts_px,
+    *,
+    ctfs: np.ndarray | None = None,
+    ctf_mode: str = "none",
+    order: int = 1,
+) -> np.ndarray:
+    """CTF-correct (in the particle frame), centre and un-rotate particle images (see module doc).
+
+    ``shifts_px`` (m, 2) are (x, y) origins in pixels (the shift that centres the particle);
+    ``ctfs`` (m, n, n//2+1) the particles' CTFs on the rfft2 grid (for ``phase_flip``/``wiener``,
+    where ``wiener`` multiplies by the CTF).
+    """
+    imgs = np.asarray(images, dtype=np.float32)
+    m, n = imgs.shape[0], imgs.shape[-1]
+    ft = np.fft.rfft2(np.fft.ifftshift(imgs, axes=(-2, -1)))
+    if ctf_mode == "phase_flip":
+        ft *= np.sign(ctfs)
+    elif ctf_mode == "wiener":
+        ft *= ctfs
+    elif ctf_mode != "none":
+        raise ValueError(f"ctf_mode must be one of {CTF_MODES}, got {ctf_mode!r}")
+    sh = np.asarray(shifts_px, dtype=np.float64).reshape(m, 2)
+    if np.any(sh):
+        ky = np.fft.fftfreq(n)[:, None]
+        kx = np.fft.rfftfreq(n)[None, :]
+        ft *= np.exp(-2j * np.pi * (sh[:, 0, None, None] * kx + sh[:, 1, None, None] * ky)).astype(np.complex64)
+    cen = np.fft.fftshift(np.fft.irfft2(ft, s=(n, n)), axes=(-2, -1)).astype(np.float32)
+    psi = np.asarray(psi_deg, dtype=np.float64).reshape(m)
+    if not np.any(psi):
+        return cen
+    return rotate_images(cen, psi, order=order)
+
+
+# --------------------------------------------------------------------------- averages
+@dataclass
+class ClassAverages:
+    """Per-class averages (all particles and the two halves) with their FRC."""
+
+    labels: np.ndarray  # class label of each row
+    averages: np.ndarray  # (K, n, n) float32
+    half1: np.ndarray
+    half2: np.ndarray
+    counts: np.ndarray  # (K, 2) particles in each half
+    pixel_size_A: float
+    ctf_mode: str
+    halves: str
+    frc: np.ndarray  # (K, n//2+1), NaN for classes without two halves
+    frc_resolution_A: np.ndarray
+    frc_nyquist_limited: np.ndarray
+    frc_note: list[str]
+    threshold: float = 0.5
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "class": self.labels,
+                "half1_count": self.counts[:, 0],
+                "half2_count": self.counts[:, 1],
+                "frc_resolution_A": self.frc_resolution_A,
+                "frc_nyquist_limited": self.frc_nyquist_limited,
+                "frc_note": self.frc_note,
+            }
+        )
+
+
+def _halves(table: pd.DataFrame, codes: np.ndarray, mode: str) -> tuple[np.ndarray, str]:
+    if mode in ("auto", "split") and "split" in table:
+        s = table["split"].to_numpy()
+        ok = ~pd.isna(s)
+        vals = set(np.unique(s[ok]).tolist()) if ok.any() else set()
+        if ok.all() and vals == {0, 1}:
+            return s.astype(np.intp), "split"
+        if mode == "split":
+            raise CryodiagInputError("the split column does not hold both half sets 0 and 1",
+                                     table.attrs.get("source"))
+    elif mode == "split":
+        raise CryodiagInputError("the table has no split column", table.attrs.get("source"))
+    # alternate rows within each class: rank of the row inside its class, modulo 2
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.r_[0, np.nonzero(np.diff(sorted_codes))[0] + 1]
+    first = np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+    rank = np.empty(len(codes), dtype=np.intp)
+    rank[order] = np.arange(len(codes)) - first
+    return rank % 2, "alternate"
+
+
+def class_averages_gen(
+    table: pd.DataFrame,
+    *,
+    images: np.ndarray | None = None,
+    source: ParticleImages | None = None,
+    stacks: Sequence[str | os.PathLike] = (),
+    search_dirs: Sequence[str | os.PathLike] = (),
+    labels=None,
+    pixel_size_A: float | None = None,
+    ctf: str = "phase_flip",
+    wiener_constant: float = 0.1,
+    halves: str = "auto",
+    batch_size: int = 128,
+    order: int = 1,
+    mask_radius_px: float | None = None,
+    threshold: float = 0.5,
+    min_per_half: int = 2,
+) -> Iterator[tuple[int, int]]:
+    """Generator of ``(done, total)`` progress that returns a :class:`ClassAverages`.
+
+    Raises :class:`CryodiagInputError` when the images cannot be found (the message is the
+    ``"no particle images: ..."`` reason) or the table lacks what is needed.
+    """
+    if ctf not in CTF_MODES:
+        raise ValueError(f"ctf must be one of {CTF_MODES}, got {ctf!r}")
+    src_path = table.attrs.get("source")
+    if "class" not in table:
+        raise CryodiagInputError("the particle table has no class column", src_path)
+    if source is None:
+        source, reason = locate_particle_images(table, images=images, stacks=stacks, search_dirs=search_dirs)
+        if source is None:
+            raise CryodiagInputError(reason, src_path)
+    notes: list[str] = []
+    cls = table["class"].to_numpy()
+    keep = ~pd.isna(cls)
+    t = table.loc[keep]
+    cls = cls[keep].astype(np.int64)
+    if labels is None:
+        labels = np.unique(cls)
+    labels = np.asarray(labels, dtype=np.int64)
+    lut = {int(c): i for i, c in enumerate(labels)}
+    codes = np.array([lut.get(int(c), -1) for c in cls], dtype=np.intp) if len(cls) else np.zeros(0, np.intp)
+    inside = codes >= 0
+    if not inside.all():
+        notes.append(f"{int((~inside).sum())} particles in classes outside the averages were skipped")
+    t = t.loc[inside]
+    codes = codes[inside]
+    half, halves_used = _halves(t, codes, halves)
+    n = source.box()
+    apix = pixel_size_A
+    if apix is None and "pixel_size_A" in t and t["pixel_size_A"].notna().any():
+        apix = float(t["pixel_size_A"].dropna().iloc[0])
+    if apix is None:
+        source.box()  # opening a file fills its header pixel size
+        apix = source.pixel_size_A
+    if apix is None or not apix > 0:
+        raise CryodiagInputError("particle pixel size unknown (give pixel_size_A)", src_path)
+    has_ctf = ("defocus_u_A" in t or "defocus_A" in t)
+    if ctf != "none" and not has_ctf:
+        notes.append("no CTF columns: averages are not CTF-corrected")
+        ctf = "none"
+    k = len(labels)
+    acc = np.zeros((k * 2, n, n), dtype=np.float64)
+    den = np.zeros((k * 2, n, n // 2 + 1), dtype=np.float64) if ctf == "wiener" else None
+    counts = np.bincount(codes * 2 + half, minlength=2 * k).reshape(k, 2)
+
+    psi = t["psi_deg"].to_numpy(dtype=np.float64) if "psi_deg" in t else np.zeros(len(t))
+    sx = t["shift_x_A"].to_numpy(dtype=np.float64) / apix if "shift_x_A" in t else np.zeros(len(t))
+    sy = t["shift_y_A"].to_numpy(dtype=np.float64) / apix if "shift_y_A" in t else np.zeros(len(t))
+    psi = np.nan_to_num(psi)
+    shifts = np.nan_to_num(np.stack([sx, sy], axis=1))
+    if source.array is not None:
+        img_idx = t["image_index"].to_numpy().astype(np.int64) if "image_index" in t else np.arange(len(t))
+        groups = [(None, np.arange(len(t)))]
+    else:
+        if "image_index" in t:
+            img_idx = t["image_index"].to_numpy().astype(np.int64)
+        else:
+            img_idx = np.arange(len(t))
+        if "image_path" in t and t["image_path"].notna().any():
+            paths = t["image_path"].astype(str).to_numpy()
+            groups = [(p, np.nonzero(paths == p)[0]) for p in pd.unique(paths)]
+        else:
+            groups = [("", np.arange(len(t)))]
+    total = len(t)
+    done = 0
+    yield (0, total)
+    for path, rows_all in groups:
+        for b in range(0, len(rows_all), batch_size):
+            rows = rows_all[b : b + batch_size]
+            imgs = source.get(path, img_idx[rows])
+            if imgs.shape[-1] != n or imgs.shape[-2] != n:
+                raise CryodiagInputError(f"particle images of different sizes ({imgs.shape[-1]} vs {n})", path)
+            sub = t.iloc[rows]
+            ctfs = _particle_ctfs(sub, n, apix) if ctf != "none" else None
+            aligned = align_images(imgs, psi[rows], shifts[rows], ctfs=ctfs, ctf_mode=ctf, order=order)
+            key = codes[rows] * 2 + half[rows]
+            o = np.argsort(key, kind="stable")
+            uk, st = np.unique(key[o], return_index=True)
+            acc[uk] += np.add.reduceat(aligned[o].astype(np.float64), st, axis=0)
+            if den is not None:
+                c_al = _particle_ctfs(sub, n, apix, extra_angle_deg=psi[rows])
+                den[uk] += np.add.reduceat((c_al.astype(np.float64) ** 2)[o], st, axis=0)
+            done += len(rows)
+            yield (done, total)
+
+    acc = acc.reshape(k, 2, n, n)
+    cnt = counts.astype(np.float64)
+    if den is not None:
+        den = den.reshape(k, 2, n, n // 2 + 1)
+
+        def _wiener(num, d, c):
+            ft = np.fft.rfft2(np.fft.ifftshift(num, axes=(-2, -1)))
+            ft /= d + wiener_constant * np.maximum(c, 1.0)[..., None, None]
+            return np.fft.fftshift(np.fft.irfft2(ft, s=(n, n)), axes=(-2, -1))
+
+        halves_avg = _wiener(acc, den, cnt)
+        full = _wiener(acc.sum(axis=1), den.sum(axis=1), cnt.sum(axis=1))
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            halves_avg = acc / np.maximum(cnt, 1.0)[..., None, None]
+            full = acc.sum(axis=1) / np.maximum(cnt.sum(axis=1), 1.0)[:, None, None]
+    h1 = halves_avg[:, 0].astype(np.float32)
+    h2 = halves_avg[:, 1].astype(np.float32)
+    mask = soft_circular_mask(n, mask_radius_px)
+    curves = frc(h1, h2, mask=mask)
+    res, nyq = resolutions_at(curves, n, apix, threshold)
+    note = [""] * k
+    for i in range(k):
+        if counts[i].min() < min_per_half:
+            curves[i] = np.nan
+            res[i] = np.nan
+            nyq[i] = False
+            note[i] = (f"too few particles for an FRC ({counts[i, 0]} + {counts[i, 1]} in the halves)"
+                       if counts[i].sum() else "no particles")
+    return ClassAverages(
+        labels=labels,
+        averages=full.astype(np.float32),
+        half1=h1,
+        half2=h2,
+        counts=counts,
+        pixel_size_A=float(apix),
+        ctf_mode=ctf,
+        halves=halves_used,
+        frc=curves,
+        frc_resolution_A=res,
+        frc_nyquist_limited=nyq,
+        frc_note=note,
+        threshold=threshold,
+        notes=notes,
+    )
+
+
+def run_generator(gen, progress: Callable[[int, int], None] | None = None):
+    """Drain a ``(done, total)`` generator, calling ``progress``; return its return value."""
+    while True:
+        try:
+            value = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(*value)
+
+
+def compute_class_averages(table: pd.DataFrame, *, progress=None, **kwargs) -> ClassAverages:
+    """:func:`class_averages_gen` run to completion (``progress(done, total)`` per batch)."""
+    return run_generator(class_averages_gen(table, **kwargs), progress)

@@ -1,0 +1,437 @@
+"""Class diagnostics: posterior ESS, best-class probability and ESS histograms, per-class statistics.
+
+Definitions (REFERENCE.md "Classes"):
+
+- ESS of a posterior ``p`` over ``K`` classes is ``1 / sum_k p_k^2``: 1 for a one-hot
+  posterior, ``K`` for a uniform one. It needs the full posterior vectors, which cryoSPARC keeps
+  only in ``alignments3D_multi/class_posterior`` ``(N, K)``.
+- cryoSPARC 2D classification stores per particle the best-class posterior
+  (``alignments2D/class_posterior`` -> ``class_posterior``) and the class ESS (``class_ess``).
+- RELION stores ``rlnMaxValueProbDistribution`` (the largest posterior over all *orientations,
+  shifts and classes* of the particle) and ``rlnNrOfSignificantSamples`` (how many such samples
+  carry most of the probability). They are RELION's *analogues*, not the same quantities, and are
+  labelled as such everywhere (:class:`PosteriorColumns`).
+
+Histograms use fixed, documented edges (:func:`probability_edges`, :func:`ess_edges`) and
+``numpy.histogram`` chunk by chunk (:func:`histogram_counts`), counting NaN and out-of-range
+values apart. Per-class statistics (:func:`class_statistics`) are computed in O(N) with one
+stable radix sort of 16-bit class codes, so 1e7 particles and hundreds of classes take about a
+second (a per-class mask loop is O(N K)).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CryodiagInputError
+
+__all__ = [
+    "ess_from_posteriors",
+    "best_from_posteriors",
+    "PosteriorColumns",
+    "posterior_columns",
+    "read_cs_full_posteriors",
+    "Histogram",
+    "histogram_counts",
+    "probability_edges",
+    "ess_edges",
+    "posterior_histograms",
+    "class_statistics",
+    "class_base",
+    "average_index_of_class",
+    "summarise_classes",
+    "sort_summary",
+    "SORT_KEYS",
+]
+
+RELION_BEST_COLUMN = "rlnMaxValueProbDistribution"
+RELION_ESS_COLUMN = "rlnNrOfSignificantSamples"
+
+
+# --------------------------------------------------------------------------- posteriors
+def ess_from_posteriors(posteriors, *, normalize: bool = True) -> np.ndarray:
+    """ESS ``1 / sum_k p_k^2`` of each row of an ``(N, K)`` posterior array (float64).
+
+    ``normalize=True`` divides each row by its sum first (rows of stored posteriors may not sum
+    exactly to 1). Rows that sum to 0 or contain NaN give NaN.
+    """
+    p = np.asarray(posteriors, dtype=np.float64)
+    if p.ndim == 1:
+        p = p[None, :]
+    if p.ndim != 2:
+        raise ValueError(f"posteriors must be (N, K), got shape {p.shape}")
+    if normalize:
+        s = p.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(s > 0, p / np.where(s > 0, s, 1.0), np.nan)
+    sq = np.einsum("ij,ij->i", p, p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sq > 0, 1.0 / np.where(sq > 0, sq, 1.0), np.nan)
+
+
+def best_from_posteriors(posteriors, *, normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(best class column index, best-class probability)`` of each row of ``(N, K)`` posteriors."""
+    p = np.asarray(posteriors, dtype=np.float64)
+    if normalize:
+        s = p.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(s > 0, p / np.where(s > 0, s, 1.0), np.nan)
+    idx = np.argmax(np.nan_to_num(p, nan=-1.0), axis=1)
+    return idx, p[np.arange(len(p)), idx]
+
+
+def read_cs_full_posteriors(path) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Full class posteriors ``alignments3D_multi/class_posterior`` ``(N, K)`` of a NumPy-format
+    ``.cs`` (memory-mapped), with ``alignments3D_multi/class`` (class ids per column) when present.
+
+    Returns ``None`` when the file has no such field (e.g. 2D classification exports).
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as err:
+        raise CryodiagInputError(f"cannot open ({err})", p) from err
+    if magic != b"\x93NUMPY":
+        return None  # compressed .cs: the table reader handles it; full posteriors not offered
+    arr = np.load(p, mmap_mode="r", max_header_size=2**30)
+    names = arr.dtype.names or ()
+    key = "alignments3D_multi/class_posterior"
+    if key not in names:
+        return None
+    post = np.asarray(arr[key], dtype=np.float64)
+    if post.ndim == 1:
+        post = post[:, None]
+    cls = np.asarray(arr["alignments3D_multi/class"]) if "alignments3D_multi/class" in names else None
+    return post, cls
+
+
+@dataclass
+class PosteriorColumns:
+    """Per-particle best-class probability and ESS (or their RELION analogues), with labels."""
+
+    best_prob: np.ndarray | None
+    ess: np.ndarray | None
+    source: str  # "full posteriors", "cryosparc", "relion", "none"
+    best_label: str
+    ess_label: str
+    n_classes: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ess_is_integer(self) -> bool:
+        return self.source == "relion"
+
+
+def posterior_columns(
+    table: pd.DataFrame, posteriors: np.ndarray | None = None, n_classes: int | None = None
+) -> PosteriorColumns:
+    """Pick the best-class probability and ESS of a particle table.
+
+    Priority: full ``(N, K)`` ``posteriors`` (ESS computed as ``1/sum p^2``) > cryoSPARC
+    ``class_posterior``/``class_ess`` > RELION ``rlnMaxValueProbDistribution``/
+    ``rlnNrOfSignificantSamples`` (also when a STAR reader stored the former as ``class_posterior``).
+    """
+    fmt = str(table.attrs.get("format", "")).lower()
+    k = n_classes
+    if k is None and "class" in table and len(table):
+        k = int(pd.unique(table["class"].dropna()).size)
+    if posteriors is not None:
+        post = np.asarray(posteriors, dtype=np.float64)
+        if post.shape[0] != len(table):
+            raise CryodiagInputError(
+                f"full posteriors have {post.shape[0]} rows but the table has {len(table)}",
+                table.attrs.get("source"),
+            )
+        _, best = best_from_posteriors(post)
+        return PosteriorColumns(
+            best_prob=best,
+            ess=ess_from_posteriors(post),
+            source="full posteriors",
+            best_label="best-class probability (from full posteriors)",
+            ess_label="class ESS = 1/Σp² (from full posteriors)",
+            n_classes=post.shape[1],
+        )
+    relion = RELION_BEST_COLUMN in table or RELION_ESS_COLUMN in table or fmt == "star"
+    if relion:
+        best_col = RELION_BEST_COLUMN if RELION_BEST_COLUMN in table else (
+            "class_posterior" if "class_posterior" in table else None)
+        ess_col = RELION_ESS_COLUMN if RELION_ESS_COLUMN in table else None
+        notes = ["RELION analogues: rlnMaxValueProbDistribution is the largest posterior over "
+                 "orientations, shifts and classes; rlnNrOfSignificantSamples counts the samples "
+                 "(orientations x classes) that carry most of the probability"]
+        return PosteriorColumns(
+            best_prob=None if best_col is None else table[best_col].to_numpy(dtype=np.float64),
+            ess=None if ess_col is None else table[ess_col].to_numpy(dtype=np.float64),
+            source="relion",
+            best_label="RELION rlnMaxValueProbDistribution (analogue of best-class probability)",
+            ess_label="RELION rlnNrOfSignificantSamples (analogue of class ESS)",
+            n_classes=k,
+            notes=notes,
+        )
+    if "class_posterior" in table or "class_ess" in table:
+        return PosteriorColumns(
+            best_prob=table["class_posterior"].to_numpy(dtype=np.float64) if "class_posterior" in table else None,
+            ess=table["class_ess"].to_numpy(dtype=np.float64) if "class_ess" in table else None,
+            source="cryosparc",
+            best_label="probability of best class (class_posterior)",
+            ess_label="class ESS (class_ess)",
+            n_classes=k,
+        )
+    return PosteriorColumns(None, None, "none", "best-class probability", "class ESS", k,
+                            ["the table has no class posterior or ESS columns"])
+
+
+# --------------------------------------------------------------------------- histograms
+@dataclass
+class Histogram:
+    """Counts over ``edges`` (len(counts) + 1), with what was left out."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    label: str
+    n_total: int
+    n_outside: int  # finite values outside [edges[0], edges[-1]]
+    n_nan: int
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "edges": self.edges.tolist(),
+            "counts": self.counts.tolist(),
+            "n_total": self.n_total,
+            "n_outside": self.n_outside,
+            "n_nan": self.n_nan,
+        }
+
+
+def histogram_counts(values, edges, *, chunk: int = 1 << 22) -> tuple[np.ndarray, int, int]:
+    """Counts of ``values`` in ``edges``; ``(counts, n_outside, n_nan)``.
+
+    Counts follow ``numpy.histogram`` (a value on an inner edge counts in the bin to its right,
+    the last bin includes the last edge); NaN and out-of-range values are counted apart. The
+    values are binned in their own dtype (no float64 copy of a float32 column), chunk by chunk
+    so that memory stays bounded on memory-mapped columns.
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    if e.ndim != 1 or len(e) < 2:
+        raise ValueError("need at least two edges")
+    v = np.asarray(values).ravel()
+    counts = np.zeros(len(e) - 1, dtype=np.int64)
+    n_nan = 0
+    for start in range(0, v.size, chunk):
+        x = v[start : start + chunk]
+        counts += np.histogram(x, e)[0]
+        if x.dtype.kind == "f":
+            n_nan += int(np.count_nonzero(np.isnan(x)))
+    n_out = int(v.size - n_nan - counts.sum())
+    return counts, n_out, n_nan
+
+
+def probability_edges(bins: int = 50) -> np.ndarray:
+    """Edges for a probability in [0, 1]."""
+    return np.linspace(0.0, 1.0, bins + 1)
+
+
+def ess_edges(values, n_classes: int | None = None, *, integer: bool = False, bins: int = 50) -> np.ndarray:
+    """Edges for an ESS-like quantity.
+
+    ``integer=True`` (RELION's sample counts): unit bins centred on 1, 2, ... up to the largest
+    value (at most ``bins`` bins; wider integer-aligned bins beyond). Otherwise ``bins`` uniform
+    bins on ``[1, K]`` (``K`` = number of classes; the data's maximum if unknown or larger).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    finite = v[np.isfinite(v)]
+    vmax = float(finite.max()) if finite.size else 1.0
+    if integer:
+        top = max(int(np.ceil(vmax)), 1)
+        width = max(int(np.ceil(top / bins)), 1)
+        n = int(np.ceil(top / width))
+        return 0.5 + width * np.arange(n + 1, dtype=np.float64)
+    hi = float(n_classes) if n_classes else vmax
+    hi = max(hi, vmax, 1.0 + 1e-6)
+    return np.linspace(1.0, hi, bins + 1)
+
+
+def posterior_histograms(cols: PosteriorColumns, *, bins: int = 50) -> dict[str, Histogram]:
+    """Histograms of the best-class probability (``"best_prob"``) and ESS (``"ess"``)."""
+    out: dict[str, Histogram] = {}
+    if cols.best_prob is not None:
+        e = probability_edges(bins)
+        c, n_out, n_nan = histogram_counts(cols.best_prob, e)
+        out["best_prob"] = Histogram(e, c, cols.best_label, int(cols.best_prob.size), n_out, n_nan)
+    if cols.ess is not None:
+        e = ess_edges(cols.ess, cols.n_classes, integer=cols.ess_is_integer, bins=bins)
+        c, n_out, n_nan = histogram_counts(cols.ess, e)
+        out["ess"] = Histogram(e, c, cols.ess_label, int(cols.ess.size), n_out, n_nan)
+    return out
+
+
+# --------------------------------------------------------------------------- per class
+def _class_codes(classes) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes ``0..G-1`` (uint16 when G < 65536, so that a stable sort is a radix sort)
+    and the class label of each code. Integer labels in a small range map by offset, others
+    through ``numpy.unique``; codes of labels absent from the data are kept (dropped later)."""
+    c = np.asarray(classes)
+    if c.dtype.kind == "f" and c.size:
+        if not np.isfinite(c).all():
+            raise ValueError("class labels contain NaN; drop those rows first")
+        if np.all(c == np.round(c)):
+            c = c.astype(np.int64)
+    if c.dtype.kind in "iu" and c.size:
+        lo, hi = int(c.min()), int(c.max())
+        if hi - lo < 2**16 - 1:
+            return (c - lo).astype(np.uint16), np.arange(lo, hi + 1)
+    labels, codes = np.unique(c, return_inverse=True)
+    codes = codes.ravel()
+    return (codes.astype(np.uint16) if labels.size < 2**16 else codes.astype(np.intp)), labels
+
+
+def class_statistics(classes, ess=None, best_prob=None, labels=None) -> pd.DataFrame:
+    """Per-class ``count``, ``fraction``, ``median_ess`` and ``mean_best_prob``.
+
+    One stable (radix) sort of the class codes, one gather of the ESS values, then a median per
+    contiguous slice: O(N) in the number of particles whatever the number of classes.
+    ``labels`` lists classes to report even when empty (count 0, NaN statistics); classes present
+    in the data are always reported. Rows are in ascending class order.
+    """
+    codes, code_labels = _class_codes(classes)
+    g = code_labels.size
+    n = int(codes.size)
+    counts = np.bincount(codes, minlength=g)
+    med = np.full(g, np.nan)
+    meanp = np.full(g, np.nan)
+    if ess is not None and n:
+        e = np.asarray(ess)
+        order = np.argsort(codes, kind="stable")
+        e = e[order]
+        has_nan = e.dtype.kind == "f" and bool(np.isnan(e).any())
+        stop = np.cumsum(counts)
+        start = stop - counts
+        for j in np.nonzero(counts)[0]:
+            seg = e[start[j] : stop[j]]
+            if has_nan:
+                seg = seg[~np.isnan(seg)]
+            if seg.size:
+                med[j] = np.median(seg)
+    if best_prob is not None and n:
+        p = np.asarray(best_prob, dtype=np.float64)
+        ok = ~np.isnan(p)
+        if ok.all():
+            s, c = np.bincount(codes, weights=p, minlength=g), counts
+        else:
+            s = np.bincount(codes[ok], weights=p[ok], minlength=g)
+            c = np.bincount(codes[ok], minlength=g)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            meanp = np.where(c > 0, s / np.where(c > 0, c, 1), np.nan)
+    keep = counts > 0
+    df = pd.DataFrame(
+        {
+            "class": code_labels[keep],
+            "count": counts[keep].astype(np.int64),
+            "fraction": counts[keep] / n if n else np.zeros(int(keep.sum())),
+            "median_ess": med[keep],
+            "mean_best_prob": meanp[keep],
+        }
+    )
+    if labels is not None:
+        full = pd.DataFrame({"class": np.asarray(labels)})
+        df = full.merge(df, on="class", how="outer").sort_values("class", kind="stable")
+        df["count"] = df["count"].fillna(0).astype(np.int64)
+        df["fraction"] = df["fraction"].fillna(0.0)
+        df = df.reset_index(drop=True)
+    return df
+
+
+def class_base(table: pd.DataFrame, n_averages: int | None = None) -> int:
+    """Number of the first class: 1 for RELION (STAR), 0 for cryoSPARC (``.cs``).
+
+    Uses ``table.attrs["class_base"]`` when set, then the format, then the data (a table whose
+    classes run 1..K with ``K == n_averages`` is 1-based).
+    """
+    if "class_base" in table.attrs:
+        return int(table.attrs["class_base"])
+    fmt = str(table.attrs.get("format", "")).lower()
+    if fmt == "star":
+        return 1
+    if fmt == "cs":
+        return 0
+    if "class" in table and len(table):
+        c = table["class"].to_numpy()
+        if c.min() >= 1 and (n_averages is None or c.max() == n_averages):
+            return 1
+    return 0
+
+
+def average_index_of_class(classes, base: int, n_averages: int) -> np.ndarray:
+    """Index into the class-average stack of each class label (-1 when out of range)."""
+    idx = np.asarray(classes, dtype=np.int64) - int(base)
+    return np.where((idx >= 0) & (idx < n_averages), idx, -1)
+
+
+#: Columns of the class summary the grid and table can be sorted by.
+SORT_KEYS = {
+    "class": ("class", True),
+    "count": ("count", False),
+    "resolution": ("frc_resolution_A", True),
+    "median_ess": ("median_ess", True),
+}
+
+
+def sort_summary(summary: pd.DataFrame, by: str = "count") -> pd.DataFrame:
+    """Sort a class summary: ``class`` (ascending), ``count`` (largest first), ``resolution``
+    (best first; missing last) or ``median_ess`` (most certain first; missing last)."""
+    if by not in SORT_KEYS:
+        raise ValueError(f"sort key must be one of {', '.join(SORT_KEYS)}, got {by!r}")
+    col, asc = SORT_KEYS[by]
+    if col not in summary:
+        return summary.reset_index(drop=True)
+    return summary.sort_values([col, "class"], ascending=[asc, True], na_position="last",
+                               kind="stable").reset_index(drop=True)
+
+
+def summarise_classes(
+    table: pd.DataFrame,
+    cols: PosteriorColumns | None = None,
+    *,
+    n_averages: int | None = None,
+    model_classes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Per-class summary of a particle table.
+
+    Columns: ``class`` (as in the file), ``average_index`` (index into the class-average stack,
+    -1 if none), ``count``, ``fraction``, ``median_ess`` and ``mean_best_prob`` (of the
+    columns chosen by :func:`posterior_columns`), and with a RELION model
+    ``model_distribution`` and ``model_expected_count`` (= distribution x N). When averages are
+    given, classes without particles are listed too (count 0).
+    """
+    if "class" not in table:
+        raise CryodiagInputError("the particle table has no class column", table.attrs.get("source"))
+    cls = table["class"].to_numpy()
+    ok = ~pd.isna(cls)
+    if cols is None:
+        cols = posterior_columns(table)
+    base = class_base(table, n_averages)
+    labels = None
+    if n_averages:
+        labels = np.arange(base, base + n_averages)
+    ess = None if cols.ess is None else cols.ess[ok]
+    best = None if cols.best_prob is None else cols.best_prob[ok]
+    df = class_statistics(cls[ok], ess, best, labels=labels)
+    df.insert(1, "average_index", average_index_of_class(df["class"], base, n_averages or 0)
+              if n_averages else -1)
+    if model_classes is not None and "class_distribution" in model_classes:
+        dist = dict(zip(model_classes["class"].astype(int), model_classes["class_distribution"]))
+        df["model_distribution"] = [dist.get(int(c), np.nan) for c in df["class"]]
+        df["model_expected_count"] = df["model_distribution"] * int(ok.sum())
+    return df
+
+
+def table_source(table: pd.DataFrame) -> str | None:
+    s = table.attrs.get("source")
+    return None if s is None else os.fspath(s)
