@@ -61,6 +61,8 @@ class PickHistogramPlot:
         self.mesh.norm.vmin = 1.0
         self.mesh.norm.vmax = max(vmax, 1.0 + 1e-9)
         self.colorbar.update_normal(self.mesh)
+        self.colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        self.colorbar.ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
 
     def set_thresholds(self, t: Thresholds | None) -> None:
         """Move (or hide) the threshold lines and the polygon."""
@@ -158,6 +160,8 @@ def plot_pick_histogram(
     ax.set_facecolor("#f4f4f4")
     cb = fig.colorbar(mesh, ax=ax, pad=0.01)
     cb.set_label("picks per bin (log scale)")
+    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    cb.ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
     lines = {
         "x_min": ax.axvline(np.nan, **LINE_STYLE),
         "x_max": ax.axvline(np.nan, ls="--", **LINE_STYLE),
