@@ -1,0 +1,90 @@
+"""The FSC plot: every curve against spatial frequency, thresholds, randomisation shell, Nyquist.
+
+The legend gives each curve's 0.143 resolution in Å (interpolated, or shell-edge with
+``convention="shell_edge"``); Nyquist-limited curves are marked "≥ Nyquist". The top axis is
+labelled in Å. Diagnosis flags can be printed under the plot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+COLORS = {
+    "no_mask": "#2ca02c",
+    "spherical": "#1f77b4",
+    "loose": "#9467bd",
+    "tight": "#d62728",
+    "user": "#ff7f0e",
+    "corrected": "#000000",
+    "phase_randomised": "#7f7f7f",
+}
+LABELS = {
+    "no_mask": "No mask",
+    "spherical": "Spherical",
+    "loose": "Loose",
+    "tight": "Tight",
+    "user": "User mask",
+    "corrected": "Corrected",
+    "phase_randomised": "Phase-randomised",
+}
+ORDER = ("no_mask", "spherical", "loose", "tight", "user", "corrected", "phase_randomised")
+
+
+def _res_label(r, convention: str) -> str:
+    if r.nyquist_limited:
+        return f"≥ Nyquist {r.shell_edge_A:.2f} Å"
+    v = r.shell_edge_A if convention == "shell_edge" else r.interpolated_A
+    return f"{v:.2f} Å"
+
+
+def add_resolution_axis(ax, max_freq: float) -> None:
+    """Top axis in Å for an x axis in 1/Å."""
+    sec = ax.secondary_xaxis("top", functions=(lambda f: f, lambda f: f))
+    ticks = [f for f in np.linspace(0, max_freq, 7)[1:]]
+    sec.set_xticks(ticks)
+    sec.set_xticklabels([f"{1 / t:.1f}" for t in ticks])
+    sec.set_xlabel("resolution (Å)")
+
+
+def plot_fsc(result, fig: Figure | None = None, *, flags=None, convention: str = "interpolated",
+             show_randomised: bool = True, title: str | None = None) -> Figure:
+    """Draw the curves of an :class:`~napari_cryodiag.compute.fsc.FSCResult` into ``fig``."""
+    fig = fig if fig is not None else Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.add_subplot(111)
+    f = np.asarray(result.frequency_invA)
+    for name in ORDER:
+        if name not in result.curves or (name == "phase_randomised" and not show_randomised):
+            continue
+        c = result.curves[name]
+        if name == "phase_randomised":
+            ax.plot(f, c, color=COLORS[name], lw=1, ls=":", label=f"{LABELS[name]} ({LABELS.get(result.corrected_mask, result.corrected_mask).lower()} mask)")
+            continue
+        r = result.resolutions[name]["0.143"]
+        lw = 2.2 if name == "corrected" else 1.5
+        ax.plot(f, c, color=COLORS[name], lw=lw, label=f"{LABELS[name]} ({_res_label(r, convention)})")
+    ax.axhline(0.143, color="0.3", lw=0.8, ls="--")
+    ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+    ax.axhline(0.0, color="0.8", lw=0.6)
+    ax.text(f[-1], 0.143, " 0.143", va="center", ha="left", fontsize=8, color="0.3", clip_on=False)
+    ax.text(f[-1], 0.5, " 0.5", va="center", ha="left", fontsize=8, color="0.5", clip_on=False)
+    fr = result.randomise_shell / (result.box * result.pixel_size_A)
+    ax.axvline(fr, color="0.5", lw=0.8, ls="-.")
+    ax.text(fr, 0.02, f" randomised from {result.randomise_from_A:.2f} Å ({result.randomise_rule})",
+            rotation=90, va="bottom", ha="right", fontsize=7, color="0.4")
+    ax.axvline(f[-1], color="tab:red", lw=0.8, alpha=0.5)
+    ax.text(f[-1], 1.02, f"Nyquist {result.nyquist_A:.2f} Å", ha="right", va="bottom", fontsize=7, color="tab:red")
+    ax.set_xlim(0, f[-1])
+    lo = min(-0.1, float(np.nanmin([np.nanmin(c) for c in result.curves.values()])) - 0.05)
+    ax.set_ylim(max(lo, -1.05), 1.08)
+    ax.set_xlabel("spatial frequency (1/Å)")
+    ax.set_ylabel("FSC")
+    add_resolution_axis(ax, f[-1])
+    conv = "interpolated" if convention != "shell_edge" else "shell edge"
+    ax.set_title(title or f"FSC, {result.box}³ px at {result.pixel_size_A:.3g} Å/px (0.143, {conv})", fontsize=10)
+    ax.legend(fontsize=8, loc="lower left", framealpha=0.85)
+    if flags:
+        text = "\n".join(f"⚠ {fl.title}" for fl in flags)
+        ax.text(0.99, 0.98, text, transform=ax.transAxes, ha="right", va="top", fontsize=7.5,
+                bbox=dict(boxstyle="round", fc="#fff3cd", ec="#d4a017", alpha=0.9))
+    return fig
