@@ -1,0 +1,298 @@
+"""Calibration of pick scores against defocus ("Calibrate Pick/Power Score to CTF").
+
+Per micrograph, the median of a score (NaN scores ignored) is plotted against the
+micrograph's defocus; a robust line ``median ≈ intercept + slope * defocus_A`` is fitted over
+the micrographs, and each pick's score becomes relative to the line at its micrograph's
+defocus:
+
+- ``mode="ratio"`` (default): ``calibrated = score / line(defocus)`` (1 = a typical pick of its
+  micrograph); micrographs where the line is not positive get NaN (a ratio would flip sign);
+- ``mode="difference"``: ``calibrated = score - line(defocus)`` (0 = typical).
+
+Fits (``method``), over the per-micrograph medians, one point per micrograph:
+
+- ``"theil-sen"`` (default): :func:`scipy.stats.theilslopes`, the median of pairwise slopes,
+  intercept ``median(y) - slope * median(x)``; robust to up to ~29 % outlying micrographs;
+- ``"huber"``: :func:`scipy.optimize.least_squares` with ``loss="huber"``, ``f_scale`` =
+  1.4826 x the median absolute residual of the least-squares line;
+- ``"siegel"``: :func:`scipy.stats.siegelslopes` (repeated medians, 50 % breakdown);
+- ``"ols"``: ordinary least squares (not robust; for comparison).
+
+NaN scores are ignored in the medians and stay NaN after calibration; picks whose micrograph
+has no defocus get NaN. Without any defocus the calibration raises a
+:class:`~napari_cryodiag.errors.CryodiagInputError` "calibration disabled: no defocus in
+<file>", which the widget shows as a message and the CLI prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CryodiagInputError
+
+METHODS = ("theil-sen", "huber", "siegel", "ols")
+MODES = ("ratio", "difference")
+
+__all__ = ["Calibration", "fit_calibration", "per_micrograph_medians", "robust_line", "METHODS", "MODES"]
+
+
+def robust_line(x, y, method: str = "theil-sen") -> tuple[float, float]:
+    """``(slope, intercept)`` of ``y ≈ intercept + slope * x`` with the named robust fit."""
+    from scipy import optimize, stats
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 2 or np.ptp(x) == 0:
+        raise ValueError("a line needs at least two points at different x")
+    if method == "theil-sen":
+        res = stats.theilslopes(y, x)
+        return float(res[0]), float(res[1])
+    if method == "siegel":
+        res = stats.siegelslopes(y, x)
+        return float(res[0]), float(res[1])
+    # least squares, centred for conditioning
+    xm = x.mean()
+    slope, icpt = np.polyfit(x - xm, y, 1)
+    if method == "ols":
+        return float(slope), float(icpt - slope * xm)
+    if method == "huber":
+        resid = y - (icpt + slope * (x - xm))
+        scale = 1.4826 * np.median(np.abs(resid - np.median(resid)))
+        if not scale > 0:
+            scale = max(1e-12, float(np.std(resid)) or 1e-12)
+        sol = optimize.least_squares(
+            lambda p: p[1] + p[0] * (x - xm) - y, x0=[slope, icpt], loss="huber", f_scale=scale
+        )
+        s, c = sol.x
+        return float(s), float(c - s * xm)
+    raise ValueError(f"unknown fit method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def _source_name(table: pd.DataFrame, source=None) -> str:
+    if source is not None:
+        return str(source)
+    return str(getattr(table, "attrs", {}).get("source", "the pick table"))
+
+
+def _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, source) -> pd.Series:
+    """Defocus (Å) per micrograph key, from a mapping/Series/DataFrame or the table's column."""
+    src = _source_name(table, source)
+    if defocus is None:
+        if defocus_column not in table.columns:
+            raise CryodiagInputError(
+                f"calibration disabled: no defocus in {src} (no '{defocus_column}' column and no CTF table given)",
+                src,
+            )
+        d = pd.to_numeric(table[defocus_column], errors="coerce")
+        per = d.groupby(table[micrograph_column].astype(str)).median()
+    elif isinstance(defocus, pd.DataFrame):
+        if micrograph_column not in defocus.columns or defocus_column not in defocus.columns:
+            csrc = defocus.attrs.get("source", "the CTF table")
+            raise CryodiagInputError(
+                f"calibration disabled: no defocus in {csrc} (needs '{micrograph_column}' and '{defocus_column}' columns)",
+                csrc,
+            )
+        per = pd.to_numeric(defocus[defocus_column], errors="coerce").groupby(
+            defocus[micrograph_column].astype(str)
+        ).median()
+    else:
+        per = pd.Series(defocus, dtype=np.float64)
+        per.index = per.index.astype(str)
+    per = per[np.isfinite(per.to_numpy(dtype=np.float64))]
+    if per.empty:
+        raise CryodiagInputError(f"calibration disabled: no defocus in {src} (all values missing)", src)
+    return per.astype(np.float64)
+
+
+def per_micrograph_medians(
+    table: pd.DataFrame,
+    score: str,
+    *,
+    defocus=None,
+    micrograph_column: str = "micrograph",
+    defocus_column: str = "defocus_A",
+    source=None,
+) -> pd.DataFrame:
+    """Per-micrograph ``defocus_A``, ``n_picks``, ``n_scored`` and ``median`` of ``score`` (NaN ignored).
+
+    Sorted by micrograph key. ``defocus_A`` is NaN for micrographs without defocus.
+    """
+    src = _source_name(table, source)
+    if score not in table.columns:
+        raise CryodiagInputError(f"no '{score}' score column in the picks", src)
+    if micrograph_column not in table.columns:
+        raise CryodiagInputError(f"no '{micrograph_column}' column: cannot group picks by micrograph", src)
+    per_df = _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, source)
+    mic = table[micrograph_column].astype(str)
+    vals = pd.to_numeric(table[score], errors="coerce").astype(np.float64)
+    vals = vals.where(np.isfinite(vals.to_numpy()))
+    g = vals.groupby(mic)
+    out = pd.DataFrame(
+        {"n_picks": g.size(), "n_scored": g.count(), "median": g.median()}
+    )
+    out.index.name = "micrograph"
+    out["defocus_A"] = per_df.reindex(out.index).to_numpy()
+    out = out.reset_index()[["micrograph", "defocus_A", "n_picks", "n_scored", "median"]]
+    return out.sort_values("micrograph", kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class Calibration:
+    """A fitted score-vs-defocus line and how to apply it.
+
+    ``per_micrograph`` has columns ``micrograph, defocus_A, n_picks, n_scored, median,
+    line, median_calibrated`` (the last two filled after the fit). ``residual_slope`` is the
+    same robust fit over the calibrated medians (≈ 0 when the trend is removed).
+    """
+
+    score: str
+    slope: float  #: score units per Å of defocus
+    intercept: float  #: score units at defocus 0
+    method: str
+    mode: str
+    per_micrograph: pd.DataFrame
+    residual_slope: float = float("nan")
+    residual_intercept: float = float("nan")
+    micrograph_column: str = "micrograph"
+    defocus_column: str = "defocus_A"
+    source: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    _defocus: pd.Series | None = field(default=None, repr=False)
+
+    def line(self, defocus_A) -> np.ndarray:
+        """The fitted median score at ``defocus_A``."""
+        return self.intercept + self.slope * np.asarray(defocus_A, dtype=np.float64)
+
+    def calibrate_values(self, values, defocus_A) -> np.ndarray:
+        """Calibrated scores for raw ``values`` at per-value ``defocus_A`` (NaN stays NaN)."""
+        v = np.asarray(values, dtype=np.float64)
+        ref = self.line(defocus_A)
+        if self.mode == "ratio":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(ref > 0, v / np.where(ref > 0, ref, 1.0), np.nan)
+        return v - ref
+
+    def defocus_of(self, table: pd.DataFrame) -> np.ndarray:
+        """Each row's micrograph defocus (Å), as used by the fit (NaN when unknown)."""
+        keys = table[self.micrograph_column].astype(str)
+        if self._defocus is not None:
+            return keys.map(self._defocus).to_numpy(dtype=np.float64)
+        per = self.per_micrograph.set_index("micrograph")["defocus_A"]
+        return keys.map(per).to_numpy(dtype=np.float64)
+
+    def apply(self, table: pd.DataFrame, column: str | None = None, *, defocus=None) -> pd.Series:
+        """Calibrated values of ``column`` (default: the fitted score) for every row of ``table``.
+
+        Returns a float Series aligned with ``table.index``, named ``<column>_calibrated``.
+        ``defocus`` (mapping micrograph -> Å, or a CTF table) overrides the fit's defocus lookup.
+        """
+        col = column or self.score
+        if col not in table.columns:
+            raise CryodiagInputError(f"no '{col}' column to calibrate", _source_name(table))
+        if defocus is not None:
+            per = _defocus_per_micrograph(table, defocus, self.micrograph_column, self.defocus_column, None)
+            df = table[self.micrograph_column].astype(str).map(per).to_numpy(dtype=np.float64)
+        else:
+            df = self.defocus_of(table)
+            if np.isnan(df).any() and self.defocus_column in table.columns:
+                # micrographs unknown to the fit: their own defocus from the table
+                own = pd.to_numeric(table[self.defocus_column], errors="coerce").groupby(
+                    table[self.micrograph_column].astype(str)
+                ).transform("median").to_numpy(dtype=np.float64)
+                df = np.where(np.isnan(df), own, df)
+        vals = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
+        return pd.Series(self.calibrate_values(vals, df), index=table.index, name=f"{col}_calibrated")
+
+    def to_dict(self) -> dict:
+        """Plain numbers for JSON: fit, mode, method, per-micrograph table."""
+        return {
+            "score": self.score,
+            "slope_per_A": self.slope,
+            "intercept": self.intercept,
+            "method": self.method,
+            "mode": self.mode,
+            "residual_slope_per_A": self.residual_slope,
+            "n_micrographs_fitted": int(np.isfinite(self.per_micrograph["median"]).sum()
+                                        if len(self.per_micrograph) else 0),
+            "warnings": list(self.warnings),
+            "per_micrograph": self.per_micrograph.to_dict(orient="list"),
+        }
+
+
+def fit_calibration(
+    table: pd.DataFrame,
+    score: str = "ncc",
+    *,
+    defocus=None,
+    method: str = "theil-sen",
+    mode: str = "ratio",
+    micrograph_column: str = "micrograph",
+    defocus_column: str = "defocus_A",
+    min_picks: int = 1,
+    source=None,
+) -> Calibration:
+    """Fit the calibration line of ``score`` against defocus over the micrographs of ``table``.
+
+    Parameters
+    ----------
+    table
+        Canonical pick table (``micrograph`` key column, the score column, and ``defocus_A``
+        unless ``defocus`` is given).
+    score
+        Column to calibrate (``ncc``, ``power``, ``rlnAutopickFigureOfMerit``, ...).
+    defocus
+        Defocus per micrograph: a mapping/Series ``micrograph key -> Å``, or a CTF table with
+        ``micrograph`` and ``defocus_A`` columns (e.g. ``io.picks.read_table`` of RELION's
+        ``micrographs_ctf.star``). Default: the table's ``defocus_A`` column.
+    method, mode
+        See the module docstring.
+    min_picks
+        Micrographs with fewer scored picks are left out of the fit (still calibrated).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown fit method {method!r}; choose one of {', '.join(METHODS)}")
+    if mode not in MODES:
+        raise ValueError(f"unknown calibration mode {mode!r}; choose 'ratio' or 'difference'")
+    src = _source_name(table, source)
+    per_df = _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, source)
+    per = per_micrograph_medians(
+        table, score, defocus=per_df, micrograph_column=micrograph_column, source=source
+    )
+    warnings = []
+    use = per["defocus_A"].notna() & per["median"].notna() & (per["n_scored"] >= min_picks)
+    n_missing_df = int(per["defocus_A"].isna().sum())
+    if n_missing_df:
+        warnings.append(f"{n_missing_df} micrographs have no defocus; their picks are not calibrated (NaN)")
+    if use.sum() < 2 or np.ptp(per.loc[use, "defocus_A"].to_numpy()) == 0:
+        raise CryodiagInputError(
+            f"calibration disabled: needs scored picks on at least two micrographs of different "
+            f"defocus in {src} (found {int(use.sum())})",
+            src,
+        )
+    slope, intercept = robust_line(per.loc[use, "defocus_A"], per.loc[use, "median"], method)
+    cal = Calibration(
+        score=score, slope=slope, intercept=intercept, method=method, mode=mode,
+        per_micrograph=per, micrograph_column=micrograph_column, defocus_column=defocus_column,
+        source=src, warnings=warnings, _defocus=per_df,
+    )
+    line = cal.line(per["defocus_A"].to_numpy())
+    if mode == "ratio" and np.any(line[use.to_numpy()] <= 0):
+        warnings.append(
+            "the calibration line is not positive at some micrographs' defocus; their ratio-calibrated "
+            "scores are NaN (use mode='difference')"
+        )
+    per["line"] = line
+    # calibrated medians: median over picks of the calibrated score (equals the calibrated
+    # median for a monotone per-micrograph transform, which both modes are)
+    per["median_calibrated"] = cal.calibrate_values(per["median"].to_numpy(), per["defocus_A"].to_numpy())
+    ok2 = use & np.isfinite(per["median_calibrated"])
+    if ok2.sum() >= 2:
+        cal.residual_slope, cal.residual_intercept = robust_line(
+            per.loc[ok2, "defocus_A"], per.loc[ok2, "median_calibrated"], method
+        )
+    return cal
