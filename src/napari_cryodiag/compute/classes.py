@@ -157,7 +157,10 @@ def posterior_columns(
             ess_label="class ESS = 1/Σp² (from full posteriors)",
             n_classes=post.shape[1],
         )
-    relion = RELION_BEST_COLUMN in table or RELION_ESS_COLUMN in table or fmt == "star"
+    # a STAR reader may store rlnMaxValueProbDistribution as class_posterior; a STAR that
+    # carries class_ess (written from cryoSPARC data) holds cryoSPARC's quantities
+    relion = (RELION_BEST_COLUMN in table or RELION_ESS_COLUMN in table
+              or (fmt == "star" and "class_ess" not in table))
     if relion:
         best_col = RELION_BEST_COLUMN if RELION_BEST_COLUMN in table else (
             "class_posterior" if "class_posterior" in table else None)
