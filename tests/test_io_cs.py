@@ -1,0 +1,203 @@
+"""cryoSPARC .cs reading and writing, crYOLO .cbox, micrograph keys and matching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.transform import Rotation
+
+from napari_cryodiag.errors import CryodiagInputError
+from napari_cryodiag.io import cbox, cs
+from napari_cryodiag.io import picks as pk
+from napari_cryodiag.io import star
+
+
+def test_refinement_cs(shared_data):
+    p = shared_data / "cryosparc" / "cryosparc_P12_J24_001_particles.cs"
+    t = pk.read_table(p)
+    raw = np.load(p)
+    assert len(t) == 2019
+    assert t["image_path"].nunique() == 50  # 2,019 particles on 50 micrographs
+    assert not t.attrs["has_locations"] and not pk.has_coordinates(t)
+    r = t.iloc[0]
+    assert r["pixel_size_A"] == pytest.approx(2.95)
+    assert r["defocus_u_A"] == pytest.approx(45591.37) and r["defocus_v_A"] == pytest.approx(45309.793)
+    assert r["defocus_angle_deg"] == pytest.approx(np.degrees(-1.3636448), rel=1e-6)
+    assert r["voltage_kV"] == 200 and r["cs_mm"] == 2.0 and r["amplitude_contrast"] == pytest.approx(0.07)
+    assert r["shift_x_A"] == pytest.approx(11.334375 * 2.95) and r["shift_y_A"] == pytest.approx(-1.828125 * 2.95)
+    assert (t["class"] == 0).all() and np.bincount(t["split"]).tolist() == [1010, 1009]
+    # the RELION Euler angles give back cryoSPARC's rotation
+    eul = t[["rot_deg", "tilt_deg", "psi_deg"]].to_numpy()
+    m1 = Rotation.from_euler("ZYZ", eul, degrees=True).as_matrix()
+    m2 = Rotation.from_rotvec(raw["alignments3D/pose"].astype(float)).as_matrix()
+    np.testing.assert_allclose(m1, m2, atol=1e-6)
+    assert 0 <= t["tilt_deg"].min() and t["tilt_deg"].max() <= 180
+    assert r["image_index"] == 0 and r["image_path"].startswith("J19/extract/")
+    assert "alignments3D/error" in t.columns  # other numeric fields kept by name
+
+
+def test_2d_classes_cs(shared_data):
+    t = pk.read_table(shared_data / "cryosparc" / "cryosparc_J2_particles_exported.cs")
+    assert t["class"].tolist() == [4, 1, 1, 0, 1, 3, 1, 1, 1, 4, 1, 4, 0, 0, 0, 3, 4, 2, 0, 0, 2, 3]
+    assert t["class_ess"].iloc[:3].tolist() == pytest.approx([1.0, 1.2115469, 1.6271757])
+    assert t["class_posterior"].iloc[0] == pytest.approx(1.0)
+    assert t["psi_deg"].iloc[0] == pytest.approx(np.degrees(5.8985004))
+    assert t["image_path"].iloc[0] == "J1/imported/000090334788266266069_18jam15b_0345_ali_DW.mrcs"
+
+
+def test_zero_row_schema(shared_data):
+    t = pk.read_table(shared_data / "cryosparc" / "4k_dataset.cs")
+    assert len(t) == 0
+    assert t.attrs["has_locations"]
+    for c in ("x_px", "y_px", "ncc", "power", "micrograph", "pixel_size_A", "posterior_class_2",
+              "pick_stats/template_idx", "pick_stats/angle_rad", "rot_deg"):
+        assert c in t.columns, c
+
+
+def test_cs_and_star_ctf_agree(shared_data):
+    c = pk.read_table(shared_data / "empiar-10076" / "empiar_10076_7.cs")
+    s = pk.read_table(shared_data / "empiar-10076" / "empiar_10076_7.star")
+    assert len(c) == len(s) == 7
+    for col in ("defocus_u_A", "defocus_v_A", "defocus_A", "voltage_kV", "cs_mm", "amplitude_contrast",
+                "pixel_size_A", "image_index"):
+        np.testing.assert_allclose(c[col].to_numpy(float), s[col].to_numpy(float), rtol=1e-5, err_msg=col)
+    # STAR angle 5.28° vs .cs 0.092153385 rad
+    np.testing.assert_allclose(c["defocus_angle_deg"], s["defocus_angle_deg"], atol=1e-4)
+
+
+def _synthetic_picks_cs(path, n=300, flip=False):
+    rng = np.random.default_rng(5)
+    dt = [("uid", "<u8"), ("location/micrograph_uid", "<u8"), ("location/micrograph_path", "S100"),
+          ("location/micrograph_shape", "<u4", (2,)), ("location/center_x_frac", "<f4"),
+          ("location/center_y_frac", "<f4"), ("location/micrograph_psize_A", "<f4"),
+          ("pick_stats/ncc_score", "<f4"), ("pick_stats/power", "<f4"), ("ctf/df1_A", "<f4"),
+          ("ctf/df2_A", "<f4"), ("ctf/df_angle_rad", "<f4"), ("alignments3D/pose", "<f4", (3,)),
+          ("alignments3D/error", "<f4")]
+    a = np.zeros(n, dt)
+    a["uid"] = np.arange(n) + 10
+    mic = rng.integers(0, 4, n)
+    a["location/micrograph_uid"] = 1000 + mic
+    a["location/micrograph_path"] = [f"J3/motioncorrected/{123456789012345678 + m}_mic{m}_patch_aligned_doseweighted.mrc".encode()
+                                     for m in mic]
+    a["location/micrograph_shape"] = (3000, 4000)  # [ny, nx]
+    a["location/center_x_frac"] = rng.uniform(0, 1, n)
+    a["location/center_y_frac"] = rng.uniform(0, 1, n)
+    a["location/micrograph_psize_A"] = 1.1
+    a["pick_stats/ncc_score"] = rng.uniform(0, 1, n)
+    a["pick_stats/power"] = rng.uniform(0, 100, n)
+    a["ctf/df1_A"] = 15000 + mic * 1000
+    a["ctf/df2_A"] = 14000 + mic * 1000
+    a["alignments3D/error"] = rng.normal(size=n)
+    if hasattr(path, "write"):
+        np.save(path, a)
+    else:
+        with open(path, "wb") as f:  # np.save on a name would append .npy
+            np.save(f, a)
+    return a
+
+
+def test_picks_cs_locations_and_flip(tmp_path):
+    p = tmp_path / "picks.cs"
+    _synthetic_picks_cs(p)
+    a = np.load(p)
+    t = pk.read_table(p)
+    np.testing.assert_allclose(t["x_px"], a["location/center_x_frac"].astype(float) * 4000)
+    np.testing.assert_allclose(t["y_px"], a["location/center_y_frac"].astype(float) * 3000)
+    assert set(t["micrograph"]) == {"mic0", "mic1", "mic2", "mic3"}
+    tf = pk.read_table(p, flip_y=True)
+    np.testing.assert_allclose(tf["y_px"], 3000 - t["y_px"])
+    assert "ny - y" in tf.attrs["convention"]
+    np.testing.assert_allclose(t["ncc"], a["pick_stats/ncc_score"])
+    # memory-mapped read of a few fields gives the same values
+    tm = cs.read_cs(p, mmap=True, fields=["location/center_x_frac", "location/center_y_frac",
+                                         "location/micrograph_shape", "pick_stats/power"])
+    np.testing.assert_allclose(tm["x_px"], t["x_px"])
+    assert "ncc" not in tm.columns and "power" in tm.columns
+
+
+def test_write_cs_keeps_source_fields(tmp_path):
+    src = tmp_path / "picks.cs"
+    with open(src, "wb") as f:
+        a = _synthetic_picks_cs(f)
+    t = pk.read_table(src, flip_y=True)
+    sel = t[t["ncc"] > 0.5].copy()
+    sel.attrs = dict(t.attrs)
+    sel["x_px"] += 1.0  # edited coordinates are written back
+    out = cs.write_cs(tmp_path / "sel.cs", sel)
+    b = np.load(out)
+    assert b.dtype == a.dtype and len(b) == len(sel)
+    rows = sel["source_row"].to_numpy()
+    np.testing.assert_array_equal(b["uid"], a["uid"][rows])
+    np.testing.assert_array_equal(b["alignments3D/error"], a["alignments3D/error"][rows])
+    np.testing.assert_allclose(b["location/center_x_frac"], (a["location/center_x_frac"][rows] * 4000 + 1) / 4000, rtol=1e-6)
+    np.testing.assert_allclose(b["location/center_y_frac"], a["location/center_y_frac"][rows], rtol=1e-6)
+    with pytest.raises(CryodiagInputError, match="input"):
+        cs.write_cs(src, sel, overwrite=True)
+    with pytest.raises(CryodiagInputError, match="exists"):
+        cs.write_cs(out, sel)
+
+
+def test_write_cs_from_star_table(tmp_path):
+    t = pd.DataFrame({"micrograph_name": ["m1.mrc", "m1.mrc", "m2.mrc"], "x_px": [100.0, 200.0, 300.0],
+                      "y_px": [50.0, 60.0, 70.0], "defocus_u_A": [1e4, 1e4, 2e4]})
+    with pytest.raises(CryodiagInputError, match="micrograph_shape"):
+        cs.write_cs(tmp_path / "a.cs", t)
+    out = cs.write_cs(tmp_path / "a.cs", t, micrograph_shape=(1000, 2000))
+    back = pk.read_table(out)
+    np.testing.assert_allclose(back["x_px"], t["x_px"], rtol=1e-6)
+    np.testing.assert_allclose(back["y_px"], t["y_px"], rtol=1e-6)
+    assert list(back["micrograph"]) == ["m1", "m1", "m2"]
+    np.testing.assert_allclose(back["defocus_u_A"], t["defocus_u_A"])
+
+
+def test_star_roundtrip_of_cs_particles(shared_data, tmp_path):
+    t = pk.read_table(shared_data / "cryosparc" / "cryosparc_P12_J24_001_particles.cs")
+    out = star.write_star(tmp_path / "p.star", t)
+    back = pk.read_table(out)
+    assert len(star.read_star(out)["optics"]) == 1
+    for c in ("rot_deg", "tilt_deg", "psi_deg", "defocus_u_A", "shift_x_A", "pixel_size_A", "image_index"):
+        np.testing.assert_allclose(back[c].to_numpy(float), t[c].to_numpy(float), rtol=1e-5, atol=1e-4, err_msg=c)
+    assert (back["split"].to_numpy() == t["split"].to_numpy()).all()
+
+
+def test_cbox(shared_data):
+    t = pk.read_table(shared_data / "cryolo" / "TcdA1-0018_frames_sum.cbox")
+    assert len(t) == 120
+    r = t.iloc[0]  # 3700.3671875 3874.455551147461 <NA> 220 220 <NA> 232 222 0.6578449
+    assert r["x_px"] == pytest.approx(3700.3671875 + 110) and r["y_px"] == pytest.approx(3874.455551147461 + 110)
+    assert r["Confidence"] == pytest.approx(0.6578449010848999)
+    assert r["diameter_px"] == pytest.approx((232 + 222) / 2)
+    assert r["micrograph"] == "TcdA1-0018"
+    both = pk.read_table(shared_data / "cryolo")
+    assert both.groupby("micrograph").size().to_dict() == {"TcdA1-0018": 120, "TcdA1-0019": 129}
+    r19 = both[both["micrograph"] == "TcdA1-0019"].iloc[0]
+    assert r19["Confidence"] == pytest.approx(0.8090754151344299)
+    assert cbox.read_cbox(shared_data / "cryolo" / "TcdA1-0018_frames_sum.cbox", min_confidence=0.5)["Confidence"].min() >= 0.5
+
+
+@pytest.mark.parametrize("name, key", [
+    ("Micrographs/Falcon_2012_06_12-14_33_35_0.mrc", "Falcon_2012_06_12-14_33_35_0"),
+    ("Falcon_2012_06_12-14_33_35_0_autopick.star", "Falcon_2012_06_12-14_33_35_0"),
+    ("TcdA1-0018_frames_sum.cbox", "TcdA1-0018"),
+    ("J3/motioncorrected/012345678901234567890_mic_7_patch_aligned_doseweighted.mrc", "mic_7"),
+    ("mic_7_DW.mrc", "mic_7"),
+    ("Micrographs/Falcon_2012_06_12-14_33_35_0.ctf:mrc", "Falcon_2012_06_12-14_33_35_0"),
+    ("000042@Particles/Micrographs/mic_particles.mrcs", "mic"),
+    ("0003", "0003"),
+])
+def test_micrograph_key(name, key):
+    assert pk.micrograph_key(name) == key
+
+
+def test_match_to_micrographs_reports_both_sides():
+    t = pd.DataFrame({"micrograph": ["a", "a", "b", "z", "z", "z"]})
+    idx, rep = pk.match_to_micrographs(t, ["c_frames_sum.mrc", "b_DW.mrc", "a.mrc"])
+    assert idx.tolist() == [2, 2, 1, -1, -1, -1]
+    assert rep["n_matched"] == 3 and rep["n_unmatched"] == 3
+    assert rep["unmatched_micrographs"] == {"z": 3}
+    assert rep["micrographs_without_picks"] == ["c"]
+    assert rep["picks_per_micrograph"] == [0, 1, 2]
+    assert "3 picks on 1 micrographs that are not open (z)" in rep.summary()
+    groups = pk.group_rows(idx, 3)
+    assert [g.tolist() for g in groups] == [[], [2], [0, 1]]
