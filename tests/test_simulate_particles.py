@@ -88,3 +88,11 @@ def test_write_particle_set(tmp_path):
     assert float(star["optics"]["rlnImagePixelSize"][0]) == pytest.approx(2.5)
     with pytest.raises(Exception):
         write_particle_set(sim, tmp_path)  # never overwrite without asking
+
+
+def test_chunked_simulation_into_out_array():
+    whole = simulate_particles(n=30, box=32, noise="none", seed=8)
+    out = np.zeros((30, 32, 32), np.float32)
+    chunked = simulate_particles(n=30, box=32, noise="none", seed=8, chunk_size=7, out=out)
+    assert chunked.images is out
+    np.testing.assert_allclose(out, whole.images, rtol=1e-6, atol=1e-6)

@@ -99,11 +99,15 @@ def simulate_particles(
     volume: np.ndarray | None = None,
     pad: int = 2,
     apply_ctf: bool = True,
+    chunk_size: int = 256,
+    out: np.ndarray | None = None,
 ) -> SimulatedParticles:
     """Simulate ``n`` particle images of a ``box`` map with a known noise spectrum.
 
     ``noise_sigma`` (real-space noise level) defaults to the value giving a real-space
-    signal-to-noise ratio ``snr`` (signal variance over noise variance, over whole images).
+    signal-to-noise ratio ``snr`` (signal variance over noise variance, over whole images; the
+    signal variance of the first ``chunk_size`` images). Images are made ``chunk_size`` at a
+    time into ``out`` when given (e.g. a memory map of an MRCS being written), else a new array.
     The table has the canonical columns (poses uniform on SO(3), RELION Eulers; shifts
     uniform in ``±max_shift_A``; per-particle defocus and astigmatism; ``image_index`` = row,
     ``image_path`` empty until :func:`write_particle_set`).
@@ -125,17 +129,27 @@ def simulate_particles(
     dang = np.round(rng.uniform(0, 180, size=n), 4)
 
     proj = FourierProjector(vol, pad=pad)
-    ft = proj.project_ft(euler_to_matrix(rot, tilt, psi), -shifts_A / pixel_size_A)
-    if apply_ctf:
-        for i in range(n):
-            ft[i] *= ctf_2d((box, box), pixel_size_A, du[i], dv[i], dang[i], voltage_kV=voltage_kV,
-                            cs_mm=cs_mm, amplitude_contrast=amplitude_contrast, rfft=True)
-    signal = np.fft.fftshift(np.fft.irfft2(ft, s=(box, box), axes=(-2, -1)), axes=(-2, -1))
-    signal = signal.astype(np.float32) * np.float32(signal_scale)
-    if noise_sigma is None:
-        noise_sigma = float(np.sqrt(signal.var() / snr)) if noise != "none" else 0.0
-    spectrum = noise_spectrum(noise, box, noise_sigma)
-    images = signal + make_noise(n, box, spectrum, rng) if noise != "none" else signal
+    mats = euler_to_matrix(rot, tilt, psi).reshape(-1, 3, 3)
+    shifts_px = -shifts_A / pixel_size_A
+    images = out if out is not None else np.empty((n, box, box), dtype=np.float32)
+    if images.shape != (n, box, box):
+        raise ValueError(f"out has shape {images.shape}, expected {(n, box, box)}")
+    spectrum = None if noise_sigma is None else noise_spectrum(noise, box, noise_sigma)
+    for start in range(0, n, chunk_size):  # bounded memory for large sets
+        sl = slice(start, min(start + chunk_size, n))
+        ft = proj.project_ft(mats[sl], shifts_px[sl])
+        if apply_ctf:
+            for j, i in enumerate(range(sl.start, sl.stop)):
+                ft[j] *= ctf_2d((box, box), pixel_size_A, du[i], dv[i], dang[i], voltage_kV=voltage_kV,
+                                cs_mm=cs_mm, amplitude_contrast=amplitude_contrast, rfft=True)
+        signal = np.fft.fftshift(np.fft.irfft2(ft, s=(box, box), axes=(-2, -1)), axes=(-2, -1))
+        signal = signal.astype(np.float32) * np.float32(signal_scale)
+        if spectrum is None:  # level from the first chunk's signal variance
+            noise_sigma = float(np.sqrt(signal.var() / snr)) if noise != "none" else 0.0
+            spectrum = noise_spectrum(noise, box, noise_sigma)
+        if noise != "none":
+            signal += make_noise(len(signal), box, spectrum, rng)
+        images[sl] = signal
 
     table = pd.DataFrame(
         {
@@ -160,7 +174,7 @@ def simulate_particles(
     table["micrograph"] = table["micrograph_name"].str.replace(".mrc", "", regex=False)
     table.attrs = {"source": None, "format": "simulated", "convention": "RELION origins (shift that centres)",
                    "optics": None}
-    return SimulatedParticles(images.astype(np.float32), table, vol, float(pixel_size_A), noise,
+    return SimulatedParticles(images, table, vol, float(pixel_size_A), noise,
                               spectrum, float(signal_scale), float(noise_sigma))
 
 
