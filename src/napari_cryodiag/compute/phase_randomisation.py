@@ -20,11 +20,12 @@ def _as_rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _hermitian_fix_plane(new: np.ndarray, old: np.ndarray) -> None:
+def _hermitian_fix_plane(new: np.ndarray, old: np.ndarray, randomised: np.ndarray) -> None:
     """Make a complex plane [..., a, b] (one last-axis index of an rfftn) Hermitian in place.
 
     For each Friedel pair (p, -p) inside the plane, the member with the larger linear index is
     set to the conjugate of the other; self-conjugate points take the original value ``old``.
+    Only ``randomised`` points are touched (the others keep the input's values bit for bit).
     """
     shape = new.shape
     idx = [np.arange(s) for s in shape]
@@ -32,9 +33,9 @@ def _hermitian_fix_plane(new: np.ndarray, old: np.ndarray) -> None:
     partner = [(-g) % s for g, s in zip(grids, shape)]
     lin = np.ravel_multi_index(grids, shape)
     lin_p = np.ravel_multi_index(partner, shape)
-    upper = lin > lin_p
+    upper = (lin > lin_p) & randomised
     new[upper] = np.conj(new[tuple(p[upper] for p in partner)])
-    selfc = lin == lin_p
+    selfc = (lin == lin_p) & randomised
     new[selfc] = old[selfc]
 
 
@@ -71,6 +72,6 @@ def randomise_phases(
     planes = [0] + ([n_last // 2] if n_last % 2 == 0 else [])
     for j in planes:
         plane_new = out[..., j]
-        _hermitian_fix_plane(plane_new, ft[..., j])
+        _hermitian_fix_plane(plane_new, ft[..., j], sel[..., j])
         out[..., j] = plane_new
     return out

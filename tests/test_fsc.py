@@ -1,0 +1,194 @@
+"""FSC core: against a direct computation, limits (identical / independent maps), resolution
+conventions, RELION's corrected column, phase randomisation, input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cryodiag.compute.fourier import shell_counts, shell_index
+from napari_cryodiag.compute.fsc import (
+    check_half_maps,
+    corrected_fsc,
+    fsc,
+    fsc_family,
+    randomisation_shell,
+    resolution_at,
+    rfftn,
+)
+from napari_cryodiag.compute.phase_randomisation import randomise_phases
+from napari_cryodiag.errors import CryodiagInputError
+
+
+def direct_fsc(a, b):
+    """Plain-loop FSC over the non-negative-x half of the full complex128 fftn (RELION's half sums)."""
+    n = a.shape[0]
+    fa, fb = np.fft.fftn(a.astype(np.float64)), np.fft.fftn(b.astype(np.float64))
+    m = n // 2 + 1
+    num, pa, pb = np.zeros(m), np.zeros(m), np.zeros(m)
+    for z in range(n):
+        for y in range(n):
+            for x in range(n // 2 + 1):
+                kz = z if z <= n // 2 else z - n  # fftfreq convention (n/2 -> -n/2 has the same |k|)
+                ky = y if y <= n // 2 else y - n
+                r = int(round(np.sqrt(kz * kz + ky * ky + x * x)))
+                if r >= m:
+                    continue
+                u, v = fa[z, y, x], fb[z, y, x]
+                num[r] += (u * np.conj(v)).real
+                pa[r] += abs(u) ** 2
+                pb[r] += abs(v) ** 2
+    out = num / np.sqrt(pa * pb)
+    out[0] = 1.0
+    return out
+
+
+def test_fsc_matches_direct_loop():
+    rng = np.random.default_rng(3)
+    n = 14
+    common = rng.normal(size=(n, n, n))
+    a = (common + 0.8 * rng.normal(size=common.shape)).astype(np.float32)
+    b = (common + 0.8 * rng.normal(size=common.shape)).astype(np.float32)
+    mask = rng.uniform(0.2, 1.0, size=a.shape).astype(np.float32)
+    np.testing.assert_allclose(fsc(a, b), direct_fsc(a, b), atol=2e-5)
+    np.testing.assert_allclose(fsc(a, b, mask), direct_fsc(a * mask, b * mask), atol=2e-5)
+    # odd box too
+    a7, b7 = a[:13, :13, :13].copy(), b[:13, :13, :13].copy()
+    np.testing.assert_allclose(fsc(a7, b7), direct_fsc(a7, b7), atol=2e-5)
+
+
+def test_identical_maps_give_one():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(32, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(fsc(a, a), 1.0, atol=1e-5)
+    r = fsc_family(a, a.copy(), 2.0)
+    for name in ("no_mask", "spherical", "loose", "tight"):
+        np.testing.assert_allclose(r.curves[name], 1.0, atol=1e-4, err_msg=name)
+        assert r.resolution(name).nyquist_limited
+
+
+def test_independent_noise_within_three_sigma():
+    rng = np.random.default_rng(1)
+    n = 48
+    a = rng.normal(size=(n, n, n)).astype(np.float32)
+    b = rng.normal(size=(n, n, n)).astype(np.float32)
+    c = fsc(a, b)
+    counts = shell_counts(shell_index(a.shape), n)
+    band = 3 / np.sqrt(counts[1:])
+    assert np.all(np.abs(c[1:]) < band)
+    assert abs(c[1:].mean()) < 3 / np.sqrt(counts[1:].sum())
+    assert c[0] == 1.0
+
+
+def test_resolution_conventions():
+    n, apix = 40, 2.0  # shell i at 80/i Å
+    curve = np.linspace(1, 0, n // 2 + 1)  # 21 shells, drop 0.05 per shell
+    r = resolution_at(curve, n, apix, 0.143)
+    first_below = int(np.nonzero(curve < 0.143)[0][0])
+    assert r.shell == first_below - 1
+    assert r.shell_edge_A == pytest.approx(80 / (first_below - 1))
+    t = (curve[first_below - 1] - 0.143) / (curve[first_below - 1] - curve[first_below])
+    assert r.interpolated_A == pytest.approx(80 / (first_below - 1 + t))
+    assert not r.nyquist_limited
+    high = np.full(n // 2 + 1, 0.9)
+    rn = resolution_at(high, n, apix)
+    assert rn.nyquist_limited and rn.shell_edge_A == pytest.approx(2 * apix)
+    # RELION's rule: the first drop counts, even if the curve comes back
+    bumpy = np.array([1, 0.9, 0.1, 0.9, 0.9, 0.05] + [0.0] * 15)
+    assert resolution_at(bumpy, n, apix).shell == 1
+
+
+def test_relion_corrected_column_and_resolution(shared_data):
+    from napari_cryodiag.io.star import read_postprocess
+
+    pp = read_postprocess(shared_data / "relion-postprocess" / "postprocess.star")
+    t = pp["fsc"]
+    masked = t["rlnFourierShellCorrelationMaskedMaps"].to_numpy(float)
+    rand = t["rlnCorrectedFourierShellCorrelationPhaseRandomizedMaskedMaps"].to_numpy(float)
+    unmasked = t["rlnFourierShellCorrelationUnmaskedMaps"].to_numpy(float)
+    n, apix = 96, 7.5
+    # RELION's rule for the randomisation shell gives its rlnRandomiseFrom (32.73 Å = shell 22)
+    shell = randomisation_shell("relion", n, apix, fsc_unmasked=unmasked)
+    assert n * apix / shell == pytest.approx(float(pp["general"]["rlnRandomiseFrom"]), rel=1e-4)
+    corr = corrected_fsc(masked, rand, shell, wait_shells=2)
+    np.testing.assert_allclose(corr, t["rlnFourierShellCorrelationCorrected"].to_numpy(float), atol=2e-6)
+    res = resolution_at(corr, n, apix, 0.143)
+    assert res.shell_edge_A == pytest.approx(16.3636, abs=1e-3)
+    assert res.shell_edge_A == pytest.approx(float(pp["general"]["rlnFinalResolution"]), abs=1e-4)
+    assert 16.0 < res.interpolated_A < 16.3636
+
+
+def test_randomisation_rules():
+    n, apix = 100, 1.0
+    f = np.arange(n // 2 + 1)
+    tight = 1 / (1 + np.exp((f - 40) / 2.0))  # crosses 0.143 near shell 43.6
+    unmasked = 1 / (1 + np.exp((f - 25) / 2.0))
+    r_t = resolution_at(tight, n, apix)
+    assert randomisation_shell("tight75", n, apix, fsc_tight=tight) == round(0.75 * n * apix / r_t.interpolated_A)
+    assert randomisation_shell("relion", n, apix, fsc_unmasked=unmasked) == int(np.nonzero(unmasked < 0.8)[0][0])
+    assert randomisation_shell("nomask143", n, apix, fsc_unmasked=unmasked) == int(np.nonzero(unmasked < 0.143)[0][0])
+    assert randomisation_shell(5.0, n, apix) == 20
+    assert randomisation_shell("5", n, apix) == 20
+    with pytest.raises(CryodiagInputError):
+        randomisation_shell("sometimes", n, apix)
+
+
+def test_phase_randomisation_keeps_amplitudes_and_decorrelates_beyond_shell():
+    rng = np.random.default_rng(2)
+    n, start = 40, 9
+    a = rng.normal(size=(n, n, n)).astype(np.float32)
+    f = rfftn(a)
+    idx = shell_index(a.shape)
+    g = randomise_phases(f, a.shape, start, seed=7, index=idx)
+    # amplitudes kept to float32 rounding (|a (cos, sin)| = a up to a few ulp)
+    np.testing.assert_allclose(np.abs(g), np.abs(f), rtol=1e-5, atol=0)
+    below = idx < start
+    np.testing.assert_array_equal(g[below], f[below])
+    # a real map: the round trip keeps the randomised transform (Hermitian planes handled)
+    back = rfftn(np.fft.irfftn(g, s=a.shape).astype(np.float32))
+    np.testing.assert_allclose(back, g, atol=1e-3 * np.abs(f).max())
+    # phases beyond the shell are decorrelated: FSC(original, randomised) ~ 0 there, 1 below
+    from napari_cryodiag.compute.fsc import fsc_from_transforms
+
+    c = fsc_from_transforms(f, g, idx, n)
+    counts = shell_counts(idx, n)
+    assert np.allclose(c[:start], 1.0, atol=1e-6)
+    assert np.all(np.abs(c[start:]) < 3 * np.sqrt(2) / np.sqrt(counts[start:]))
+    # seeded: repeats
+    np.testing.assert_array_equal(g, randomise_phases(f, a.shape, start, seed=7, index=idx))
+    assert not np.array_equal(g, randomise_phases(f, a.shape, start, seed=8, index=idx))
+
+
+def test_corrected_equals_masked_before_randomisation_shell():
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=64, seed=4)
+    r = fsc_family(sim.half1, sim.half2, sim.pixel_size_A, seed=1)
+    s = r.randomise_shell
+    np.testing.assert_array_equal(r.curves["corrected"][:s], r.curves["tight"][:s])
+    # beyond the shell the randomised maps only correlate through the mask: small for a soft mask
+    rs = r.resolution("tight").shell
+    assert abs(r.curves["phase_randomised"][rs]) < 0.1 < r.curves["tight"][rs]
+    r2 = fsc_family(sim.half1, sim.half2, sim.pixel_size_A, seed=1)
+    np.testing.assert_array_equal(r.curves["corrected"], r2.curves["corrected"])
+    rw = fsc_family(sim.half1, sim.half2, sim.pixel_size_A, seed=1, wait_shells=2)
+    np.testing.assert_array_equal(rw.curves["corrected"][: s + 2], r.curves["tight"][: s + 2])
+    # with a user mask the corrected curve uses it
+    ru = fsc_family(sim.half1, sim.half2, sim.pixel_size_A, mask=sim.mask)
+    assert ru.corrected_mask == "user" and "user" in ru.curves
+    np.testing.assert_array_equal(ru.curves["corrected"][: ru.randomise_shell], ru.curves["user"][: ru.randomise_shell])
+
+
+def test_half_map_checks_name_both_files():
+    a = np.zeros((8, 8, 8), np.float32)
+    with pytest.raises(CryodiagInputError, match=r"different grids.*h1\.mrc and h2\.mrc"):
+        check_half_maps(a, np.zeros((8, 8, 10), np.float32), 1.0, 1.0, "h1.mrc", "h2.mrc")
+    with pytest.raises(CryodiagInputError, match=r"different voxel sizes.*h1\.mrc and h2\.mrc.*1\.0000 Å and 1\.1000 Å"):
+        check_half_maps(a, a, 1.0, 1.1, "h1.mrc", "h2.mrc")
+    with pytest.raises(CryodiagInputError, match="cubic"):
+        check_half_maps(np.zeros((8, 8, 10)), np.zeros((8, 8, 10)), 1.0, 1.0, "a", "b")
+    bad = a.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(CryodiagInputError, match="NaN"):
+        check_half_maps(a, bad, 1.0, 1.0, "a.mrc", "b.mrc")
+    assert check_half_maps(a, a, (1.2, 1.2, 1.2), 1.2) == pytest.approx(1.2)
