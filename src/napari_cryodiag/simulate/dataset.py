@@ -183,6 +183,13 @@ def write_sample_dataset(
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise CryodiagInputError("output exists and is not a folder", folder)
+    if not overwrite and folder.is_dir():
+        # fail before simulating when the dataset is already there
+        existing = [folder / n for n in ("dataset.json", "picks.star", "picks.cs", "truth.csv") if (folder / n).exists()]
+        existing += sorted((folder / MICROGRAPH_FOLDER).glob("*.mrc"))[:1] if (folder / MICROGRAPH_FOLDER).is_dir() else []
+        if existing:
+            raise CryodiagInputError("a sample dataset is already there; pass overwrite=True (--overwrite) to replace it",
+                                     existing[0])
     folder.mkdir(parents=True, exist_ok=True)
     if simulation is None:
         simulation = simulate_micrographs(

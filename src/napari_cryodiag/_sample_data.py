@@ -1,0 +1,177 @@
+"""npe2 sample data: simulated micrographs with picks, half maps and mask, 2D class averages.
+
+Each function returns a list of napari LayerData tuples ``(data, kwargs, layer_type)`` built
+like the reader's layers (same ``metadata["cryodiag"]`` contract, docs/ARCHITECTURE.md), so the
+sample behaves in the widgets exactly as opened files do. Everything is simulated from a seed
+(:mod:`napari_cryodiag.simulate`), with the truth kept in the metadata.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE_SEED = 0
+
+
+def _contrast_limits(image) -> tuple[float, float]:
+    from .io.mrc import contrast_limits
+
+    return contrast_limits(np.asarray(image))
+
+
+def _link_viewer() -> None:
+    """Let the current viewer's picks layers follow the micrograph slider (as the reader does)."""
+    try:
+        from ._reader import _link_current_viewer
+    except ImportError:  # pragma: no cover - reader not available
+        return
+    _link_current_viewer()
+
+
+def micrograph_layers(sim, *, name: str = "simulated micrographs", picks_name: str = "simulated picks"):
+    """LayerData for a :class:`~napari_cryodiag.simulate.micrographs.SimulatedMicrographs`:
+    the micrograph stack (image) and its picks (points, one micrograph shown at a time)."""
+    from ._reader import picks_layer_data
+
+    apix = float(sim.pixel_size_A)
+    image_meta = {
+        "cryodiag": {
+            "kind": "micrographs",
+            "paths": [],
+            "keys": list(sim.keys),
+            "names": list(sim.names),
+            "pixel_size_A": apix,
+            "simulated": True,
+            "defocus_A": [float(v) for v in sim.defocus_A],
+            "regions": sim.regions,
+            "particle_diameter_A": float(sim.particle_diameter_A),
+        }
+    }
+    image = (
+        sim.images,
+        {
+            "name": name,
+            "scale": (1.0, apix, apix),
+            "contrast_limits": _contrast_limits(sim.images[0]),
+            "colormap": "gray",
+            "multiscale": False,
+            "metadata": image_meta,
+        },
+        "image",
+    )
+    table = sim.truth.copy()
+    table.attrs = {
+        "source": "simulated",
+        "format": "simulated",
+        "convention": "simulated picks: x_px = column, y_px = row of the micrograph array",
+        "optics": None,
+    }
+    points = picks_layer_data(table, picks_name, name=picks_name)
+    points[1]["metadata"]["cryodiag"]["simulated"] = True
+    return [image, points]
+
+
+def sample_micrographs_with_picks(seed: int = SAMPLE_SEED, n_micrographs: int = 8, shape=(1024, 1024)):
+    """Eight simulated 1024² micrographs (2 Å/px, defocus 0.8–3 µm) with labelled, scored picks."""
+    from .simulate.micrographs import simulate_micrographs
+
+    sim = simulate_micrographs(n_micrographs=n_micrographs, shape=shape, seed=seed)
+    layers = micrograph_layers(sim)
+    _link_viewer()
+    return layers
+
+
+def sample_half_maps(seed: int = SAMPLE_SEED):
+    """Two simulated half maps with independent noise (known FSC and B-factor) and a soft mask."""
+    from .simulate.half_maps import simulate_half_maps
+
+    hm = simulate_half_maps(seed=seed)
+    apix = float(hm.pixel_size_A)
+    truth = {k: v for k, v in (hm.truth or {}).items()}
+    layers = []
+    for role in ("half1", "half2", "mask"):
+        data = np.asarray(getattr(hm, role), dtype=np.float32)
+        meta = {
+            "cryodiag": {
+                "kind": "map",
+                "role": role,
+                "paths": [],
+                "keys": [role],
+                "pixel_size_A": apix,
+                "voxel_size_A": (apix, apix, apix),
+                "origin_A": (0.0, 0.0, 0.0),
+                "simulated": True,
+                "truth": truth,
+            }
+        }
+        lo, hi = (0.0, 1.0) if role == "mask" else (float(data.min()), float(data.max()))
+        kwargs = {
+            "name": f"simulated {role}",
+            "scale": (apix, apix, apix),
+            "contrast_limits": (lo, hi if hi > lo else lo + 1.0),
+            "colormap": "gray" if role != "mask" else "magenta",
+            "metadata": meta,
+        }
+        if role == "mask":
+            kwargs.update(blending="additive", opacity=0.4)
+        if role == "half2":
+            kwargs["visible"] = False
+        layers.append((data, kwargs, "image"))
+    return layers
+
+
+def sample_class_averages(seed: int = SAMPLE_SEED):
+    """Simulated 2D class averages (good views and junk classes) and their particle table."""
+    import pandas as pd
+
+    from .simulate.classes import simulate_classes
+
+    sc = simulate_classes(seed=seed)
+    apix = float(sc.pixel_size_A)
+    avg = np.asarray(sc.averages, dtype=np.float32)
+    table = sc.table
+    meta = {
+        "cryodiag": {
+            "kind": "stack",
+            "role": "class_averages",
+            "paths": [],
+            "keys": ["class_averages"],
+            "pixel_size_A": apix,
+            "n_images": int(avg.shape[0]),
+            "table": table,
+            "simulated": True,
+            "truth": dict(sc.truth or {}),
+        }
+    }
+    image = (
+        avg,
+        {
+            "name": "simulated class averages",
+            "scale": (1.0, apix, apix),
+            "contrast_limits": _contrast_limits(avg.reshape(-1, avg.shape[-1])),
+            "colormap": "gray",
+            "metadata": meta,
+        },
+        "image",
+    )
+    cols = [c for c in table.columns if table[c].dtype.kind in "iufb"]
+    particles = (
+        np.zeros((0, 2)),
+        {
+            "name": "simulated particles",
+            "metadata": {
+                "cryodiag": {
+                    "kind": "particles",
+                    "table": table,
+                    "path": "simulated",
+                    "convention": table.attrs.get("convention", ""),
+                    "n_rows": len(table),
+                    "simulated": True,
+                }
+            },
+            "features": pd.DataFrame({c: pd.Series(dtype=table[c].dtype) for c in cols}),
+            "visible": False,
+        },
+        "points",
+    )
+    return [image, particles]
