@@ -62,7 +62,7 @@ def _draw_basic(ax, nm: NoiseModel, truth=None, show_signal: bool = True):
     ax.set_yscale("log")
     ax.set_xlim(0, f[-1])
     ax.set_xlabel("spatial frequency (1/Å)")
-    ax.set_ylabel("power per pixel (image units²)")
+    ax.set_ylabel("power per pixel")
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="best")
     _resolution_top_axis(ax, f[-1])
@@ -100,8 +100,8 @@ def _draw_advanced(axes, fig, nm: NoiseModel, log: bool = True):
     nyq = 1.0 / (2 * nm.pixel_size_A)
     im = None
     for ax, data, title in (
-        (axes[0], before, "mean |X − a·CTF·P|² (before ring averaging)"),
-        (axes[1], after, "noise model (ring average)"),
+        (axes[0], before, "before ring averaging"),
+        (axes[1], after, "ring average (model)"),
     ):
         im = ax.imshow(np.where(data > 0, data, np.nan) if log else data, origin="lower",
                        extent=ext, norm=norm, cmap="magma", interpolation="nearest")
@@ -111,7 +111,7 @@ def _draw_advanced(axes, fig, nm: NoiseModel, log: bool = True):
         ax.set_aspect("equal")
     axes[0].set_ylabel("ky (1/Å)")
     cb = fig.colorbar(im, ax=list(axes), shrink=0.85)
-    cb.set_label("power per pixel (image units²)", fontsize=8)
+    cb.set_label("mean |X − a·CTF·P|² per pixel", fontsize=8)
 
 
 def plot_noise_advanced(nm: NoiseModel, fig: Figure | None = None, log: bool = True) -> Figure:
@@ -119,6 +119,7 @@ def plot_noise_advanced(nm: NoiseModel, fig: Figure | None = None, log: bool = T
     fig = _fig(fig, figsize=(8.0, 3.8))
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     _draw_advanced(axes, fig, nm, log)
+    fig.suptitle(f"Noise model in 2D: mean residual power of {nm.n_images:,} images", fontsize=10)
     return fig
 
 
