@@ -81,3 +81,88 @@ def test_picks_follow_slider(make_napari_viewer, tmp_path):
     from imageio import imwrite  # napari dependency
 
     imwrite("/tmp/cryodiag_picks_screenshot.png", shot)
+
+
+class _CountingArray(np.ndarray):
+    """An ndarray that records how many rows each fancy-index read touches."""
+
+    touched: list
+
+    def __getitem__(self, idx):
+        if isinstance(idx, np.ndarray) and idx.dtype.kind in "iu":
+            self.touched.append(len(idx))
+        return np.asarray(super().__getitem__(idx))
+
+
+def _micrograph_layer(keys, shape=(64, 64)):
+    import dask.array as da
+    from napari.layers import Image
+
+    return Image(da.zeros((len(keys),) + shape, chunks=(1,) + shape, dtype=np.float32), name="mics",
+                 metadata={"cryodiag": {"kind": "micrographs", "keys": list(keys), "pixel_size_A": 1.0}},
+                 contrast_limits=(0, 1))
+
+
+def test_million_picks_slider_touches_one_micrograph(make_napari_viewer):
+    from napari.layers import Layer
+
+    from napari_cryodiag import _reader, picks_layer
+
+    n_mic, n = 200, 1_000_000
+    rng = np.random.default_rng(3)
+    mic = rng.integers(0, n_mic, n)
+    table = pd.DataFrame({"micrograph": np.array([f"mic{i:04d}" for i in range(n_mic)], dtype=object)[mic],
+                          "x_px": rng.uniform(0, 64, n), "y_px": rng.uniform(0, 64, n),
+                          "ncc": rng.uniform(0, 1, n)})
+    viewer = make_napari_viewer()
+    viewer.add_layer(_micrograph_layer([f"mic{i:04d}_DW.mrc" for i in range(n_mic)]))
+    pts = viewer.add_layer(Layer.create(*_reader.picks_layer_data(table, "synthetic")))
+    picks_layer.link_viewer(viewer)
+    picks_layer.link_viewer(viewer)  # idempotent
+    ctrl = picks_layer.get_picks_controller(pts)
+    assert ctrl.report["n_matched"] == n
+    counting = ctrl._xy.view(_CountingArray)
+    counting.touched = []
+    ctrl._xy = counting
+    seen = []
+    ctrl.on_micrograph_changed.append(seen.append)
+    for i in (17, 150, 199):
+        viewer.dims.set_point(0, i)  # move the slider
+        expected = np.flatnonzero(mic == i)
+        assert ctrl.current_index() == i and seen[-1] == i
+        assert len(pts.data) == len(expected) == ctrl.last_swap_rows
+        assert counting.touched[-1] == len(expected)  # only this micrograph's rows were read
+        np.testing.assert_array_equal(np.sort(ctrl.rows_shown()), expected)
+        np.testing.assert_allclose(np.sort(pts.features["ncc"]), np.sort(table["ncc"].to_numpy()[expected]))
+    assert max(counting.touched) < 10_000  # never the whole table
+    kept = table["ncc"].to_numpy() > 0.5
+    counting.touched.clear()
+    ctrl.rejected_mode = "hide"
+    ctrl.set_kept(kept)
+    expected = np.flatnonzero((mic == 199) & kept)
+    assert len(pts.data) == len(expected) and counting.touched == [len(expected)]
+    assert pts.metadata["cryodiag"]["kept"] is not None
+
+
+def test_picks_before_micrographs_and_unmatched_report(make_napari_viewer, monkeypatch):
+    from napari.layers import Layer
+
+    from napari_cryodiag import _reader, picks_layer
+
+    warnings = []
+    monkeypatch.setattr(picks_layer, "_warn", warnings.append)
+    table = pd.DataFrame({"micrograph": ["a", "a", "b", "gone", "gone"], "x_px": [10.0, 20, 30, 40, 50],
+                          "y_px": [5.0, 6, 7, 8, 9]})
+    viewer = make_napari_viewer()
+    picks_layer.link_viewer(viewer)
+    pts = viewer.add_layer(Layer.create(*_reader.picks_layer_data(table, "t.star")))
+    ctrl = picks_layer.get_picks_controller(pts)
+    assert ctrl.image_layer is None and ctrl.keys == ["a", "b", "gone"]
+    img = viewer.add_layer(_micrograph_layer(["a.mrc", "b.mrc", "c.mrc"]))
+    assert ctrl.image_layer is img
+    assert ctrl.micrograph_of_row.tolist() == [0, 0, 1, -1, -1]
+    assert any("2 picks on 1 micrographs that are not open (gone)" in w and "no picks (c)" in w for w in warnings)
+    ctrl.show_micrograph(1)
+    assert pts.data.tolist() == [[1.0, 7.0, 30.0]]
+    viewer.layers.remove(img)
+    assert ctrl.image_layer is None
