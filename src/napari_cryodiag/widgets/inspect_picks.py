@@ -76,7 +76,7 @@ def _num_item(value, fmt: str = "{:.4g}") -> QTableWidgetItem:
     elif isinstance(value, (int, np.integer)):
         item.setData(Qt.ItemDataRole.DisplayRole, int(value))
     else:
-        item.setData(Qt.ItemDataRole.DisplayRole, float(f"{float(value):.6g}"))
+        item.setData(Qt.ItemDataRole.DisplayRole, float(f"{float(value):.4g}"))
     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
     return item
 
@@ -216,6 +216,7 @@ class InspectPicksWidget(QWidget):
         self.mic_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.mic_table.setSortingEnabled(True)
         self.mic_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.mic_table.verticalHeader().setVisible(False)
         self.mic_table.cellClicked.connect(self._on_table_clicked)
         lay.addWidget(self.mic_table)
         return w
@@ -473,12 +474,17 @@ class InspectPicksWidget(QWidget):
                 show_warning(insp.calibration_errors[axis])
         self.apply_thresholds()
 
-    def _slider_range(self, edges, values):
-        lo, hi = float(edges[0]), float(edges[-1])
+    def _slider_range(self, edges, values, log: bool = False):
+        """Histogram range, widened (by 2 % of the span) to hold every set threshold inside
+        the ends: a slider at its end means "no cut"."""
+        f = (lambda v: np.log10(v)) if log else (lambda v: v)
+        lo, hi = f(float(edges[0])), f(float(edges[-1]))
+        pad = 0.02 * (hi - lo)
         for v in values:
-            if v is not None and np.isfinite(v):
-                lo, hi = min(lo, v), max(hi, v)
-        return lo, hi
+            if v is not None and np.isfinite(v) and (not log or v > 0):
+                lo, hi = min(lo, f(v) - pad), max(hi, f(v) + pad)
+        g = (lambda v: 10.0**v) if log else (lambda v: v)
+        return g(lo), g(hi)
 
     def _setup_sliders(self):
         insp = self.inspection
@@ -490,7 +496,7 @@ class InspectPicksWidget(QWidget):
             self.x_slider.setSingleStep((hi - lo) / SLIDER_STEPS)
             self.x_slider.setDecimals(self._decimals(hi - lo))
             self.x_slider.setValue(lo if t.x_min is None else t.x_min)
-            lo, hi = self._slider_range(insp.hist.y_edges, [t.y_min, t.y_max])
+            lo, hi = self._slider_range(insp.hist.y_edges, [t.y_min, t.y_max], log=insp.log_y)
             slo, shi = self._ys(lo), self._ys(hi)
             self.y_slider.setRange(slo, shi)
             self.y_slider.setSingleStep((shi - slo) / SLIDER_STEPS)
@@ -697,8 +703,14 @@ class InspectPicksWidget(QWidget):
             return
         lo, hi = (float(v) for v in value)
         t = self.inspection.thresholds
-        t.y_min = None if lo <= self.y_slider.minimum() else self._yv(lo)
-        t.y_max = None if hi >= self.y_slider.maximum() else self._yv(hi)
+        # only the handle that moved changes its threshold
+        old_lo = self.y_slider.minimum() if t.y_min is None else self._ys(t.y_min)
+        old_hi = self.y_slider.maximum() if t.y_max is None else self._ys(t.y_max)
+        eps = 1e-9 * max(1.0, abs(self.y_slider.maximum() - self.y_slider.minimum()))
+        if abs(lo - old_lo) > eps:
+            t.y_min = None if lo <= self.y_slider.minimum() else self._yv(lo)
+        if abs(hi - old_hi) > eps:
+            t.y_max = None if hi >= self.y_slider.maximum() else self._yv(hi)
         t.method = "manual"
         self._update_y_values_label()
         self.apply_thresholds()
@@ -733,7 +745,7 @@ class InspectPicksWidget(QWidget):
             k, n, name = shown
             text += f"; shown micrograph {name}: {k:,} / {n:,}"
         if insp.hist.n_missing:
-            text += f"; {insp.hist.n_missing:,} picks without a {insp.x_feature}/{insp.y_feature} value (rejected)"
+            text += f"; {insp.hist.n_missing:,} picks without a {insp.x_feature}/{insp.y_feature} value (not on the histogram)"
         self.counts_label.setText(text)
 
     def _shown_counts(self):

@@ -1,0 +1,306 @@
+"""The "Inspect Picks" dock widget on a viewer with a micrograph stack and a picks layer.
+
+The layers are built as the reader builds them (``_reader.picks_layer_data``, micrograph
+metadata) and wired by ``picks_layer.link_viewer``. Counts are checked against numbers computed
+here independently from the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.viewer
+
+N_MICS = 5
+SHAPE = (200, 200)
+
+
+def _table(seed=0):
+    """Picks on N_MICS micrographs with ncc/power scaled by a defocus gain, truth-labelled."""
+    rng = np.random.default_rng(seed)
+    defocus = np.array([9000.0, 14000.0, 19000.0, 24000.0, 29000.0])
+    parts = []
+    for i, d in enumerate(defocus):
+        g = 0.45 + d / 27000.0
+        n_p, n_e = 60 + 5 * i, 12
+        parts.append(pd.DataFrame({
+            "micrograph_name": f"mic_{i:02d}.mrc",
+            "micrograph": f"mic_{i:02d}",
+            "x_px": rng.uniform(15, SHAPE[1] - 15, n_p + n_e),
+            "y_px": rng.uniform(15, SHAPE[0] - 15, n_p + n_e),
+            "defocus_A": d,
+            "pixel_size_A": 2.0,
+            "diameter_px": 14.0,
+            "ncc": g * np.concatenate([rng.normal(0.35, 0.04, n_p), rng.normal(0.12, 0.04, n_e)]),
+            "power": g * np.concatenate([rng.lognormal(np.log(20), 0.25, n_p), rng.lognormal(np.log(6), 0.3, n_e)]),
+            "truth": ["particle"] * n_p + ["empty"] * n_e,
+        }))
+    t = pd.concat(parts, ignore_index=True)
+    t.loc[3, "ncc"] = np.nan  # a pick without a score
+    t.attrs = {"source": "/nonexistent/sim_picks.star", "format": "star", "convention": "test"}
+    return t
+
+
+@pytest.fixture
+def setup(make_napari_viewer, tmp_path):
+    from napari_cryodiag._reader import picks_layer_data
+    from napari_cryodiag.picks_layer import get_picks_controller, link_viewer
+    from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
+
+    viewer = make_napari_viewer()
+    table = _table()
+    keys = [f"mic_{i:02d}" for i in range(N_MICS)]
+    rng = np.random.default_rng(1)
+    viewer.add_image(
+        rng.normal(size=(N_MICS, *SHAPE)).astype(np.float32), name="micrographs", scale=(1, 2.0, 2.0),
+        metadata={"cryodiag": {"kind": "micrographs", "paths": [f"/data/{k}.mrc" for k in keys],
+                               "keys": keys, "pixel_size_A": 2.0}},
+    )
+    data, kwargs, _ = picks_layer_data(table, "/nonexistent/sim_picks.star", name="picks")
+    layer = viewer.add_points(data, **kwargs)
+    link_viewer(viewer)
+    widget = InspectPicksWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Inspect Picks", area="right")
+    ctrl = get_picks_controller(layer)
+    return viewer, widget, layer, ctrl, table
+
+
+def _expected(table, x_min=None, y_min=None, y_max=None, x=None, y=None):
+    x = table["ncc"].to_numpy() if x is None else x
+    y = table["power"].to_numpy() if y is None else y
+    m = np.ones(len(table), bool)
+    with np.errstate(invalid="ignore"):
+        if x_min is not None:
+            m &= x >= x_min
+        if y_min is not None:
+            m &= y >= y_min
+        if y_max is not None:
+            m &= y <= y_max
+    return m
+
+
+def _counts_text(mask, table, shown_key):
+    on = (table["micrograph"] == shown_key).to_numpy()
+    return f"kept {mask.sum():,} / {len(table):,}", f"shown micrograph {shown_key}: {mask[on].sum():,} / {on.sum():,}"
+
+
+def test_thresholds_counts_points_table_export(setup, qtbot, tmp_path):
+    from napari_cryodiag.picks_layer import KEPT_COLOR, REJECTED_COLOR
+
+    viewer, w, layer, ctrl, table = setup
+    assert w.layer is layer and w.inspection is not None
+    assert (w.inspection.x_feature, w.inspection.y_feature) == ("ncc", "power")
+    t = dataclasses.replace(w.thresholds)
+    assert t.method.startswith("suggested")
+    shown = f"mic_{ctrl.current_index():02d}"
+    m0 = _expected(table, t.x_min, t.y_min, t.y_max)
+    for part in _counts_text(m0, table, shown):
+        assert part in w.counts_label.text()
+
+    # move the NCC slider: counts follow exactly
+    w.x_slider.setValue(0.30)
+    x_min = w.thresholds.x_min
+    assert x_min == pytest.approx(0.30, abs=2e-3)
+    m1 = _expected(table, x_min, t.y_min, t.y_max)
+    assert m1.sum() != m0.sum()
+    for part in _counts_text(m1, table, shown):
+        assert part in w.counts_label.text(), (part, w.counts_label.text())
+    assert w.result.n_kept == m1.sum()
+    assert not w.result.mask[3]  # NaN score is rejected
+    # the shown micrograph's points: rejected ones dimmed
+    rows = ctrl.rows_shown()
+    assert len(layer.data) == len(rows) == (table["micrograph"] == shown).sum()
+    colors = np.asarray(layer.border_color)
+    np.testing.assert_allclose(colors[m1[rows]], np.tile(KEPT_COLOR, (m1[rows].sum(), 1)), atol=1e-6)
+    np.testing.assert_allclose(colors[~m1[rows]], np.tile(REJECTED_COLOR, ((~m1[rows]).sum(), 1)), atol=1e-6)
+    # hide rejected: only kept picks stay in the layer
+    w.rejected_combo.setCurrentText("hide")
+    assert len(layer.data) == m1[rows].sum() > 0
+    np.testing.assert_allclose(layer.data[:, 1:], table[["y_px", "x_px"]].to_numpy()[rows][m1[rows]])
+
+    # the power range slider (log axis: slider in log10 units)
+    assert w.inspection.log_y is False or w.y_slider_label.text().endswith("(log)")
+    lo, hi = w.y_slider.value()
+    w.y_slider.setValue((lo + 0.25 * (hi - lo), hi))
+    m2 = _expected(table, w.thresholds.x_min, w.thresholds.y_min, w.thresholds.y_max)
+    assert w.thresholds.y_min > t.y_min and m2.sum() < m1.sum()
+    assert f"kept {m2.sum():,} / {len(table):,}" in w.counts_label.text()
+
+    # ---- the per-micrograph table follows and drives the slider
+    w.rejected_combo.setCurrentText("dim")
+    tb = w.mic_table
+    assert tb.rowCount() == N_MICS
+    names = [tb.item(r, 0).text() for r in range(N_MICS)]
+    assert names == [f"mic_{i:02d}" for i in range(N_MICS)]
+    picks = [int(tb.item(r, 2).text()) for r in range(N_MICS)]
+    assert picks == table.groupby("micrograph").size().tolist()
+    r = 4
+    tb.cellClicked.emit(r, 0)
+    assert ctrl.current_index() == 4 and viewer.dims.current_step[0] == 4
+    assert "shown micrograph mic_04" in w.counts_label.text()
+    assert len(layer.data) == (table["micrograph"] == "mic_04").sum()
+    # moving the viewer's slider selects the micrograph's row
+    viewer.dims.set_current_step(0, 1)
+    assert ctrl.current_index() == 1
+    assert tb.selectedItems() and tb.selectedItems()[0].row() == 1
+    assert "shown micrograph mic_01" in w.counts_label.text()
+    # kept column follows a threshold change (after the debounce)
+    w.set_threshold("x_min", 0.3)
+    qtbot.waitUntil(lambda: int(tb.item(0, 3).text()) == int(w.result.kept_per_micrograph[0]), timeout=2000)
+    sub = table[table.micrograph == "mic_00"]
+    exp0 = _expected(sub, 0.3, w.thresholds.y_min, w.thresholds.y_max).sum()
+    assert int(tb.item(0, 3).text()) == exp0
+
+    # ---- export kept (and rejected) picks with the thresholds in a side JSON
+    from napari_cryodiag.io.picks import read_table
+
+    w.set_threshold("x_min", 0.3)
+    out = tmp_path / "kept.star"
+    paths = w.export(out, rejected=True)
+    assert [p.name for p in paths] == ["kept.star", "kept_rejected.star", "kept_thresholds.json"]
+    kept = read_table(out)
+    rej = read_table(tmp_path / "kept_rejected.star")
+    assert len(kept) == w.result.n_kept and len(rej) == len(table) - w.result.n_kept
+    np.testing.assert_allclose(np.sort(kept["ncc"]), np.sort(table["ncc"][w.result.mask]), rtol=1e-5)
+    info = json.loads((tmp_path / "kept_thresholds.json").read_text())
+    assert info["thresholds"]["x_min"] == pytest.approx(0.3)
+    assert info["n_kept"] == w.result.n_kept and info["x_units"] == "raw"
+    # no silent overwrite
+    assert w.export(out) == []
+    assert "exists" in w.status.text()
+
+    # ---- any numeric column on an axis
+    w.y_combo.setCurrentText("defocus_A")
+    assert w.inspection.y_feature == "defocus_A"
+    assert w._plot.ax.get_ylabel().startswith("defocus_A")
+    t = w.thresholds
+    m = _expected(table, t.x_min, t.y_min, t.y_max, y=table["defocus_A"].to_numpy())
+    assert w.result.n_kept == m.sum()
+
+
+def test_dragging_lines_and_polygon_on_the_histogram(setup, qtbot):
+    from matplotlib.backend_bases import MouseEvent
+
+    viewer, w, layer, ctrl, table = setup
+    canvas = w.hist_canvas.canvas
+    ax = w._plot.ax
+    canvas.draw()
+    t = dataclasses.replace(w.thresholds)
+    y_mid = np.sqrt(t.y_min * t.y_max) if w.inspection.log_y else 0.5 * (t.y_min + t.y_max)
+
+    def ev(name, xd, yd, button=1):
+        x, y = ax.transData.transform((xd, yd))
+        e = MouseEvent(name, canvas, x, y, button=button)
+        canvas.callbacks.process(name, e)
+
+    # grab the NCC line, drag it to 0.2, release
+    ev("button_press_event", t.x_min, y_mid)
+    assert w._dragging == "x_min"
+    ev("motion_notify_event", 0.25, y_mid)
+    ev("motion_notify_event", 0.20, y_mid)
+    ev("button_release_event", 0.20, y_mid)
+    assert w._dragging is None
+    assert w.thresholds.x_min == pytest.approx(0.20, abs=1e-6)
+    assert w.x_slider.value() == pytest.approx(0.20, abs=1e-3)
+    assert w._plot.lines["x_min"].get_xdata()[0] == pytest.approx(0.20)
+    m = _expected(table, 0.20, t.y_min, t.y_max)
+    assert w.result.n_kept == m.sum()
+    assert f"kept {m.sum():,} / {len(table):,}" in w._plot.ax.get_title()
+    # grab the power minimum line and move it up
+    xm = 0.5 * sum(ax.get_xlim())
+    new_y = t.y_min * 1.5
+    ev("button_press_event", xm, t.y_min)
+    assert w._dragging == "y_min"
+    ev("motion_notify_event", xm, new_y)
+    ev("button_release_event", xm, new_y)
+    assert w.thresholds.y_min == pytest.approx(new_y, rel=1e-6)
+    assert w.result.n_kept == _expected(table, 0.20, new_y, t.y_max).sum()
+    # a press far from any line does not start a drag
+    ev("button_press_event", xm, np.sqrt(new_y * t.y_max) if w.inspection.log_y else 0.5 * (new_y + t.y_max))
+    assert w._dragging is None
+
+    # ---- a polygon drawn on the histogram
+    from napari_cryodiag.compute.pick_thresholds import points_in_polygon
+
+    w.set_threshold("x_min", None)
+    w.set_threshold("y_min", None)
+    w.set_threshold("y_max", None)
+    assert w.result.n_kept == len(table)  # no cut at all: even the NaN-score pick stays
+    poly = [(0.25, 10.0), (0.7, 10.0), (0.7, 60.0), (0.25, 60.0)]
+    # the polygon tool hands its vertices to set_polygon
+    w.polygon_button.setChecked(True)
+    assert w._poly_selector is not None
+    w._poly_selector.onselect(poly)
+    inside = points_in_polygon(table["ncc"], table["power"], poly, log_y=w.inspection.log_y)
+    assert w.result.n_kept == inside.sum() > 0
+    assert w._plot.polygon is not None and w._plot.polygon.get_visible()
+    w.polygon_button.setChecked(False)
+    w.set_polygon(None)
+    assert w.result.n_kept == len(table)
+
+
+
+def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
+    from napari_cryodiag.compute.calibration import fit_calibration
+
+    viewer, w, layer, ctrl, table = setup
+    raw_edges = w.inspection.hist.x_edges.copy()
+    w.cal_x_check.setChecked(True)
+    assert w.inspection.x_units == "calibrated (ratio)"
+    assert "calibrated (ratio)" in w._plot.ax.get_xlabel()
+    assert w.inspection.hist.x_edges[0] < 1.0 < w.inspection.hist.x_edges[-1] < raw_edges[-1] + 2
+    cx = fit_calibration(table, "ncc").apply(table).to_numpy()
+    np.testing.assert_allclose(w.inspection.x, cx, equal_nan=True)
+    t = w.thresholds
+    assert w.result.n_kept == _expected(table, t.x_min, t.y_min, t.y_max, x=cx).sum()
+    assert "ncc: median =" in w.cal_label.text()
+    w.cal_mode_combo.setCurrentText("difference")
+    assert w.inspection.x_units == "calibrated (difference)"
+    assert w.inspection.hist.x_edges[0] < 0.0 < w.inspection.hist.x_edges[-1]
+    w.cal_x_check.setChecked(False)
+    assert w.inspection.x_units == "raw"
+    np.testing.assert_allclose(w.inspection.hist.x_edges, raw_edges)
+
+    # ---- look at it: screenshots to /tmp
+    viewer.window._qt_window.resize(1400, 900)
+    w.cal_x_check.setChecked(True)
+    w.cal_y_check.setChecked(True)
+    w.tabs.setCurrentIndex(0)
+    qtbot.wait(50)
+    img = viewer.screenshot(canvas_only=False, flash=False)
+    assert img.ndim == 3 and img.shape[0] > 300
+    import imageio.v3 as iio  # napari's dependency
+
+    iio.imwrite("/tmp/inspect_picks_viewer.png", img)
+    assert w.grab().save("/tmp/inspect_picks_widget.png")
+    w.tabs.setCurrentIndex(1)
+    assert w.grab().save("/tmp/inspect_picks_table.png")
+    w.tabs.setCurrentIndex(2)
+    assert w.grab().save("/tmp/inspect_picks_calibration.png")
+
+
+
+def test_calibration_without_defocus_is_disabled_with_a_message(make_napari_viewer, qtbot):
+    from napari_cryodiag._reader import picks_layer_data
+    from napari_cryodiag.picks_layer import link_viewer
+    from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
+
+    viewer = make_napari_viewer()
+    table = _table().drop(columns=["defocus_A"])
+    data, kwargs, _ = picks_layer_data(table, "/nonexistent/nodefocus.star", name="picks")
+    viewer.add_points(data, **kwargs)
+    link_viewer(viewer)
+    w = InspectPicksWidget(viewer)
+    w.cal_x_check.setChecked(True)
+    assert not w.cal_x_check.isChecked()  # switched back off
+    assert "no defocus" in w.cal_label.text()
+    assert w.inspection.x_units == "raw" and w.result.n_total == len(table)
+
+
+
+
