@@ -192,9 +192,13 @@ def sampling_binned(
         t = t_all[i, j]
         ex2 = np.einsum("ij,ij->i", sec_d[s + i], sec_v[j])  # E[x^2]
         var = np.maximum(ex2 - t * t, 0.0)
-        h = np.maximum(np.sqrt(3.0 * var), 1e-12)  # half width of the uniform with that variance
-        frac = np.clip(np.minimum(t + h, eps) - np.maximum(t - h, -eps), 0.0, None) / (2.0 * h)
-        np.minimum(frac, 1.0, out=frac)
+        h = np.sqrt(3.0 * var)  # half width of the uniform with that variance
+        # overlap of [t - h, t + h] with [-eps, eps], in coordinates relative to t (no cancellation);
+        # a cell without spread (rounding-level variance) is a step, |t| <= eps, as in the definition
+        spread = h > 1e-9
+        hs = np.where(spread, h, 1.0)
+        overlap = np.clip(np.minimum(hs, eps - t) - np.maximum(-hs, -eps - t), 0.0, None) / (2.0 * hs)
+        frac = np.where(spread, np.minimum(overlap, 1.0), (np.abs(t) <= eps).astype(np.float64))
         m = len(md)
         S[s : s + m] = np.bincount(i, weights=frac * count[j], minlength=m)
         W[s : s + m] = np.bincount(i, weights=frac * weight[j], minlength=m)
@@ -219,26 +223,40 @@ def sampling_direct(vectors, points, radius_px: float, weights=None, chunk: int 
 # --------------------------------------------------------------------------------------------
 # directional maps on the azimuth x elevation axes
 # --------------------------------------------------------------------------------------------
-def plot_bin_regions(n_azimuth: int = 72, n_elevation: int = 36, sub: int = 8):
+def plot_bin_regions(n_azimuth: int = 72, n_elevation: int = 36):
     """Mean direction (m, 3) and second moments (m, 6) of each equal-area plot bin.
 
     Bins are ordered ``[i_elevation, i_azimuth]`` (row-major), edges as in the viewing
-    direction histogram; moments from ``sub × sub`` equal-area sub-cells.
+    direction histogram. Directions are uniform over a bin, i.e. uniform in ``z`` and in
+    azimuth ``φ``, so the moments are exact integrals: with ``r = sqrt(1 - z²)``,
+    ``x = r cos φ``, ``y = r sin φ`` and ``z`` and ``φ`` independent.
     """
     n_az, n_el = int(n_azimuth), int(n_elevation)
-    z_edges = np.linspace(-1.0, 1.0, n_el + 1)
-    a_edges = np.linspace(-np.pi, np.pi, n_az + 1)
-    fz = (np.arange(sub) + 0.5) / sub
-    z = (z_edges[:-1, None] + np.diff(z_edges)[:, None] * fz[None, :])  # (n_el, sub)
-    a = (a_edges[:-1, None] + np.diff(a_edges)[:, None] * fz[None, :])  # (n_az, sub)
-    r = np.sqrt(np.clip(1 - z * z, 0, None))
-    # sub-points: (n_el, n_az, sub_z, sub_a)
-    x = r[:, None, :, None] * np.cos(a)[None, :, None, :]
-    y = r[:, None, :, None] * np.sin(a)[None, :, None, :]
-    zz = np.broadcast_to(z[:, None, :, None], x.shape)
-    comps = (x, y, zz)
-    mean = np.stack([c.mean(axis=(2, 3)) for c in comps], axis=-1).reshape(-1, 3)
-    second = np.stack([(comps[i] * comps[j]).mean(axis=(2, 3)) for i, j in SYM6], axis=-1).reshape(-1, 6)
+    z = np.linspace(-1.0, 1.0, n_el + 1)
+    a = np.linspace(-np.pi, np.pi, n_az + 1)
+    z0, z1 = z[:-1], z[1:]
+    dz = z1 - z0
+    prim_r = 0.5 * (z * np.sqrt(np.clip(1 - z * z, 0, None)) + np.arcsin(np.clip(z, -1, 1)))
+    prim_rz = -((np.clip(1 - z * z, 0, None)) ** 1.5) / 3.0
+    e_z = 0.5 * (z0 + z1)
+    e_zz = (z0 * z0 + z0 * z1 + z1 * z1) / 3.0
+    e_r = np.diff(prim_r) / dz
+    e_rz = np.diff(prim_rz) / dz
+    e_rr = 1.0 - e_zz
+    a0, a1 = a[:-1], a[1:]
+    da = a1 - a0
+    e_c = (np.sin(a1) - np.sin(a0)) / da
+    e_s = -(np.cos(a1) - np.cos(a0)) / da
+    e_cc = 0.5 + (np.sin(2 * a1) - np.sin(2 * a0)) / (4 * da)
+    e_ss = 1.0 - e_cc
+    e_cs = -(np.cos(2 * a1) - np.cos(2 * a0)) / (4 * da)
+    Z = lambda v: np.broadcast_to(v[:, None], (n_el, n_az))  # noqa: E731
+    A = lambda v: np.broadcast_to(v[None, :], (n_el, n_az))  # noqa: E731
+    mean = np.stack([Z(e_r) * A(e_c), Z(e_r) * A(e_s), Z(e_z)], axis=-1).reshape(-1, 3)
+    second = np.stack(
+        [Z(e_rr) * A(e_cc), Z(e_rr) * A(e_ss), Z(e_zz), Z(e_rr) * A(e_cs), Z(e_rz) * A(e_c), Z(e_rz) * A(e_s)],
+        axis=-1,
+    ).reshape(-1, 6)
     return mean, second
 
 
