@@ -201,3 +201,15 @@ def test_match_to_micrographs_reports_both_sides():
     assert "3 picks on 1 micrographs that are not open (z)" in rep.summary()
     groups = pk.group_rows(idx, 3)
     assert [g.tolist() for g in groups] == [[], [2], [0, 1]]
+
+
+def test_compressed_csdat_through_cryosparc_tools(shared_data, tmp_path):
+    ds_mod = pytest.importorskip("cryosparc.dataset", reason="cryosparc-tools not installed")
+    src = shared_data / "cryosparc" / "cryosparc_J2_particles_exported.cs"
+    p = tmp_path / "compressed.cs"
+    ds_mod.Dataset.load(str(src)).save(str(p), format=ds_mod.CSDAT_FORMAT)
+    assert p.read_bytes()[:6] == b"\x95CSDAT"
+    a, b = pk.read_table(src), pk.read_table(p)
+    for c in ("class", "class_ess", "class_posterior", "psi_deg", "defocus_u_A", "image_index"):
+        np.testing.assert_allclose(b[c].to_numpy(float), a[c].to_numpy(float), err_msg=c)
+    assert list(b["image_path"]) == list(a["image_path"])
