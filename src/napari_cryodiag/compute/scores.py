@@ -295,6 +295,12 @@ def _valid_centres(xg, yg, shape, half: int, interpolate: bool):
     fn = np.floor if interpolate else np.rint
     x0[ok] = fn(xg[ok]).astype(np.int64)
     y0[ok] = fn(yg[ok]).astype(np.int64)
+    if interpolate:
+        # an exact grid position on the last usable pixel: step back one and take weight 1
+        at_x = ok & (x0 + half + 1 == nx) & (xg == x0)
+        at_y = ok & (y0 + half + 1 == ny) & (yg == y0)
+        x0[at_x] -= 1
+        y0[at_y] -= 1
     extra = 1 if interpolate else 0
     ok &= (x0 - half >= 0) & (x0 + half + extra < nx) & (y0 - half >= 0) & (y0 + half + extra < ny)
     return y0, x0, ok
