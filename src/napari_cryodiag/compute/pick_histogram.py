@@ -178,19 +178,27 @@ class PickHistogram:
         return int(np.count_nonzero(self.missing))
 
     # ----------------------------------------------------------------- counts
+    def _full_counts(self, mask) -> np.ndarray:
+        m = self.n_x * self.n_y + 1
+        if mask is None:
+            return np.bincount(self.codes, minlength=m)
+        mask = np.asarray(mask)
+        if mask.dtype == bool and mask.shape == self.codes.shape:
+            # a boolean mask as weights: no compaction of the selected codes (a random
+            # boolean gather is several times slower than a weighted pass over all codes)
+            return np.bincount(self.codes, weights=mask, minlength=m).astype(np.int64)
+        return np.bincount(self.codes[mask], minlength=m)
+
     def counts(self, mask=None) -> np.ndarray:
         """``(n_y, n_x)`` int64 counts of the picks selected by ``mask`` (all when None).
 
         ``mask`` is a boolean array over picks or an integer index array.
         """
-        c = self.codes if mask is None else self.codes[mask]
-        full = np.bincount(c, minlength=self.n_x * self.n_y + 1)
-        return full[:-1].reshape(self.n_y, self.n_x)
+        return self._full_counts(mask)[:-1].reshape(self.n_y, self.n_x)
 
     def counts_and_unbinned(self, mask=None) -> tuple[np.ndarray, int]:
         """Counts as :meth:`counts` plus the number of selected picks that fell in no bin."""
-        c = self.codes if mask is None else self.codes[mask]
-        full = np.bincount(c, minlength=self.n_x * self.n_y + 1)
+        full = self._full_counts(mask)
         return full[:-1].reshape(self.n_y, self.n_x), int(full[-1])
 
     def summary(self) -> dict:

@@ -341,7 +341,7 @@ class ThresholdEvaluator:
 
     def evaluate(self, t: Thresholds) -> SelectionCounts:
         m = t.mask_xy(self.x, self.y, polygon_mask=self._polygon_mask(t))
-        kept_per = np.bincount(self.micrograph_codes[m], minlength=self.n_micrographs)
+        kept_per = np.bincount(self.micrograph_codes, weights=m, minlength=self.n_micrographs).astype(np.int64)
         return SelectionCounts(
             mask=m,
             n_kept=int(kept_per.sum()),

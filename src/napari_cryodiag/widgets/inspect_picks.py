@@ -1067,46 +1067,64 @@ class InspectPicksWidget(QWidget):
         )
         self._workers.append(w)
 
-    def _add_picks_layer(self, table, image_layer):
-        from ..picks_layer import add_picks_layer
+    def add_picks_layer(self, table, name: str, *, hide: object = None):
+        """Add ``table`` as a new picks layer (as the reader builds it), linked to its
+        micrographs, and inspect it; ``hide`` (a layer) is hidden. Returns the layer."""
+        from .._reader import picks_layer_data
+        from ..picks_layer import link_viewer
 
-        layer = add_picks_layer(self.viewer, table, image_layer, name=f"picks ({image_layer.name})")
+        source = str(table.attrs.get("source") or name)
+        data, kwargs, _ = picks_layer_data(table, source, name=name)
+        layer = self.viewer.add_points(data, **kwargs)
+        link_viewer(self.viewer)
+        if hide is not None:
+            hide.visible = False
         self._refresh_layers()
         self.layer_combo.setCurrentText(layer.name)
-        show_info(f"picker: {len(table):,} picks on {table['micrograph'].nunique()} micrographs")
-
-    def _replace_table(self, table):
-        """New scores/rows for the current layer: hand them to the controller and rebuild."""
-        if self.controller is not None and hasattr(self.controller, "set_table"):
-            self.controller.set_table(table)
-        elif self.layer is not None:
-            self.layer.metadata["cryodiag"]["table"] = table
-        self.set_layer(self.layer)
+        if self.layer is not layer:
+            self.set_layer(layer)
+        return layer
 
     # ================================================== duplicates, export
-    def remove_duplicates(self) -> None:
+    def _pixel_size_for_table(self, table) -> float | None:
+        if "pixel_size_A" in table.columns:
+            v = float(np.nanmedian(table["pixel_size_A"].to_numpy(dtype=float)))
+            if np.isfinite(v) and v > 0:
+                return v
+        img = getattr(self.controller, "image_layer", None) if self.controller else None
+        return self._pixel_size_A(img) if img is not None else None
+
+    def remove_duplicates(self, distance_A: float | None = None):
+        """Remove picks within ``distance_A`` of a higher-scoring pick on the same micrograph
+        (x feature ranks them); the result becomes a new picks layer. Returns the
+        :class:`~napari_cryodiag.compute.duplicates.DuplicateResult` (None on error)."""
         if self.inspection is None:
             show_warning("choose a picks layer first")
-            return
-        try:
-            from ..compute.duplicates import remove_duplicates
+            return None
+        from ..compute.duplicates import find_duplicates
 
-            table = self.inspection.table
-            keep, info = remove_duplicates(
-                table, distance_A=float(self.dup_spin.value()), score=self.inspection.x_feature
-            )
-        except (CryodiagInputError, ImportError) as err:
+        table = self.inspection.table
+        dist = float(self.dup_spin.value() if distance_A is None else distance_A)
+        try:
+            apix = self._pixel_size_for_table(table)
+            if apix is None:
+                raise CryodiagInputError("no pixel size known to convert the distance from Å",
+                                         table.attrs.get("source"))
+            res = find_duplicates(table, dist, score=self.inspection.x_feature, keep="higher",
+                                  pixel_size_A=apix)
+        except (CryodiagInputError, ValueError) as err:
             self._error(err)
-            return
-        n_removed = int(len(table) - np.count_nonzero(keep))
-        new = table[np.asarray(keep, bool)].reset_index(drop=True)
+            return None
+        new = table[res.keep].reset_index(drop=True)
         new.attrs = dict(table.attrs)
-        self.dup_label.setText(
-            f"removed {n_removed:,} duplicate picks within {self.dup_spin.value():g} Å "
-            f"(kept the higher {self.inspection.x_feature}); {len(new):,} remain"
-        )
-        show_info(self.dup_label.text())
-        self._replace_table(new)
+        new.attrs["duplicates"] = res.to_dict()
+        msg = (f"removed {res.n_removed:,} duplicate picks within {dist:g} Å (kept the higher "
+               f"{self.inspection.x_feature}); {len(new):,} of {len(table):,} remain")
+        self.dup_label.setText(msg)
+        show_info(msg)
+        old = self.layer
+        self.add_picks_layer(new, f"{old.name} (no duplicates)", hide=old)
+        return res
 
     def _export_dialog(self, suffix: str):
         if self.inspection is None:
