@@ -217,3 +217,26 @@ def test_full_map_layout_and_relion_convention():
     np.testing.assert_allclose(nm.relion_sigma2(), nm.noise_variance / (2 * 32**2))
     assert np.sum(nm.relion_sigma2() * nm.counts) / nm.counts.sum() == pytest.approx(
         1.5**2 / (2 * 32**2), rel=0.03)
+
+
+def test_phase_shift_columns_are_used():
+    """A phase-plate set (90° phase shift): the CTF must include it, whichever column names it."""
+    sim = simulate_particles(n=60, box=48, noise="none", seed=5, amplitude_contrast=0.1)
+    from napari_cryodiag.compute.ctf import ctf_2d
+    from napari_cryodiag.compute.projection import FourierProjector, euler_to_matrix
+
+    t = sim.table
+    proj = FourierProjector(sim.volume)
+    ft = proj.project_ft(euler_to_matrix(t.rot_deg, t.tilt_deg, t.psi_deg),
+                         -t[["shift_x_A", "shift_y_A"]].to_numpy() / 2.0)
+    for i in range(len(t)):
+        ft[i] *= ctf_2d((48, 48), 2.0, t.defocus_u_A[i], t.defocus_v_A[i], t.defocus_angle_deg[i],
+                        phase_shift_deg=90.0)
+    imgs = np.fft.fftshift(np.fft.irfft2(ft, s=(48, 48)), axes=(-2, -1)).astype(np.float32)
+    none = estimate_noise_model(t, sim.volume, images=imgs)
+    assert np.sum(none.noise_variance) > 0.1 * np.sum(none.signal_power)  # ignored: poor fit
+    for col, value in (("phase_shift_deg", 90.0), ("rlnPhaseShift", 90.0), ("ctf/phase_shift_rad", np.pi / 2)):
+        t2 = t.copy()
+        t2[col] = value
+        nm = estimate_noise_model(t2, sim.volume, images=imgs)
+        assert np.all(nm.noise_variance < 1e-5 * nm.signal_power), col

@@ -250,6 +250,10 @@ def _particle_params(table, pixel_size_A, apply_ctf, ctf_defaults, notes, source
         cols = [du, dv, _column(table, "defocus_angle_deg", 0.0, source=source)]
         for name in ("voltage_kV", "cs_mm", "amplitude_contrast", "phase_shift_deg"):
             v = _column(table, name, source=source)
+            if v is None and name == "phase_shift_deg":  # phase plate: RELION deg, cryoSPARC rad
+                v = _column(table, "rlnPhaseShift", source=source)
+                if v is None and "ctf/phase_shift_rad" in table.columns:
+                    v = np.rad2deg(_column(table, "ctf/phase_shift_rad", source=source))
             if v is None:
                 v = np.full(len(table), float(ctf_defaults[name]))
                 if name != "phase_shift_deg":
