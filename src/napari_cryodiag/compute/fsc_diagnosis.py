@@ -185,7 +185,9 @@ def diagnose(result: FSCResult, params: DiagnosisParams = DiagnosisParams()) -> 
         flags.append(_flag("unmasked_better", "no_mask", unmasked_A=nm.interpolated_A, corrected_A=reported.interpolated_A))
 
     # RELION: randomised-phase FSC at the reported resolution
-    rshell = reported.shell
+    # (when the corrected curve drops at the randomisation shell itself, check the first
+    # randomised shell: below it the "randomised" curve is just the masked one)
+    rshell = min(max(reported.shell, result.randomise_shell + 1), last)
     if rshell > result.randomise_shell:
         val = float(result.curves["phase_randomised"][rshell])
         if val > params.randomised_max:

@@ -1,0 +1,61 @@
+"""Exports: postprocess.star read back by starfile (and our reader), EMDB XML, CSV; atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from napari_cryodiag.compute.fsc import fsc_family
+from napari_cryodiag.compute.guinier import fit_guinier, guinier_curve_of_map
+from napari_cryodiag.errors import CryodiagInputError
+from napari_cryodiag.io.fsc_export import read_fsc_xml, write_fsc_csv, write_fsc_xml, write_postprocess_star
+
+
+@pytest.fixture(scope="module")
+def result():
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=48, pixel_size_A=2.0, resolution_A=7.0)
+    return sim, fsc_family(sim.half1, sim.half2, sim.pixel_size_A)
+
+
+def test_postprocess_star_roundtrip(tmp_path, result):
+    sim, r = result
+    g = guinier_curve_of_map((sim.half1 + sim.half2) / 2, 2.0, "amplitude", mask=r.masks["tight"])
+    fit = fit_guinier(g, 14.0, 6.0)
+    path = write_postprocess_star(tmp_path / "postprocess.star", r, g, fit, half1_name="h1.mrc", half2_name="h2.mrc")
+    blocks = starfile.read(path)
+    assert set(blocks) == {"general", "fsc", "guinier"}
+    gen = blocks["general"]
+    assert gen["rlnFinalResolution"] == pytest.approx(r.resolution("corrected").shell_edge_A, abs=1e-5)
+    assert gen["rlnRandomiseFrom"] == pytest.approx(r.randomise_from_A, abs=1e-5)
+    assert gen["rlnUnfilteredMapHalf1"] == "h1.mrc"
+    fsc = blocks["fsc"]
+    np.testing.assert_allclose(fsc["rlnFourierShellCorrelationCorrected"], r.curves["corrected"], atol=1e-6)
+    np.testing.assert_allclose(fsc["rlnFourierShellCorrelationMaskedMaps"], r.curves["tight"], atol=1e-6)
+    np.testing.assert_allclose(fsc["rlnResolution"], r.frequency_invA, atol=1e-6)
+    assert len(blocks["guinier"]) > 5 and "rlnLogAmplitudesIntercept" in blocks["guinier"]
+    from napari_cryodiag.io.star import read_postprocess
+
+    assert len(read_postprocess(path)["fsc"]) == len(r.frequency_invA)
+    # atomic & non-destructive
+    with pytest.raises(CryodiagInputError, match="exists"):
+        write_postprocess_star(path, r, g, fit)
+
+
+def test_xml_and_csv(tmp_path, result):
+    _, r = result
+    x, y, title = read_fsc_xml(write_fsc_xml(tmp_path / "fsc.xml", r))
+    np.testing.assert_allclose(x, r.frequency_invA, atol=1e-6)
+    np.testing.assert_allclose(y, r.curves["corrected"], atol=1e-6)
+    assert "corrected" in title
+    text = (tmp_path / "fsc.xml").read_text()
+    assert 'xaxis="Resolution (A-1)"' in text and 'yaxis="Correlation Coefficient"' in text
+    t = pd.read_csv(write_fsc_csv(tmp_path / "fsc.csv", r))
+    assert list(t.columns[:3]) == ["shell", "frequency_invA", "resolution_A"]
+    for name in ("no_mask", "spherical", "loose", "tight", "phase_randomised", "corrected"):
+        np.testing.assert_allclose(t[f"fsc_{name}"], r.curves[name], atol=1e-5)
+    with pytest.raises(CryodiagInputError, match="input"):
+        write_fsc_csv(tmp_path / "fsc.csv", r, overwrite=True, protect=[tmp_path / "fsc.csv"])

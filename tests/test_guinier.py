@@ -1,0 +1,77 @@
+"""Guinier fit: a known applied B-factor comes back; conventions and windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cryodiag.compute.fourier import radial_frequency_invA
+from napari_cryodiag.compute.fsc import irfftn, rfftn
+from napari_cryodiag.compute.guinier import fit_guinier, guinier_curve, guinier_curve_of_map, guinier_window
+from napari_cryodiag.compute.sharpen import sharpen_map
+from napari_cryodiag.errors import CryodiagInputError
+
+
+def flat_spectrum_map(n=64, seed=0):
+    """A real map whose Fourier amplitudes are all 1 (random phases): ln <|F|^2> is flat."""
+    rng = np.random.default_rng(seed)
+    f = rfftn(rng.normal(size=(n, n, n)).astype(np.float32))
+    f /= np.abs(f)
+    return irfftn(f, (n, n, n))
+
+
+@pytest.mark.parametrize("quantity", ["amplitude2", "amplitude"])
+@pytest.mark.parametrize("bfactor", [50.0, 150.0])
+def test_applied_bfactor_is_recovered(quantity, bfactor):
+    n, apix = 64, 1.5
+    v = flat_spectrum_map(n)
+    s = radial_frequency_invA(v.shape, apix)
+    blurred = irfftn(rfftn(v) * np.exp(-bfactor * s**2 / 4).astype(np.float32), v.shape)
+    fit = fit_guinier(guinier_curve_of_map(blurred, apix, quantity), 10.0, 3.5)
+    assert fit.bfactor_A2 == pytest.approx(bfactor, rel=0.02)
+    assert fit.sharpening_bfactor_A2 == pytest.approx(-fit.bfactor_A2)
+    assert fit.correlation < -0.99
+
+
+def test_bfactor_difference_on_a_protein_like_map():
+    """Blurring a simulated particle by B = 80 moves its fitted B by 80 (within a few %)."""
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=64, bfactor_A2=20.0)
+    base = fit_guinier(guinier_curve_of_map(sim.signal, 1.5), 10.0, 3.5).bfactor_A2
+    blurred = sharpen_map(sim.signal, 1.5, 80.0)  # positive B blurs
+    after = fit_guinier(guinier_curve_of_map(blurred, 1.5), 10.0, 3.5).bfactor_A2
+    assert after - base == pytest.approx(80.0, rel=0.03)
+
+
+def test_curve_definitions():
+    n, apix = 32, 2.0
+    v = flat_spectrum_map(n, 1) * 3.0
+    f = rfftn(v)
+    g2 = guinier_curve(f, v.shape, apix, "amplitude2")
+    g1 = guinier_curve(f, v.shape, apix, "amplitude")
+    np.testing.assert_allclose(g2.x_invA2, (np.arange(n // 2 + 1) / (n * apix)) ** 2)
+    # all amplitudes are 3 (the DC term too, up to rounding): ln 9 and ln 3
+    np.testing.assert_allclose(g2.y[1:], np.log(9.0), atol=1e-4)
+    np.testing.assert_allclose(g1.y[1:], np.log(3.0), atol=1e-4)
+
+
+def test_windows():
+    n, apix = 100, 1.0
+    f = np.arange(n // 2 + 1)
+    curve = 1 / (1 + np.exp((f - 30) / 2.0))
+    lo, hi, rule = guinier_window("fsc143", curve, apix, n)
+    assert lo == 10.0 and rule == "fsc143" and 100 / 34 < hi < 100 / 33
+    curve2 = curve.copy()
+    curve2[40:] = 0.0
+    lo, hi, rule = guinier_window("relion", curve2, apix, n)
+    assert hi == pytest.approx(100 / 39)
+    assert guinier_window((4.0, 12.0))[:2] == (12.0, 4.0)
+    with pytest.raises(ValueError):
+        guinier_window("sideways", curve, apix, n)
+
+
+def test_window_too_small_is_an_input_error():
+    v = flat_spectrum_map(16)
+    with pytest.raises(CryodiagInputError, match="shells"):
+        fit_guinier(guinier_curve_of_map(v, 5.0), 10.0, 9.0)

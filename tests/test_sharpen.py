@@ -1,0 +1,90 @@
+"""Sharpening filter and the validation session's caching ("what-if" mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cryodiag.compute.fourier import shell_index, shell_sums
+from napari_cryodiag.compute.fsc import rfftn
+from napari_cryodiag.compute.masks import MaskParams
+from napari_cryodiag.compute.sharpen import SharpenParams, ValidationSession, fsc_weight, sharpen_map, shell_filter
+
+
+def test_blur_then_sharpen_restores_the_map():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(32, 32, 32)).astype(np.float32)
+    v = sharpen_map(v, 2.0, 0.0)  # band-limit to the Nyquist sphere (the filter zeroes the corners)
+    back = sharpen_map(sharpen_map(v, 2.0, 100.0), 2.0, -100.0)
+    np.testing.assert_allclose(back, v, atol=1e-4)
+
+
+def test_fsc_weighting_zeroing_and_lowpass():
+    n, apix = 40, 2.0
+    fsc = np.linspace(1.0, -0.2, n // 2 + 1)
+    w = shell_filter(n, apix, fsc, fsc_weighting=True, zero_below_fsc=1e-4)
+    first_zero = int(np.nonzero(fsc[1:] <= 1e-4)[0][0]) + 1
+    np.testing.assert_allclose(w[1:first_zero], np.sqrt(2 * fsc[1:first_zero] / (1 + fsc[1:first_zero])))
+    assert np.all(w[first_zero:] == 0) and w[0] == 1.0
+    assert fsc_weight(np.array([1.0, 0.0, -0.5]))[0] == 1.0
+    # low-pass: 1 well below, 0 from the cut-off shell on (20 Å -> shell 4)
+    lp = shell_filter(n, apix, None, lowpass_A=20.0, lowpass_edge_shells=2)
+    assert lp[1] == 1.0 and lp[2] == 1.0 and 0 < lp[3] < 1 and np.all(lp[4:] == 0)
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(n, n, n)).astype(np.float32)
+    out = sharpen_map(v, apix, 0.0, None, fsc_weighting=False, lowpass_A=20.0)
+    idx = shell_index(v.shape)
+    f = rfftn(out)
+    p = shell_sums(np.abs(f) ** 2, idx, n)
+    assert np.all(p[5:] < 1e-6 * p[1])
+
+
+@pytest.fixture(scope="module")
+def session():
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=64, seed=2)
+    s = ValidationSession(sim.half1, sim.half2, sim.pixel_size_A)
+    s.compute()
+    return s, sim
+
+
+def test_session_what_if_recomputes_only_what_changed(session):
+    s, sim = session
+    f1 = s.halfmaps.transforms[0]
+    fsc_before = s.fsc
+    s.recomputed = []
+    # B changes: only the filter
+    s.sharpen(SharpenParams(bfactor_A2=-50))
+    assert s.recomputed == ["sharpen"]
+    a = s.sharpened.copy()
+    s.recomputed = []
+    s.sharpen(SharpenParams(bfactor_A2=-120))
+    assert s.recomputed == ["sharpen"] and not np.allclose(a, s.sharpened)
+    # same settings: nothing recomputed
+    s.compute()
+    assert s.recomputed == [] and s.fsc is fsc_before
+    # a mask parameter changes: masks, FSC and Guinier again, but not the half maps' transforms
+    s.compute(mask_params=MaskParams(tight_dilate_A=8.0, tight_soft_A=16.0))
+    assert s.recomputed == ["masks", "fsc", "guinier"]
+    assert s.halfmaps.transforms[0] is f1
+    assert s.fsc is not fsc_before
+    # a user mask: FSC with it, masks untouched
+    s.compute(mask_params=MaskParams(tight_dilate_A=8.0, tight_soft_A=16.0), mask=sim.mask)
+    assert s.recomputed == ["fsc", "guinier"] and s.fsc.corrected_mask == "user"
+
+
+def test_default_sharpening_uses_the_fitted_bfactor(session):
+    s, _ = session
+    s.compute()
+    out = s.sharpen(SharpenParams(fsc_weighting=False))
+    assert s.sharpen_used.bfactor_A2 == pytest.approx(-s.guinier.bfactor_A2)
+    assert s.sharpen_used.bfactor_A2 < 0
+    # sharpening flattens the Guinier curve inside the fit window
+    from napari_cryodiag.compute.guinier import fit_guinier, guinier_curve_of_map
+
+    m = s.fsc.masks["tight"]
+    fit = fit_guinier(guinier_curve_of_map(out, s.halfmaps.pixel_size_A, mask=m), s.guinier.low_A, s.guinier.high_A)
+    assert abs(fit.bfactor_A2) < 0.1 * s.guinier.bfactor_A2  # ~100 Å² -> ~6 Å²
+    masked = s.sharpen(SharpenParams(apply_mask=True))
+    assert np.all(masked[m == 0] == 0)
