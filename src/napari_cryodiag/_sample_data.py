@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 SAMPLE_SEED = 0
+#: size of the "Simulated micrographs with picks" sample (napari calls the function without arguments)
+SAMPLE_N_MICROGRAPHS = 8
+SAMPLE_SHAPE = (1024, 1024)
 
 
 def _contrast_limits(image) -> tuple[float, float]:
@@ -71,21 +74,25 @@ def micrograph_layers(sim, *, name: str = "simulated micrographs", picks_name: s
     return [image, points]
 
 
-def sample_micrographs_with_picks(seed: int = SAMPLE_SEED, n_micrographs: int = 8, shape=(1024, 1024)):
+def sample_micrographs_with_picks(seed: int | None = None, n_micrographs: int | None = None, shape=None):
     """Eight simulated 1024² micrographs (2 Å/px, defocus 0.8–3 µm) with labelled, scored picks."""
     from .simulate.micrographs import simulate_micrographs
 
-    sim = simulate_micrographs(n_micrographs=n_micrographs, shape=shape, seed=seed)
+    sim = simulate_micrographs(
+        n_micrographs=SAMPLE_N_MICROGRAPHS if n_micrographs is None else n_micrographs,
+        shape=SAMPLE_SHAPE if shape is None else shape,
+        seed=SAMPLE_SEED if seed is None else seed,
+    )
     layers = micrograph_layers(sim)
     _link_viewer()
     return layers
 
 
-def sample_half_maps(seed: int = SAMPLE_SEED):
+def sample_half_maps(seed: int | None = None):
     """Two simulated half maps with independent noise (known FSC and B-factor) and a soft mask."""
     from .simulate.half_maps import simulate_half_maps
 
-    hm = simulate_half_maps(seed=seed)
+    hm = simulate_half_maps(seed=SAMPLE_SEED if seed is None else seed)
     apix = float(hm.pixel_size_A)
     truth = {k: v for k, v in (hm.truth or {}).items()}
     layers = []
@@ -120,13 +127,13 @@ def sample_half_maps(seed: int = SAMPLE_SEED):
     return layers
 
 
-def sample_class_averages(seed: int = SAMPLE_SEED):
+def sample_class_averages(seed: int | None = None):
     """Simulated 2D class averages (good views and junk classes) and their particle table."""
     import pandas as pd
 
     from .simulate.classes import simulate_classes
 
-    sc = simulate_classes(seed=seed)
+    sc = simulate_classes(seed=SAMPLE_SEED if seed is None else seed)
     apix = float(sc.pixel_size_A)
     avg = np.asarray(sc.averages, dtype=np.float32)
     table = sc.table
