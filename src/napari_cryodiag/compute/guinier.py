@@ -102,12 +102,17 @@ def guinier_window(rule="fsc143", fsc=None, pixel_size_A: float | None = None, b
 
 def fit_guinier(curve: GuinierCurve, low_A: float = 10.0, high_A: float = 3.0, window_rule: str = "explicit") -> GuinierFit:
     """Least-squares line through the Guinier curve between ``low_A`` and ``high_A`` (inclusive)."""
+    from ..errors import CryodiagInputError
+
+    if high_A >= low_A:
+        raise CryodiagInputError(
+            f"Guinier fit window is empty: its high-resolution end {high_A:.2f} Å is not finer than its "
+            f"low-resolution end {low_A:.2f} Å (resolution too low for a B-factor fit)"
+        )
     x, y = np.asarray(curve.x_invA2), np.asarray(curve.y)
     lo_x, hi_x = 1.0 / low_A**2, 1.0 / high_A**2
     sel = (x >= lo_x - 1e-12) & (x <= hi_x + 1e-12) & np.isfinite(y)
     if sel.sum() < 3:
-        from ..errors import CryodiagInputError
-
         raise CryodiagInputError(
             f"Guinier fit window {low_A:.2f}-{high_A:.2f} Å holds {int(sel.sum())} shells; need at least 3 "
             "(map too small or resolution too low for a B-factor)"
