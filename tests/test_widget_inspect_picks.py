@@ -304,3 +304,79 @@ def test_calibration_without_defocus_is_disabled_with_a_message(make_napari_view
 
 
 
+
+
+def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot):
+    """Compute scores in a worker (new layer, values = score_micrograph on that micrograph),
+    pick the shown micrograph, remove duplicates (planted ones go, none closer than the
+    distance stays)."""
+    from napari_cryodiag._reader import picks_layer_data
+    from napari_cryodiag.compute.scores import score_micrograph
+    from napari_cryodiag.picks_layer import link_viewer
+    from napari_cryodiag.simulate.micrographs import simulate_micrographs
+    from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
+
+    sim = simulate_micrographs(n_micrographs=2, shape=(320, 320), particles_per_micrograph=20, box=48,
+                               seed=3, score=False)
+    apix = sim.pixel_size_A
+    table = sim.truth.copy()
+    table.attrs["source"] = "/nonexistent/sim.star"
+    viewer = make_napari_viewer()
+    viewer.add_image(sim.images, name="micrographs", scale=(1, apix, apix),
+                     metadata={"cryodiag": {"kind": "micrographs", "paths": sim.names, "keys": sim.keys,
+                                            "pixel_size_A": apix}})
+    data, kwargs, _ = picks_layer_data(table, "/nonexistent/sim.star", name="picks")
+    viewer.add_points(data, **kwargs)
+    link_viewer(viewer)
+    w = InspectPicksWidget(viewer)
+    assert w.mic_layer_combo.currentText() == "micrographs"
+    w.diameter_spin.setValue(sim.particle_diameter_A)
+
+    # ---- scores, in a worker
+    worker = w.compute_scores()
+    assert worker is not None
+    qtbot.waitUntil(lambda: w.layer is not None and w.layer.name == "picks (scored)", timeout=30000)
+    scored = w.inspection.table
+    assert (w.inspection.x_feature, w.inspection.y_feature) == ("ncc", "power")
+    assert "picks" in viewer.layers  # the input layer is kept
+    on0 = (scored["micrograph"] == sim.keys[0]).to_numpy()
+    ncc0, pow0 = score_micrograph(sim.images[0], scored["x_px"][on0], scored["y_px"][on0],
+                                  diameter_px=w.diameter_spin.value() / apix, pixel_size_A=apix)
+    np.testing.assert_allclose(scored["ncc"][on0], ncc0, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(scored["power"][on0], pow0, rtol=1e-6, equal_nan=True)
+    med = scored.groupby("truth")["ncc"].median()
+    assert med["particle"] > med["empty"]  # scores mean something on the simulated truth
+    assert "scored" in w.jobs_label.text()
+
+    # ---- duplicates: plant 6 near-copies (3 px away, lower NCC) of particle picks
+    part = scored.index[(scored["truth"] == "particle").to_numpy() & np.isfinite(scored["ncc"]).to_numpy()][:6]
+    dup = scored.loc[part].copy()
+    dup["x_px"] += 3.0
+    dup["ncc"] -= 0.05
+    with_dups = pd.concat([scored, dup], ignore_index=True)
+    with_dups.attrs = dict(scored.attrs)
+    w.add_picks_layer(with_dups, "with duplicates")
+    res = w.remove_duplicates(20.0)
+    assert res is not None and w.layer.name == "with duplicates (no duplicates)"
+    out = w.inspection.table
+    assert res.n_removed == len(with_dups) - len(out) >= 6
+    assert f"removed {res.n_removed:,} duplicate picks within 20 Å" in w.dup_label.text()
+    for key, g in out.groupby("micrograph"):  # no two kept picks closer than 20 Å
+        xy = g[["x_px", "y_px"]].to_numpy() * apix
+        d = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) + np.eye(len(xy)) * 1e9
+        assert d.min() >= 20.0
+    kept_keys = set(map(tuple, out[["x_px", "y_px"]].round(6).to_numpy()))
+    for r in part:  # the originals (higher NCC) were kept, the copies removed
+        assert (round(scored.loc[r, "x_px"], 6), round(scored.loc[r, "y_px"], 6)) in kept_keys
+        assert (round(scored.loc[r, "x_px"] + 3.0, 6), round(scored.loc[r, "y_px"], 6)) not in kept_keys
+
+    # ---- picker on the shown micrograph
+    viewer.dims.set_current_step(0, 1)
+    worker = w.run_picker(all_micrographs=False)
+    assert worker is not None
+    qtbot.waitUntil(lambda: w.layer is not None and w.layer.name == "picks (micrographs)", timeout=30000)
+    picks = w.inspection.table
+    assert len(picks) > 5 and set(picks["micrograph"]) == {sim.keys[1]}
+    assert {"ncc", "power", "defocus_A"} <= set(picks.columns)  # defocus from the open table
+    assert np.allclose(picks["defocus_A"], sim.defocus_A[1])
+    assert w.result.n_total == len(picks)

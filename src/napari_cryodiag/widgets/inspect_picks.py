@@ -23,7 +23,6 @@ Tabs:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -429,6 +428,9 @@ class InspectPicksWidget(QWidget):
         self.log_y_check.blockSignals(False)
         if self.controller is not None:
             self._connect_controller()
+            img = getattr(self.controller, "image_layer", None)
+            if img is not None:
+                self.mic_layer_combo.setCurrentText(img.name)
             self.rejected_combo.setCurrentText(getattr(self.controller, "rejected_mode", "dim"))
         self._after_rebuild()
 
@@ -976,100 +978,159 @@ class InspectPicksWidget(QWidget):
         sc = getattr(image_layer, "scale", None)
         return float(sc[-1]) if sc is not None else 1.0
 
-    def _job_options(self):
+    def _job_options(self) -> dict:
+        """Options shared by scoring and picking, from the Jobs tab."""
         mic = self._micrograph_layer()
         if mic is None:
             raise CryodiagInputError("open the micrographs first (choose them under 'micrographs')")
         apix = self._pixel_size_A(mic)
+        md = (mic.metadata or {}).get("cryodiag", {})
+        keys = list(md.get("keys") or [])
         score_name = self.score_image_combo.currentText()
         score_layer = None if score_name in ("", "raw micrographs") else self._layer_by_name(score_name)
+        if score_layer is mic:
+            score_layer = None
+        if score_layer is not None and np.shape(score_layer.data)[0] != np.shape(mic.data)[0] and mic.data.ndim == 3:
+            raise CryodiagInputError(
+                f"the layer to score on ({score_layer.name}) has {np.shape(score_layer.data)[0]} micrographs, "
+                f"the micrographs ({mic.name}) {np.shape(mic.data)[0]}"
+            )
         tmpl_name = self.template_combo.currentText()
-        templates = None
-        template_apix = None
+        kwargs = {}
         if tmpl_name not in ("", "blob"):
             tl = self._layer_by_name(tmpl_name)
             templates = np.asarray(tl.data, dtype=np.float32)
-            if templates.ndim == 2:
-                templates = templates[None]
-            template_apix = self._pixel_size_A(tl)
-        address = self.scheduler_edit.text().strip() or None
+            kwargs["templates"] = templates[None] if templates.ndim == 2 else templates
+            kwargs["template_pixel_size_A"] = self._pixel_size_A(tl)
+        lp = float(self.lowpass_spin.value())
+        if lp > 0:
+            kwargs["lowpass_A"] = lp
         return dict(
-            micrographs=mic.data,
-            score_images=None if score_layer is None else score_layer.data,
-            pixel_size_A=apix,
-            diameter_A=float(self.diameter_spin.value()),
-            templates=templates,
-            template_pixel_size_A=template_apix,
-            lowpass_A=float(self.lowpass_spin.value()) or None,
-            scheduler=address,
             image_layer=mic,
+            micrographs=mic.data,
+            score_micrographs=None if score_layer is None else score_layer.data,
+            keys=keys or None,
+            names=[str(p) for p in md.get("paths", [])] or None,
+            pixel_size_A=apix,
+            diameter_px=float(self.diameter_spin.value()) / apix,
+            client=self.scheduler_edit.text().strip() or None,
+            kwargs=kwargs,
         )
 
-    def compute_scores(self) -> None:
-        """(Re)compute NCC and power for the layer's picks in a worker (progress + cancel)."""
+    def compute_scores(self):
+        """(Re)compute NCC and power for the layer's picks (``compute.pick_jobs``) in a
+        worker with progress and cancel; the scored picks become a new picks layer.
+        Returns the napari worker (None when it could not start)."""
         if self.inspection is None:
             show_warning("choose a picks layer first")
-            return
+            return None
         try:
-            opts = self._job_options()
-            from ..compute import pick_jobs
-        except (CryodiagInputError, ImportError) as err:
+            o = self._job_options()
+        except CryodiagInputError as err:
             self._error(err)
-            return
-        table = self.inspection.table
-        micrograph_of_row = np.asarray(getattr(self.controller, "micrograph_of_row", np.zeros(len(table), int)))
-        mic_layer = opts.pop("image_layer")
+            return None
+        from ..compute import pick_jobs
 
-        def _done(scored):
-            self._replace_table(scored)
-            show_info(f"scores computed for {len(scored):,} picks")
+        table = self.inspection.table
+        old = self.layer
+        diam_A = float(self.diameter_spin.value())
 
         def _job():
-            return (yield from pick_jobs.iter_score_picks(table, micrograph_of_row, **opts))
+            return (yield from pick_jobs.iter_score_picks(
+                o["micrographs"], table, diameter_px=o["diameter_px"], keys=o["keys"],
+                score_micrographs=o["score_micrographs"], client=o["client"],
+                pixel_size_A=o["pixel_size_A"], **o["kwargs"],
+            ))
 
-        w = start_worker(
-            _job, on_done=_done, progress_bar=self.progress, cancel_button=self.cancel_button,
-            description="compute scores",
-        )
-        self._workers.append(w)
-        _ = mic_layer
+        def _done(scored):
+            info = scored.attrs.get("cryodiag_scoring", {})
+            msg = (f"scored {info.get('n_picks', len(scored)):,} picks on {info.get('n_micrographs_scored', '?')} "
+                   f"micrographs (blob/template diameter {diam_A:g} Å"
+                   + (f", on {self.score_image_combo.currentText()}" if o["score_micrographs"] is not None else "")
+                   + f"); {info.get('n_nan', 0):,} too close to an edge, {info.get('n_unmatched', 0):,} on "
+                   "micrographs that are not open (NaN)")
+            self.jobs_label.setText(msg)
+            show_info(msg)
+            self.add_picks_layer(scored, f"{old.name} (scored)", hide=old)
 
-    def run_picker(self, all_micrographs: bool = True) -> None:
-        """Run the blob/template picker on the shown or all micrographs; adds a picks layer."""
+        return self._start(_job, _done, "compute scores")
+
+    def run_picker(self, all_micrographs: bool = True):
+        """Pick the shown (or every) micrograph with a blob or the template layer
+        (``compute.pick_jobs``); the picks become a new picks layer. Returns the worker."""
         try:
-            opts = self._job_options()
-            from ..compute import pick_jobs
-        except (CryodiagInputError, ImportError) as err:
+            o = self._job_options()
+        except CryodiagInputError as err:
             self._error(err)
-            return
-        mic_layer = opts.pop("image_layer")
-        if all_micrographs:
-            indices = None
-        else:
-            step = self.viewer.dims.current_step
-            indices = [int(step[0])] if mic_layer.data.ndim == 3 else [0]
-        md = (mic_layer.metadata or {}).get("cryodiag", {})
-        names = md.get("keys") or md.get("paths")
-        min_dist = float(self.min_distance_spin.value()) or None
+            return None
+        from ..compute import pick_jobs
 
-        def _done(table):
-            self._add_picks_layer(table, mic_layer)
+        mic = o["image_layer"]
+        data, keys, names = o["micrographs"], o["keys"], o["names"]
+        n = data.shape[0] if data.ndim == 3 else 1
+        keys = keys or [f"{mic.name}_{i:05d}" for i in range(n)]
+        names = names or keys
+        sdata = o["score_micrographs"]
+        if not all_micrographs and data.ndim == 3:
+            i = int(round((self.viewer.dims.point[-3] - mic.translate[-3]) / mic.scale[-3]))
+            i = min(max(i, 0), n - 1)
+            data, keys, names = data[i : i + 1], keys[i : i + 1], names[i : i + 1]
+            sdata = None if sdata is None else sdata[i : i + 1]
+        min_d = float(self.min_distance_spin.value())
+        kwargs = dict(o["kwargs"])
+        if min_d > 0:
+            kwargs["min_distance_px"] = min_d / o["pixel_size_A"]
+        ctf = self._defocus_table()
 
         def _job():
             return (yield from pick_jobs.iter_pick_micrographs(
-                opts["micrographs"], indices=indices, names=names, min_distance_A=min_dist,
-                max_picks=int(self.max_picks_spin.value()), **{k: v for k, v in opts.items() if k != "micrographs"}
+                data, diameter_px=o["diameter_px"], keys=keys, names=names, score_micrographs=sdata,
+                client=o["client"], pixel_size_A=o["pixel_size_A"], max_picks=int(self.max_picks_spin.value()),
+                **kwargs,
             ))
 
-        w = start_worker(
-            _job, on_done=_done, progress_bar=self.progress, cancel_button=self.cancel_button,
-            description="picker",
-        )
+        def _done(table):
+            if ctf is not None and len(table):
+                for col in ctf.columns:
+                    table[col] = table["micrograph"].map(ctf[col]).to_numpy()
+            msg = f"picker: {len(table):,} picks on {table['micrograph'].nunique() if len(table) else 0} micrographs"
+            if ctf is None:
+                msg += " (no defocus known: open a CTF table or picks with defocus to calibrate)"
+            self.jobs_label.setText(msg)
+            show_info(msg)
+            self.add_picks_layer(table, f"picks ({mic.name})")
+
+        return self._start(_job, _done, "picker")
+
+    def _defocus_table(self):
+        """Defocus per micrograph key from any open table that has it (picks or a CTF table)."""
+        import pandas as pd
+
+        cols = ["defocus_A", "defocus_u_A", "defocus_v_A", "defocus_angle_deg"]
+        for ly in self.viewer.layers:
+            md = (getattr(ly, "metadata", None) or {}).get("cryodiag", {})
+            t = md.get("table") if isinstance(md, dict) else None
+            if isinstance(t, pd.DataFrame) and "micrograph" in t.columns and "defocus_A" in t.columns:
+                have = [c for c in cols if c in t.columns]
+                return t.groupby(t["micrograph"].astype(str))[have].median()
+        return None
+
+    def _start(self, job, done, description):
+        self.jobs_label.setText(f"{description}: running …")
+        w = start_worker(job, on_done=done, progress_bar=self.progress, cancel_button=self.cancel_button,
+                         description=description)
+        w.errored.connect(lambda err: self.jobs_label.setText(f"{description}: {err}"))
+        w.aborted.connect(lambda: self.jobs_label.setText(f"{description}: cancelled"))
         self._workers.append(w)
+        w.finished.connect(lambda: self._workers.remove(w) if w in self._workers else None)
+        return w
 
     def add_picks_layer(self, table, name: str, *, hide: object = None):
         """Add ``table`` as a new picks layer (as the reader builds it), linked to its
-        micrographs, and inspect it; ``hide`` (a layer) is hidden. Returns the layer."""
+        micrographs, and inspect it. The layer it derives from (``hide``) is left untouched
+        and shown: napari's Points raises when a hidden layer's data and colours are swapped
+        as the slider moves (picks_layer refreshes hidden layers too), so it is not hidden.
+        Returns the new layer."""
         from .._reader import picks_layer_data
         from ..picks_layer import link_viewer
 
@@ -1077,8 +1138,6 @@ class InspectPicksWidget(QWidget):
         data, kwargs, _ = picks_layer_data(table, source, name=name)
         layer = self.viewer.add_points(data, **kwargs)
         link_viewer(self.viewer)
-        if hide is not None:
-            hide.visible = False
         self._refresh_layers()
         self.layer_combo.setCurrentText(layer.name)
         if self.layer is not layer:
@@ -1200,4 +1259,3 @@ class InspectPicksWidget(QWidget):
 
 
 __all__ = ["InspectPicksWidget"]
-_ = json
