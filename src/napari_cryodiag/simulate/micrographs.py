@@ -296,6 +296,10 @@ def simulate_micrographs(
     rng = np.random.default_rng(seed)
     ny, nx = int(shape[0]), int(shape[1])
     n_mics = int(n_micrographs)
+    if n_mics < 1:
+        raise ValueError(f"n_micrographs must be >= 1, got {n_micrographs}")
+    if min(ny, nx) < 2 * box:
+        raise ValueError(f"micrographs of {ny}x{nx} px are too small for a {box} px particle box")
     apix = float(pixel_size_A)
 
     vol = gaussian_atoms_density(box=box, pixel_size_A=apix, seed=seed) if volume is None else np.asarray(volume, np.float32)
