@@ -195,3 +195,26 @@ def test_threshold_from_one_micrograph_transfers_after_calibration():
     assert abs(cal_kept - 0.9) < abs(raw_kept - 0.9) / 2
     # the calibrated threshold does not buy its recall by keeping empty ice
     assert np.mean(rejected_empty["power_cal"]) > 0.7
+
+
+def test_log_scale_fit_of_a_multiplicative_trend_stays_positive():
+    rng = np.random.default_rng(3)
+    rows = []
+    for i, d in enumerate(np.linspace(6000, 32000, 10)):
+        level = 800.0 * np.exp(6e-5 * d)  # power ~ contrast²: grows ~ 5x over the range
+        rows.append(pd.DataFrame({"micrograph": f"m{i}", "defocus_A": d, "power": level * rng.lognormal(0, 0.4, 150)}))
+    t = pd.concat(rows, ignore_index=True)
+    cal = fit_calibration(t, "power", scale="log")
+    assert cal.slope == pytest.approx(6e-5, rel=0.1)
+    assert np.all(cal.line(np.linspace(0, 50000, 11)) > 0)
+    c = cal.apply(t)
+    assert np.isfinite(c).all()
+    med = c.groupby(t["micrograph"]).median()
+    s, _ = robust_line(t.groupby("micrograph")["defocus_A"].first().loc[med.index], med)
+    assert abs(s * 26000) < 0.05
+    assert cal.to_dict()["scale"] == "log"
+    t.loc[0, "power"] = -1.0  # one negative value does not spoil a positive median
+    fit_calibration(t, "power", scale="log")
+    t["power"] = -t["power"]
+    with pytest.raises(CryodiagInputError, match="positive medians"):
+        fit_calibration(t, "power", scale="log")

@@ -18,6 +18,11 @@ Fits (``method``), over the per-micrograph medians, one point per micrograph:
 - ``"siegel"``: :func:`scipy.stats.siegelslopes` (repeated medians, 50 % breakdown);
 - ``"ols"``: ordinary least squares (not robust; for comparison).
 
+``scale="log"`` fits the line to ``log(median)`` instead (a multiplicative trend, natural for
+the power score, whose value goes with the square of the contrast); the reference
+``exp(intercept + slope * defocus)`` is then always positive, so ratios never flip sign. It
+needs positive medians. ``slope``/``intercept`` are then in log units.
+
 NaN scores are ignored in the medians and stay NaN after calibration; picks whose micrograph
 has no defocus get NaN. Without any defocus the calibration raises a
 :class:`~napari_cryodiag.errors.CryodiagInputError` "calibration disabled: no defocus in
@@ -156,6 +161,7 @@ class Calibration:
     method: str
     mode: str
     per_micrograph: pd.DataFrame
+    scale: str = "linear"
     residual_slope: float = float("nan")
     residual_intercept: float = float("nan")
     micrograph_column: str = "micrograph"
@@ -165,8 +171,9 @@ class Calibration:
     _defocus: pd.Series | None = field(default=None, repr=False)
 
     def line(self, defocus_A) -> np.ndarray:
-        """The fitted median score at ``defocus_A``."""
-        return self.intercept + self.slope * np.asarray(defocus_A, dtype=np.float64)
+        """The fitted median score at ``defocus_A`` (the reference a score is taken relative to)."""
+        v = self.intercept + self.slope * np.asarray(defocus_A, dtype=np.float64)
+        return np.exp(v) if self.scale == "log" else v
 
     def calibrate_values(self, values, defocus_A) -> np.ndarray:
         """Calibrated scores for raw ``values`` at per-value ``defocus_A`` (NaN stays NaN)."""
@@ -216,6 +223,7 @@ class Calibration:
             "intercept": self.intercept,
             "method": self.method,
             "mode": self.mode,
+            "scale": self.scale,
             "residual_slope_per_A": self.residual_slope,
             "n_micrographs_fitted": int(np.isfinite(self.per_micrograph["median"]).sum()
                                         if len(self.per_micrograph) else 0),
@@ -234,6 +242,7 @@ def fit_calibration(
     micrograph_column: str = "micrograph",
     defocus_column: str = "defocus_A",
     min_picks: int = 1,
+    scale: str = "linear",
     source=None,
 ) -> Calibration:
     """Fit the calibration line of ``score`` against defocus over the micrographs of ``table``.
@@ -253,7 +262,12 @@ def fit_calibration(
         See the module docstring.
     min_picks
         Micrographs with fewer scored picks are left out of the fit (still calibrated).
+    scale
+        ``"linear"`` (default): a line through the medians; ``"log"``: a line through their
+        logarithms (multiplicative trend; positive medians only).
     """
+    if scale not in ("linear", "log"):
+        raise ValueError(f"scale must be 'linear' or 'log', got {scale!r}")
     if method not in METHODS:
         raise ValueError(f"unknown fit method {method!r}; choose one of {', '.join(METHODS)}")
     if mode not in MODES:
@@ -274,9 +288,16 @@ def fit_calibration(
             f"defocus in {src} (found {int(use.sum())})",
             src,
         )
-    slope, intercept = robust_line(per.loc[use, "defocus_A"], per.loc[use, "median"], method)
+    yfit = per.loc[use, "median"].to_numpy(dtype=np.float64)
+    if scale == "log":
+        if np.any(yfit <= 0):
+            raise CryodiagInputError(
+                f"calibration on a log scale needs positive medians of '{score}' (use scale='linear') in {src}", src
+            )
+        yfit = np.log(yfit)
+    slope, intercept = robust_line(per.loc[use, "defocus_A"].to_numpy(dtype=np.float64), yfit, method)
     cal = Calibration(
-        score=score, slope=slope, intercept=intercept, method=method, mode=mode,
+        score=score, slope=slope, intercept=intercept, method=method, mode=mode, scale=scale,
         per_micrograph=per, micrograph_column=micrograph_column, defocus_column=defocus_column,
         source=src, warnings=warnings, _defocus=per_df,
     )

@@ -1,0 +1,442 @@
+"""``cryodiag picks``: Inspect Picks headless: score, pick, calibrate, threshold, dedupe, export.
+
+One command runs the steps that its flags ask for, in this order:
+
+1. **input**: pick files (``.star``/``.cs``/``.cbox``, folders, globs), or ``--pick`` on
+   ``--micrographs`` (blob of ``--diameter-A``, or ``--templates`` class averages);
+2. **score** (``--score``): NCC and power for every pick on its micrograph (dask; threads or
+   ``--scheduler ADDRESS``), on ``--denoised`` micrographs when given;
+3. **defocus** from the picks or a CTF table (``--ctf``), then **calibrate** the two axes'
+   scores against defocus (``--calibrate both|x|y|none``, ``--calibration-mode``,
+   ``--calibration-method``); without defocus calibration is disabled with a message;
+4. **threshold**: ``--x-min/--x-max/--y-min/--y-max`` (in the units shown: calibrated when
+   calibrated), a thresholds JSON (``--thresholds``), or suggested defaults;
+5. **dedupe** (``--dedupe-A D``) among the kept picks, keeping the higher score
+   (``--dedupe-keep first`` for RELION's rule);
+6. **export** the kept picks (``--export-star``, ``--export-cs``; ``--export-rejected`` adds
+   ``*_rejected`` files) with a side JSON of the settings, atomically, never over an input.
+
+Writes into ``--out``: ``pick_histogram.<fmt>``, ``calibration.<fmt>`` (when calibrated) and
+``picks.json`` (per-micrograph medians and defocus, calibration fits, thresholds, counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CryodiagInputError
+from ._common import add_output_args, output_dir, save_figure, write_json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "picks",
+        help="inspect picks: NCC x power histogram, calibration, thresholds, duplicates, export",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("picks", nargs="*", help="pick files, folders or globs (.star, .cs, .cbox)")
+    g = p.add_argument_group("micrographs, scoring and picking")
+    g.add_argument("--micrographs", metavar="DIR|GLOB", help="micrographs (2D MRC) for --score / --pick")
+    g.add_argument("--denoised", metavar="DIR|GLOB", help="denoised/low-passed micrographs to score on (same order)")
+    g.add_argument("--score", action="store_true", help="compute NCC and power for the picks")
+    g.add_argument("--pick", action="store_true", help="pick the micrographs (blob or --templates)")
+    g.add_argument("--diameter-A", type=float, help="particle diameter in Å (blob; power annulus)")
+    g.add_argument("--diameter-px", type=float, help="particle diameter in micrograph pixels")
+    g.add_argument("--min-diameter-A", type=float, help="inner diameter of the power annulus (default 0)")
+    g.add_argument("--max-diameter-A", type=float, help="outer diameter of the power annulus (default: diameter)")
+    g.add_argument("--templates", metavar="MRCS", help="2D class averages (protein bright) for NCC / picking")
+    g.add_argument("--template-pixel-size-A", type=float, help="pixel size of the templates (default: header)")
+    g.add_argument("--n-angles", type=int, default=36, help="in-plane angles per template (default 36)")
+    g.add_argument("--lowpass-A", type=float, help="low-pass for scoring (default: automatic, see docs)")
+    g.add_argument("--contrast", choices=["dark", "bright"], default="dark",
+                   help="particles dark (raw micrographs, default) or bright")
+    g.add_argument("--pick-ncc-min", type=float, default=0.1, help="picker: lowest NCC peak kept (default 0.1)")
+    g.add_argument("--min-distance-A", type=float, help="picker: minimum distance between picks (default: diameter)")
+    g.add_argument("--pixel-size-A", type=float, help="micrograph pixel size (overrides headers/tables)")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address (default: local threads)")
+    g.add_argument("--workers", type=int, help="local threads (default: all cores)")
+    g.add_argument("--flip-y", action="store_true", help=".cs picks: y = ny - y (pyem-converted data)")
+    c = p.add_argument_group("axes and calibration")
+    c.add_argument("--x-feature", help="column on the x axis (default: ncc, else a picker's score)")
+    c.add_argument("--y-feature", help="column on the y axis (default: power)")
+    c.add_argument("--ctf", metavar="FILE", help="CTF table (micrographs_ctf.star, .cs) for defocus per micrograph")
+    c.add_argument("--calibrate", choices=["both", "x", "y", "none"], default="both",
+                   help="calibrate these axes against defocus (default both)")
+    c.add_argument("--calibration-mode", choices=["ratio", "difference"], default="ratio")
+    c.add_argument("--calibration-method", choices=["theil-sen", "huber", "siegel", "ols"], default="theil-sen")
+    t = p.add_argument_group("thresholds, duplicates, export")
+    t.add_argument("--x-min", type=float)
+    t.add_argument("--x-max", type=float)
+    t.add_argument("--y-min", type=float)
+    t.add_argument("--y-max", type=float)
+    t.add_argument("--thresholds", metavar="JSON", help="thresholds saved by the widget or a previous run")
+    t.add_argument("--no-suggest", action="store_true", help="do not suggest thresholds that were not given")
+    t.add_argument("--dedupe-A", type=float, default=0.0,
+                   help="remove duplicates closer than this (Å) among kept picks (cryoSPARC 20, RELION 30; 0 = off)")
+    t.add_argument("--dedupe-keep", choices=["higher", "first"], default="higher")
+    t.add_argument("--dedupe-score", help="score ranking duplicates (default: the x feature)")
+    t.add_argument("--export-star", metavar="PATH", help="write kept picks as RELION STAR")
+    t.add_argument("--export-cs", metavar="PATH", help="write kept picks as cryoSPARC .cs")
+    t.add_argument("--micrograph-shape", nargs=2, type=int, metavar=("NY", "NX"),
+                   help="micrograph size for .cs export when neither the picks nor --micrographs give it")
+    t.add_argument("--export-rejected", action="store_true", help="also write the rejected picks (*_rejected)")
+    t.add_argument("--bins", type=int, default=100, help="histogram bins per axis")
+    add_output_args(p, default_json="picks.json")
+    p.set_defaults(func=run)
+
+
+def _log(msg: str) -> None:
+    print(f"cryodiag picks: {msg}", file=sys.stderr)
+
+
+def _progress(label):
+    def cb(done, total):
+        print(f"\r{label}: {done}/{total} micrographs", end="" if done < total else "\n", file=sys.stderr)
+    return cb
+
+
+def _read_picks(args) -> pd.DataFrame:
+    from ..io.picks import read_table
+
+    opts = {"flip_y": True} if args.flip_y else {}
+    paths = list(args.picks)
+    try:
+        table = read_table(paths[0] if len(paths) == 1 else paths, **opts)
+    except TypeError:
+        table = read_table(paths[0] if len(paths) == 1 else paths)
+    return table
+
+
+def _attach_ctf(table: pd.DataFrame, ctf_path: str | None) -> list[str]:
+    """Add per-micrograph ``defocus_A`` (and pixel size) from a CTF table; returns notes."""
+    notes = []
+    if not ctf_path:
+        return notes
+    from ..io.picks import read_table
+
+    ctf = read_table(ctf_path)
+    if "micrograph" not in ctf.columns or "defocus_A" not in ctf.columns:
+        raise CryodiagInputError("the CTF table has no micrograph names and defocus", ctf_path)
+    if "micrograph" not in table.columns:
+        raise CryodiagInputError("the picks have no micrograph names to join the CTF table on",
+                                 table.attrs.get("source"))
+    per = ctf.groupby("micrograph")["defocus_A"].median()
+    df = table["micrograph"].astype(str).map(per)
+    n_missing = int(df.isna().sum())
+    if n_missing:
+        notes.append(f"{n_missing} picks are on micrographs absent from the CTF table (no defocus)")
+    table["defocus_A"] = df.to_numpy(dtype=np.float64)
+    if "pixel_size_A" not in table.columns and "pixel_size_A" in ctf.columns:
+        table["pixel_size_A"] = table["micrograph"].astype(str).map(
+            ctf.groupby("micrograph")["pixel_size_A"].median()).to_numpy(dtype=np.float64)
+    return notes
+
+
+def _pixel_size(args, table, stack) -> float | None:
+    if args.pixel_size_A:
+        return float(args.pixel_size_A)
+    if stack is not None and stack.pixel_size_A:
+        return float(stack.pixel_size_A)
+    if table is not None and "pixel_size_A" in table.columns:
+        v = pd.to_numeric(table["pixel_size_A"], errors="coerce")
+        if np.isfinite(v).any():
+            return float(np.nanmedian(v))
+    return None
+
+
+def _diameter_px(args, apix, where) -> float:
+    if args.diameter_px:
+        return float(args.diameter_px)
+    if args.diameter_A:
+        if not apix:
+            raise CryodiagInputError("--diameter-A needs a pixel size (--pixel-size-A, or in the headers)", where)
+        return float(args.diameter_A) / apix
+    raise CryodiagInputError("give the particle diameter (--diameter-A or --diameter-px)", where)
+
+
+def _score_kwargs(args, apix, d_px) -> dict:
+    kw = dict(n_angles=args.n_angles, particle_contrast=args.contrast)
+    if apix:
+        kw["pixel_size_A"] = apix
+    if args.lowpass_A is not None:
+        kw["lowpass_A"] = args.lowpass_A
+    for name in ("min_diameter_A", "max_diameter_A"):
+        v = getattr(args, name)
+        if v:
+            if not apix:
+                raise CryodiagInputError(f"--{name.replace('_', '-')} needs a pixel size", args.micrographs)
+            kw[name.replace("_A", "_px")] = v / apix
+    if args.templates:
+        from ..io.mrc import read_stack
+
+        st = read_stack(args.templates)
+        kw["templates"] = np.asarray(st.data, dtype=np.float32)
+        tp = args.template_pixel_size_A or getattr(st, "pixel_size_A", None)
+        if tp:
+            kw["template_pixel_size_A"] = float(tp)
+    return kw
+
+
+def _export(table, mask, args, out_info: dict, inputs: list[str], settings: dict) -> None:
+    from ..io.atomic import atomic_write_text
+
+    targets = []
+    if args.export_star:
+        targets.append(("star", Path(args.export_star)))
+    if args.export_cs:
+        targets.append(("cs", Path(args.export_cs)))
+    for kind, path in targets:
+        parts = [(path, mask, "kept")]
+        if args.export_rejected:
+            parts.append((path.with_name(f"{path.stem}_rejected{path.suffix}"), ~mask, "rejected"))
+        for dest, m, label in parts:
+            sub = table[m].copy()
+            sub.attrs = dict(table.attrs)
+            if kind == "star":
+                from ..io.star import write_star
+
+                write_star(dest, sub, overwrite=args.overwrite, protect=inputs)
+            else:
+                from ..io.cs import write_cs
+
+                shape = None
+                if "micrograph_ny" not in sub.columns and out_info.get("micrograph_shape"):
+                    shape = out_info["micrograph_shape"]
+                write_cs(dest, sub, overwrite=args.overwrite, protect=inputs, micrograph_shape=shape)
+            side = dest.with_name(dest.name + ".cryodiag.json")
+            meta = dict(settings, selection=label, n_rows=int(m.sum()), file=str(dest))
+            atomic_write_text(side, json.dumps(meta, indent=2, default=_json_default) + "\n",
+                              overwrite=args.overwrite, protect=inputs)
+            out_info.setdefault("exports", []).append({"file": str(dest), "settings": str(side),
+                                                       "selection": label, "n_rows": int(m.sum())})
+            _log(f"wrote {int(m.sum())} {label} picks to {dest}")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        v = float(o)
+        return v if np.isfinite(v) else None
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def run(args) -> int:
+    from ..compute.calibration import per_micrograph_medians
+    from ..compute.duplicates import find_duplicates
+    from ..compute.pick_thresholds import PickInspection, Thresholds
+
+    out = output_dir(args)
+    info: dict = {"command": "cryodiag picks", "notes": []}
+    inputs: list[str] = []
+    stack = None
+    if args.micrographs:
+        from ..io.mrc import open_micrograph_stack
+
+        stack = open_micrograph_stack(args.micrographs)
+        inputs += list(stack.paths)
+        info["micrographs"] = {"source": args.micrographs, "n": len(stack), "shape_yx": list(stack.shape[1:]),
+                               "pixel_size_A": stack.pixel_size_A}
+        info["micrograph_shape"] = list(stack.shape[1:])
+    denoised = None
+    if args.denoised:
+        from ..io.mrc import open_micrograph_stack
+
+        denoised = open_micrograph_stack(args.denoised)
+        inputs += list(denoised.paths)
+
+    # 1. picks
+    if args.pick:
+        if stack is None:
+            raise CryodiagInputError("--pick needs --micrographs")
+        if args.picks:
+            raise CryodiagInputError("give either pick files or --pick, not both")
+        from ..compute.pick_jobs import pick_micrographs
+
+        apix = _pixel_size(args, None, stack)
+        d_px = _diameter_px(args, apix, args.micrographs)
+        kw = _score_kwargs(args, apix, d_px)
+        if args.min_distance_A:
+            if not apix:
+                raise CryodiagInputError("--min-distance-A needs a pixel size", args.micrographs)
+            kw["min_distance_px"] = args.min_distance_A / apix
+        table = pick_micrographs(
+            stack, diameter_px=d_px, score_micrographs=denoised, client=args.scheduler,
+            num_workers=args.workers, ncc_min=args.pick_ncc_min, progress=_progress("picking"), **kw,
+        )
+        table.attrs["source"] = str(args.micrographs)
+        info["picking"] = dict(table.attrs.get("picker", {}), n_picks=int(len(table)))
+        _log(f"picked {len(table)} particles on {len(stack)} micrographs")
+    else:
+        if not args.picks:
+            raise CryodiagInputError("give pick files, or --pick with --micrographs")
+        table = _read_picks(args)
+        inputs += [str(p) for p in (table.attrs.get("sources") or [table.attrs.get("source")]) if p]
+    if args.ctf:
+        inputs.append(args.ctf)
+    if args.export_cs and not args.micrograph_shape and stack is None and not (
+        {"micrograph_ny", "micrograph_nx"} <= set(table.columns) or table.attrs.get("format") == "cs"
+    ):
+        raise CryodiagInputError(
+            "--export-cs needs the micrograph shape: give --micrographs or --micrograph-shape NY NX",
+            table.attrs.get("source"),
+        )
+    if args.micrograph_shape:
+        info["micrograph_shape"] = [int(v) for v in args.micrograph_shape]
+    info["picks"] = {"source": table.attrs.get("source"), "n": int(len(table))}
+    if len(table) == 0:
+        raise CryodiagInputError("no picks in the input", table.attrs.get("source"))
+
+    # 2. scores
+    if args.score:
+        if stack is None:
+            raise CryodiagInputError("--score needs --micrographs")
+        from ..compute.pick_jobs import score_picks
+
+        apix = _pixel_size(args, table, stack)
+        d_px = _diameter_px(args, apix, args.micrographs)
+        table = score_picks(
+            stack, table, diameter_px=d_px, score_micrographs=denoised, client=args.scheduler,
+            num_workers=args.workers, progress=_progress("scoring"), **_score_kwargs(args, apix, d_px),
+        )
+        sc = table.attrs.get("cryodiag_scoring", {})
+        info["scoring"] = sc
+        if sc.get("n_unmatched"):
+            msg = f"{sc['n_unmatched']} picks are on micrographs that were not found (scores NaN)"
+            info["notes"].append(msg)
+            _log(msg)
+
+    # 3. defocus and calibration
+    info["notes"] += _attach_ctf(table, args.ctf)
+    cal_x = args.calibrate in ("both", "x")
+    cal_y = args.calibrate in ("both", "y")
+    thresholds = None
+    if args.thresholds:
+        thresholds = Thresholds.from_dict(json.loads(Path(args.thresholds).read_text()))
+    x_feature = args.x_feature or (thresholds.x_feature if thresholds else None)
+    y_feature = args.y_feature or (thresholds.y_feature if thresholds else None)
+    if y_feature is None and "power" not in table.columns:
+        # no power-like score (RELION/crYOLO picks without --score): show the pick score on
+        # both axes rather than an unrelated column (angles, classes)
+        from ..compute.pick_thresholds import default_features
+
+        x_feature = x_feature or default_features(table)[0]
+        y_feature = x_feature
+        info["notes"].append(f"no power score in the picks: {x_feature} on both axes (use --score for power)")
+    if y_feature is not None and y_feature == x_feature:
+        cal_y = cal_x  # the same score on both axes, in the same units
+    insp = PickInspection(
+        table, x_feature, y_feature,
+        calibrate_x=cal_x, calibrate_y=cal_y, mode=args.calibration_mode,
+        method=args.calibration_method, bins=args.bins, thresholds=thresholds,
+    )
+    for axis, err in insp.calibration_errors.items():
+        msg = f"{axis} axis: {err}"
+        info["notes"].append(msg)
+        _log(msg)
+
+    # 4. thresholds
+    t = insp.thresholds
+    given = {k: getattr(args, k) for k in ("x_min", "x_max", "y_min", "y_max") if getattr(args, k) is not None}
+    if args.no_suggest and thresholds is None:
+        t = Thresholds(x_feature=insp.x_feature, y_feature=insp.y_feature, x_units=insp.x_units,
+                       y_units=insp.y_units, method="manual")
+    if given:
+        for k, v in given.items():
+            setattr(t, k, v)
+        t.method = "manual" if args.no_suggest else f"{t.method}; set by hand: {', '.join(given)}"
+    res = insp.evaluate(t)
+    kept = res.mask.copy()
+
+    # 5. duplicates among the kept picks
+    dup_info = {"distance_A": None, "n_removed": 0}
+    if args.dedupe_A and args.dedupe_A > 0:
+        score = args.dedupe_score or insp.x_feature
+        apix = _pixel_size(args, table, stack)
+        dup = find_duplicates(table, args.dedupe_A, score=score, keep=args.dedupe_keep,
+                              pixel_size_A=None if "pixel_size_A" in table.columns and not args.pixel_size_A else apix,
+                              mask=kept)
+        kept = dup.keep
+        dup_info = dup.to_dict()
+        _log(f"removed {dup.n_removed} duplicates within {args.dedupe_A:g} Å")
+
+    # figures
+    from ..plots.pick_histogram import plot_pick_histogram
+
+    xl = insp.x_feature + ("" if insp.x_units == "raw" else f" ({insp.x_units})")
+    yl = insp.y_feature + ("" if insp.y_units == "raw" else f" ({insp.y_units})")
+    plot = plot_pick_histogram(None, insp.hist, thresholds=t, n_kept=int(kept.sum()), n_total=len(table),
+                               x_label=xl, y_label=yl,
+                               extra_title=(f"{dup_info['n_removed']} duplicates removed" if dup_info["n_removed"] else ""))
+    figs = {"pick_histogram": save_figure(plot.fig, out, "pick_histogram", args.format, overwrite=True)}
+    cals = [insp.calibrations[a] for a in ("x", "y") if a in insp.calibrations]
+    if cals:
+        from ..plots.calibration import plot_calibration
+
+        figs["calibration"] = save_figure(plot_calibration(cals), out, "calibration", args.format, overwrite=True)
+
+    # numbers
+    per_mic = None
+    for feature in dict.fromkeys((insp.x_feature, insp.y_feature)):
+        try:
+            pm = per_micrograph_medians(table, feature) if "defocus_A" in table.columns else None
+        except CryodiagInputError:
+            pm = None
+        if pm is None:
+            g = pd.to_numeric(table[feature], errors="coerce").groupby(table["micrograph"].astype(str)
+                                                                      if "micrograph" in table.columns else np.zeros(len(table)))
+            pm = pd.DataFrame({"micrograph": g.median().index.astype(str), "defocus_A": np.nan,
+                               "n_picks": g.size().to_numpy(), "median": g.median().to_numpy()})
+        pm = pm.rename(columns={"median": f"median_{feature}"})
+        per_mic = pm if per_mic is None else per_mic.merge(pm[["micrograph", f"median_{feature}"]], on="micrograph", how="outer")
+    summ = insp.summary(res.mask)
+    kept_after = pd.Series(kept).groupby(insp.codes).sum().reindex(range(len(insp.names)), fill_value=0)
+    per_mic = per_mic.merge(
+        pd.DataFrame({"micrograph": summ["micrograph"].astype(str), "kept_threshold": summ["kept"],
+                      "kept": kept_after.to_numpy(),
+                      f"median_x_shown ({insp.x_feature}, {insp.x_units})": summ["median_x"],
+                      f"median_y_shown ({insp.y_feature}, {insp.y_units})": summ["median_y"]}),
+        on="micrograph", how="left",
+    )
+    report = insp.report(res)
+    info.update(
+        x_feature=insp.x_feature, y_feature=insp.y_feature, x_units=insp.x_units, y_units=insp.y_units,
+        thresholds=t.to_dict(),
+        calibration={a: {k: v for k, v in c.to_dict().items() if k != "per_micrograph"} for a, c in insp.calibrations.items()},
+        calibration_errors=dict(insp.calibration_errors),
+        counts={"total": int(len(table)), "kept_by_thresholds": int(res.n_kept),
+                "rejected_by_thresholds": int(res.n_rejected), "duplicates_removed": int(dup_info["n_removed"]),
+                "kept": int(kept.sum()), "rejected": int(len(table) - kept.sum()),
+                "without_value": report.get("n_without_value", 0)},
+        duplicates=dup_info,
+        per_micrograph=per_mic.to_dict(orient="list"),
+        figures={k: [str(p) for p in v] for k, v in figs.items()},
+    )
+
+    # 6. export
+    settings = {
+        "source": table.attrs.get("source"), "x_feature": insp.x_feature, "y_feature": insp.y_feature,
+        "x_units": insp.x_units, "y_units": insp.y_units, "thresholds": t.to_dict(),
+        "calibration": info["calibration"], "duplicates": dup_info,
+    }
+    if args.export_star or args.export_cs:
+        ex = table.copy()
+        ex.attrs = dict(table.attrs)
+        if insp.x_units != "raw":
+            ex[f"{insp.x_feature}_calibrated"] = insp.x
+        if insp.y_units != "raw" and insp.y_feature != insp.x_feature:
+            ex[f"{insp.y_feature}_calibrated"] = insp.y
+        _export(ex, kept, args, info, inputs, settings)
+    info.pop("micrograph_shape", None)
+    write_json(out / args.json, info, overwrite=True)
+    _log(f"kept {int(kept.sum())} of {len(table)} picks; wrote {out / args.json}")
+    return 0
