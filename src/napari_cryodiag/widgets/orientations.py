@@ -129,11 +129,19 @@ class OrientationsWidget(QWidget):
         self.progress.setVisible(False)
         outer.addWidget(self.progress)
 
+        # one plot per tab: readable in a narrow dock
         self.tabs = QTabWidget()
-        self.overview_canvas = MplCanvas(figsize=(9, 6))
-        self.cfar_canvas = MplCanvas(figsize=(9, 3.5))
-        self.tabs.addTab(self.overview_canvas, "Overview")
-        self.tabs.addTab(self.cfar_canvas, "cFAR")
+        self.viewing_canvas = MplCanvas(figsize=(6, 3.6))
+        self.sampling_canvas = MplCanvas(figsize=(6, 3.6))
+        self.precision_canvas = MplCanvas(figsize=(6, 3.6))
+        self.scores_canvas = MplCanvas(figsize=(6, 3.0))
+        self.cfar_canvas = MplCanvas(figsize=(9, 3.6))
+        self.tabs.addTab(self.viewing_canvas, "Viewing directions")
+        self.tabs.addTab(self.sampling_canvas, "Fourier sampling")
+        self.tabs.addTab(self.precision_canvas, "Posterior precision")
+        self.tabs.addTab(self.scores_canvas, "SCF* / cFAR")
+        self.tabs.addTab(self.cfar_canvas, "Cone FSCs")
+        self.tabs.setMinimumHeight(330)
         outer.addWidget(self.tabs, 1)
         self.status = QLabel("Choose a particle set with 3D poses (STAR or .cs) and press Compute.")
         self.status.setWordWrap(True)
@@ -246,10 +254,10 @@ class OrientationsWidget(QWidget):
         self.show_result(result)
 
     def show_result(self, result) -> None:
-        plot_orientations_overview(
-            result.histogram, result.maps, result.scf, result.cfsc, fig=self.overview_canvas.clear()
-        )
-        self.overview_canvas.draw()
+        plot_viewing_directions(result.histogram, fig=self.viewing_canvas.clear())
+        plot_directional_map(result.maps, "fourier_sampling", fig=self.sampling_canvas.clear(), scf=result.scf)
+        plot_directional_map(result.maps, "posterior_precision", fig=self.precision_canvas.clear())
+        plot_scf_cfar(result.scf, result.cfsc, fig=self.scores_canvas.clear())
         fig = self.cfar_canvas.clear()
         if result.cfsc is not None:
             plot_conical_fsc(result.cfsc, fig=fig)
@@ -257,7 +265,8 @@ class OrientationsWidget(QWidget):
             ax = fig.add_subplot(111)
             ax.text(0.5, 0.5, "choose two half maps (3D image layers) for cFAR", ha="center", va="center")
             ax.set_axis_off()
-        self.cfar_canvas.draw()
+        for c in (self.viewing_canvas, self.sampling_canvas, self.precision_canvas, self.scores_canvas, self.cfar_canvas):
+            c.draw()
         s = result.scf
         text = (
             f"{result.n_particles:,} particles · R = {result.radius_px:g} voxels ({result.radius_source}) · "
@@ -292,5 +301,6 @@ class OrientationsWidget(QWidget):
         paths += save_figure(plot_scf_cfar(r.scf, r.cfsc), out, "scf_cfar", fmt)
         if r.cfsc is not None:
             paths += save_figure(plot_conical_fsc(r.cfsc), out, "conical_fsc", fmt)
+        paths += save_figure(plot_orientations_overview(r.histogram, r.maps, r.scf, r.cfsc), out, "orientations_overview", fmt)
         paths.append(write_json(out / "orientations.json", r.to_dict()))
         return paths
