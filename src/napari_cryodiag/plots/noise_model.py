@@ -35,7 +35,7 @@ def _resolution_top_axis(ax, fmax: float):
     ticks, labels, last = [], [], -np.inf
     for d in _NICE_RES_A:
         f = 1.0 / d
-        if f <= fmax * 1.001 and f - last > 0.07 * fmax:
+        if f <= fmax * 1.001 and f - last > 0.1 * fmax:
             ticks.append(f)
             labels.append(f"{d:g}")
             last = f
