@@ -285,25 +285,48 @@ def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
 
 
 
-def test_calibration_without_defocus_is_disabled_with_a_message(make_napari_viewer, qtbot):
-    from napari_cryodiag._reader import picks_layer_data
-    from napari_cryodiag.picks_layer import link_viewer
+def test_real_relion_autopicks_then_ctf_table(make_napari_viewer, qtbot, shared_data):
+    """Real RELION 1.3 autopicks (FOM only, no defocus): calibration is disabled with a
+    message; opening the CTF table of the same micrographs enables it."""
+    from napari_cryodiag._reader import get_reader
+    from napari_cryodiag.compute.calibration import fit_calibration
+    from napari_cryodiag.io.picks import read_table
     from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
 
+    tut = shared_data / "relion13-tutorial"
     viewer = make_napari_viewer()
-    table = _table().drop(columns=["defocus_A"])
-    data, kwargs, _ = picks_layer_data(table, "/nonexistent/nodefocus.star", name="picks")
-    viewer.add_points(data, **kwargs)
-    link_viewer(viewer)
+
+    def open_with_reader(path):
+        for data, kwargs, kind in get_reader(str(path))(str(path)):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+    open_with_reader(tut / "autopick")
     w = InspectPicksWidget(viewer)
+    picks = read_table(tut / "autopick")
+    assert w.inspection.x_feature == "rlnAutopickFigureOfMerit"
+    assert w.result.n_total == len(picks) == 9470
+    t = w.thresholds
+    fom = picks["rlnAutopickFigureOfMerit"].to_numpy()
+    y = picks[w.inspection.y_feature].to_numpy(dtype=float)
+    assert w.result.n_kept == _expected(picks, t.x_min, t.y_min, t.y_max, x=fom, y=y).sum()
     w.cal_x_check.setChecked(True)
-    assert not w.cal_x_check.isChecked()  # switched back off
-    assert "no defocus" in w.cal_label.text()
-    assert w.inspection.x_units == "raw" and w.result.n_total == len(table)
+    assert not w.cal_x_check.isChecked() and "no defocus" in w.cal_label.text()
+    assert w.inspection.x_units == "raw"
 
-
-
-
+    open_with_reader(tut / "all_micrographs_ctf.star")  # CTFFIND results of the same micrographs
+    assert w.inspection.defocus is not None and "all_micrographs_ctf.star" in w.status.text()
+    w.cal_x_check.setChecked(True)
+    assert w.cal_x_check.isChecked() and w.inspection.x_units == "calibrated (ratio)"
+    ctf = read_table(tut / "all_micrographs_ctf.star")
+    per = ctf.groupby("micrograph")["defocus_A"].median()
+    cal = fit_calibration(picks, "rlnAutopickFigureOfMerit", defocus=per)
+    np.testing.assert_allclose(w.inspection.x, cal.apply(picks, defocus=per).to_numpy(), equal_nan=True)
+    tb = w.mic_table
+    assert tb.rowCount() == 15
+    d = {tb.item(r, 0).text(): float(tb.item(r, 1).text()) for r in range(15)}
+    for key, v in d.items():
+        assert v == pytest.approx(per[key], rel=1e-3)
+    assert "rlnAutopickFigureOfMerit: median =" in w.cal_label.text()
 
 
 def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot):

@@ -405,7 +405,7 @@ def micrograph_summary(
 
 #: score columns recognised as "pick score" (x) and "power-like" (y), in order of preference
 X_FEATURE_PREFERENCE = ("ncc", "rlnAutopickFigureOfMerit", "Confidence", "score", "fom")
-Y_FEATURE_PREFERENCE = ("power", "rlnAutopickFigureOfMerit", "Confidence", "ncc")
+Y_FEATURE_PREFERENCE = ("power", "rlnAutopickFigureOfMerit", "Confidence", "ncc", "defocus_A")
 #: columns that are never offered as features (positions, indices, constants of the optics)
 NOT_FEATURES = frozenset({
     "x_px", "y_px", "source_row", "image_index", "split", "voltage_kV", "cs_mm",
@@ -466,6 +466,9 @@ class PickInspection:
         Log-scaled y axis; ``None`` chooses (:func:`wants_log_axis`).
     bins
         Histogram bins per axis.
+    defocus
+        Defocus per micrograph key (Å; a Series/mapping) for picks whose table has no
+        ``defocus_A`` (e.g. RELION autopicks with the CTF table of the same micrographs).
     """
 
     def __init__(
@@ -481,8 +484,12 @@ class PickInspection:
         log_y: bool | None = None,
         bins: int = 100,
         thresholds: Thresholds | None = None,
+        defocus=None,
     ):
         self.table = table
+        self.defocus = None if defocus is None else pd.Series(defocus, dtype=np.float64)
+        if self.defocus is not None:
+            self.defocus.index = self.defocus.index.astype(str)
         self.codes, self.names = micrograph_codes(table)
         dx, dy = default_features(table)
         self.x_feature = x_feature or dx
@@ -517,12 +524,14 @@ class PickInspection:
         from .calibration import fit_calibration
 
         try:
-            cal = fit_calibration(self.table, name, mode=self.mode, method=self.method)
+            cal = fit_calibration(self.table, name, mode=self.mode, method=self.method,
+                                  defocus=self.defocus)
         except CryodiagInputError as err:
             self.calibration_errors[axis] = str(err)
             return raw, "raw"
         self.calibrations[axis] = cal
-        return cal.apply(self.table, name).to_numpy(dtype=np.float64), f"calibrated ({self.mode})"
+        vals = cal.apply(self.table, name, defocus=self.defocus)
+        return vals.to_numpy(dtype=np.float64), f"calibrated ({self.mode})"
 
     def rebuild(self) -> None:
         """Recompute features (and calibration), histogram and evaluator."""
@@ -587,7 +596,10 @@ class PickInspection:
         """Per-micrograph table (:func:`micrograph_summary`) in the current units."""
         if mask is None:
             mask = self.evaluate().mask
-        return micrograph_summary(self.table, self.x, self.y, mask, codes=self.codes, names=self.names)
+        out = micrograph_summary(self.table, self.x, self.y, mask, codes=self.codes, names=self.names)
+        if self.defocus is not None and "defocus_A" not in self.table.columns:
+            out["defocus_A"] = out["micrograph"].astype(str).map(self.defocus).to_numpy(dtype=np.float64)
+        return out
 
     def report(self, result: SelectionCounts | None = None) -> dict:
         """Numbers for a JSON side file: thresholds, units, calibration fits, counts."""

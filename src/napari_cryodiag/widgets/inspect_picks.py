@@ -241,7 +241,8 @@ class InspectPicksWidget(QWidget):
         form.addRow("mode", self.cal_mode_combo)
         form.addRow("robust fit", self.cal_method_combo)
         lay.addLayout(form)
-        self.cal_canvas = MplCanvas(figsize=(4.5, 3.6))
+        self.cal_canvas = MplCanvas(figsize=(4.5, 6.0))
+        self.cal_canvas.canvas.setMinimumHeight(420)
         lay.addWidget(self.cal_canvas)
         self.cal_label = QLabel("")
         self.cal_label.setWordWrap(True)
@@ -363,6 +364,10 @@ class InspectPicksWidget(QWidget):
             combo.blockSignals(False)
         if self.layer is None or self.layer not in self.viewer.layers:
             self._on_layer_chosen()
+        elif (self.inspection is not None and self.inspection.defocus is None
+              and "defocus_A" not in self.inspection.table.columns
+              and self._defocus_table(exclude=self.layer) is not None):
+            self.set_layer(self.layer)  # a CTF table arrived: calibration becomes possible
 
     def _on_active_layer(self, event=None):
         active = self.viewer.layers.selection.active
@@ -407,9 +412,16 @@ class InspectPicksWidget(QWidget):
             combo.clear()
             combo.addItems(feats)
             combo.blockSignals(False)
+        defocus = None
+        if "defocus_A" not in table.columns:
+            found = self._defocus_table(exclude=layer)
+            if found is not None:
+                defocus, where = found[0]["defocus_A"], found[1]
+                self.status.setText(f"defocus of {layer.name}'s micrographs taken from {where}")
         try:
             self.inspection = PickInspection(
                 table,
+                defocus=defocus,
                 bins=self._bins_for(len(table)),
                 calibrate_x=self.cal_x_check.isChecked(),
                 calibrate_y=self.cal_y_check.isChecked(),
@@ -588,7 +600,7 @@ class InspectPicksWidget(QWidget):
         try:
             from ..plots.calibration import plot_calibration
 
-            plot_calibration(fig, list(cals.values()))
+            plot_calibration(list(cals.values()), fig)
         except Exception as err:  # noqa: BLE001 - the plot is informative; the numbers stay usable
             ax = fig.add_subplot(111)
             ax.text(0.5, 0.5, f"calibration plot unavailable: {err}", ha="center", va="center",
@@ -1080,7 +1092,8 @@ class InspectPicksWidget(QWidget):
         kwargs = dict(o["kwargs"])
         if min_d > 0:
             kwargs["min_distance_px"] = min_d / o["pixel_size_A"]
-        ctf = self._defocus_table()
+        found = self._defocus_table()
+        ctf = None if found is None else found[0]
 
         def _job():
             return (yield from pick_jobs.iter_pick_micrographs(
@@ -1102,17 +1115,20 @@ class InspectPicksWidget(QWidget):
 
         return self._start(_job, _done, "picker")
 
-    def _defocus_table(self):
-        """Defocus per micrograph key from any open table that has it (picks or a CTF table)."""
+    def _defocus_table(self, exclude=None):
+        """``(per-micrograph CTF DataFrame, layer name)`` from any open table with defocus
+        (picks, particles or a CTF table such as RELION's micrographs_ctf.star), or None."""
         import pandas as pd
 
         cols = ["defocus_A", "defocus_u_A", "defocus_v_A", "defocus_angle_deg"]
         for ly in self.viewer.layers:
+            if ly is exclude:
+                continue
             md = (getattr(ly, "metadata", None) or {}).get("cryodiag", {})
             t = md.get("table") if isinstance(md, dict) else None
             if isinstance(t, pd.DataFrame) and "micrograph" in t.columns and "defocus_A" in t.columns:
                 have = [c for c in cols if c in t.columns]
-                return t.groupby(t["micrograph"].astype(str))[have].median()
+                return t.groupby(t["micrograph"].astype(str))[have].median(), ly.name
         return None
 
     def _start(self, job, done, description):
