@@ -13,7 +13,7 @@ import argparse
 import sys
 
 PLUGIN = "napari-cryodiag"
-SAMPLES = ["micrographs", "half_maps", "classes"]
+SAMPLES = ["micrographs", "half_maps", "class_averages"]
 WIDGETS = ["Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model"]
 
 
