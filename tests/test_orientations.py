@@ -106,8 +106,12 @@ def test_equal_area_bins_make_a_uniform_set_flat():
     chi2 = ((h.counts - expected) ** 2 / expected).mean()
     assert 0.7 < chi2 < 1.3
     assert abs(h.counts[0].mean() / expected - 1) < 0.05 and abs(h.counts[-1].mean() / expected - 1) < 0.05
-    # the same data on bins uniform in elevation angle WOULD deplete the poles: check the edges differ
     assert np.allclose(np.diff(np.sin(np.radians(h.elevation_edges_deg))), 2 / 18)
+    # whereas bins uniform in elevation angle deplete the polar rows by their smaller area
+    az, el = azimuth_elevation_deg(v)
+    naive, _, _ = np.histogram2d(el, az, bins=[np.linspace(-90, 90, 19), np.linspace(-180, 180, 37)])
+    polar_area_ratio = (1 - np.sin(np.radians(80))) / (2 / 18)
+    assert naive[-1].mean() / expected == pytest.approx(polar_area_ratio, rel=0.1)
     assert h.bin_solid_angle_sr == pytest.approx(4 * np.pi / (36 * 18))
 
 

@@ -82,9 +82,13 @@ def test_widget_table_from_a_layer_and_cancel(make_napari_viewer, qtbot):
     assert r.maps.posterior_precision is not None and r.cfsc is None
     # the posterior precision is below the Fourier sampling: weights <CTF²> are at most 1
     assert (r.maps.posterior_precision <= r.maps.fourier_sampling + 1e-9).all()
-    # cancel: a new run quit at its next yield leaves the old result in place
+    # cancel: a new run quit before its first yield is aborted and leaves the old result in place
     old = w.result
     worker = w.compute()
+    aborted = []
+    worker.aborted.connect(lambda: aborted.append(True))
     worker.quit()
-    qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
-    assert w.result is old or w.result is not None
+    qtbot.waitUntil(lambda: bool(aborted), timeout=60_000)
+    qtbot.wait(50)
+    assert w.result is old
+    assert w.compute_button.isEnabled() and not w.cancel_button.isEnabled()

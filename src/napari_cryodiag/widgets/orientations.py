@@ -53,8 +53,9 @@ def _layer_table(layer):
 
 
 def _is_volume_layer(layer) -> bool:
-    data = getattr(layer, "data", None)
-    return getattr(layer, "_type_string", "") == "image" and getattr(data, "ndim", 0) == 3
+    from napari.layers import Image
+
+    return isinstance(layer, Image) and layer.data.ndim == 3 and not layer.rgb
 
 
 class OrientationsWidget(QWidget):
