@@ -58,6 +58,20 @@ def test_viewing_direction_is_third_row_of_A_from_euler_and_from_rotvec():
     np.testing.assert_allclose(viewing_directions_from_rotvec(rv), Rotation.from_rotvec(rv).apply([0, 0, 1.0]), atol=1e-12)
 
 
+def test_cryosparc_pose_convention_matches_the_pyem_csparc2star_route():
+    # pyem (csparc2star) takes RELION's A = expmap(pose), an exponential map written with the
+    # transposed cross-product matrix, i.e. A = R(pose)^T. Written out independently here.
+    rng = np.random.default_rng(11)
+    for pose in rng.normal(size=(50, 3)):
+        theta = np.linalg.norm(pose)
+        w = pose / theta
+        k = -np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]])
+        a = np.eye(3) + np.sin(theta) * k + (1 - np.cos(theta)) * k @ k
+        np.testing.assert_allclose(viewing_directions_from_rotvec(pose[None]), a[2][None], atol=1e-12)
+        rot, tilt, psi = rotvec_to_euler_deg(pose)
+        np.testing.assert_allclose(euler_to_matrix(rot, tilt, psi), a, atol=1e-9)
+
+
 def test_zero_rotvec_looks_down_z():
     v = viewing_directions_from_rotvec(np.zeros((3, 3)))
     np.testing.assert_array_equal(v, np.tile([0.0, 0.0, 1.0], (3, 1)))
