@@ -64,3 +64,21 @@ def test_user_mask_checks():
         check_user_mask(np.ones((8, 8, 9)), shape, "m.mrc")
     with pytest.raises(CryodiagInputError, match="empty"):
         check_user_mask(np.zeros(shape), shape, "m.mrc")
+
+
+def test_distance_transform_backends_and_crop_agree():
+    from scipy import ndimage
+
+    from napari_cryodiag.compute.masks import distance_from_region_A
+
+    rng = np.random.default_rng(0)
+    region = np.zeros((40, 40, 40), bool)
+    region[12:20, 15:30, 10:18] = True
+    region[rng.integers(10, 30, 30), rng.integers(10, 30, 30), rng.integers(10, 30, 30)] = True
+    ref = ndimage.distance_transform_edt(~region, sampling=1.3)
+    full = distance_from_region_A(region, 1.3)  # edt package if installed, else scipy
+    np.testing.assert_allclose(full, ref, atol=1e-4)
+    cropped = distance_from_region_A(region, 1.3, max_distance_A=8.0)
+    near = ref <= 8.0
+    np.testing.assert_allclose(cropped[near], ref[near], atol=1e-4)
+    assert np.all(cropped[~near] > 8.0)

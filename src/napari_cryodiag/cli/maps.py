@@ -203,12 +203,7 @@ def run_fsc(args) -> int:
 
 def _fsc_json(s, args) -> dict:
     d = {"inputs": {"half1": args.half1, "half2": args.half2, "mask": args.mask}}
-    d.update(s.fsc.to_dict())
-    d["flags"] = [f.to_dict() for f in s.flags]
-    d["guinier"] = dict(s.guinier.to_dict(), x_invA2=s.guinier_curve.x_invA2, y=s.guinier_curve.y,
-                        map="average of the half maps under the corrected curve's mask",
-                        convention="bfactor_A2 = map decay (amplitudes x exp(-B s^2/4)); "
-                                   "sharpening_bfactor_A2 = RELION's sign (negative sharpens)")
+    d.update(s.to_dict())
     return d
 
 

@@ -372,7 +372,8 @@ def fsc_family_steps(
     done += 1
     yield done, total
     if masks is None:
-        masks = auto_masks(hm.average(), apix, mask_params, which=("spherical", "loose", "tight"))
+        masks = auto_masks(hm.average(), apix, mask_params, which=("spherical", "loose", "tight"),
+                           average_ft=hm.average_ft())
     done += 1
     yield done, total
     for name in ("spherical", "loose", "tight"):

@@ -65,8 +65,11 @@ def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: 
     return cosine_edge(_radius_px(shape), inner_fraction * outer, outer)
 
 
-def lowpass(volume: np.ndarray, pixel_size_A: float, resolution_A: float, edge_shells: float = 2.0) -> np.ndarray:
-    """Low-pass filter with a raised-cosine edge (``edge_shells`` wide, ending at ``resolution_A``)."""
+def lowpass(volume: np.ndarray, pixel_size_A: float, resolution_A: float, edge_shells: float = 2.0, ft=None) -> np.ndarray:
+    """Low-pass filter with a raised-cosine edge (``edge_shells`` wide, ending at ``resolution_A``).
+
+    ``ft`` may pass the volume's rfftn when it is already known (saves a transform).
+    """
     from ..compute.fourier import radial_frequency_invA
     from .fsc import irfftn, rfftn
 
@@ -77,20 +80,53 @@ def lowpass(volume: np.ndarray, pixel_size_A: float, resolution_A: float, edge_s
     k = radial_frequency_invA(vol.shape, pixel_size_A) * (n * pixel_size_A)  # in shells
     k_cut = n * pixel_size_A / resolution_A
     filt = cosine_edge(k, max(k_cut - edge_shells, 0.0), k_cut)
-    return irfftn(rfftn(vol) * filt, vol.shape)
+    return irfftn((rfftn(vol) if ft is None else ft) * filt, vol.shape)
 
 
-def distance_from_region_A(region: np.ndarray, pixel_size_A: float) -> np.ndarray:
-    """Euclidean distance (Å) of every voxel to the nearest voxel of the boolean ``region`` (0 inside)."""
+def _edt(mask: np.ndarray, pixel_size_A: float) -> np.ndarray:
+    """Exact Euclidean distance (Å) of each True voxel to the nearest False voxel.
+
+    Uses the multi-threaded ``edt`` package when it is installed (same exact result, several
+    times faster), else :func:`scipy.ndimage.distance_transform_edt`.
+    """
+    try:
+        import edt  # optional accelerator
+
+        return edt.edt(mask, anisotropy=(float(pixel_size_A),) * mask.ndim, black_border=False,
+                       parallel=0).astype(np.float32, copy=False)
+    except ImportError:
+        return ndimage.distance_transform_edt(mask, sampling=float(pixel_size_A)).astype(np.float32)
+
+
+def distance_from_region_A(region: np.ndarray, pixel_size_A: float, max_distance_A: float | None = None) -> np.ndarray:
+    """Euclidean distance (Å) of every voxel to the nearest voxel of the boolean ``region`` (0 inside).
+
+    With ``max_distance_A`` the transform runs only on the region's bounding box grown by that
+    distance; voxels outside it get ``inf`` (they are farther than ``max_distance_A``).
+    """
     region = np.asarray(region, dtype=bool)
     if not region.any():
         raise CryodiagInputError("the thresholded map is empty; cannot build a mask (lower the threshold)")
-    return ndimage.distance_transform_edt(~region, sampling=float(pixel_size_A)).astype(np.float32)
+    if max_distance_A is None:
+        return _edt(~region, pixel_size_A)
+    pad = int(np.ceil(max_distance_A / pixel_size_A)) + 1
+    sl = []
+    for ax in range(region.ndim):
+        other = tuple(i for i in range(region.ndim) if i != ax)
+        nz = np.flatnonzero(region.any(axis=other))
+        sl.append(slice(max(nz[0] - pad, 0), min(nz[-1] + pad + 1, region.shape[ax])))
+    sl = tuple(sl)
+    out = np.full(region.shape, np.inf, dtype=np.float32)
+    out[sl] = _edt(~region[sl], pixel_size_A)
+    return out
 
 
-def threshold_region(average: np.ndarray, pixel_size_A: float, params: MaskParams = MaskParams()) -> np.ndarray:
+def threshold_region(average: np.ndarray, pixel_size_A: float, params: MaskParams = MaskParams(), average_ft=None) -> np.ndarray:
     """Boolean region of the low-passed average above ``threshold_fraction`` of its maximum."""
-    lp = lowpass(average, pixel_size_A, params.lowpass_A) if params.lowpass_A else np.asarray(average, np.float32)
+    if params.lowpass_A:
+        lp = lowpass(average, pixel_size_A, params.lowpass_A, ft=average_ft)
+    else:
+        lp = np.asarray(average, np.float32)
     return lp >= np.float32(params.threshold_fraction) * lp.max()
 
 
@@ -99,8 +135,13 @@ def auto_masks(
     pixel_size_A: float,
     params: MaskParams = MaskParams(),
     which=("spherical", "loose", "tight"),
+    average_ft: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The preset masks of the half-map average, float32 on the map's grid, keyed by name."""
+    """The preset masks of the half-map average, float32 on the map's grid, keyed by name.
+
+    One distance transform serves both the loose and the tight mask. ``average_ft`` (the
+    average's rfftn, when known) saves the low-pass transform.
+    """
     avg = np.asarray(average, dtype=np.float32)
     out: dict[str, np.ndarray] = {}
     if "spherical" in which:
@@ -108,7 +149,9 @@ def auto_masks(
             avg.shape, params.sphere_outer_fraction * min(avg.shape) / 2, params.sphere_inner_fraction
         )
     if "loose" in which or "tight" in which:
-        dist = distance_from_region_A(threshold_region(avg, pixel_size_A, params), pixel_size_A)
+        reach = max(params.loose_soft_A if "loose" in which else 0.0, params.tight_soft_A if "tight" in which else 0.0)
+        region = threshold_region(avg, pixel_size_A, params, average_ft)
+        dist = distance_from_region_A(region, pixel_size_A, max_distance_A=reach)
         if "loose" in which:
             out["loose"] = cosine_edge(dist, params.loose_dilate_A, params.loose_soft_A)
         if "tight" in which:

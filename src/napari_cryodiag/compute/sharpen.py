@@ -133,7 +133,8 @@ class ValidationSession:
         if self._masks is None or params != self._mask_params:
             from .masks import auto_masks
 
-            self._masks = auto_masks(self.halfmaps.average(), self.halfmaps.pixel_size_A, params)
+            hm = self.halfmaps
+            self._masks = auto_masks(hm.average(), hm.pixel_size_A, params, average_ft=hm.average_ft())
             self._mask_params = params
             self.recomputed.append("masks")
         return self._masks
@@ -174,6 +175,22 @@ class ValidationSession:
             self._guinier_key = gkey
             self.recomputed.append("guinier")
         return self
+
+    def to_dict(self) -> dict:
+        """Numbers for JSON: the FSC family, flags, Guinier fit and curve (and sharpening, if done)."""
+        if self.fsc is None:
+            return {}
+        d = self.fsc.to_dict()
+        d["flags"] = [f.to_dict() for f in self.flags]
+        d["guinier"] = dict(
+            self.guinier.to_dict(), x_invA2=self.guinier_curve.x_invA2, y=self.guinier_curve.y,
+            map="average of the half maps under the corrected curve's mask",
+            convention="bfactor_A2 = map decay (amplitudes x exp(-B s^2/4)); "
+                       "sharpening_bfactor_A2 = RELION's sign (negative sharpens)",
+        )
+        if self.sharpened is not None:
+            d["sharpen"] = self.sharpen_used.to_dict()
+        return d
 
     def compute(self, progress=None, **kwargs):
         return run_steps(self.compute_steps(**kwargs), progress)
