@@ -57,21 +57,21 @@ RELION_ESS_COLUMN = "rlnNrOfSignificantSamples"
 def ess_from_posteriors(posteriors, *, normalize: bool = True) -> np.ndarray:
     """ESS ``1 / sum_k p_k^2`` of each row of an ``(N, K)`` posterior array (float64).
 
-    ``normalize=True`` divides each row by its sum first (rows of stored posteriors may not sum
-    exactly to 1). Rows that sum to 0 or contain NaN give NaN.
+    ``normalize=True`` applies it to the row normalised to sum 1 (stored posteriors may not sum
+    exactly to 1), computed without a normalised copy as ``(sum p)^2 / sum p^2``. Rows that sum
+    to 0 or contain NaN give NaN. Sums are accumulated in float64 whatever the input dtype.
     """
-    p = np.asarray(posteriors, dtype=np.float64)
+    p = np.asarray(posteriors)
+    if p.dtype.kind not in "f":
+        p = p.astype(np.float64)
     if p.ndim == 1:
         p = p[None, :]
     if p.ndim != 2:
         raise ValueError(f"posteriors must be (N, K), got shape {p.shape}")
-    if normalize:
-        s = p.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = np.where(s > 0, p / np.where(s > 0, s, 1.0), np.nan)
-    sq = np.einsum("ij,ij->i", p, p)
+    sq = np.einsum("ij,ij->i", p, p, dtype=np.float64)
+    num = np.square(p.sum(axis=1, dtype=np.float64)) if normalize else np.ones(len(p))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sq > 0, 1.0 / np.where(sq > 0, sq, 1.0), np.nan)
+        return np.where(sq > 0, num / np.where(sq > 0, sq, 1.0), np.nan)
 
 
 def best_from_posteriors(posteriors, *, normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
