@@ -49,6 +49,10 @@ def register(subparsers) -> None:
     p.add_argument("--particles", type=_positive_int, default=100, help="particles per micrograph (default 100)")
     p.add_argument("--no-half-maps", action="store_true", help="skip the half maps")
     p.add_argument("--no-classes", action="store_true", help="skip the 2D classes")
+    p.add_argument("--no-refinement", action="store_true",
+                   help="skip the refined 3D particle set (poses, CTF, images, map)")
+    p.add_argument("--refined-particles", type=_positive_int, default=1000,
+                   help="particles in the refined set (default 1000)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.set_defaults(func=run)
 
@@ -68,6 +72,8 @@ def run(args) -> int:
         particles_per_micrograph=args.particles,
         half_maps=not args.no_half_maps,
         classes=not args.no_classes,
+        refinement=not args.no_refinement,
+        n_refined_particles=args.refined_particles,
         overwrite=args.overwrite,
     )
     sim = ds.simulation
@@ -83,6 +89,8 @@ def run(args) -> int:
         print(f"  half maps and mask in {ds.half_maps['half1'].parent.name}/")
     if ds.classes:
         print(f"  class averages and particles in {ds.classes['averages'].parent.name}/")
+    if ds.refinement:
+        print(f"  refined particle set (poses, CTF, images, map) in {ds.refinement['star'].parent.name}/")
     for what, why in ds.skipped.items():
         print(f"  skipped {what}: {why}")
     return 0

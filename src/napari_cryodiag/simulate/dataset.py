@@ -57,6 +57,7 @@ class SampleDataset:
     manifest: Path
     half_maps: dict[str, Path] = field(default_factory=dict)
     classes: dict[str, Path] = field(default_factory=dict)
+    refinement: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     simulation: SimulatedMicrographs | None = None
 
@@ -170,6 +171,8 @@ def write_sample_dataset(
     *,
     half_maps: bool = True,
     classes: bool = True,
+    refinement: bool = True,
+    n_refined_particles: int = 1000,
     overwrite: bool = False,
     simulation: SimulatedMicrographs | None = None,
     **simulate_kwargs,
@@ -178,7 +181,10 @@ def write_sample_dataset(
 
     ``simulate_kwargs`` go to :func:`~napari_cryodiag.simulate.micrographs.simulate_micrographs`.
     ``half_maps`` / ``classes`` add the half maps and the 2D classes (skipped, and said so in
-    ``skipped`` and ``dataset.json``, when their simulators are not available).
+    ``skipped`` and ``dataset.json``, when their simulators are not available). ``refinement``
+    adds a refined particle set (``refinement/particles.star``, its MRCS stack and the map the
+    images were projected from; poses, shifts and CTF known, white noise of known variance) for
+    the orientation and noise-model diagnostics.
     """
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
@@ -260,6 +266,20 @@ def write_sample_dataset(
                 "n_particles": int(len(sc.table)),
             }
 
+    if refinement:
+        from .particles import simulate_particles, write_particle_set
+
+        sp = simulate_particles(n_refined_particles, box=64, pixel_size_A=apix, noise="white", seed=seed,
+                                volume=sim.volume if sim.volume.shape == (64, 64, 64) else None)
+        out.refinement = write_particle_set(sp, folder / "refinement", overwrite=overwrite)
+        extra["refinement"] = {
+            "pixel_size_A": sp.pixel_size_A,
+            "n_particles": int(len(sp.table)),
+            "box": sp.box,
+            "noise": sp.noise,
+            "noise_variance_per_pixel": float(sp.noise_sigma**2),
+        }
+
     counts = sim.truth["truth_detail"].value_counts().to_dict()
     manifest = {
         "generator": "napari_cryodiag.simulate.dataset.write_sample_dataset",
@@ -284,6 +304,7 @@ def write_sample_dataset(
             "density": density.name,
             "half_maps": {k: str(p.relative_to(folder)) for k, p in out.half_maps.items()},
             "classes": {k: str(p.relative_to(folder)) for k, p in out.classes.items()},
+            "refinement": {k: str(p.relative_to(folder)) for k, p in out.refinement.items()},
         },
         "skipped": out.skipped,
         **extra,
