@@ -307,9 +307,14 @@ class ClassesWidget(QWidget):
         if name != FILE_ITEM and name in self.viewer.layers:
             layer = self.viewer.layers[name]
             particles = _layer_table(layer)
-            images = ((layer.metadata or {}).get("cryodiag", {}) or {}).get("images")
-            if images is not None:
-                kwargs["images"] = images
+            md = ((layer.metadata or {}).get("cryodiag", {}) or {})
+            if md.get("images") is not None:
+                kwargs["images"] = md["images"]
+            if "averages" not in kwargs and _is_stack_layer(layer):
+                # a class-average stack that carries its particle table (e.g. the sample data)
+                kwargs["averages"] = np.asarray(layer.data, dtype=np.float32)
+                if md.get("pixel_size_A"):
+                    kwargs.setdefault("pixel_size_A", float(md["pixel_size_A"]))
         else:
             text = self.particles_path.text().strip()
             if not text:
