@@ -440,6 +440,7 @@ def iter_noise_model(
     num_workers: int | None = None,
     cancel: threading.Event | None = None,
     source: str | os.PathLike | None = None,
+    projector: FourierProjector | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Generator form of :func:`estimate_noise_model`: yields ``(done, total)`` particles after
     each group of chunks and returns the :class:`NoiseModel` (``StopIteration.value``)."""
@@ -467,7 +468,8 @@ def iter_noise_model(
     defaults = {"voltage_kV": voltage_kV, "cs_mm": cs_mm, "amplitude_contrast": amplitude_contrast,
                 "phase_shift_deg": 0.0}
     params = _particle_params(table, pixel_size_A, apply_ctf, defaults, notes, source)
-    projector = FourierProjector(vol, pad=pad)
+    if projector is None or projector.n != box:
+        projector = FourierProjector(vol, pad=pad)
 
     idx = shell_index((box, box))
     inside = idx < n_shells(box)
@@ -570,6 +572,9 @@ def estimate_noise_model(
         amplitude contrast from the table or the keyword defaults, reported in ``notes``).
     chunk_size, scheduler, num_workers
         Particles per dask task; dask scheduler (``"threads"``, ``"sync"``, a client's ``get``).
+    projector
+        A :class:`FourierProjector` of this map already built on the particles' grid (reused
+        to save its set-up; it must be the projector of ``volume``).
     progress
         Called with ``(done, total)`` particles after each group of chunks.
     cancel

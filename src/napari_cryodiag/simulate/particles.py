@@ -101,6 +101,7 @@ def simulate_particles(
     apply_ctf: bool = True,
     chunk_size: int = 256,
     out: np.ndarray | None = None,
+    projector: FourierProjector | None = None,
 ) -> SimulatedParticles:
     """Simulate ``n`` particle images of a ``box`` map with a known noise spectrum.
 
@@ -108,6 +109,7 @@ def simulate_particles(
     signal-to-noise ratio ``snr`` (signal variance over noise variance, over whole images; the
     signal variance of the first ``chunk_size`` images). Images are made ``chunk_size`` at a
     time into ``out`` when given (e.g. a memory map of an MRCS being written), else a new array.
+    ``projector`` reuses a :class:`FourierProjector` of ``volume`` (saves its set-up).
     The table has the canonical columns (poses uniform on SO(3), RELION Eulers; shifts
     uniform in ``±max_shift_A``; per-particle defocus and astigmatism; ``image_index`` = row,
     ``image_path`` empty until :func:`write_particle_set`).
@@ -128,7 +130,7 @@ def simulate_particles(
     dmean = (du + dv) / 2
     dang = np.round(rng.uniform(0, 180, size=n), 4)
 
-    proj = FourierProjector(vol, pad=pad)
+    proj = projector if projector is not None else FourierProjector(vol, pad=pad)
     mats = euler_to_matrix(rot, tilt, psi).reshape(-1, 3, 3)
     shifts_px = -shifts_A / pixel_size_A
     images = out if out is not None else np.empty((n, box, box), dtype=np.float32)
