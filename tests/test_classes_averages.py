@@ -167,3 +167,16 @@ def test_vectorised_particle_ctfs_equal_ctf_2d():
         # the batch is evaluated in float32 (chi up to ~100 rad): agreement to 1e-4 of a [-1, 1] value
         np.testing.assert_allclose(got[i], ref, atol=1e-4)
         assert np.corrcoef(got[i].ravel(), ref.ravel())[0, 1] > 0.999999
+
+
+def test_unusable_images_leave_a_reason_not_a_crash(sim, tmp_path):
+    stack = tmp_path / "wrong_size.mrcs"
+    with mrcfile.new(stack) as m:
+        m.set_data(np.zeros((3, 16, 16), dtype=np.float32))  # too few images for the table
+    t = sim.table.iloc[:50].copy()
+    t.attrs = dict(sim.table.attrs)
+    d = class_diagnostics(t, stacks=[stack])
+    assert d.class_averages is None
+    assert d.frc_reason.startswith("FRC not computed:") and "out of range" in d.frc_reason
+    assert (d.summary["frc_note"] == d.frc_reason).all()
+    assert d.summary["count"].sum() == 50

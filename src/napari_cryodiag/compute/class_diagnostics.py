@@ -212,11 +212,15 @@ def class_diagnostics_gen(
         source, reason = locate_particle_images(table, images=images, stacks=stacks, search_dirs=search_dirs)
         if source is not None:
             labels = summary["class"].to_numpy()
-            ca = yield from class_averages_gen(
-                table, source=source, labels=labels, pixel_size_A=pixel_size_A, ctf=ctf,
-                halves=halves, batch_size=batch_size,
-            )
-            reason = ""
+            try:
+                ca = yield from class_averages_gen(
+                    table, source=source, labels=labels, pixel_size_A=pixel_size_A, ctf=ctf,
+                    halves=halves, batch_size=batch_size,
+                )
+                reason = ""
+            except CryodiagInputError as err:  # images found but unusable: say why, keep the rest
+                ca = None
+                reason = f"FRC not computed: {err}"
     if ca is not None:
         res = dict(zip(ca.labels.tolist(), ca.frc_resolution_A))
         nyq = dict(zip(ca.labels.tolist(), ca.frc_nyquist_limited))
