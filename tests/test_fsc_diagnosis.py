@@ -73,3 +73,19 @@ def test_flag_texts_and_details():
     _, _, flags = run("ctf_oscillation")
     osc = [f for f in flags if f.code == "oscillation"][0]
     assert "pixel size" in osc.advice and len(osc.details["dips_A"]) >= 2
+
+
+def test_prominent_minima_match_scipy():
+    import numpy as np
+    from scipy.signal import find_peaks
+
+    from napari_cryodiag.compute.fsc_diagnosis import _prominent_minima
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        c = np.cumsum(rng.normal(size=60)) * 0.1 + rng.normal(size=60) * 0.05
+        for prom in (0.05, 0.2):
+            ours_i, ours_p = _prominent_minima(c, prom)
+            ref_i, props = find_peaks(-c, prominence=prom)
+            np.testing.assert_array_equal(ours_i, ref_i)
+            np.testing.assert_allclose(ours_p, props["prominences"])

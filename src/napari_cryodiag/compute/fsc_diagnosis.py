@@ -22,8 +22,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.signal import find_peaks
-
 from .fsc import FSCResult
 
 
@@ -106,10 +104,43 @@ def _flag(code, curve, **details) -> Flag:
     return Flag(code, title, expl, adv, curve, details)
 
 
+def _prominent_minima(c: np.ndarray, prominence: float):
+    """Local minima of ``c`` and their prominences (as ``scipy.signal.find_peaks`` on ``-c``).
+
+    A minimum's prominence is how far the curve must rise, on the lower of its two sides, before
+    it meets a deeper point (or the end of the curve). Plateaus count once, at their first shell.
+    Kept here to avoid importing scipy.signal (seconds of start-up for the command line).
+    """
+    c = np.asarray(c, float)
+    out_i, out_p = [], []
+    n = len(c)
+    i = 1
+    while i < n - 1:
+        if c[i] < c[i - 1]:
+            j = i
+            while j + 1 < n and c[j + 1] == c[i]:
+                j += 1
+            if j + 1 < n and c[j + 1] > c[i]:
+                left = c[:i][::-1]
+                stop = np.nonzero(left < c[i])[0]
+                lmax = left[: stop[0]].max() if stop.size else left.max()
+                right = c[j + 1 :]
+                stop = np.nonzero(right < c[i])[0]
+                rmax = right[: stop[0]].max() if stop.size else right.max()
+                prom = min(lmax, rmax) - c[i]
+                if prom >= prominence:
+                    out_i.append(i)
+                    out_p.append(prom)
+            i = j + 1
+        else:
+            i += 1
+    return np.array(out_i, dtype=int), np.array(out_p, dtype=float)
+
+
 def _dips(curve: np.ndarray, prominence: float, start: int = 1):
     c = np.asarray(curve, float)[start:]
-    peaks, props = find_peaks(-c, prominence=prominence)
-    return peaks + start, props["prominences"]
+    idx, prom = _prominent_minima(c, prominence)
+    return idx + start, prom
 
 
 def diagnose(result: FSCResult, params: DiagnosisParams = DiagnosisParams()) -> list[Flag]:

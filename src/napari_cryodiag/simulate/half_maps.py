@@ -97,6 +97,7 @@ def simulate_half_maps(
     duplicate_fraction: float = 0.1,
     ctf_cycles: int = 3,
     micelle_strength: float = 4.0,
+    with_mask: bool = True,
 ) -> SimulatedHalfMaps:
     """Two half maps of a Gaussian-atom particle, a soft mask, and the truth they were built from."""
     if pathology not in PATHOLOGIES:
@@ -165,9 +166,12 @@ def simulate_half_maps(
     signal = irfftn(fs, shape)
 
     # a sensible soft mask of the particle: 1 within 3 Å of the 15 Å-filtered map above 20 % of its max
-    lp = lowpass(density, apix, 15.0)
-    dist = distance_from_region_A(lp > 0.2 * lp.max(), apix)
-    mask = cosine_edge(dist, 3.0, 9.0)
+    if with_mask or pathology in ("tight_mask", "offset_mask"):
+        lp = lowpass(density, apix, 15.0)
+        dist = distance_from_region_A(lp > 0.2 * lp.max(), apix, max_distance_A=9.0)
+        mask = cosine_edge(dist, 3.0, 9.0)
+    else:
+        mask = np.ones(shape, np.float32)
     if pathology == "tight_mask":
         mask = (density > 0.35 * density.max()).astype(np.float32)
         truth["mask"] = "hard binary mask at 35 % of the noise-free map's maximum (too tight)"

@@ -1,0 +1,194 @@
+"""Benchmark: all five FSC curves of 256³ / 384³ (/ 512³) half maps against the FFT floor and servalcat.
+
+    .venv/bin/python benchmarks/bench_fsc.py [--sizes 256,384] [--no-servalcat] [--repeat 1]
+
+For each box size, simulated half maps (and our tight mask, written as the "user" mask for the
+masked runs) go to a temporary folder; every measurement then runs in its own child process so
+that its wall time and peak RSS are its own:
+
+- ``FFT floor``: the transforms the five curves need, timed alone on arrays of the same size:
+  10 r2c (2 unmasked, 2 x 3 masked, 2 phase-randomised masked) and 3 c2r (the low-passed
+  average for the mask threshold, 2 phase-randomised maps);
+- ``cryodiag, 5 curves``: :func:`napari_cryodiag.compute.fsc.fsc_family` in memory (no mask,
+  spherical, loose and tight masks built from the average, phase randomisation, corrected);
+- ``cryodiag fsc`` (CLI, end to end: read MRC, 5 curves + Guinier, figures, CSV/XML/STAR/JSON),
+  without and with ``--mask``;
+- ``servalcat fsc --halfmaps H1 H2 [--mask M] --csv`` (the peer; end to end), without and with
+  the same mask.
+
+Ratios are printed and written to ``benchmarks/results/bench_fsc.json``. emda is not measured:
+it does not install on NumPy 2 (it needs numpy.distutils and a Fortran compiler).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+BIN = Path(PY).parent
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def child_prepare(folder: str, n: int, apix: float) -> None:
+    import numpy as np
+
+    from napari_cryodiag.compute.masks import auto_masks
+    from napari_cryodiag.io.mrc import write_mrc
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=n, pixel_size_A=apix, resolution_A=3.2 * apix, bfactor_A2=60.0, with_mask=False)
+    d = Path(folder)
+    np.save(d / "h1.npy", sim.half1)
+    np.save(d / "h2.npy", sim.half2)
+    write_mrc(d / "h1.mrc", sim.half1, apix, overwrite=True)
+    write_mrc(d / "h2.mrc", sim.half2, apix, overwrite=True)
+    tight = auto_masks((sim.half1 + sim.half2) / 2, apix, which=("tight",))["tight"]
+    write_mrc(d / "mask.mrc", tight, apix, overwrite=True)
+    print(json.dumps({"ok": True}))
+
+
+def child_floor(folder: str, repeat: int) -> None:
+    import numpy as np
+
+    from napari_cryodiag.compute.fsc import irfftn, rfftn
+
+    a = np.load(Path(folder) / "h1.npy")
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f = None
+        for _ in range(10):
+            f = rfftn(a)
+        for _ in range(3):
+            irfftn(f, a.shape)
+        best = min(best, time.perf_counter() - t)
+    print(json.dumps({"seconds": best, "rss_MB": _rss_mb()}))
+
+
+def child_method(folder: str, repeat: int, apix: float) -> None:
+    import numpy as np
+
+    from napari_cryodiag.compute.fsc import fsc_family
+
+    d = Path(folder)
+    h1, h2 = np.load(d / "h1.npy"), np.load(d / "h2.npy")
+    best, steps = float("inf"), {}
+    for _ in range(repeat):
+        last = [time.perf_counter()]
+        marks = []
+
+        def progress(done, total):
+            now = time.perf_counter()
+            marks.append(now - last[0])
+            last[0] = now
+
+        t = time.perf_counter()
+        r = fsc_family(h1, h2, apix, progress=progress)
+        dt = time.perf_counter() - t
+        if dt < best:
+            best = dt
+            # steps: start, no mask, masks, spherical, loose, tight, randomised+corrected
+            names = ["setup", "no_mask", "masks", "spherical", "loose", "tight", "randomised+corrected"]
+            steps = dict(zip(names, marks))
+    print(json.dumps({"seconds": best, "rss_MB": _rss_mb(), "steps": steps,
+                      "resolution_A": r.resolution_A, "randomise_shell": r.randomise_shell}))
+
+
+def _run_child(args: list[str]) -> dict:
+    out = subprocess.run([PY, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _timed_command(cmd: list[str], cwd: Path) -> dict:
+    """Wall time and peak RSS (MB) of a command, via a tiny wrapper that reads RUSAGE_CHILDREN."""
+    code = (
+        "import resource, subprocess, sys, time, json\n"
+        "t = time.perf_counter()\n"
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "dt = time.perf_counter() - t\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(json.dumps({'seconds': dt, 'rss_MB': rss, 'rc': p.returncode, 'err': p.stderr[-800:]}))\n"
+    )
+    out = subprocess.run([PY, "-c", code, *cmd], capture_output=True, text=True, cwd=cwd)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if res["rc"] != 0:
+        print(f"  command failed ({' '.join(cmd[:3])} ...): {res['err']}", file=sys.stderr)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="256,384")
+    ap.add_argument("--apix", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--no-servalcat", action="store_true")
+    ap.add_argument("--servalcat-max", type=int, default=384, help="largest box given to servalcat (memory)")
+    ap.add_argument("--child", nargs="+")
+    a = ap.parse_args()
+    if a.child:
+        kind, *rest = a.child
+        if kind == "prepare":
+            child_prepare(rest[0], int(rest[1]), float(rest[2]))
+        elif kind == "floor":
+            child_floor(rest[0], int(rest[1]))
+        elif kind == "method":
+            child_method(rest[0], int(rest[1]), float(rest[2]))
+        return
+
+    servalcat = shutil.which("servalcat", path=str(BIN)) or shutil.which("servalcat")
+    results = {"machine": f"{os.cpu_count()} cores", "apix": a.apix, "sizes": {}}
+    for n in [int(s) for s in a.sizes.split(",")]:
+        with tempfile.TemporaryDirectory(prefix=f"bench_fsc_{n}_") as tmp:
+            tmpd = Path(tmp)
+            t = time.perf_counter()
+            _run_child(["prepare", tmp, str(n), str(a.apix)])
+            print(f"\n{n}^3: simulated half maps in {time.perf_counter() - t:.1f} s", flush=True)
+            row = {}
+            row["fft_floor"] = _run_child(["floor", tmp, str(a.repeat)])
+            print(f"  FFT floor (10 r2c + 3 c2r): {row['fft_floor']['seconds']:.2f} s", flush=True)
+            row["method"] = _run_child(["method", tmp, str(a.repeat), str(a.apix)])
+            print(f"  cryodiag 5 curves in memory: {row['method']['seconds']:.2f} s, peak {row['method']['rss_MB']:.0f} MB; "
+                  f"steps {', '.join(f'{k} {v:.2f}' for k, v in row['method']['steps'].items())}", flush=True)
+            cli = [str(BIN / "cryodiag"), "fsc", "h1.mrc", "h2.mrc", "-o", "out_nomask", "--overwrite"]
+            row["cli_nomask"] = _timed_command(cli, tmpd)
+            row["cli_mask"] = _timed_command(cli[:4] + ["--mask", "mask.mrc", "-o", "out_mask", "--overwrite"], tmpd)
+            print(f"  cryodiag fsc CLI: {row['cli_nomask']['seconds']:.2f} s ({row['cli_nomask']['rss_MB']:.0f} MB); "
+                  f"with --mask {row['cli_mask']['seconds']:.2f} s ({row['cli_mask']['rss_MB']:.0f} MB)", flush=True)
+            if servalcat and not a.no_servalcat and n <= a.servalcat_max:
+                sv = [servalcat, "fsc", "--halfmaps", "h1.mrc", "h2.mrc", "--csv"]
+                row["servalcat_nomask"] = _timed_command(sv + ["-o", "sv_nomask"], tmpd)
+                row["servalcat_mask"] = _timed_command(sv + ["--mask", "mask.mrc", "-o", "sv_mask"], tmpd)
+                print(f"  servalcat fsc: {row['servalcat_nomask']['seconds']:.2f} s ({row['servalcat_nomask']['rss_MB']:.0f} MB); "
+                      f"with --mask {row['servalcat_mask']['seconds']:.2f} s ({row['servalcat_mask']['rss_MB']:.0f} MB)",
+                      flush=True)
+            fl = row["fft_floor"]["seconds"]
+            ratios = {"method/fft_floor": row["method"]["seconds"] / fl}
+            if "servalcat_nomask" in row:
+                ratios["cli_nomask/servalcat_nomask"] = row["cli_nomask"]["seconds"] / row["servalcat_nomask"]["seconds"]
+                ratios["cli_mask/servalcat_mask"] = row["cli_mask"]["seconds"] / row["servalcat_mask"]["seconds"]
+            row["ratios"] = ratios
+            print("  ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()), flush=True)
+            results["sizes"][str(n)] = row
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_fsc.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwritten {out / 'bench_fsc.json'}")
+
+
+if __name__ == "__main__":
+    main()
