@@ -88,7 +88,11 @@ def test_ess_edges():
     e = ess_edges(np.array([1, 1, 2, 7]), integer=True)
     np.testing.assert_allclose(e, np.arange(8) + 0.5)
     e = ess_edges(np.array([1.0, 1.2, 3.9]), n_classes=5, bins=8)
-    assert e[0] == 1.0 and e[-1] == 5.0 and len(e) == 9
+    assert e[0] == 1.0 and e[-1] == 4.0 and len(e) == 9  # data max rounded up
+    e = ess_edges(np.array([1.0, 1.2, 4.97]), n_classes=5, bins=8)
+    assert e[-1] == 5.0
+    e = ess_edges(np.array([1.0, 1.0]), n_classes=300)
+    assert e[-1] == 2.0  # all certain: a readable [1, 2] axis
 
 
 # --------------------------------------------------------------------------- per class

@@ -246,7 +246,9 @@ def ess_edges(values, n_classes: int | None = None, *, integer: bool = False, bi
 
     ``integer=True`` (RELION's sample counts): unit bins centred on 1, 2, ... up to the largest
     value (at most ``bins`` bins; wider integer-aligned bins beyond). Otherwise ``bins`` uniform
-    bins on ``[1, K]`` (``K`` = number of classes; the data's maximum if unknown or larger).
+    bins on ``[1, hi]`` with ``hi`` the data's maximum rounded up to an integer, capped at ``K``
+    (the number of classes, the largest possible ESS) — with hundreds of classes a ``[1, K]``
+    axis would squeeze every particle into the first bins.
     """
     v = np.asarray(values, dtype=np.float64)
     finite = v[np.isfinite(v)]
@@ -256,8 +258,10 @@ def ess_edges(values, n_classes: int | None = None, *, integer: bool = False, bi
         width = max(int(np.ceil(top / bins)), 1)
         n = int(np.ceil(top / width))
         return 0.5 + width * np.arange(n + 1, dtype=np.float64)
-    hi = float(n_classes) if n_classes else vmax
-    hi = max(hi, vmax, 1.0 + 1e-6)
+    hi = float(np.ceil(vmax))
+    if n_classes:
+        hi = min(hi, float(n_classes))
+    hi = max(hi, vmax, 2.0)
     return np.linspace(1.0, hi, bins + 1)
 
 
