@@ -2,8 +2,8 @@
 
     python -m napari_cryodiag.demo [--screenshot PATH] [--no-widgets]
 
-Opens the simulated micrographs with their picks, the half maps and the 2D classes, and docks
-every cryodiag widget. ``--screenshot`` saves a picture of the whole window and exits (used for
+Opens the simulated micrographs with their picks (``--workflow maps``: the half maps;
+``--workflow classes``: the 2D classes) and docks every cryodiag widget. ``--screenshot`` saves a picture of the whole window and exits (used for
 the README and for checking the GUI under Xvfb).
 """
 
@@ -13,46 +13,59 @@ import argparse
 import sys
 
 PLUGIN = "napari-cryodiag"
-SAMPLES = ["micrographs", "half_maps", "class_averages"]
 WIDGETS = ["Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model"]
+#: what each workflow opens (sample keys of napari.yaml) and which widget it shows first
+WORKFLOWS = {
+    "picks": (["micrographs"], "Inspect Picks"),
+    "maps": (["half_maps"], "Map validation"),
+    "classes": (["class_averages"], "Classes"),
+}
 
 
-def build_viewer(widgets=WIDGETS, samples=SAMPLES):
+def build_viewer(workflow: str = "picks", widgets=WIDGETS):
+    """A viewer with the workflow's sample data and every widget docked (its own widget in front).
+
+    The micrograph stack, the half maps and the class averages have different axes (micrograph
+    index, z, class), so each workflow opens its own sample; the other widgets can still load
+    files through their file choosers.
+    """
     import napari
 
-    viewer = napari.Viewer(title="napari-cryodiag demo")
-    # Maps and classes first, micrographs last so they are on top and selected.
-    for key in reversed(samples):
+    samples, front = WORKFLOWS[workflow]
+    viewer = napari.Viewer(title=f"napari-cryodiag demo: {workflow}")
+    for key in samples:
         viewer.open_sample(PLUGIN, key)
-    for layer in list(viewer.layers):
-        kind = layer.metadata.get("cryodiag", {}).get("kind")
-        if kind in ("map", "mask", "class_averages", "stack") or layer.ndim == 3 and kind is None:
-            layer.visible = False
-    docked = []
+    docks = {}
     for name in widgets:
-        dock, _ = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
-        docked.append(dock)
-    if docked:
-        docked[0].raise_()
-    viewer.dims.set_current_step(0, 0)
+        docks[name], _ = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
+    if front in docks:
+        docks[front].show()
+        docks[front].raise_()
+    viewer.reset_view()
+    if viewer.dims.ndim > 2:
+        viewer.dims.set_current_step(0, 0)
     return viewer
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m napari_cryodiag.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--screenshot", help="save a screenshot of the window to this PNG and exit")
+    parser.add_argument("--workflow", choices=sorted(WORKFLOWS), default="picks",
+                        help="which sample data to open (default: micrographs and picks)")
     parser.add_argument("--no-widgets", action="store_true", help="do not dock the widgets")
     args = parser.parse_args(argv)
 
     import napari
 
-    viewer = build_viewer(widgets=[] if args.no_widgets else WIDGETS)
+    viewer = build_viewer(args.workflow, widgets=[] if args.no_widgets else WIDGETS)
     if args.screenshot:
         from qtpy.QtWidgets import QApplication
 
         viewer.window._qt_window.resize(1600, 1000)
         for _ in range(5):
             QApplication.processEvents()
+        viewer.reset_view()
+        QApplication.processEvents()
         viewer.screenshot(args.screenshot, canvas_only=False, flash=False)
         viewer.close()
         return 0
