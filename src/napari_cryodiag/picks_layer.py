@@ -99,7 +99,7 @@ class PicksOnMicrographs:
             if ps:
                 self.points_layer.scale = (1.0, float(ps), float(ps))
         elif "micrograph" in self.table.columns:
-            self.keys = [str(k) for k in pd.unique(self.table["micrograph"].astype(str))]
+            self.keys = [str(k) for k in pd.unique(self.table["micrograph"])]
         else:
             self.keys = ["micrograph"]
         if "micrograph" in self.table.columns or len(self.keys) == 1:
@@ -247,7 +247,7 @@ def _best_image_layer(viewer, table) -> object | None:
         return None
     if len(cands) == 1 or "micrograph" not in table.columns:
         return cands[-1]
-    tkeys = set(pd.unique(table["micrograph"].astype(str)))
+    tkeys = {str(k) for k in pd.unique(table["micrograph"])}
     best = max(cands, key=lambda l: (len(tkeys & set(_meta(l)["keys"])), list(viewer.layers).index(l)))
     return best
 

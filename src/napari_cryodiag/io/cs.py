@@ -116,17 +116,27 @@ def _strip_cs_path(s: np.ndarray) -> np.ndarray:
         pd.Series(s).str.replace(r"^>", "", regex=True).to_numpy(dtype=object)
 
 
-def _decode_paths(values: np.ndarray, uid: np.ndarray | None = None) -> np.ndarray:
-    """Decode a path column, using the micrograph uid (if given) to decode each micrograph once."""
-    if uid is not None and len(uid):
-        u, first, inv = np.unique(np.asarray(uid), return_index=True, return_inverse=True)
-        dec = _strip_cs_path(_decode(np.asarray(values[first])))
-        return dec[inv.ravel()]
+def _decode_paths(values, uid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a path column once per distinct value: (row -> code, decoded distinct paths).
+
+    With ``uid`` (e.g. ``location/micrograph_uid``) the distinct values are found on the
+    integers, and only one path per uid is decoded (fast for millions of rows).
+    """
     if len(values) == 0:
-        return np.array([], dtype=object)
+        return np.zeros(0, dtype=np.int64), np.array([], dtype=object)
+    if uid is not None:
+        _, first, inv = np.unique(np.asarray(uid), return_index=True, return_inverse=True)
+        dec = _strip_cs_path(_decode(np.asarray(values[first])))
+        return inv.ravel(), dec
     uniq, inv = np.unique(np.asarray(values), return_inverse=True)
-    dec = _strip_cs_path(_decode(uniq))
-    return dec[inv.ravel()]
+    return inv.ravel(), _strip_cs_path(_decode(uniq))
+
+
+def _categorical(codes, uniques):
+    import pandas as pd
+
+    ucodes, uu = pd.factorize(np.asarray(uniques, dtype=object), use_na_sentinel=False, sort=True)
+    return pd.Categorical.from_codes(ucodes[codes], categories=pd.Index(np.asarray(uu, dtype=object), dtype=object))
 
 
 def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, mmap: bool | None = None,
@@ -138,7 +148,7 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
     names (``alignments3D/error`` ...). A file without ``location/*`` is still a table
     (``attrs["has_locations"] = False``); ``require_coordinates=True`` raises instead.
     """
-    from .picks import micrograph_keys
+    from .picks import categorical_names_and_keys
 
     path = os.fspath(path)
     arr = read_cs_array(path, mmap=mmap)
@@ -172,15 +182,15 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
         cols["micrograph_ny"] = ny
         cols["micrograph_nx"] = nx
     mic_uid = col("location/micrograph_uid") if have("location/micrograph_uid") else None
-    if have("location/micrograph_path"):
-        cols["micrograph_name"] = _decode_paths(arr["location/micrograph_path"], mic_uid)
-        used.add("location/micrograph_path")
-        if n and (cols["micrograph_name"] == "").all() and mic_uid is not None:
-            cols["micrograph_name"] = mic_uid.astype(str).astype(object)
-        cols["micrograph"] = micrograph_keys(cols["micrograph_name"])
-    elif mic_uid is not None:
-        cols["micrograph_name"] = mic_uid.astype(str).astype(object)
-        cols["micrograph"] = cols["micrograph_name"]
+    if have("location/micrograph_path") or mic_uid is not None:
+        if have("location/micrograph_path"):
+            codes, uniq = _decode_paths(arr["location/micrograph_path"], mic_uid)
+            used.add("location/micrograph_path")
+        else:
+            codes, uniq = np.zeros(n, dtype=np.int64), np.array([], dtype=object)
+        if n and (len(uniq) == 0 or all(u == "" for u in uniq)) and mic_uid is not None:
+            codes, uniq = _decode_paths(mic_uid.astype(str), None)  # no paths: name by uid
+        cols["micrograph_name"], cols["micrograph"] = categorical_names_and_keys(codes=codes, uniques=uniq)
     if mic_uid is not None:
         cols["micrograph_uid"] = mic_uid
     # pixel size: the micrograph's when picks are located, else the particle image's
@@ -243,7 +253,7 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
             cols[f"posterior_class_{k}"] = col(f"alignments_class_{k}/class_posterior").astype(np.float64)
     # particle images
     if have("blob/path"):
-        cols["image_path"] = _decode_paths(arr["blob/path"])
+        cols["image_path"] = _categorical(*_decode_paths(arr["blob/path"]))
         used.add("blob/path")
     if have("blob/idx"):
         cols["image_index"] = col("blob/idx").astype(np.int64)
@@ -260,7 +270,7 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
                 for j in range(v.shape[1]):
                     cols[f"{f}[{j}]"] = v[:, j]
     cols["source_row"] = np.arange(n, dtype=np.int64)
-    table = pd.DataFrame(cols)
+    table = pd.DataFrame(cols, copy=False)
     if require_coordinates and not has_loc:
         raise CryodiagInputError(
             "the .cs file has no location/* fields: nothing to place on micrographs "

@@ -86,10 +86,30 @@ def micrograph_key(name) -> str:
 
 def micrograph_keys(names) -> np.ndarray:
     """Vectorised :func:`micrograph_key` (computes each distinct name once)."""
-    names = pd.Series(names)
-    uniq = pd.unique(names)
-    mapping = {u: micrograph_key(u) for u in uniq}
-    return names.map(mapping).to_numpy(dtype=object)
+    codes, uniques = pd.factorize(np.asarray(names, dtype=object), use_na_sentinel=False)
+    keys = np.array([micrograph_key(u) for u in uniques], dtype=object)
+    return keys[codes] if len(keys) else np.array([], dtype=object)
+
+
+def categorical_names_and_keys(names=None, *, codes=None, uniques=None):
+    """Micrograph names and their matching keys as pandas Categoricals.
+
+    Pass ``names`` (one per row) or ``codes`` (row -> index into ``uniques``) with ``uniques``
+    (distinct names). Each distinct name is normalised once, so 1e7 rows on 1e4 micrographs cost
+    one factorisation; the categoricals keep memory small and grouping fast.
+    """
+    if codes is None:
+        codes, uniques = pd.factorize(np.asarray(names, dtype=object), use_na_sentinel=False)
+    uniques = np.asarray(uniques, dtype=object)
+    # de-duplicate and sort the categories, so that groupby and np.unique agree on the order
+    ucodes, uu = pd.factorize(uniques, use_na_sentinel=False, sort=True)
+    codes = ucodes[np.asarray(codes)] if len(ucodes) else np.asarray(codes)
+    keys = np.array([micrograph_key(u) for u in uu], dtype=object)
+    kcodes, kuniq = pd.factorize(keys, use_na_sentinel=False, sort=True)
+    kc = kcodes[codes] if len(kcodes) else np.asarray(codes)
+    name_cat = pd.Categorical.from_codes(codes, categories=pd.Index(np.asarray(uu, dtype=object), dtype=object))
+    key_cat = pd.Categorical.from_codes(kc, categories=pd.Index(np.asarray(kuniq, dtype=object), dtype=object))
+    return name_cat, key_cat
 
 
 def read_table(path, **opts) -> pd.DataFrame:
@@ -198,17 +218,25 @@ def match_to_micrographs(table: pd.DataFrame, keys: Sequence[str]) -> tuple[np.n
     else:
         col = table["micrograph"]
         lookup = {k: i for i, k in enumerate(keys)}
-        cat = pd.Categorical(col.astype(str))
-        cat_idx = np.array([lookup.get(c, -1) for c in cat.categories], dtype=np.int64)
-        if len(cat.categories) and (cat_idx < 0).all():
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cats = [str(c) for c in col.cat.categories]
+            codes = col.cat.codes.to_numpy()
+        else:
+            codes, uniq = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
+            cats = [str(c) for c in uniq]
+        cat_idx = np.array([lookup.get(c, -1) for c in cats], dtype=np.int64)
+        if len(cats) and (cat_idx < 0).all():
             low = {k.lower(): i for i, k in enumerate(keys)}
-            cat_idx = np.array([low.get(c.lower(), -1) for c in cat.categories], dtype=np.int64)
-        codes = cat.codes
-        idx = np.where(codes >= 0, cat_idx[np.maximum(codes, 0)] if len(cat_idx) else -1, -1).astype(np.int64)
+            cat_idx = np.array([low.get(c.lower(), -1) for c in cats], dtype=np.int64)
+        codes = np.asarray(codes)
+        if len(cat_idx):
+            idx = np.where(codes >= 0, cat_idx[np.maximum(codes, 0)], -1).astype(np.int64)
+        else:
+            idx = np.full(n, -1, dtype=np.int64)
     counts = np.bincount(idx[idx >= 0], minlength=len(keys)) if len(keys) else np.zeros(0, int)
     unmatched = {}
     if col is not None and (idx < 0).any():
-        vc = pd.Series(col.to_numpy()[idx < 0]).astype(str).value_counts()
+        vc = pd.Series(np.asarray(col.to_numpy(), dtype=object)[idx < 0]).astype(str).value_counts()
         unmatched = {str(k): int(v) for k, v in vc.items()}
     report = MatchReport(
         n_rows=int(n),

@@ -95,6 +95,27 @@ def _parse_value(tok: str):
         return tok
 
 
+def _block_starts(buf: bytes) -> list[tuple[int, int, str]]:
+    """(start, end of the ``data_name`` token, name) of each block; ``data_`` must begin a line
+    (after optional blanks). Uses ``bytes.find`` (fast on big files) instead of a regex scan."""
+    out = []
+    pos = 0
+    while True:
+        i = buf.find(b"data_", pos)
+        if i < 0:
+            return out
+        j = i
+        while j > 0 and buf[j - 1] in b" \t":
+            j -= 1
+        if j == 0 or buf[j - 1] in b"\r\n":
+            m = _DATA_RE.match(buf, j)
+            if m:
+                out.append((m.start(), m.end(), m.group(1).decode(errors="replace")))
+                pos = m.end()
+                continue
+        pos = i + 5
+
+
 def read_star(path, *, blocks: Iterable[str] | None = None) -> dict[str, "pd.DataFrame | dict"]:
     """Read a STAR file into ``{block name: DataFrame (loops) | dict (key-value pairs)}``.
 
@@ -108,7 +129,7 @@ def read_star(path, *, blocks: Iterable[str] | None = None) -> dict[str, "pd.Dat
         raise CryodiagInputError("file not found", path) from None
     except IsADirectoryError:
         raise CryodiagInputError("is a folder, not a STAR file", path) from None
-    starts = [(m.start(), m.end(), m.group(1).decode(errors="replace")) for m in _DATA_RE.finditer(buf)]
+    starts = _block_starts(buf)
     if not starts:
         raise CryodiagInputError("not a STAR file: no 'data_' block", path)
     want = None if blocks is None else set(blocks)
@@ -161,7 +182,7 @@ def _parse_block(buf: bytes, pos: int, end: int, path: str, name: str):
 def _read_loop(data: bytes, labels: list[str], path: str, name: str) -> pd.DataFrame:
     if not labels:
         raise CryodiagInputError(f"loop without labels in block data_{name}", path)
-    dtypes = {lab: str for lab in labels if _is_string_label(lab)}
+    dtypes = {lab: object for lab in labels if _is_string_label(lab)}
     try:
         df = pd.read_csv(
             io.BytesIO(data),
@@ -206,7 +227,7 @@ def _pixel_size_columns(df: pd.DataFrame) -> pd.Series | None:
 
 
 def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file_name_key: str | None = None) -> pd.DataFrame:
-    from .picks import micrograph_keys
+    from .picks import categorical_names_and_keys
 
     n = len(df)
     out = df.copy()
@@ -248,11 +269,12 @@ def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file
     out = out.rename(columns=rename)
     optics_cols = [rename.get(c, c) for c in optics_cols]
     if "micrograph_name" in out.columns:
-        out["micrograph_name"] = out["micrograph_name"].astype(str)
-        out["micrograph"] = micrograph_keys(out["micrograph_name"])
+        out["micrograph_name"], out["micrograph"] = categorical_names_and_keys(
+            out["micrograph_name"].to_numpy(dtype=object))
         derived.append("micrograph")
     elif file_name_key is not None:
-        out["micrograph"] = np.full(n, file_name_key, dtype=object)
+        out["micrograph"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8),
+                                                      categories=pd.Index([file_name_key], dtype=object))
         derived.append("micrograph")
     if "defocus_u_A" in out.columns and "defocus_v_A" in out.columns:
         out["defocus_A"] = (out["defocus_u_A"].astype(float) + out["defocus_v_A"].astype(float)) / 2
@@ -275,16 +297,9 @@ def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file
                 out["shift_y_A"] = out["rlnOriginY"].astype(float) * img_ps
                 derived.append("shift_y_A")
     if "rlnImageName" in out.columns:
-        names = out["rlnImageName"].astype(str)
-        has_at = names.str.contains("@", regex=False)
-        parts = names.str.split("@", n=1, expand=True)
-        if parts.shape[1] == 2:
-            idx = pd.to_numeric(parts[0].where(has_at), errors="coerce")
-            out["image_index"] = (idx - 1).astype("Int64") if idx.isna().any() else (idx - 1).astype(np.int64)
-            out["image_path"] = parts[1].where(has_at, names).to_numpy(dtype=object)
-        else:
-            out["image_index"] = 0
-            out["image_path"] = names.to_numpy(dtype=object)
+        idx, paths = _split_image_names(out["rlnImageName"].to_numpy(dtype=object))
+        out["image_index"] = idx
+        out["image_path"] = paths
         derived += ["image_index", "image_path"]
     if "rlnRandomSubset" in out.columns:
         out["split"] = pd.to_numeric(out["rlnRandomSubset"], errors="coerce") - 1
@@ -302,6 +317,28 @@ def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file
         "optics_columns": optics_cols,
     }
     return out
+
+
+def _split_image_names(names: np.ndarray):
+    """``"000042@stack.mrcs"`` -> (41, "stack.mrcs") for every row, with pandas' C parser."""
+    n = len(names)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.array([], dtype=object)
+    text = "\n".join(str(v) for v in names) if n < 1000 else "\n".join(names.astype(str).tolist())
+    if "@" not in text:
+        return np.zeros(n, dtype=np.int64), names.astype(str).astype(object)
+    parts = pd.read_csv(io.StringIO(text), sep="@", header=None, names=["i", "p"], dtype={"i": object, "p": object},
+                        engine="c", na_filter=False, quoting=3)
+    if len(parts) != n:  # a name with a newline or quotes: fall back to Python
+        parts = pd.DataFrame([str(v).split("@", 1) if "@" in str(v) else ["", str(v)] for v in names], columns=["i", "p"])
+    no_at = parts["p"].eq("") & ~pd.Series(names).astype(str).str.contains("@", regex=False) if (parts["p"] == "").any() else None
+    idx = pd.to_numeric(parts["i"], errors="coerce")
+    paths = parts["p"].to_numpy(dtype=object)
+    if no_at is not None and no_at.any():
+        paths[no_at.to_numpy()] = parts["i"].to_numpy(dtype=object)[no_at.to_numpy()]
+        idx[no_at.to_numpy()] = np.nan
+    idx = idx - 1
+    return (idx.astype("Int64") if idx.isna().any() else idx.astype(np.int64)).to_numpy(), paths
 
 
 def read_star_table(path, *, block: str | None = None, require_coordinates: bool = False) -> pd.DataFrame:
