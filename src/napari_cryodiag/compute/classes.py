@@ -293,7 +293,11 @@ def _class_codes(classes) -> tuple[np.ndarray, np.ndarray]:
     if c.dtype.kind in "iu" and c.size:
         lo, hi = int(c.min()), int(c.max())
         if hi - lo < 2**16 - 1:
-            return (c - lo).astype(np.uint16), np.arange(lo, hi + 1)
+            # subtract in the array's own dtype (no int64 temporary), then narrow
+            if lo < 0:  # hi - lo may not fit a narrow signed dtype
+                c = c.astype(np.int64)
+            shifted = c if lo == 0 else c - c.dtype.type(lo)
+            return shifted.astype(np.uint16), np.arange(lo, hi + 1)
     labels, codes = np.unique(c, return_inverse=True)
     codes = codes.ravel()
     return (codes.astype(np.uint16) if labels.size < 2**16 else codes.astype(np.intp)), labels
@@ -310,7 +314,8 @@ def class_statistics(classes, ess=None, best_prob=None, labels=None) -> pd.DataF
     codes, code_labels = _class_codes(classes)
     g = code_labels.size
     n = int(codes.size)
-    counts = np.bincount(codes, minlength=g)
+    icodes = codes.astype(np.intp)  # bincount casts to intp on every call otherwise
+    counts = np.bincount(icodes, minlength=g)
     med = np.full(g, np.nan)
     meanp = np.full(g, np.nan)
     if ess is not None and n:
@@ -327,13 +332,15 @@ def class_statistics(classes, ess=None, best_prob=None, labels=None) -> pd.DataF
             if seg.size:
                 med[j] = np.median(seg)
     if best_prob is not None and n:
-        p = np.asarray(best_prob, dtype=np.float64)
+        p = np.asarray(best_prob)
+        if p.dtype.kind != "f":
+            p = p.astype(np.float64)
         ok = ~np.isnan(p)
         if ok.all():
-            s, c = np.bincount(codes, weights=p, minlength=g), counts
+            s, c = np.bincount(icodes, weights=p, minlength=g), counts
         else:
-            s = np.bincount(codes[ok], weights=p[ok], minlength=g)
-            c = np.bincount(codes[ok], minlength=g)
+            s = np.bincount(icodes[ok], weights=p[ok], minlength=g)
+            c = np.bincount(icodes[ok], minlength=g)
         with np.errstate(invalid="ignore", divide="ignore"):
             meanp = np.where(c > 0, s / np.where(c > 0, c, 1), np.nan)
     keep = counts > 0
