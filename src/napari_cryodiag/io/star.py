@@ -445,9 +445,11 @@ def _loop_text(name: str, df: pd.DataFrame) -> str:
     return head + body + "\n"
 
 
-def _to_relion_frame(table: pd.DataFrame, *, with_optics: bool) -> pd.DataFrame:
+def _to_relion_frame(table: pd.DataFrame, *, with_optics: bool, optics: pd.DataFrame | None = None) -> pd.DataFrame:
     derived = set(table.attrs.get("derived_columns", []))
     optics_cols = set(table.attrs.get("optics_columns", [])) if with_optics else set()
+    if with_optics and optics is not None:  # values carried by the optics block, not per particle
+        optics_cols |= {RLN_TO_CANONICAL.get(c, c) for c in optics.columns if c != "rlnOpticsGroup"}
     src_format = table.attrs.get("format")
     cols = {}
     for c in table.columns:
@@ -525,7 +527,7 @@ def write_star(path, table: pd.DataFrame, optics: pd.DataFrame | None = None, *,
     """
     opt = _optics_from_table(table, optics)
     protect = list(protect) + [p for p in [table.attrs.get("source")] + list(table.attrs.get("sources", []) or []) if p]
-    frame = _to_relion_frame(table, with_optics=opt is not None)
+    frame = _to_relion_frame(table, with_optics=opt is not None, optics=opt)
     if opt is not None:
         opt = opt.copy()
         if "rlnOpticsGroup" not in frame.columns:
