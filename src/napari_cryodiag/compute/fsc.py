@@ -30,7 +30,7 @@ import numpy as np
 import scipy.fft
 
 from ..errors import CryodiagInputError
-from .fourier import n_shells, shell_counts, shell_frequencies_invA, shell_index, shell_sums
+from .fourier import n_shells, shell_counts, shell_frequencies_invA, shell_index
 from .masks import MaskParams, auto_masks, check_user_mask, cosine_edge
 from .phase_randomisation import randomise_phases
 
@@ -93,16 +93,43 @@ def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=
 # --------------------------------------------------------------------------- curves and resolutions
 
 
+#: elements per slab in the shell sums: small enough for the temporaries to stay in cache
+SLAB_ELEMENTS = 1 << 16
+
+
+def shell_sums_fsc(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int):
+    """``(sum Re(F1 conj F2), sum |F1|^2, sum |F2|^2)`` per shell (float64), slab by slab.
+
+    Same sums as :func:`napari_cryodiag.compute.fourier.shell_sums`, computed over slabs of the
+    first axis so that the products stay in cache (about twice as fast on large maps).
+    """
+    m = n_shells(n)
+    num = np.zeros(m + 1)
+    s1 = np.zeros(m + 1)
+    s2 = np.zeros(m + 1)
+    plane = int(np.prod(f1.shape[1:]))
+    step = max(1, SLAB_ELEMENTS // max(plane, 1))
+    for z0 in range(0, f1.shape[0], step):
+        a = f1[z0 : z0 + step]
+        b = f2[z0 : z0 + step]
+        ix = index[z0 : z0 + step].ravel()
+        ar, ai, br, bi = a.real, a.imag, b.real, b.imag
+        c = ar * br
+        c += ai * bi
+        num += np.bincount(ix, weights=c.ravel(), minlength=m + 1)
+        np.multiply(ar, ar, out=c)
+        c += ai * ai
+        s1 += np.bincount(ix, weights=c.ravel(), minlength=m + 1)
+        np.multiply(br, br, out=c)
+        c += bi * bi
+        s2 += np.bincount(ix, weights=c.ravel(), minlength=m + 1)
+    return num[:m], s1[:m], s2[:m]
+
+
 def fsc_from_transforms(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
     """FSC per shell (0..n//2) from two half transforms and the shell index; DC shell set to 1."""
-    cross = f1.real * f2.real
-    cross += f1.imag * f2.imag
-    p1 = f1.real * f1.real
-    p1 += f1.imag * f1.imag
-    p2 = f2.real * f2.real
-    p2 += f2.imag * f2.imag
-    num = shell_sums(cross, index, n)
-    den = np.sqrt(shell_sums(p1, index, n) * shell_sums(p2, index, n))
+    num, p1, p2 = shell_sums_fsc(f1, f2, index, n)
+    den = np.sqrt(p1 * p2)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
     out[0] = 1.0

@@ -15,6 +15,7 @@ Distances come from one Euclidean distance transform of the thresholded region
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -40,19 +41,31 @@ class MaskParams:
 
 
 def cosine_edge(distance, d_one: float, d_zero: float) -> np.ndarray:
-    """1 for ``distance <= d_one``, 0 for ``distance >= d_zero``, raised cosine in between (float32)."""
+    """1 for ``distance <= d_one``, 0 for ``distance >= d_zero``, raised cosine in between (float32).
+
+    The cosine is evaluated only on the voxels of the edge band.
+    """
     d = np.asarray(distance, dtype=np.float32)
+    out = (d <= np.float32(d_one)).astype(np.float32)
     if d_zero <= d_one:
-        return (d <= d_one).astype(np.float32)
-    t = np.clip((d - np.float32(d_one)) / np.float32(d_zero - d_one), 0.0, 1.0)
-    out = np.float32(0.5) * (np.float32(1.0) + np.cos(np.float32(np.pi) * t))
-    return out.astype(np.float32, copy=False)
+        return out
+    band = (d > np.float32(d_one)) & (d < np.float32(d_zero))
+    t = (d[band] - np.float32(d_one)) / np.float32(d_zero - d_one)
+    out[band] = np.float32(0.5) * (np.float32(1.0) + np.cos(np.float32(np.pi) * t))
+    return out
+
+
+@lru_cache(maxsize=4)
+def _radius_px_cached(shape) -> np.ndarray:
+    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
+    r2 = sum((g.astype(np.float32) - np.float32(s // 2)) ** 2 for g, s in zip(grids, shape))
+    r = np.sqrt(r2, dtype=np.float32)
+    r.setflags(write=False)
+    return r
 
 
 def _radius_px(shape) -> np.ndarray:
-    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
-    r2 = sum((g.astype(np.float32) - np.float32(s // 2)) ** 2 for g, s in zip(grids, shape))
-    return np.sqrt(r2, dtype=np.float32)
+    return _radius_px_cached(tuple(int(s) for s in shape))
 
 
 def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: float = 0.85) -> np.ndarray:

@@ -55,19 +55,25 @@ def randomise_phases(
     if index is None:
         index = shell_index(shape_real)
     rng = _as_rng(seed)
-    out = ft.astype(np.complex64, copy=True)
-    sel = index >= int(start_shell)
-    count = int(np.count_nonzero(sel))
-    if count == 0:
-        return out
-    # unit phasors from float32 angles: cheaper than exp(1j * phi) in complex128
-    phi = rng.random(count, dtype=np.float32)
+    start_shell = int(start_shell)
+    sel = index >= start_shell
+    if not sel.any():
+        return ft.astype(np.complex64, copy=True)
+    # whole-array work (unit phasors from float32 angles), then the few unrandomised low-resolution
+    # coefficients are put back: cheaper than gathering/scattering the randomised majority
+    phi = rng.random(ft.shape, dtype=np.float32)
     phi *= np.float32(2 * np.pi)
-    amp = np.abs(out[sel])
-    vals = np.empty(count, dtype=np.complex64)
-    vals.real = amp * np.cos(phi)
-    vals.imag = amp * np.sin(phi)
-    out[sel] = vals
+    amp = np.abs(ft).astype(np.float32, copy=False)
+    out = np.empty(ft.shape, dtype=np.complex64)
+    tmp = np.cos(phi)
+    tmp *= amp
+    out.real = tmp
+    np.sin(phi, out=tmp)
+    tmp *= amp
+    out.imag = tmp
+    del phi, tmp, amp
+    keep = ~sel
+    out[keep] = ft[keep]
     n_last = int(shape_real[-1])
     planes = [0] + ([n_last // 2] if n_last % 2 == 0 else [])
     for j in planes:
