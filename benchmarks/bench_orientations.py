@@ -104,7 +104,7 @@ def main():
     print("\n| N | histogram (s) | np.histogram2d (s) | ratio | bin + maps + SCF* (s) | naive per-particle (s, extrapolated) | ratio |")
     print("|---|---|---|---|---|---|---|")
     for n, _, th, t2, tb, tm, ts, tmeth, tn, m, nb, s, _ in rows:
-        print(f"| {n:.0e} | {th:.2f} | {t2:.2f} | {t2 / th:.1f}× | {tmeth:.2f} ({tb:.2f} + {tm:.2f} + {ts:.2f}) | {tn:.0f} (from {m:,}) | {tn / tmeth:.0f}× |")
+        print(f"| {n:.0e} | {th:.3f} | {t2:.3f} | {t2 / th:.1f}× | {tmeth:.2f} ({tb:.2f} + {tm:.2f} + {ts:.2f}) | {tn:.0f} (from {m:,}) | {tn / tmeth:.0f}× |")
 
 
 if __name__ == "__main__":
