@@ -142,3 +142,24 @@ def test_write_star_without_optics_keeps_extra_columns(tmp_path):
     np.testing.assert_allclose(back["ncc"], [0.25, 0.5])
     np.testing.assert_array_equal(back["truth"], [1, 0])
     assert list(back["micrograph"]) == ["a", "b"]
+
+
+def test_relion_coordinate_index(tmp_path):
+    """RELION >= 3.1 autopick.star lists each micrograph's coordinate file (project-relative)."""
+    job = tmp_path / "AutoPick" / "job006"
+    (job / "Movies").mkdir(parents=True)
+    for i, n in ((1, 3), (2, 2)):
+        rows = "\n".join(f"{10 * k + i}.0 {20 * k}.0 0.{k}" for k in range(n))
+        (job / "Movies" / f"mic{i}_autopick.star").write_text(
+            "\n# version 30001\n\ndata_\n\nloop_\n_rlnCoordinateX #1\n_rlnCoordinateY #2\n"
+            f"_rlnAutopickFigureOfMerit #3\n{rows}\n\n")
+    (job / "autopick.star").write_text(
+        "\n# version 30001\n\ndata_coordinate_files\n\nloop_\n_rlnMicrographName #1\n"
+        "_rlnMicrographCoordinates #2\n"
+        "MotionCorr/job002/Movies/mic1.mrc AutoPick/job006/Movies/mic1_autopick.star\n"
+        "MotionCorr/job002/Movies/mic2.mrc AutoPick/job006/Movies/mic2_autopick.star\n"
+        "MotionCorr/job002/Movies/mic3.mrc AutoPick/job006/Movies/mic3_autopick.star\n\n")
+    t = pk.read_table(job / "autopick.star")
+    assert t.groupby("micrograph").size().to_dict() == {"mic1": 3, "mic2": 2}
+    assert t["x_px"].tolist() == [1.0, 11.0, 21.0, 2.0, 12.0]
+    assert "1 coordinate files" in t.attrs["note"]

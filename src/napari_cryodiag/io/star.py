@@ -382,6 +382,8 @@ def read_star_table(path, *, block: str | None = None, require_coordinates: bool
     if df is None or not isinstance(df, pd.DataFrame):
         raise CryodiagInputError(f"STAR file has no loop block data_{block}", path)
     optics = blocks.get("optics") if isinstance(blocks.get("optics"), pd.DataFrame) else None
+    if "rlnMicrographCoordinates" in df.columns and "rlnCoordinateX" not in df.columns:
+        return _read_coordinate_index(path, df, optics)
     key = None if "rlnMicrographName" in df.columns else micrograph_key(os.path.basename(path))
     table = _canonical(df, optics, path, file_name_key=key)
     table.attrs["block"] = name
@@ -391,6 +393,59 @@ def read_star_table(path, *, block: str | None = None, require_coordinates: bool
             "(it can still be read as a particle table)", path
         )
     table.attrs["has_locations"] = "x_px" in table.columns and "y_px" in table.columns
+    return table
+
+
+def _resolve_relion_path(index_path: str, rel: str) -> str | None:
+    """RELION writes paths relative to the project folder: try the index file's ancestors."""
+    if os.path.isabs(rel):
+        return rel if os.path.isfile(rel) else None
+    d = os.path.dirname(os.path.abspath(index_path))
+    for _ in range(6):
+        cand = os.path.join(d, rel)
+        if os.path.isfile(cand):
+            return cand
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    return None
+
+
+def _read_coordinate_index(path: str, df: pd.DataFrame, optics) -> pd.DataFrame:
+    """RELION >= 3.1 ``autopick.star`` / ``manualpick.star``: a list of micrographs and their
+    coordinate files; read every coordinate file into one table (micrograph from the index)."""
+    tables, missing = [], []
+    for _, row in df.iterrows():
+        rel = str(row["rlnMicrographCoordinates"])
+        f = _resolve_relion_path(path, rel)
+        if f is None:
+            missing.append(rel)
+            continue
+        blocks = read_star(f)
+        try:
+            _, loop = _pick_block(blocks, f)
+        except CryodiagInputError:
+            continue  # a micrograph without picks may have an empty file
+        loop = loop.copy()
+        if "rlnMicrographName" not in loop.columns and "rlnMicrographName" in df.columns:
+            loop["rlnMicrographName"] = str(row["rlnMicrographName"])
+        loop["source_file"] = f
+        tables.append(loop)
+    if not tables:
+        raise CryodiagInputError(
+            f"coordinate index lists {len(df)} files but none was found "
+            f"(paths are relative to the RELION project folder; first: {missing[:1]})", path
+        )
+    merged = pd.concat(tables, ignore_index=True, sort=False)
+    src = merged.pop("source_file").to_numpy(dtype=object)
+    table = _canonical(merged, optics, path)
+    table["source_file"] = src
+    table.attrs["block"] = "coordinate index"
+    table.attrs["has_locations"] = "x_px" in table.columns
+    table.attrs["sources"] = sorted(set(src))
+    if missing:
+        table.attrs["note"] = f"{len(missing)} coordinate files listed in the index were not found"
     return table
 
 
