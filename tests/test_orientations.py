@@ -225,3 +225,11 @@ def test_real_relion_particles(shared_data):
     # lower radius -> thicker slabs -> every point sampled and a higher SCF
     r16 = orientation_diagnostics(t, radius_px=16)
     assert r16.scf.n_unsampled == 0 and r16.scf.scf_star > r.scf.scf_star
+
+
+def test_box_size_from_the_particle_stack_header(shared_data):
+    from napari_cryodiag.compute.orientations import table_box_px
+    from napari_cryodiag.io.picks import read_table
+
+    t = read_table(shared_data / "empiar-10076" / "empiar_10076_7.star")  # stack next to the STAR
+    assert table_box_px(t) == 320

@@ -412,6 +412,18 @@ def table_box_px(table) -> int | None:
     optics = attrs.get("optics")
     if optics is not None and hasattr(optics, "columns") and "rlnImageSize" in optics.columns:
         return int(np.median(np.asarray(optics["rlnImageSize"], dtype=np.float64)))
+    if "image_path" in cols and len(table) and src:  # header of the first particle stack, if present
+        from pathlib import Path
+
+        from ..io.mrc import read_header
+
+        first = Path(str(table["image_path"].iloc[0]))
+        for cand in (first, Path(src).parent / first):
+            if cand.is_file():
+                try:
+                    return int(read_header(cand).shape[-1])
+                except (OSError, ValueError):
+                    return None
     return None
 
 
