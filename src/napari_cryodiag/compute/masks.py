@@ -83,16 +83,18 @@ def lowpass(volume: np.ndarray, pixel_size_A: float, resolution_A: float, edge_s
 
     ``ft`` may pass the volume's rfftn when it is already known (saves a transform).
     """
-    from ..compute.fourier import radial_frequency_invA
+    from ..compute.fourier import n_shells, shell_index
     from .fsc import irfftn, rfftn
 
     vol = np.asarray(volume, dtype=np.float32)
     if not resolution_A or resolution_A <= 2 * pixel_size_A:
         return vol
     n = min(vol.shape)
-    k = radial_frequency_invA(vol.shape, pixel_size_A) * (n * pixel_size_A)  # in shells
     k_cut = n * pixel_size_A / resolution_A
-    filt = cosine_edge(k, max(k_cut - edge_shells, 0.0), k_cut)
+    # filter per shell (round |k|), looked up through the cached shell index
+    table = cosine_edge(np.arange(n_shells(n) + 1, dtype=np.float32), max(k_cut - edge_shells, 0.0), k_cut)
+    table[-1] = 0.0
+    filt = table[shell_index(vol.shape)]
     return irfftn((rfftn(vol) if ft is None else ft) * filt, vol.shape)
 
 
