@@ -237,3 +237,24 @@ def test_summarise_classes_needs_class_column():
         summarise_classes(pd.DataFrame({"x": [1]}))
     h = posterior_histograms(posterior_columns(pd.DataFrame({"class": [0, 1]})))
     assert h == {}
+
+
+def test_group_medians_fast_and_general_paths_agree_with_numpy():
+    from napari_cryodiag.compute.classes import _class_codes, _group_medians
+
+    rng = np.random.default_rng(7)
+    cls = rng.integers(0, 30, 5000)
+    codes, labels = _class_codes(cls)
+    counts = np.bincount(codes.astype(np.intp), minlength=labels.size)
+    ref = lambda v: np.array([np.nanmedian(v[cls == c]) if np.isfinite(v[cls == c]).any() else np.nan
+                              for c in labels])
+    f32 = (1 + rng.gamma(1.0, 0.6, 5000)).astype(np.float32)
+    f32[::13] = np.nan
+    f32[cls == 5] = np.nan  # a class with no values
+    ints = rng.integers(1, 8, 5000).astype(np.float64)  # RELION-like sample counts: exact in float32
+    f64 = rng.normal(2.0, 1.0, 5000)  # negative and not float32-exact: general path
+    for v in (f32, ints, f64):
+        with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
+            __import__("warnings").simplefilter("ignore")
+            expected = ref(v.astype(np.float64))
+        np.testing.assert_allclose(_group_medians(codes, counts, v), expected, rtol=1e-12, equal_nan=True)

@@ -303,11 +303,57 @@ def _class_codes(classes) -> tuple[np.ndarray, np.ndarray]:
     return (codes.astype(np.uint16) if labels.size < 2**16 else codes.astype(np.intp)), labels
 
 
+def _group_medians(codes: np.ndarray, counts: np.ndarray, values) -> np.ndarray:
+    """Median of ``values`` in each group (NaN ignored; NaN for groups without values).
+
+    Fast path (non-negative values exactly representable in float32, e.g. cryoSPARC's float32
+    ESS or RELION's integer sample counts): one sort of 64-bit keys ``code << 32 | float32
+    bits`` (the bits of non-negative floats sort like the floats; NaN sorts last in its group),
+    then the middle element(s) of each group. Otherwise a stable sort of the codes, a gather
+    and ``numpy.median`` per group.
+    """
+    g = counts.size
+    med = np.full(g, np.nan)
+    v = np.asarray(values)
+    if v.dtype.kind not in "f":
+        v = v.astype(np.float64)
+    v32 = v if v.dtype == np.float32 else v.astype(np.float32)
+    nan = np.isnan(v32)
+    fast = codes.dtype.itemsize <= 4 and not bool((v32 < 0).any())
+    if fast and v32 is not v:
+        fast = bool(np.array_equal(v32, v, equal_nan=True))
+    stop = np.cumsum(counts)
+    start = stop - counts
+    if fast:
+        key = (codes.astype(np.uint64) << np.uint64(32)) | v32.view(np.uint32).astype(np.uint64)
+        key.sort()
+        valid = counts - np.bincount(codes[nan].astype(np.intp), minlength=g) if nan.any() else counts
+        has = valid > 0
+        lo = (start + (valid - 1) // 2)[has]
+        hi = (start + valid // 2)[has]
+        low32 = np.uint64(0xFFFFFFFF)
+        a = (key[lo] & low32).astype(np.uint32).view(np.float32).astype(np.float64)
+        b = (key[hi] & low32).astype(np.uint32).view(np.float32).astype(np.float64)
+        med[has] = 0.5 * (a + b)
+        return med
+    order = np.argsort(codes, kind="stable")
+    e = v[order]
+    has_nan = bool(nan.any())
+    for j in np.nonzero(counts)[0]:
+        seg = e[start[j] : stop[j]]
+        if has_nan:
+            seg = seg[~np.isnan(seg)]
+        if seg.size:
+            med[j] = np.median(seg)
+    return med
+
+
 def class_statistics(classes, ess=None, best_prob=None, labels=None) -> pd.DataFrame:
     """Per-class ``count``, ``fraction``, ``median_ess`` and ``mean_best_prob``.
 
-    One stable (radix) sort of the class codes, one gather of the ESS values, then a median per
-    contiguous slice: O(N) in the number of particles whatever the number of classes.
+    Counts and means by ``bincount``; medians by one sort of (class, value) keys
+    (:func:`_group_medians`): O(N log N) at worst, independent of the number of classes
+    (a per-class mask loop is O(N K)).
     ``labels`` lists classes to report even when empty (count 0, NaN statistics); classes present
     in the data are always reported. Rows are in ascending class order.
     """
@@ -319,18 +365,7 @@ def class_statistics(classes, ess=None, best_prob=None, labels=None) -> pd.DataF
     med = np.full(g, np.nan)
     meanp = np.full(g, np.nan)
     if ess is not None and n:
-        e = np.asarray(ess)
-        order = np.argsort(codes, kind="stable")
-        e = e[order]
-        has_nan = e.dtype.kind == "f" and bool(np.isnan(e).any())
-        stop = np.cumsum(counts)
-        start = stop - counts
-        for j in np.nonzero(counts)[0]:
-            seg = e[start[j] : stop[j]]
-            if has_nan:
-                seg = seg[~np.isnan(seg)]
-            if seg.size:
-                med[j] = np.median(seg)
+        med = _group_medians(codes, counts, ess)
     if best_prob is not None and n:
         p = np.asarray(best_prob)
         if p.dtype.kind != "f":
