@@ -113,3 +113,23 @@ def test_sharpen_and_views(maps, tmp_path):
     # never overwrite an input
     assert main(["sharpen", str(d / "h1.mrc"), str(d / "h2.mrc"), "-o", str(d), "--map-name", "h1.mrc", "--overwrite"]) == 2
     assert np.isfinite(read_map(d / "h1.mrc").data).all()
+
+
+def test_views_and_fsc_on_real_emdb_maps(shared_data, tmp_path, capsys):
+    emd = shared_data / "emdb"
+    out = tmp_path / "v3001"
+    # a 25x43x73 MicroED map with unequal voxel sizes: views work (aspect from the voxel sizes)
+    assert main(["views", str(emd / "EMD-3001.map"), "-o", str(out)]) == 0
+    j = json.loads((out / "views.json").read_text())
+    assert j["shape"] == [73, 25, 43] and len(set(np.round(j["voxel_size_A"], 4))) == 3
+    assert (out / "views_fourier.png").stat().st_size > 5_000
+    # ... but it is no pair of cubic half maps: a clear error
+    assert main(["fsc", str(emd / "EMD-3001.map"), str(emd / "EMD-3001.map"), "-o", str(tmp_path / "f")]) == 2
+    assert "cubic" in capsys.readouterr().err
+    # the 20^3 EMDB map (11.4 Å, non-zero origin) against itself: FSC 1 everywhere, Nyquist-limited
+    assert main(["fsc", str(emd / "EMD-3197.map"), str(emd / "EMD-3197.map"), "--mask-lowpass", "0",
+                 "--guinier-window", "100,40", "-o", str(tmp_path / "g")]) == 0
+    j = json.loads((tmp_path / "g" / "fsc.json").read_text())
+    assert np.allclose(j["curves"]["no_mask"], 1.0, atol=1e-5)
+    assert j["resolutions"]["no_mask"]["0.143"]["nyquist_limited"] is True
+    assert "nyquist" in [f["code"] for f in j["flags"]]

@@ -312,8 +312,14 @@ def run_views(args) -> int:
     views = all_views(vol)
     written = []
     titles = {"slices": "central slices", "projections": "projections (sums)", "fourier": "Fourier slices, log |F|"}
+    from ..plots.volume_views import fourier_spacing
+
     for key, title in titles.items():
-        fig = plot_triptych(views[key], title=f"{Path(args.map).name}: {title}", cmap="magma" if key == "fourier" else "gray")
+        spacing = vs
+        if key == "fourier" and vs is not None:
+            spacing = fourier_spacing(vol.shape, vs)
+        fig = plot_triptych(views[key], title=f"{Path(args.map).name}: {title}", cmap="magma" if key == "fourier" else "gray",
+                            spacing_zyx=spacing)
         written += save_figure(fig, out, f"views_{key}", args.format, overwrite=args.overwrite)
     write_json(out / args.json, {"map": args.map, "shape": vol.shape, "voxel_size_A": vs, "files": [str(p) for p in written],
                                  "planes": "z-y (x = n//2), z-x (y = n//2), y-x (z = n//2)"}, overwrite=args.overwrite)
