@@ -57,12 +57,13 @@ class PickHistogramPlot:
         """Replace the histogram's counts (shape ``(n_y, n_x)``) without rebuilding."""
         counts = np.asarray(counts)
         self.mesh.set_array(_masked(counts))
-        vmax = max(float(counts.max()) if counts.size else 1.0, 1.0)
-        self.mesh.norm.vmin = 1.0
-        self.mesh.norm.vmax = max(vmax, 1.0 + 1e-9)
-        self.colorbar.update_normal(self.mesh)
-        self.colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        self.colorbar.ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+        vmax = max(float(counts.max()) if counts.size else 1.0, 1.0 + 1e-9)
+        if vmax != self.mesh.norm.vmax:  # the colour bar only changes with the maximum
+            self.mesh.norm.vmin = 1.0
+            self.mesh.norm.vmax = vmax
+            self.colorbar.update_normal(self.mesh)
+            self.colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+            self.colorbar.ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
 
     def set_thresholds(self, t: Thresholds | None) -> None:
         """Move (or hide) the threshold lines and the polygon."""

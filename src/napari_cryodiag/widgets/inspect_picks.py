@@ -97,6 +97,8 @@ class InspectPicksWidget(QWidget):
         self._workers = []
         self._shown_index = None
         self._code_to_stack = np.zeros(0, dtype=np.int64)
+        self._blit_bg = None
+        self._counts_mode = HIST_ALL
 
         self._table_timer = QTimer(self)
         self._table_timer.setSingleShot(True)
@@ -162,6 +164,7 @@ class InspectPicksWidget(QWidget):
         self.hist_canvas.canvas.mpl_connect("button_press_event", self._on_press)
         self.hist_canvas.canvas.mpl_connect("motion_notify_event", self._on_motion)
         self.hist_canvas.canvas.mpl_connect("button_release_event", self._on_release)
+        self.hist_canvas.canvas.mpl_connect("resize_event", self._on_hist_resize)
         lay.addWidget(self.hist_canvas)
 
         sl = QFormLayout()
@@ -476,6 +479,8 @@ class InspectPicksWidget(QWidget):
             self.polygon_button.blockSignals(False)
         xl = insp.x_feature + ("" if insp.x_units == "raw" else f" [{insp.x_units}]")
         yl = insp.y_feature + ("" if insp.y_units == "raw" else f" [{insp.y_units}]")
+        self._blit_bg = None
+        self._counts_mode = HIST_ALL
         self._plot = plot_pick_histogram(fig, insp.hist, thresholds=insp.thresholds, x_label=xl, y_label=yl)
         self._setup_sliders()
         self._fill_table()
@@ -487,6 +492,7 @@ class InspectPicksWidget(QWidget):
                 check.blockSignals(False)
                 show_warning(insp.calibration_errors[axis])
         self.apply_thresholds()
+        self._freeze_layout()
 
     def _slider_range(self, edges, values, log: bool = False):
         """Histogram range, widened (by 2 % of the span) to hold every set threshold inside
@@ -745,7 +751,10 @@ class InspectPicksWidget(QWidget):
         if self._plot is not None:
             self._plot.set_thresholds(insp.thresholds)
             self._redraw_counts(draw=False)
-            self.hist_canvas.draw()
+            if self._blit_bg is not None:
+                self._blit()
+            else:
+                self.hist_canvas.draw()
         self._table_timer.start()
 
     def _update_counts_label(self):
@@ -797,8 +806,12 @@ class InspectPicksWidget(QWidget):
             counts = insp.hist.counts(rows)
             prefix = "histogram of the shown micrograph; "
         else:
-            counts = insp.hist.counts()
-        self._plot.set_counts(counts)
+            counts = None  # all picks: what the figure was built with (re-set when coming back)
+            if self._counts_mode != HIST_ALL:
+                counts = insp.hist.counts()
+        self._counts_mode = mode
+        if counts is not None:
+            self._plot.set_counts(counts)
         self._plot.title_prefix = prefix
         self._plot.set_title_counts(self.result.n_kept, self.result.n_total, n_missing=insp.hist.n_missing)
         if draw:
@@ -832,6 +845,8 @@ class InspectPicksWidget(QWidget):
         if tb is not None and getattr(tb, "mode", ""):
             return  # zoom/pan active
         self._dragging = self._nearest_line(event)
+        if self._dragging is not None:
+            self._begin_blit()
 
     def _on_motion(self, event):
         if self._dragging is None or self._plot is None or event.inaxes is not self._plot.ax:
@@ -844,7 +859,58 @@ class InspectPicksWidget(QWidget):
     def _on_release(self, event):
         if self._dragging is not None:
             self._dragging = None
+            self._end_blit()
             self._update_table_kept()
+
+    # While a line is dragged only the moving artists are redrawn (blitting): the axes,
+    # ticks and colourbar stay in a saved background, so a move costs a few ms instead of a
+    # full redraw of the figure.
+    def _blit_artists(self):
+        p = self._plot
+        arts = list(p.lines.values()) + [p.ax.title]
+        if self.hist_of_combo.currentText() != HIST_ALL:
+            arts.insert(0, p.mesh)
+        return arts
+
+    def _begin_blit(self):
+        canvas = self.hist_canvas.canvas
+        if not getattr(canvas, "supports_blit", False):
+            return
+        arts = self._blit_artists()
+        for a in arts:
+            a.set_animated(True)
+        canvas.draw()
+        self._blit_bg = canvas.copy_from_bbox(self._plot.fig.bbox)
+        self._blit()
+
+    def _blit(self):
+        canvas = self.hist_canvas.canvas
+        canvas.restore_region(self._blit_bg)
+        fig = self._plot.fig
+        for a in self._blit_artists():
+            fig.draw_artist(a)
+        canvas.blit(fig.bbox)
+
+    def _end_blit(self):
+        if self._blit_bg is None:
+            return
+        self._blit_bg = None
+        for a in self._blit_artists():
+            a.set_animated(False)
+        self.hist_canvas.draw()
+
+    def _freeze_layout(self):
+        """Lay the histogram figure out once for the canvas size, then keep the positions:
+        constrained layout costs about as much as the rest of a redraw."""
+        if self._plot is None:
+            return
+        fig = self._plot.fig
+        fig.set_layout_engine("constrained")
+        self.hist_canvas.canvas.draw()
+        fig.set_layout_engine("none")
+
+    def _on_hist_resize(self, event=None):
+        self._freeze_layout()
 
     def _on_polygon_mode(self, on: bool):
         if self._plot is None:
