@@ -68,8 +68,23 @@ def test_binned_cones_agree_with_exact(anisotropic):
     rb = conical_fsc(*anisotropic, 2.0, n_cones=64, method="binned")
     re = conical_fsc(*anisotropic, 2.0, n_cones=64, method="exact")
     assert rb.cfar == pytest.approx(re.cfar, abs=0.03)
-    np.testing.assert_allclose(rb.areas, re.areas, rtol=0.05)
+    rel = np.abs(rb.areas - re.areas) / re.areas
+    # edge cells and the 20-coefficient rule can flip a shell of a cone: a few % on one cone
+    assert np.median(rel) < 0.02 and rel.max() < 0.1
     assert np.median(np.abs(rb.fsc - re.fsc)) < 0.02
+
+
+def test_white_signal_is_isotropic_despite_noisy_low_shells():
+    # FSC = 0.5 at every frequency in every direction: no cone crosses 0.143; the few
+    # coefficients of a cone's lowest shells must not fake an early crossing
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(64, 64, 64))
+    h1 = s + rng.normal(size=s.shape)
+    h2 = s + rng.normal(size=s.shape)
+    r = conical_fsc(h1, h2, 1.0)
+    assert not r.crossed.any()
+    assert r.cfar > 0.85
+    assert np.abs(r.global_fsc[5:] - 0.5).max() < 0.1
 
 
 def test_bad_half_maps_are_input_errors():

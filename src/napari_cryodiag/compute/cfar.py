@@ -14,8 +14,10 @@ Choices made here (reported in :class:`ConicalFSC`):
   sphere).
 - Area: trapezoid integral of the cone's FSC over spatial frequency (1/Å) from 0 to its 0.143
   crossing, interpolated linearly between the two shells around the first drop below 0.143;
-  to Nyquist when it never drops. Cone shells with no coefficient (the lowest shells of a
-  narrow cone) take the FSC of the full shell.
+  to Nyquist when it never drops. Cone shells with fewer than ``min_coefficients`` (20)
+  coefficients — the lowest shells, which a 20° cone cannot resolve (a cone holds about
+  0.38 i² coefficients of shell i) — take the FSC of the full shell, so that the noise of a
+  handful of coefficients cannot fake an early 0.143 crossing.
 - ``method="binned"`` (default): the per-coefficient products ``Re(F1 F2*)``, ``|F1|²``,
   ``|F2|²`` are summed once per (direction cell, shell) on a ~2° direction grid (O(n³)), then
   each cone sums the cells whose centre lies inside it (a small matrix product). Coefficients
@@ -138,6 +140,7 @@ def conical_fsc(
     *,
     method: str = "binned",
     ring_width_deg: float = 2.0,
+    min_coefficients: int = 20,
     progress: Callable[[int, int], None] | None = None,
 ) -> ConicalFSC:
     """Conical FSCs of two half maps and their cFAR (see module docstring)."""
@@ -164,10 +167,12 @@ def conical_fsc(
         num = np.zeros(ncell * nsh)
         d1 = np.zeros(ncell * nsh)
         d2 = np.zeros(ncell * nsh)
+        cnt = np.zeros(ncell * nsh)
     elif method == "exact":
         num = np.zeros((len(axes), nsh))
         d1 = np.zeros((len(axes), nsh))
         d2 = np.zeros((len(axes), nsh))
+        cnt = np.zeros((len(axes), nsh))
     else:
         raise ValueError(f"unknown method {method!r}")
 
@@ -195,6 +200,7 @@ def conical_fsc(
             num += np.bincount(idx, pk, minlength=ncell * nsh)
             d1 += np.bincount(idx, p1k, minlength=ncell * nsh)
             d2 += np.bincount(idx, p2k, minlength=ncell * nsh)
+            cnt += np.bincount(idx, minlength=ncell * nsh)
         else:
             inside = np.abs(u @ axes.T) >= cos_half  # (k, n_cones)
             for c in range(len(axes)):
@@ -202,6 +208,7 @@ def conical_fsc(
                 num[c] += np.bincount(sk[m], pk[m], minlength=nsh)[:nsh]
                 d1[c] += np.bincount(sk[m], p1k[m], minlength=nsh)[:nsh]
                 d2[c] += np.bincount(sk[m], p2k[m], minlength=nsh)[:nsh]
+                cnt[c] += np.bincount(sk[m], minlength=nsh)[:nsh]
         if progress is not None:
             progress(z1, n)
 
@@ -211,13 +218,14 @@ def conical_fsc(
         num = member @ num.reshape(ncell, nsh)
         d1 = member @ d1.reshape(ncell, nsh)
         d2 = member @ d2.reshape(ncell, nsh)
+        cnt = member @ cnt.reshape(ncell, nsh)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         glob = num_g / np.sqrt(d1_g * d2_g)
         fsc = num / np.sqrt(d1 * d2)
     glob[0] = 1.0
     glob = np.where(np.isfinite(glob), glob, 0.0)
-    fsc = np.where(np.isfinite(fsc), fsc, glob[None, :])
+    fsc = np.where(np.isfinite(fsc) & (cnt >= min_coefficients), fsc, glob[None, :])
     fsc[:, 0] = 1.0
     freq = shell_frequencies_invA(n, pixel_size_A)
     areas = np.empty(len(axes))
