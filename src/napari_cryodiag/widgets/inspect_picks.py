@@ -40,6 +40,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QProgressBar,
+    QScrollArea,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -245,8 +246,12 @@ class InspectPicksWidget(QWidget):
         form.addRow("robust fit", self.cal_method_combo)
         lay.addLayout(form)
         self.cal_canvas = MplCanvas(figsize=(4.5, 6.0))
-        self.cal_canvas.canvas.setMinimumHeight(420)
-        lay.addWidget(self.cal_canvas)
+        self.cal_canvas.canvas.setMinimumHeight(520)
+        # one plot column per calibrated score: scroll sideways rather than squeeze them
+        self.cal_scroll = QScrollArea()
+        self.cal_scroll.setWidgetResizable(True)
+        self.cal_scroll.setWidget(self.cal_canvas)
+        lay.addWidget(self.cal_scroll)
         self.cal_label = QLabel("")
         self.cal_label.setWordWrap(True)
         lay.addWidget(self.cal_label)
@@ -596,6 +601,7 @@ class InspectPicksWidget(QWidget):
         fig = self.cal_canvas.clear()
         cals = insp.calibrations
         if not cals:
+            self.cal_canvas.setMinimumWidth(0)
             self.cal_label.setText("\n".join(insp.calibration_errors.values()))
             ax = fig.add_subplot(111)
             ax.text(0.5, 0.5, "calibration off\n(turn on a \"Calibrate … to CTF\" option)",
@@ -603,6 +609,7 @@ class InspectPicksWidget(QWidget):
             ax.set_axis_off()
             self.cal_canvas.draw()
             return
+        self.cal_canvas.setMinimumWidth(400 * len(cals))
         try:
             from ..plots.calibration import plot_calibration
 
