@@ -14,10 +14,12 @@ Choices made here (reported in :class:`ConicalFSC`):
   sphere).
 - Area: trapezoid integral of the cone's FSC over spatial frequency (1/Å) from 0 to its 0.143
   crossing, interpolated linearly between the two shells around the first drop below 0.143;
-  to Nyquist when it never drops. Cone shells with fewer than ``min_coefficients`` (20)
+  to Nyquist when it never drops. Cone shells with fewer than ``min_coefficients`` (10)
   coefficients — the lowest shells, which a 20° cone cannot resolve (a cone holds about
-  0.38 i² coefficients of shell i) — take the FSC of the full shell, so that the noise of a
-  handful of coefficients cannot fake an early 0.143 crossing.
+  0.38 i² coefficients of shell i, so shells below ~5) — take the FSC of the full shell, so
+  that the noise of a handful of coefficients cannot fake an early 0.143 crossing. The
+  crossing is the first drop (no smoothing): a cone whose FSC hovers near 0.143 over many
+  shells (low SNR at every frequency) can cross early by chance.
 - ``method="binned"`` (default): the per-coefficient products ``Re(F1 F2*)``, ``|F1|²``,
   ``|F2|²`` are summed once per (direction cell, shell) on a ~2° direction grid (O(n³)), then
   each cone sums the cells whose centre lies inside it (a small matrix product). Coefficients
@@ -140,7 +142,7 @@ def conical_fsc(
     *,
     method: str = "binned",
     ring_width_deg: float = 2.0,
-    min_coefficients: int = 20,
+    min_coefficients: int = 10,
     progress: Callable[[int, int], None] | None = None,
 ) -> ConicalFSC:
     """Conical FSCs of two half maps and their cFAR (see module docstring)."""
