@@ -14,10 +14,10 @@ Tabs:
 - **Micrographs**: name, defocus, picks, kept, median x, median y; a click shows the micrograph.
 - **Calibration**: "Calibrate Pick Score to CTF", "Calibrate Power Score to CTF", ratio or
   difference, fit method, and the median-vs-defocus plots with their lines.
-- **Scores / picker**: (re)compute NCC and power (raw or a denoised layer; blob diameter or a
+- **Jobs**: (re)compute NCC and power (raw or a denoised layer; blob diameter or a
   template stack layer; optional dask scheduler address), run the picker on the shown or all
   micrographs.
-- **Duplicates / export**: remove duplicates within a distance in Å; write kept (and optionally
+- **Export**: remove duplicates within a distance in Å; write kept (and optionally
   rejected) picks to STAR or .cs with the thresholds in a side JSON.
 """
 
@@ -51,7 +51,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QDoubleRangeSlider, QLabeledDoubleSlider
 
-from ..compute.pick_thresholds import PickInspection, Thresholds, numeric_features
+from ..compute.pick_thresholds import X_FEATURE_PREFERENCE, PickInspection, Thresholds, numeric_features
 from ..errors import CryodiagInputError
 from ..plots.pick_histogram import plot_pick_histogram
 from ._canvas import MplCanvas
@@ -68,8 +68,8 @@ def _is_picks_layer(layer) -> bool:
     return isinstance(cd, dict) and cd.get("kind") == "picks"
 
 
-def _num_item(value, fmt: str = "{:.4g}") -> QTableWidgetItem:
-    """A table item that sorts numerically."""
+def _num_item(value) -> QTableWidgetItem:
+    """A table item that sorts numerically (4 significant digits)."""
     item = QTableWidgetItem()
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         item.setData(Qt.ItemDataRole.DisplayRole, "")
@@ -439,6 +439,8 @@ class InspectPicksWidget(QWidget):
         except CryodiagInputError as err:
             self._error(err)
             return
+        if not any(f in feats for f in X_FEATURE_PREFERENCE):
+            self.status.setText(f"{layer.name} has no pick scores: compute NCC and power in the Jobs tab")
         for combo, val in ((self.x_combo, self.inspection.x_feature), (self.y_combo, self.inspection.y_feature)):
             combo.blockSignals(True)
             combo.setCurrentText(val)
