@@ -37,7 +37,8 @@ def test_folder_is_one_lazy_stack(tmp_path, monkeypatch):
     monkeypatch.setattr(mrc, "_read_micrograph", lambda h: reads.append(h.path) or real(h))
     [(data, kw, kind)] = _read(d)
     assert kind == "image" and data.shape == (5, 64, 64)
-    assert reads == [str(d / "m0.mrc")]  # contrast limits from the first micrograph only
+    assert reads == []  # no micrograph read in full: contrast from a memory-mapped subsample of the first
+    assert kw["contrast_limits"] == pytest.approx((0.0, 1.0))
     assert type(data).__module__.startswith("dask")
     assert kw["scale"] == pytest.approx((1.0, 1.2, 1.2))
     assert kw["metadata"]["cryodiag"]["kind"] == "micrographs"

@@ -171,19 +171,20 @@ def _micrograph_stack_layer(source):
     from .io import mrc
 
     st = mrc.open_micrograph_stack(source)
-    first = st.read(0)  # contrast from the first micrograph only
+    # contrast from a subsample of the first micrograph only (memory-mapped rows)
+    limits = st.contrast_limits(0)
     ps = st.pixel_size_A
     scale = (1.0, ps, ps) if ps else (1.0, 1.0, 1.0)
     label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else os.path.dirname(st.paths[0])
     name = Path(label.rstrip("/")).name or "micrographs"
     if len(st) == 1:
         meta = _image_meta("micrograph", st.paths, st.keys, ps, names=st.names)
-        return (first, {"name": name, "scale": scale[1:], "contrast_limits": mrc.contrast_limits(first),
+        return (st.read(0), {"name": name, "scale": scale[1:], "contrast_limits": limits,
                         "colormap": "gray", "metadata": meta}, "image")
     for note in st.notes:
         _notify_warning(f"cryodiag: {label}: {note}")
     meta = _image_meta("micrographs", st.paths, st.keys, ps, names=st.names)
-    return (st.data, {"name": name, "scale": scale, "contrast_limits": mrc.contrast_limits(first),
+    return (st.data, {"name": name, "scale": scale, "contrast_limits": limits,
                       "colormap": "gray", "multiscale": False, "metadata": meta}, "image")
 
 

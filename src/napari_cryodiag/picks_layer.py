@@ -212,10 +212,14 @@ class PicksOnMicrographs:
             colors[~kept] = REJECTED_COLOR
         if len(layer.selected_data):
             layer.selected_data = set()
-        layer.data = data
-        layer.features = feats
-        layer.size = size
-        layer.border_color = colors
+        block = getattr(layer, "_block_refresh", None)  # one redraw instead of four
+        with block() if block is not None else _nullctx():
+            layer.data = data
+            layer.features = feats
+            layer.size = size
+            layer.border_color = colors
+        if block is not None:
+            layer.refresh()
         self._current = i
         for cb in list(self.on_micrograph_changed):
             try:
