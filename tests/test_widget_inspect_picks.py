@@ -283,6 +283,12 @@ def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
     w.tabs.setCurrentIndex(2)
     assert w.grab().save("/tmp/inspect_picks_calibration.png")
 
+    # ---- the same widget through the plugin manifest (Plugins menu)
+    from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
+
+    _, w2 = viewer.window.add_plugin_dock_widget("napari-cryodiag", "Inspect Picks")
+    assert isinstance(w2, InspectPicksWidget) and w2.layer is layer and w2.result.n_total == len(table)
+
 
 
 def test_real_relion_autopicks_then_ctf_table(make_napari_viewer, qtbot, shared_data):
