@@ -212,14 +212,10 @@ class PicksOnMicrographs:
             colors[~kept] = REJECTED_COLOR
         if len(layer.selected_data):
             layer.selected_data = set()
-        block = getattr(layer, "_block_refresh", None)  # one redraw instead of four
-        with block() if block is not None else _nullctx():
-            layer.data = data
-            layer.features = feats
-            layer.size = size
-            layer.border_color = colors
-        if block is not None:
-            layer.refresh()
+        layer.data = data
+        layer.features = feats
+        layer.size = size
+        layer.border_color = colors
         self._current = i
         for cb in list(self.on_micrograph_changed):
             try:
