@@ -1288,7 +1288,7 @@ class InspectPicksWidget(QWidget):
 
     def export(self, path, *, rejected: bool | None = None, overwrite: bool = False) -> list[Path]:
         """Write the kept picks to ``path`` (.star or .cs), the rejected ones to ``<stem>_rejected``
-        when asked, and the thresholds and counts to ``<stem>_thresholds.json``. Atomic; never
+        when asked, and the thresholds and counts to ``<name>.thresholds.json``. Atomic; never
         over an input file. Returns the written paths."""
         from ..cli._common import write_json
 
@@ -1301,20 +1301,24 @@ class InspectPicksWidget(QWidget):
         res = insp.evaluate()
         table = insp.table
         source = table.attrs.get("source")
+        rpath = path.with_name(f"{path.stem}_rejected{path.suffix}")
+        jpath = path.with_name(f"{path.name}.thresholds.json")
         try:
             writer = self._writer_for(path)
+            # check every destination before writing any, so a refused export writes nothing
+            for dest in [path, jpath] + ([rpath] if rejected else []):
+                if source and dest.exists() and dest.resolve() == Path(source).resolve():
+                    raise CryodiagInputError("refusing to overwrite an input file", dest)
+                if dest.exists() and not overwrite:
+                    raise CryodiagInputError("file exists; choose another name", dest)
             written = []
             kept = table[res.mask].reset_index(drop=True)
             kept.attrs = dict(table.attrs)
             written.append(writer(path, kept, overwrite=overwrite))
             if rejected:
-                rpath = path.with_name(f"{path.stem}_rejected{path.suffix}")
                 rej = table[~res.mask].reset_index(drop=True)
                 rej.attrs = dict(table.attrs)
                 written.append(writer(rpath, rej, overwrite=overwrite))
-            jpath = path.with_name(f"{path.stem}_thresholds.json")
-            if source and jpath.exists() and jpath.resolve() == Path(source).resolve():
-                raise CryodiagInputError("refusing to overwrite an input file", jpath)
             report = insp.report(res)
             report["written"] = [str(p) for p in written]
             written.append(write_json(jpath, report, overwrite=overwrite))
@@ -1326,8 +1330,7 @@ class InspectPicksWidget(QWidget):
         show_info(msg)
         return [Path(p) for p in written]
 
-    @staticmethod
-    def _writer_for(path: Path):
+    def _writer_for(self, path: Path):
         suffix = path.suffix.lower()
         if suffix == ".star":
             from ..io.star import write_star
@@ -1336,7 +1339,11 @@ class InspectPicksWidget(QWidget):
         if suffix == ".cs":
             from ..io.cs import write_cs
 
-            return lambda p, t, overwrite=False: write_cs(p, t, overwrite=overwrite)
+            # a new .cs stores locations as fractions of the micrograph shape: take it from
+            # the micrographs the picks are shown on (a table read from a .cs brings its own)
+            img = getattr(self.controller, "image_layer", None) if self.controller else None
+            shape = tuple(int(v) for v in np.shape(img.data)[-2:]) if img is not None else None
+            return lambda p, t, overwrite=False: write_cs(p, t, overwrite=overwrite, micrograph_shape=shape)
         raise CryodiagInputError("export to .star or .cs", path)
 
     # ================================================== helpers
