@@ -218,3 +218,26 @@ def test_log_scale_fit_of_a_multiplicative_trend_stays_positive():
     t["power"] = -t["power"]
     with pytest.raises(CryodiagInputError, match="positive medians"):
         fit_calibration(t, "power", scale="log")
+
+
+def test_calibration_plot_shows_medians_and_fitted_lines():
+    from napari_cryodiag.plots.calibration import plot_calibration
+
+    t = _planted()
+    t["power"] = 1000.0 * (1 + 5e-5 * t["defocus_A"]) * np.random.default_rng(2).lognormal(0, 0.2, len(t))
+    cals = [fit_calibration(t, "ncc"), fit_calibration(t, "power", mode="difference")]
+    fig = plot_calibration(cals)
+    axes = fig.axes
+    assert len(axes) == 4  # before/after x NCC/power
+    top_ncc, top_power = axes[0], axes[1]
+    pts = top_ncc.collections[0].get_offsets()
+    per = cals[0].per_micrograph
+    np.testing.assert_allclose(np.asarray(pts)[:, 0], per["defocus_A"] / 1e4)
+    np.testing.assert_allclose(np.asarray(pts)[:, 1], per["median"])
+    xs, ys = top_power.lines[0].get_data()
+    np.testing.assert_allclose(ys, cals[1].line(np.asarray(xs) * 1e4))
+    after = np.asarray(axes[3].collections[0].get_offsets())[:, 1]
+    np.testing.assert_allclose(after, cals[1].per_micrograph["median_calibrated"])
+    assert "difference" in axes[3].get_title()
+    fig1 = plot_calibration(cals[0], show_after=False)
+    assert len(fig1.axes) == 1
