@@ -419,3 +419,12 @@ def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot):
     assert {"ncc", "power", "defocus_A"} <= set(picks.columns)  # defocus from the open table
     assert np.allclose(picks["defocus_A"], sim.defocus_A[1])
     assert w.result.n_total == len(picks)
+
+    # ---- a cancelled job adds nothing
+    n_layers = len(viewer.layers)
+    worker = w.compute_scores()
+    assert w.cancel_button.isEnabled()
+    w.cancel_button.click()
+    qtbot.waitUntil(lambda: worker not in w._workers, timeout=30000)
+    assert "cancelled" in w.jobs_label.text()
+    assert len(viewer.layers) == n_layers
