@@ -123,6 +123,8 @@ def test_array_stack_with_keys_or_index(sim):
     np.testing.assert_allclose(a["ncc"].to_numpy(), ncc, equal_nan=True)
     with pytest.raises(Exception, match="cannot match picks"):
         score_picks(sim.images, table.drop(columns=["micrograph"]), diameter_px=20)
+    with pytest.raises(Exception, match="no 'x_px' column"):
+        score_picks(sim.images, table.drop(columns=["x_px"]), keys=sim.keys, diameter_px=20)
 
 
 def test_cancel_between_micrographs(sim, stack):

@@ -275,6 +275,9 @@ def iter_score_picks(
             raise CryodiagInputError(
                 f"the score (denoised) stack has {len(sblocks)} micrographs, the raw stack {n}", None
             )
+    for c in ("x_px", "y_px"):
+        if c not in table.columns:
+            raise CryodiagInputError(f"the picks have no '{c}' column: nothing to score", table.attrs.get("source"))
     rows_per, idx, report = _rows_per_micrograph(table, keys, n, micrograph_column)
     x = pd.to_numeric(table["x_px"], errors="coerce").to_numpy(np.float64)
     y = pd.to_numeric(table["y_px"], errors="coerce").to_numpy(np.float64)
