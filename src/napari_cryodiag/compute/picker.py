@@ -57,13 +57,28 @@ def correlation_map(prep: PreparedMicrograph, *, workers: int = 1):
     scale = max(float(np.max(np.abs(s2))), 1e-300)
     den = np.sqrt(np.clip(var, 0, None))
     bad = var <= 1e-10 * scale
-    best = np.full(shape, -np.inf)
+    best = np.full(shape, -np.inf, dtype=np.float32)
     best_row = np.zeros(shape, dtype=np.int32)
-    for r, row in enumerate(prep.bank):
-        num = sfft.irfft2(fi * np.conj(sfft.rfft2(_kernel(shape, oy, ox, row), workers=workers)), s=shape, workers=workers)
-        better = num > best
-        best[better] = num[better]
-        best_row[better] = r
+    if len(prep.bank) == 1:
+        num = sfft.irfft2(fi * np.conj(sfft.rfft2(_kernel(shape, oy, ox, prep.bank[0]), workers=workers)),
+                          s=shape, workers=workers)
+        best = num.astype(np.float32)
+    else:
+        # many templates x angles: single precision, batched FFTs (the numerator only; the
+        # local variance above stays in double precision)
+        fi32 = fi.astype(np.complex64)
+        batch = int(max(1, min(32, (1 << 25) // (ny * nx))))
+        ky, kx = oy % ny, ox % nx
+        for r0 in range(0, len(prep.bank), batch):
+            rows = prep.bank[r0 : r0 + batch]
+            k = np.zeros((len(rows), ny, nx), dtype=np.float32)
+            k[:, ky, kx] = rows
+            num = sfft.irfft2(fi32[None] * np.conj(sfft.rfft2(k, workers=workers)), s=shape, workers=workers)
+            j = np.argmax(num, axis=0)
+            top = np.take_along_axis(num, j[None], axis=0)[0]
+            better = top > best
+            best[better] = top[better]
+            best_row[better] = r0 + j[better]
     with np.errstate(invalid="ignore", divide="ignore"):
         ncc = np.where(bad, np.nan, best / np.where(bad, 1.0, den))
     ncc = np.clip(ncc, -1.0, 1.0)
