@@ -38,11 +38,18 @@ def test_widget_real_relion_class2d(make_napari_viewer, qtbot, shared_data, tmp_
     order = layer.metadata["cryodiag"]["classes"]
     assert [counts[c] for c in order] == sorted(counts.values(), reverse=True)
     np.testing.assert_array_equal(layer.data[0], w.result.averages[order[0] - 1])
+    # the text overlay names the class on screen, and follows the slider
+    viewer.dims.set_current_step(0, 0)
+    assert viewer.text_overlay.text.startswith(f"#{order[0]}  n={counts[order[0]]}")
+    viewer.dims.set_current_step(0, 3)
+    assert viewer.text_overlay.text.startswith(f"#{order[3]}  n={counts[order[3]]}")
     # sort by class, then show a tiled grid
     w.sort_combo.setCurrentText("class")
     assert viewer.layers[LAYER_NAME].metadata["cryodiag"]["classes"] == list(range(1, 11))
     w.layer_mode.setCurrentText("tiled grid")
     assert viewer.layers[LAYER_NAME].data.ndim == 2
+    labels = viewer.layers["class labels"]
+    assert len(labels.data) == 10 and labels.features["label"][0].startswith("#1  n=36\nFRC n/a")
     # select two classes by clicking their tiles on the grid figure, then export
     for c in (2, 4):  # the grid is redrawn after each click: look the tile up each time
         ax_of = {cls: ax for ax, cls in w._axes_class.items()}

@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -46,13 +47,14 @@ from qtpy.QtWidgets import (
 from ..compute.class_diagnostics import class_diagnostics_gen, write_selection
 from ..compute.classes import sort_summary
 from ..errors import CryodiagInputError
-from ..plots.classes import SELECTED_COLOR, plot_class_grid, plot_frc_curves, plot_posterior_histograms
+from ..plots.classes import SELECTED_COLOR, class_label, plot_class_grid, plot_frc_curves, plot_posterior_histograms
 from ._canvas import MplCanvas
 from ._worker import start_worker
 
 FILE_ITEM = "(file…)"
 AUTO_AVERAGES = "(model's / computed)"
 LAYER_NAME = "class averages"
+LABELS_NAME = "class labels"
 SORT_CHOICES = ["count", "resolution", "median_ess", "class"]
 TABLE_COLUMNS = ["class", "count", "fraction", "FRC 0.5 (Å)", "median ESS", "mean best p", "note"]
 
@@ -86,16 +88,20 @@ def _item(value, fmt="{:.4g}") -> QTableWidgetItem:
     return it
 
 
-def tile_grid(stack: np.ndarray, ncols: int, pad: int = 2) -> np.ndarray:
-    """Tile ``(K, n, n)`` images into one 2D mosaic (row-major), ``pad`` pixels apart."""
+def tile_grid(stack: np.ndarray, ncols: int, pad: int = 2, row_gap: int = 0) -> np.ndarray:
+    """Tile ``(K, n, n)`` images into one 2D mosaic (row-major): columns ``pad`` pixels apart,
+    rows ``pad + row_gap`` apart (room for labels above each tile); tile ``i`` starts at row
+    ``row_gap + (i // ncols) * (n + pad + row_gap)``, column ``(i % ncols) * (n + pad)``."""
     k, n = stack.shape[0], stack.shape[-1]
     nrows = int(np.ceil(k / ncols))
-    out = np.full((nrows * (n + pad) - pad, ncols * (n + pad) - pad), np.nan, dtype=np.float32)
+    dy, dx = n + pad + row_gap, n + pad
+    out = np.full((nrows * dy - pad, ncols * dx - pad), np.nan, dtype=np.float32)
     for i, img in enumerate(stack):
         r, c = divmod(i, ncols)
         # normalise each tile so tiles of different contrast show alike
         lo, hi = np.percentile(img, [1, 99.5])
-        out[r * (n + pad): r * (n + pad) + n, c * (n + pad): c * (n + pad) + n] = (img - lo) / (hi - lo or 1)
+        y0 = row_gap + r * dy
+        out[y0: y0 + n, c * dx: c * dx + n] = (img - lo) / (hi - lo or 1)
     fill = np.nanmin(out) if np.isfinite(out).any() else 0.0
     return np.nan_to_num(out, nan=fill)
 
@@ -128,9 +134,11 @@ class ClassesWidget(QWidget):
         self._order: list[int] = []
         self._memory = None
         self._memory_name = ""
+        self._labels: list[str] = []
         self._build_ui()
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self.viewer.dims.events.current_step.connect(self._show_slice_label)
         self._refresh_layers()
 
     # ================================================================== UI
@@ -216,6 +224,9 @@ class ClassesWidget(QWidget):
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        # long paths in the status must not widen the dock
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         outer.addWidget(self.status)
 
         self.tabs = QTabWidget()
@@ -438,7 +449,8 @@ class ClassesWidget(QWidget):
         apix = r.averages_pixel_size_A or 1.0
         if self.layer_mode.currentText() == "tiled grid":
             ncols = max(1, int(np.ceil(np.sqrt(len(stack) * 1.4))))
-            data = tile_grid(stack, ncols)
+            gap = max(stack.shape[-1] // 4, 8)
+            data = tile_grid(stack, ncols, row_gap=gap)
             scale = (apix, apix)
         else:
             data = stack
@@ -457,6 +469,39 @@ class ClassesWidget(QWidget):
                 self.viewer.layers.remove(LAYER_NAME)
             self.viewer.add_image(data, name=LAYER_NAME, scale=scale, metadata=md, colormap="gray",
                                   contrast_limits=(float(lo), float(hi if hi > lo else lo + 1)))
+        self._labels = [class_label(row) for _, row in s.iterrows()]
+        if self.layer_mode.currentText() == "tiled grid":
+            n = stack.shape[-1]
+            pad = 2
+            pos = [(((i // ncols) * (n + pad + gap) + gap) * apix, (i % ncols) * (n + pad) * apix)
+                   for i in range(len(stack))]  # top-left corner of each tile; text goes above
+            text = {"string": "{label}", "anchor": "upper_left", "color": "yellow", "size": 8}
+            feats = {"label": list(self._labels)}
+            if LABELS_NAME in self.viewer.layers:
+                self.viewer.layers.remove(LABELS_NAME)
+            self.viewer.add_points(np.array(pos, dtype=float).reshape(-1, 2), name=LABELS_NAME, size=0.0,
+                                   features=feats, text=text, face_color="transparent", border_width=0)
+            self.viewer.layers.selection.active = self.viewer.layers[LAYER_NAME]  # not the labels
+            self.viewer.text_overlay.visible = False
+        else:
+            if LABELS_NAME in self.viewer.layers:
+                self.viewer.layers.remove(LABELS_NAME)
+            ov = self.viewer.text_overlay
+            ov.visible = True
+            ov.position = "top_left"
+            ov.font_size = 10
+            self._show_slice_label()
+
+    def _show_slice_label(self, event=None):
+        """In stack mode, the text overlay names the class on screen (count, FRC, median ESS)."""
+        if not self._labels or LAYER_NAME not in self.viewer.layers:
+            return
+        layer = self.viewer.layers[LAYER_NAME]
+        if layer.data.ndim != 3:
+            return
+        i = int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim >= 3 else 0
+        i = min(max(i, 0), len(self._labels) - 1)
+        self.viewer.text_overlay.text = self._labels[i]
 
     # ================================================================== selection
     def _on_grid_click(self, event):
