@@ -571,8 +571,7 @@ class PickInspection:
         else:
             self.thresholds.x_feature, self.thresholds.y_feature = self.x_feature, self.y_feature
             self.thresholds.x_units, self.thresholds.y_units = self.x_units, self.y_units
-            if self.thresholds.polygon is not None:
-                self.thresholds.polygon_log_y = self.log_y
+            # a polygon keeps the axis scale it was drawn on (what it encloses does not change)
 
     # --------------------------------------------------------------- applying
     def suggest(self, **kwargs) -> Thresholds:
