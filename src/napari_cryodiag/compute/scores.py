@@ -11,11 +11,12 @@ Definitions (REFERENCE.md "Picks", cryoSPARC staff definition of power):
   for the power at a quarter of the diameter. On the simulated sample data (particle vs
   empty-ice picks, AUC) these beat the raw image clearly: blob NCC 0.90 vs 0.75, power 0.88
   vs 0.85 (seed 1) and NCC 0.89 vs 0.72, power 0.98 vs 0.85 (seed 5). A number sets both
-  (``power_lowpass_A`` overrides the power's); ``lowpass_A=0`` scores the unfiltered image. With ``particle_contrast="dark"`` (the default; raw
-  micrographs show protein dark) the image is negated, so protein is bright like in a blob or a
-  2D class average.
+  (``power_lowpass_A`` overrides the power's); ``lowpass_A=0`` scores the unfiltered image.
+  With ``particle_contrast="dark"`` (the default; raw micrographs show protein dark) the image
+  is negated, so protein is bright like in a blob or a 2D class average.
 - **NCC** at a pick is the Pearson correlation, over a circular mask, between the template and
-  the scoring-image patch centred on the pick (``round(x_px)``, ``round(y_px)``). It is therefore 1
+  the scoring-image patch centred on the pick (at ``round(x_px), round(y_px)`` on a
+  full-resolution grid; sampled bilinearly at the exact position on a binned one). It is therefore 1
   for a template against itself and invariant to a positive scale and any offset of the
   micrograph. Without ``templates`` the template is a soft bright disk of ``diameter_px``
   (box ``2*ceil(0.75*diameter_px)+1``, mask radius ``ceil(0.75*diameter_px)``: the disk with a rim
@@ -27,7 +28,8 @@ Definitions (REFERENCE.md "Picks", cryoSPARC staff definition of power):
   under a soft annulus centred on the pick: weight 1 between radii ``min_diameter_px/2`` and
   ``max_diameter_px/2``, raised-cosine edges ``edge_px`` wide centred on those radii. Defaults:
   ``max_diameter_px = diameter_px`` and ``min_diameter_px = 0`` (the annulus is then a soft disk).
-  Power is in (image units)², so it scales with the square of the micrograph's scale.
+  Power is in (image units)² summed over score-image pixels (a binned grid's sum is multiplied
+  by ``bin_factor**2``), so it scales with the square of the micrograph's scale.
 
 Edges: a score is NaN when its box (NCC: the template box; power: the annulus box) does not lie
 entirely inside the micrograph, when the pick lies outside the micrograph, when the coordinates
