@@ -180,3 +180,24 @@ def test_unusable_images_leave_a_reason_not_a_crash(sim, tmp_path):
     assert d.frc_reason.startswith("FRC not computed:") and "out of range" in d.frc_reason
     assert (d.summary["frc_note"] == d.frc_reason).all()
     assert d.summary["count"].sum() == 50
+
+
+def test_frc_weighting_keeps_signal_and_damps_noise():
+    from napari_cryodiag.compute.class_averages import frc_weighted
+
+    rng = np.random.default_rng(11)
+    img = rng.normal(size=(2, 32, 32)).astype(np.float32)
+    from napari_cryodiag.compute.fourier import shell_index
+
+    # F = 1: w = 1 inside the Nyquist circle; the corners beyond it are dropped
+    ft = np.fft.rfft2(np.fft.ifftshift(img, axes=(-2, -1)))
+    ft[:, shell_index((32, 32)) >= 17] = 0
+    inside = np.fft.fftshift(np.fft.irfft2(ft, s=(32, 32)), axes=(-2, -1))
+    ones = np.ones((2, 17))
+    np.testing.assert_allclose(frc_weighted(img, ones), inside, atol=1e-5)
+    zeros = np.zeros((2, 17))
+    zeros[:, 0] = 1.0  # only the DC ring kept
+    out = frc_weighted(img, zeros)
+    np.testing.assert_allclose(out, img.mean(axis=(1, 2), keepdims=True) * np.ones_like(img), atol=1e-5)
+    nan = np.full((2, 17), np.nan)
+    np.testing.assert_array_equal(frc_weighted(img, nan), img)  # no FRC: unfiltered

@@ -229,9 +229,10 @@ def class_diagnostics_gen(
         summary["frc_nyquist_limited"] = [bool(nyq.get(c, False)) for c in summary["class"]]
         summary["frc_note"] = [nt.get(c, "") for c in summary["class"]]
         if avg_arr is None:
-            avg_arr = ca.averages
+            avg_arr = ca.weighted_averages()
             avg_apix = ca.pixel_size_A
-            avg_source = f"computed from the particles ({ca.ctf_mode.replace('_', '-')}, {len(ca.labels)} classes)"
+            avg_source = (f"computed from the particles ({ca.ctf_mode.replace('_', '-')}, "
+                          f"FRC-weighted, {len(ca.labels)} classes)")
             summary["average_index"] = np.arange(len(summary))
     else:
         summary["frc_resolution_A"] = np.nan

@@ -12,6 +12,10 @@ what a real 2D classification sweeps together:
 - ``"empty"``: noise with a faint random blob (ice, carbon edge): nothing in common between
   the images, the FRC is ~0.
 
+``averages`` are computed from the particles (phase flip, alignment) and low-passed by their
+own half-set FRC (``sqrt(2F/(1+F))`` per ring), as real class averages are regularised; the
+unfiltered ones are in ``truth["class_averages"].averages``.
+
 Posteriors are full ``(N, K)`` vectors: sharp on the true class for good particles, spread for
 junk; the table carries the best-class probability (``class_posterior``) and ESS
 (``class_ess`` = 1/Σp²) as cryoSPARC does. Classes are numbered from 1 (RELION style;
@@ -40,7 +44,7 @@ __all__ = ["SimulatedClasses", "simulate_classes"]
 
 @dataclass
 class SimulatedClasses:
-    averages: np.ndarray  # (K, n, n) float32 class averages computed from the particles
+    averages: np.ndarray  # (K, n, n) float32 class averages from the particles, FRC-weighted
     table: pd.DataFrame  # canonical particle table
     images: np.ndarray  # (N, n, n) float32 particle images
     pixel_size_A: float
@@ -178,7 +182,7 @@ def simulate_classes(
     ca = compute_class_averages(table, images=images, labels=labels, ctf=ctf_mode, pixel_size_A=pixel_size_A)
     truth_views = proj.project(euler_to_matrix(views[:, 0], views[:, 1], np.zeros(n_good)))
     return SimulatedClasses(
-        averages=ca.averages,
+        averages=ca.weighted_averages(),
         table=table,
         images=images,
         pixel_size_A=float(pixel_size_A),
