@@ -187,8 +187,10 @@ def _run(delayeds: list, *, client=None, num_workers: int | None = None, cancel:
 
     def _work():
         try:
-            with _Progress():
-                res = dask.compute(*delayeds, scheduler="threads", num_workers=num_workers)
+            # callbacks passed to this computation only (not registered globally), so that
+            # other dask work in the process (napari reading lazy layers) is never affected
+            res = dask.compute(*delayeds, scheduler="threads", num_workers=num_workers,
+                               callbacks=[_Progress()._callback])
             q.put(("result", res))
         except BaseException as err:  # delivered to the caller
             q.put(("error", err))
