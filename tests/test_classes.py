@@ -258,3 +258,36 @@ def test_group_medians_fast_and_general_paths_agree_with_numpy():
             __import__("warnings").simplefilter("ignore")
             expected = ref(v.astype(np.float64))
         np.testing.assert_allclose(_group_medians(codes, counts, v), expected, rtol=1e-12, equal_nan=True)
+
+
+def test_full_posteriors_through_the_table_reader(tmp_path):
+    """A heterogeneous-refinement-like .cs: ESS from the (N, K) posteriors, labelled as such."""
+    rng = np.random.default_rng(3)
+    k, n = 5, 400
+    post = rng.dirichlet(np.full(k, 0.3), size=n).astype(np.float32)
+    dt = [("uid", "<u8"), ("alignments3D_multi/class_posterior", "<f4", (k,)),
+          ("alignments3D_multi/class", "<u4", (k,)), ("alignments3D/class", "<u4")]
+    arr = np.zeros(n, dtype=dt)
+    arr["uid"] = np.arange(n)
+    arr["alignments3D_multi/class_posterior"] = post
+    arr["alignments3D_multi/class"] = np.arange(k)
+    arr["alignments3D/class"] = post.argmax(1)
+    f = tmp_path / "hetero.cs"
+    with open(f, "wb") as fh:
+        np.save(fh, arr)
+    d = class_diagnostics(f)
+    assert d.posterior.source == "full posteriors"
+    p = post.astype(np.float64) / post.sum(1, keepdims=True)
+    ess = 1 / (p**2).sum(1)
+    np.testing.assert_allclose(d.posterior.ess, ess, rtol=1e-5)
+    s = d.summary
+    for c, med in zip(s["class"], s["median_ess"]):
+        assert med == pytest.approx(np.median(ess[post.argmax(1) == c]), rel=1e-5)
+    assert d.histograms["ess"].edges[-1] <= k
+    # without a class column, the class is the argmax of the posteriors
+    from napari_cryodiag.io.picks import read_table
+
+    t = read_table(f).drop(columns=["class"])
+    d2 = class_diagnostics(t)
+    np.testing.assert_array_equal(d2.summary["count"], s["count"])
+    assert any("argmax" in n for n in d2.notes)

@@ -137,14 +137,22 @@ def class_diagnostics_gen(
     ``(K, n, n)`` array (class ``base + i`` is row ``i``; RELION classes start at 1, cryoSPARC
     at 0). ``model``: RELION ``_model.star`` path or a read :class:`ModelStar` (its pixel size
     and, when ``averages`` is not given, its reference stack are used). ``posteriors``:
-    ``"auto"`` (``alignments3D_multi/class_posterior`` of a ``.cs`` source when present), a
-    ``.cs`` path, an ``(N, K)`` array, or ``None``.
+    ``"auto"`` (the table's ``posterior_class_k`` columns, else ``alignments3D_multi/class_posterior``
+    of a ``.cs`` source, when present), a ``.cs`` path, an ``(N, K)`` array, or ``None``.
     """
     table = _read_table(particles)
     src = table.attrs.get("source")
+    notes: list[str] = []
+    # full posteriors as columns (the .cs reader's posterior_class_k from alignments3D_multi or
+    # heterogeneous refinement's alignments_class_k)
+    post_cols = sorted((c for c in table.columns if str(c).startswith("posterior_class_")),
+                       key=lambda c: int(str(c).rsplit("_", 1)[1]) if str(c).rsplit("_", 1)[1].isdigit() else 0)
+    if "class" not in table and post_cols:
+        table = table.copy()
+        table["class"] = np.argmax(table[post_cols].to_numpy(dtype=np.float64), axis=1)
+        notes.append("class = argmax of the full posteriors (the file has no class column)")
     if "class" not in table:
         raise CryodiagInputError("the particle table has no class column (not a classification result?)", src)
-    notes: list[str] = []
 
     model_obj = None
     if model is not None:
@@ -175,7 +183,9 @@ def class_diagnostics_gen(
         avg_apix = float(table["pixel_size_A"].dropna().iloc[0])
 
     post = None
-    if isinstance(posteriors, str) and posteriors == "auto":
+    if isinstance(posteriors, str) and posteriors == "auto" and post_cols:
+        post = table[post_cols].to_numpy(dtype=np.float64)
+    elif isinstance(posteriors, str) and posteriors == "auto":
         if table.attrs.get("format") == "cs" and src and len(table):
             got = read_cs_full_posteriors(src)
             if got is not None:
