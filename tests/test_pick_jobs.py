@@ -144,3 +144,14 @@ def test_cancel_between_micrographs(sim, stack):
     gen = iter_score_picks(stack, table, diameter_px=sim.particle_diameter_px, num_workers=1)
     assert next(gen) == (1, 4)
     gen.close()
+
+
+def test_progress_callbacks_are_not_global(sim):
+    """Other dask work in the process (napari's lazy layers) must never see the job's callbacks."""
+    from dask.callbacks import Callback
+
+    table = sim.truth[["micrograph", "x_px", "y_px"]].copy()
+    active = []
+    score_picks(sim.images, table, keys=sim.keys, diameter_px=sim.particle_diameter_px,
+                progress=lambda d, t: active.append(len(Callback.active)))
+    assert active and all(a == 0 for a in active)
