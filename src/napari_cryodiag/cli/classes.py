@@ -11,6 +11,7 @@ median ESS), ``class_frc.<fmt>`` (when particle images were found) and a JSON wi
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ._common import add_output_args, output_dir, save_figure, write_json
@@ -20,7 +21,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "classes",
         help="2D classes: posterior/ESS histograms, class grid with count/FRC/median ESS, selection",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=__doc__.split("\n\n", 2)[2] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("particles", help="particles with classes: RELION _data.star or cryoSPARC .cs")
     p.add_argument("--averages", help="class averages (MRCS); default: the model's, or computed from images")
