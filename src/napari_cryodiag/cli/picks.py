@@ -343,6 +343,11 @@ def run(args) -> int:
         msg = f"{axis} axis: {err}"
         info["notes"].append(msg)
         _log(msg)
+    for axis, cal in insp.calibrations.items():
+        for w in cal.warnings:
+            msg = f"{axis} axis calibration ({cal.score}): {w}"
+            info["notes"].append(msg)
+            _log(msg)
 
     # 4. thresholds
     t = insp.thresholds
