@@ -122,3 +122,26 @@ def test_widget_reports_bad_input(make_napari_viewer, qtbot, tmp_path):
     w.compute()
     qtbot.waitUntil(lambda: w.status.text().startswith("error"), timeout=30_000)
     assert "picks.star" in w.status.text() and w.result is None
+
+
+@pytest.mark.viewer
+def test_widget_cancel(make_napari_viewer, qtbot):
+    import pandas as pd
+
+    from napari_cryodiag.simulate.classes import simulate_classes
+
+    sim = simulate_classes(seed=3, n_particles=200, n_classes=3, n_junk=1, box=32)
+    reps = 40  # 8,000 particles: long enough to cancel midway
+    t = pd.concat([sim.table] * reps, ignore_index=True)
+    t["image_index"] = np.arange(len(t)) % len(sim.table)
+    t.attrs = dict(sim.table.attrs)
+    viewer = make_napari_viewer()
+    w = ClassesWidget(viewer)
+    w.load_table(t, sim.images, name="big")
+    worker = w.compute()
+    assert w.cancel_btn.isEnabled()
+    with qtbot.waitSignal(worker.aborted, timeout=60_000):
+        qtbot.waitUntil(lambda: w.progress.value() > 0, timeout=60_000)
+        w.cancel_btn.click()
+    qtbot.waitUntil(lambda: w.compute_btn.isEnabled(), timeout=10_000)
+    assert w.result is None and w.status.text() == "cancelled"
