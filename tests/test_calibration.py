@@ -77,6 +77,9 @@ def test_no_defocus_disables_calibration_with_a_message():
     t["defocus_A"] = np.nan
     with pytest.raises(CryodiagInputError, match="calibration disabled: no defocus"):
         fit_calibration(t, "ncc")
+    # no micrograph names: nothing to group by
+    with pytest.raises(CryodiagInputError, match="calibration disabled: .* no 'micrograph' column"):
+        fit_calibration(_planted().drop(columns=["micrograph"]), "ncc")
     # one defocus value for all micrographs: no line can be fitted
     t["defocus_A"] = 20000.0
     with pytest.raises(CryodiagInputError, match="calibration disabled"):

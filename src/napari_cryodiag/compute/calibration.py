@@ -87,6 +87,11 @@ def _source_name(table: pd.DataFrame, source=None) -> str:
 def _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, source) -> pd.Series:
     """Defocus (Å) per micrograph key, from a mapping/Series/DataFrame or the table's column."""
     src = _source_name(table, source)
+    if micrograph_column not in table.columns:
+        raise CryodiagInputError(
+            f"calibration disabled: the picks in {src} have no '{micrograph_column}' column to group them by micrograph",
+            src,
+        )
     if defocus is None:
         if defocus_column not in table.columns:
             raise CryodiagInputError(
