@@ -41,6 +41,7 @@ def test_widget_real_relion_class2d(make_napari_viewer, qtbot, shared_data, tmp_
     # the text overlay names the class on screen, and follows the slider
     viewer.dims.set_current_step(0, 0)
     assert viewer.text_overlay.text.startswith(f"#{order[0]}  n={counts[order[0]]}")
+    assert "nSig" in viewer.text_overlay.text  # RELION: significant samples, not an ESS
     viewer.dims.set_current_step(0, 3)
     assert viewer.text_overlay.text.startswith(f"#{order[3]}  n={counts[order[3]]}")
     # sort by class, then show a tiled grid

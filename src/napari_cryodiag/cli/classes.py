@@ -57,7 +57,13 @@ def _parse_classes(text: str) -> list[int]:
 def run(args) -> int:
     from ..compute.class_diagnostics import class_diagnostics, write_selection
     from ..errors import CryodiagInputError
-    from ..plots.classes import plot_class_grid, plot_frc_curves, plot_posterior_histograms
+    from ..plots.classes import (
+        ESS_SHORT,
+        RELION_GRID_NOTE,
+        plot_class_grid,
+        plot_frc_curves,
+        plot_posterior_histograms,
+    )
 
     if bool(args.select) != bool(args.select_out):
         raise CryodiagInputError("--select and --select-out go together")
@@ -81,7 +87,11 @@ def run(args) -> int:
     foot = f"averages: {diag.averages_source}"
     if diag.frc_reason:
         foot += f"; FRC: {diag.frc_reason}"
-    fig = plot_class_grid(diag.summary, diag.averages, sort_by=args.sort, title=name, footnote=foot)
+    ess_name = ESS_SHORT.get(diag.posterior.source, "ESS")
+    if ess_name != "ESS":
+        foot = f"{RELION_GRID_NOTE}; {foot}"
+    fig = plot_class_grid(diag.summary, diag.averages, sort_by=args.sort, title=name, footnote=foot,
+                          ess_name=ess_name)
     written += save_figure(fig, out, "class_grid", args.format, overwrite=args.overwrite)
     if diag.class_averages is not None:
         fig = plot_frc_curves(diag.class_averages)

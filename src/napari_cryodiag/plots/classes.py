@@ -80,10 +80,17 @@ def _fmt_res(v, note: str = "", nyq: bool = False) -> str:
     return f"FRC {'≤' if nyq else ''}{v:.1f} Å"
 
 
-def class_label(row: pd.Series) -> str:
-    """Two-line label of one class: number and count, FRC resolution and median ESS."""
+#: Short name of the median "ESS" in grid labels, by posterior source: RELION's analogue is the
+#: number of significant samples, not an ESS.
+ESS_SHORT = {"relion": "nSig"}
+RELION_GRID_NOTE = "nSig: median rlnNrOfSignificantSamples (RELION's analogue of class ESS)"
+
+
+def class_label(row: pd.Series, ess_name: str = "ESS") -> str:
+    """Two-line label of one class: number and count, FRC resolution and median ESS
+    (``ess_name`` names the ESS-like quantity, e.g. ``"nSig"`` for RELION)."""
     ess = row.get("median_ess", np.nan)
-    ess_s = f"ESS {ess:.2f}" if ess is not None and np.isfinite(ess) else "ESS n/a"
+    ess_s = f"{ess_name} {ess:.3g}" if ess is not None and np.isfinite(ess) else f"{ess_name} n/a"
     res = _fmt_res(row.get("frc_resolution_A", np.nan), nyq=bool(row.get("frc_nyquist_limited", False)))
     return f"#{int(row['class'])}  n={int(row['count']):,}\n{res}  {ess_s}"
 
@@ -99,6 +106,7 @@ def plot_class_grid(
     max_classes: int | None = None,
     title: str | None = None,
     footnote: str | None = None,
+    ess_name: str = "ESS",
 ) -> Figure:
     """Grid of class averages labelled with count, FRC resolution (0.5) and median ESS.
 
@@ -137,7 +145,7 @@ def plot_class_grid(
             sp.set_visible(sel)
             sp.set_color(SELECTED_COLOR)
             sp.set_linewidth(3)
-        ax.set_title(class_label(row), fontsize=7.5, color=SELECTED_COLOR if sel else "black", pad=2)
+        ax.set_title(class_label(row, ess_name), fontsize=7.5, color=SELECTED_COLOR if sel else "black", pad=2)
     head = title or "2D classes"
     head += f" — sorted by {sort_by.replace('_', ' ')}"
     fig.suptitle(head, fontsize=10)

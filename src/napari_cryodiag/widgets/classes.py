@@ -47,7 +47,15 @@ from qtpy.QtWidgets import (
 from ..compute.class_diagnostics import class_diagnostics_gen, write_selection
 from ..compute.classes import sort_summary
 from ..errors import CryodiagInputError
-from ..plots.classes import SELECTED_COLOR, class_label, plot_class_grid, plot_frc_curves, plot_posterior_histograms
+from ..plots.classes import (
+    ESS_SHORT,
+    RELION_GRID_NOTE,
+    SELECTED_COLOR,
+    class_label,
+    plot_class_grid,
+    plot_frc_curves,
+    plot_posterior_histograms,
+)
 from ._canvas import MplCanvas
 from ._worker import start_worker
 
@@ -415,8 +423,16 @@ class ClassesWidget(QWidget):
         order = Qt.SortOrder.DescendingOrder if self.sort_by == "count" else Qt.SortOrder.AscendingOrder
         self.table.sortItems(col, order)
 
+    def _ess_name(self) -> str:
+        return ESS_SHORT.get(self.result.posterior.source, "ESS") if self.result is not None else "ESS"
+
     def _fill_table(self):
         s = self.result.summary
+        header = list(TABLE_COLUMNS)
+        if self._ess_name() != "ESS":
+            header[4] = f"median {self._ess_name()}"
+            header[5] = "mean pMax"
+        self.table.setHorizontalHeaderLabels(header)
         self.table.setSortingEnabled(False)
         self.table.blockSignals(True)
         self.table.setRowCount(len(s))
@@ -432,8 +448,10 @@ class ClassesWidget(QWidget):
     def _draw_grid(self):
         r = self.result
         fig = self.grid_canvas.clear()
+        ess_name = self._ess_name()
         plot_class_grid(r.summary, r.averages, fig=fig, sort_by=self.sort_by, selected=self.selected,
-                        title=Path(str(r.table.attrs.get("source", "particles"))).name)
+                        title=Path(str(r.table.attrs.get("source", "particles"))).name, ess_name=ess_name,
+                        footnote=RELION_GRID_NOTE if ess_name != "ESS" else None)
         self._order = self.sorted_summary()["class"].astype(int).tolist()
         self._axes_class = {ax: c for ax, c in zip(fig.axes, self._order)}
         self.grid_canvas.draw()
@@ -469,7 +487,7 @@ class ClassesWidget(QWidget):
                 self.viewer.layers.remove(LAYER_NAME)
             self.viewer.add_image(data, name=LAYER_NAME, scale=scale, metadata=md, colormap="gray",
                                   contrast_limits=(float(lo), float(hi if hi > lo else lo + 1)))
-        self._labels = [class_label(row) for _, row in s.iterrows()]
+        self._labels = [class_label(row, self._ess_name()) for _, row in s.iterrows()]
         if self.layer_mode.currentText() == "tiled grid":
             n = stack.shape[-1]
             pad = 2
