@@ -38,7 +38,6 @@ import pandas as pd
 from scipy import ndimage
 
 from ..errors import CryodiagInputError
-from .classes import class_base
 from .frc import frc, resolutions_at, soft_circular_mask
 
 __all__ = [

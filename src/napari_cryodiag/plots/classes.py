@@ -17,7 +17,6 @@ import textwrap
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from ..compute.classes import Histogram, sort_summary
 
