@@ -174,6 +174,10 @@ def sample_class_averages(seed: int | None = None):
                     "convention": table.attrs.get("convention", ""),
                     "n_rows": len(table),
                     "simulated": True,
+                    # the particle images, so that the Classes widget can build half-set
+                    # averages and report each class's FRC resolution for the sample
+                    "images": np.asarray(sc.images, dtype=np.float32),
+                    "pixel_size_A": apix,
                 }
             },
             "features": pd.DataFrame({c: pd.Series(dtype=table[c].dtype) for c in cols}),
