@@ -146,6 +146,7 @@ def sample_class_averages(seed: int | None = None):
             "pixel_size_A": apix,
             "n_images": int(avg.shape[0]),
             "table": table,
+            "images": np.asarray(sc.images, dtype=np.float32),  # for the class FRCs
             "simulated": True,
             "truth": dict(sc.truth or {}),
         }
