@@ -447,6 +447,8 @@ class MapValidationWidget(QWidget):
     def _what_if(self, *args):
         if self.session is None or self.session.fsc is None or not self.live_check.isChecked():
             return
+        if self.worker is not None and getattr(self.worker, "is_running", False):
+            return  # the curves are being recomputed; the result will re-sharpen
         if self.session.sharpened is None and "sharpened" not in self.viewer.layers:
             return
         self._sharpen()
