@@ -133,3 +133,20 @@ def test_views_and_fsc_on_real_emdb_maps(shared_data, tmp_path, capsys):
     assert np.allclose(j["curves"]["no_mask"], 1.0, atol=1e-5)
     assert j["resolutions"]["no_mask"]["0.143"]["nyquist_limited"] is True
     assert "nyquist" in [f["code"] for f in j["flags"]]
+
+
+def test_fsc_of_a_relion_postprocess(shared_data, tmp_path, capsys):
+    pp = shared_data / "relion-postprocess" / "postprocess.star"
+    out = tmp_path / "pp"
+    assert main(["fsc", "--postprocess", str(pp), "-o", str(out)]) == 0
+    j = json.loads((out / "fsc.json").read_text())
+    assert j["box"] == 96 and j["voxel_size_A"] == pytest.approx(7.5)
+    res = j["resolutions"]["corrected"]["0.143"]
+    assert res["shell_edge_A"] == pytest.approx(16.3636, abs=1e-3) and res["shell"] == 44
+    assert j["randomisation"]["shell"] == 22 and j["randomisation"]["wait_shells"] == 2
+    # RELION's masked curve stays far above its corrected one (randomised FSC ~0.5-0.6 beyond 32 Å)
+    codes = [f["code"] for f in j["flags"]]
+    assert "mask_too_tight" in codes and "randomised_high" not in codes  # 0.083 at 16.36 Å < 0.1
+    assert (out / "fsc.png").is_file()
+    assert "16.36 Å" in capsys.readouterr().out
+    assert main(["fsc", "-o", str(tmp_path / "none")]) == 2

@@ -49,8 +49,9 @@ def register(subparsers) -> None:
         description="FSC of two half maps with automatic masks and the phase-randomisation-corrected curve; "
                     "resolution at 0.143 and 0.5; curve diagnosis; Guinier B-factor; CSV/EMDB XML/postprocess.star.",
     )
-    p.add_argument("half1")
-    p.add_argument("half2")
+    p.add_argument("half1", nargs="?")
+    p.add_argument("half2", nargs="?")
+    p.add_argument("--postprocess", help="instead of half maps: plot and diagnose the curves of a RELION postprocess.star")
     _add_fsc_options(p)
     p.add_argument("--write-masks", action="store_true", help="write the automatic masks as MRC files")
     add_output_args(p, default_json="fsc.json")
@@ -171,6 +172,10 @@ def run_fsc(args) -> int:
     from ..plots.fsc import plot_fsc
     from ..plots.guinier import plot_guinier
 
+    if args.postprocess:
+        return _run_fsc_postprocess(args)
+    if not (args.half1 and args.half2):
+        raise CryodiagInputError("give two half maps (HALF1 HALF2), or --postprocess postprocess.star")
     out = output_dir(args)
     s = _session(args, args.half1, args.half2)
     r = s.fsc
@@ -197,6 +202,33 @@ def run_fsc(args) -> int:
     print(f"corrected FSC 0.143: {res.interpolated_A:.2f} Å (interpolated), {res.shell_edge_A:.2f} Å (shell edge)"
           + (" [Nyquist-limited]" if res.nyquist_limited else ""))
     for fl in s.flags:
+        print(f"flag {fl.code}: {fl.one_line()}")
+    return 0
+
+
+def _run_fsc_postprocess(args) -> int:
+    from ..compute.fsc import fsc_result_from_relion
+    from ..compute.fsc_diagnosis import diagnose
+    from ..io.fsc_export import write_fsc_csv, write_fsc_xml
+    from ..io.star import read_postprocess
+    from ..plots.fsc import plot_fsc
+
+    out = output_dir(args)
+    r = fsc_result_from_relion(read_postprocess(args.postprocess), args.postprocess)
+    flags = diagnose(r)
+    written = save_figure(plot_fsc(r, flags=flags, convention="shell_edge",
+                                   title=f"FSC from {Path(args.postprocess).name} (0.143, shell edge as RELION)"),
+                          out, "fsc", args.format, overwrite=args.overwrite)
+    written.append(write_fsc_csv(out / "fsc.csv", r, overwrite=args.overwrite, protect=[args.postprocess]))
+    written.append(write_fsc_xml(out / "fsc_corrected.xml", r, overwrite=args.overwrite, protect=[args.postprocess]))
+    d = {"inputs": {"postprocess": args.postprocess}}
+    d.update(r.to_dict())
+    d["flags"] = [f.to_dict() for f in flags]
+    d["files"] = [str(p) for p in written]
+    write_json(out / args.json, d, overwrite=args.overwrite)
+    res = r.resolution("corrected")
+    print(f"corrected FSC 0.143: {res.shell_edge_A:.2f} Å (shell edge), {res.interpolated_A:.2f} Å (interpolated)")
+    for fl in flags:
         print(f"flag {fl.code}: {fl.one_line()}")
     return 0
 

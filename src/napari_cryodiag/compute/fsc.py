@@ -365,6 +365,40 @@ class FSCResult:
         }
 
 
+def fsc_result_from_relion(pp: dict, path=None) -> FSCResult:
+    """An :class:`FSCResult` from a RELION ``postprocess.star`` (as read by ``io.star.read_postprocess``).
+
+    Curves: ``no_mask`` (unmasked maps), ``user`` (masked maps: RELION's mask), ``phase_randomised``
+    and ``corrected``; box = 2 (shells - 1), voxel size from the last shell's frequency, the
+    randomisation shell from ``rlnRandomiseFrom``, ``wait_shells=2`` (RELION's rule).
+    """
+    t = pp["fsc"]
+    need = {
+        "no_mask": "rlnFourierShellCorrelationUnmaskedMaps",
+        "user": "rlnFourierShellCorrelationMaskedMaps",
+        "phase_randomised": "rlnCorrectedFourierShellCorrelationPhaseRandomizedMaskedMaps",
+        "corrected": "rlnFourierShellCorrelationCorrected",
+    }
+    missing = [c for c in need.values() if c not in t]
+    if missing:
+        raise CryodiagInputError(f"postprocess.star lacks columns {missing}", path or pp.get("path"))
+    curves = {k: t[c].to_numpy(float) for k, c in need.items()}
+    m = len(t)
+    box = 2 * (m - 1)
+    if "rlnAngstromResolution" in t:  # written with more significant digits at Nyquist
+        apix = float(t["rlnAngstromResolution"].to_numpy(float)[-1]) / 2.0
+    else:
+        apix = 1.0 / (2.0 * float(t["rlnResolution"].to_numpy(float)[-1]))
+    frequency = np.arange(m) / (box * apix)  # RELION writes a placeholder at shell 0
+    rand_A = float(pp.get("general", {}).get("rlnRandomiseFrom", 0) or 0)
+    shell = int(round(box * apix / rand_A)) if rand_A > 0 else 1
+    resolutions = {k: _resolutions(v, box, apix) for k, v in curves.items() if k != "phase_randomised"}
+    counts = np.round(2 * np.pi * np.maximum(np.arange(m), 0.5) ** 2).astype(int)  # approx. half-shell sizes
+    return FSCResult(box=box, pixel_size_A=apix, frequency_invA=frequency, shell_counts=counts, curves=curves,
+                     resolutions=resolutions, randomise_shell=shell, randomise_rule="relion (from file)",
+                     corrected_mask="user", wait_shells=2, seed=-1, mask_params=MaskParams(), masks={})
+
+
 def _resolutions(curve, n, apix):
     return {f"{t:g}": resolution_at(curve, n, apix, t) for t in THRESHOLDS}
 

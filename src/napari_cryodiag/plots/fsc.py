@@ -58,7 +58,9 @@ def plot_fsc(result, fig: Figure | None = None, *, flags=None, convention: str =
             continue
         c = result.curves[name]
         if name == "phase_randomised":
-            ax.plot(f, c, color=COLORS[name], lw=1, ls=":", label=f"{LABELS[name]} ({LABELS.get(result.corrected_mask, result.corrected_mask).lower()} mask)")
+            m = LABELS.get(result.corrected_mask, result.corrected_mask).lower()
+            m = m if m.endswith("mask") else f"{m} mask"
+            ax.plot(f, c, color=COLORS[name], lw=1, ls=":", label=f"{LABELS[name]} ({m})")
             continue
         r = result.resolutions[name]["0.143"]
         lw = 2.2 if name == "corrected" else 1.5
