@@ -115,10 +115,6 @@ def _window(text: str):
     return _pair(text, "--guinier-window")
 
 
-def _randomise(text: str):
-    return text if text in ("tight75", "relion", "nomask143") else text  # numbers parsed by the core
-
-
 def read_volume(path):
     """``(data, voxel_size_zyx_A or None, path)`` of a map file."""
     from ..io.mrc import read_map
@@ -152,7 +148,7 @@ def _session(args, h1_path, h2_path):
         m, _, _ = read_volume(args.mask)
         mask = check_user_mask(m, h1.shape, args.mask)
     s = ValidationSession(h1, h2, apix, h1_path, h2_path)
-    s.compute(mask=mask, mask_path=args.mask, mask_params=_mask_params(args), randomise_from=_randomise(args.randomise_from),
+    s.compute(mask=mask, mask_path=args.mask, mask_params=_mask_params(args), randomise_from=args.randomise_from,
               wait_shells=args.wait_shells, seed=args.seed, guinier_window_rule=_window(args.guinier_window),
               guinier_quantity=args.quantity)
     return s
@@ -263,7 +259,6 @@ def _read_fsc_curve(path):
 
 
 def run_guinier(args) -> int:
-    from ..compute.fsc import resolution_at
     from ..compute.guinier import fit_guinier, guinier_curve_of_map
     from ..plots.guinier import plot_guinier
 
