@@ -61,6 +61,9 @@ def test_widget_end_to_end(make_napari_viewer, qtbot, sim, tmp_path):
     assert s.sharpen_used.bfactor_A2 == pytest.approx(s.guinier.sharpening_bfactor_A2)
     four = w.add_fourier_layer()
     assert four.data.shape == sim.half1.shape and four.data.dtype == np.float32
+    proj = w.add_projection_layers()
+    assert [p.data.shape for p in proj] == [(64, 64)] * 3
+    np.testing.assert_allclose(proj[2].data, s.halfmaps.average().sum(axis=0), rtol=1e-5, atol=1e-3)
 
     # what-if: a new B re-filters only
     f1 = s.halfmaps.transforms[0]
@@ -86,6 +89,7 @@ def test_widget_end_to_end(make_napari_viewer, qtbot, sim, tmp_path):
         w.view_combo.setCurrentText(view)
         assert len(w.canvas.figure.axes) >= 1
     viewer.window._qt_window.resize(1400, 1000)
+    viewer.reset_view()
     qtbot.wait(200)
     viewer.screenshot(str(SHOT_DIR / "map_validation_viewer.png"), canvas_only=False)
 

@@ -212,6 +212,10 @@ class MapValidationWidget(QWidget):
         lrow2.addWidget(self.masks_btn)
         lrow2.addWidget(self.fourier_btn)
         sform.addRow(lrow2)
+        self.proj_btn = QPushButton("Projections → layers")
+        self.proj_btn.setToolTip("the three projections (sums) of the shown map as 2D layers, below the map")
+        self.proj_btn.clicked.connect(self.add_projection_layers)
+        sform.addRow(self.proj_btn)
         for w in (self.b_spin, self.lowpass_spin):
             w.valueChanged.connect(self._what_if)
         for w in (self.fsc_weight_check, self.apply_mask_check):
@@ -523,6 +527,31 @@ class MapValidationWidget(QWidget):
                                                          "note": "log amplitude of the centred 3D transform; "
                                                                  "DC at n//2; placed beside the map"}})
         return self.viewer.layers[name]
+
+    def add_projection_layers(self):
+        """Projections (sums) z-y, z-x, y-x of the shown map as 2D image layers placed below the map."""
+        from ..compute.volume_views import projections
+
+        if self.session is None:
+            show_info("Map validation: compute the FSC first")
+            return []
+        vol, label = self._view_volume()
+        apix = self.session.halfmaps.pixel_size_A
+        n = vol.shape[-1]
+        added = []
+        for i, (plane, img) in enumerate(projections(vol).items()):
+            name = f"projection {plane} ({label})"
+            translate = (1.15 * n * apix, i * 1.1 * n * apix)
+            lo, hi = float(img.min()), float(img.max())
+            if name in self.viewer.layers:
+                self.viewer.layers[name].data = img
+            else:
+                self.viewer.add_image(img, name=name, scale=(apix, apix), translate=translate,
+                                      contrast_limits=(lo, hi if hi > lo else lo + 1),
+                                      metadata={"cryodiag": {"kind": "projection", "derived": True, "plane": plane,
+                                                             "pixel_size_A": apix}})
+            added.append(self.viewer.layers[name])
+        return added
 
     # ------------------------------------------------------------------ plots and saving
     def draw_view(self, view: str, fig):
