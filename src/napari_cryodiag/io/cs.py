@@ -113,7 +113,21 @@ def read_cs_array(path, *, mmap: bool | None = None) -> np.ndarray:
     return arr
 
 
-def read_cs_fields(path, fields: Sequence[str], *, chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+class FieldTable(dict):
+    """Selected ``.cs`` fields as contiguous arrays (``t[name]``), with the record ``dtype`` they
+    would have in the file's layout and ``len(t)`` rows."""
+
+    def __init__(self, arrays: dict, dtype: np.dtype, n: int):
+        super().__init__(arrays)
+        self.dtype = dtype
+        self._n = n
+        self.lazy: dict = {}  # field -> file, for fields read on demand
+
+    def __len__(self) -> int:
+        return self._n
+
+
+def read_cs_fields(path, fields: Sequence[str], *, chunk_bytes: int = CHUNK_BYTES) -> "FieldTable":
     """Only ``fields`` of a NumPy-format ``.cs``, read sequentially in chunks.
 
     Memory stays at the size of the selected fields plus one chunk, and the file is read
@@ -122,7 +136,8 @@ def read_cs_fields(path, fields: Sequence[str], *, chunk_bytes: int = CHUNK_BYTE
     path = os.fspath(path)
     if cs_format(path) != "numpy":
         arr = read_cs_array(path)
-        return arr[[f for f in fields if f in arr.dtype.names]]
+        keep = [f for f in fields if f in arr.dtype.names]
+        return FieldTable({f: np.asarray(arr[f]) for f in keep}, np.dtype([(f, arr.dtype[f]) for f in keep]), len(arr))
     from numpy.lib import format as npf
 
     try:
@@ -136,7 +151,7 @@ def read_cs_fields(path, fields: Sequence[str], *, chunk_bytes: int = CHUNK_BYTE
             keep = [fl for fl in fields if fl in dtype.names]
             out_dtype = np.dtype([(fl, dtype[fl]) for fl in keep])
             n = int(shape[0])
-            out = np.empty(n, out_dtype)
+            out = FieldTable({fl: np.empty((n,) + dtype[fl].shape, dtype[fl].base) for fl in keep}, out_dtype, n)
             rows_per_chunk = max(1, chunk_bytes // max(dtype.itemsize, 1))
             buf = bytearray(rows_per_chunk * dtype.itemsize)
             done = 0
@@ -180,9 +195,14 @@ def _decode_paths(values, uid: np.ndarray | None = None) -> tuple[np.ndarray, np
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64), np.array([], dtype=object)
     if uid is not None:
-        _, first, inv = np.unique(np.asarray(uid), return_index=True, return_inverse=True)
+        import pandas as pd
+
+        # hash factorisation (O(n)) instead of sorting millions of uids
+        codes, uniq = pd.factorize(np.asarray(uid), use_na_sentinel=False)
+        first = np.empty(len(uniq), dtype=np.int64)
+        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # last write wins: the first row
         dec = _strip_cs_path(_decode(np.asarray(values[first])))
-        return inv.ravel(), dec
+        return codes.astype(np.int64, copy=False), dec
     uniq, inv = np.unique(np.asarray(values), return_inverse=True)
     return inv.ravel(), _strip_cs_path(_decode(uniq))
 
@@ -217,7 +237,17 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
             except ValueError as err:
                 raise CryodiagInputError(f"corrupt .cs (NumPy format) file: {err}", path) from None
         all_names = list(file_dtype.names or [])
-        arr = read_cs_fields(path, list(fields)) if all_names else read_cs_array(path)
+        if all_names:
+            sel = list(fields)
+            if "location/micrograph_uid" in sel and "location/micrograph_path" in sel:
+                # one path per micrograph is enough: fetched below through a memory map
+                sel.remove("location/micrograph_path")
+            arr = read_cs_fields(path, sel)
+            if len(sel) < len(fields):
+                arr.lazy["location/micrograph_path"] = path
+                arr.dtype = np.dtype(arr.dtype.descr + [("location/micrograph_path", file_dtype["location/micrograph_path"].str)])
+        else:
+            arr = read_cs_array(path)
         names = all_names or list(arr.dtype.names or [])
     else:
         arr = read_cs_array(path, mmap=mmap)
@@ -253,7 +283,12 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
     mic_uid = col("location/micrograph_uid") if have("location/micrograph_uid") else None
     if have("location/micrograph_path") or mic_uid is not None:
         if have("location/micrograph_path"):
-            codes, uniq = _decode_paths(arr["location/micrograph_path"], mic_uid)
+            lazy = getattr(arr, "lazy", {}).get("location/micrograph_path")
+            if lazy is not None:  # rows are read on demand through a memory map
+                values = np.load(lazy, mmap_mode="r", max_header_size=2**30)["location/micrograph_path"]
+            else:
+                values = arr["location/micrograph_path"]
+            codes, uniq = _decode_paths(values, mic_uid)
             used.add("location/micrograph_path")
         else:
             codes, uniq = np.zeros(n, dtype=np.int64), np.array([], dtype=object)
