@@ -35,15 +35,22 @@ def _box_side(shape) -> int:
 @lru_cache(maxsize=16)
 def _shell_index_cached(shape: tuple[int, ...]) -> np.ndarray:
     n = _box_side(shape)
-    axes = [np.fft.fftfreq(n, d=1.0 / n) for _ in shape[:-1]]
-    axes.append(np.fft.rfftfreq(n, d=1.0 / n))
-    r2 = np.zeros([len(a) for a in axes], dtype=np.float64)
-    for i, a in enumerate(axes):
-        view = [1] * len(axes)
-        view[i] = len(a)
-        r2 = r2 + (a.reshape(view) ** 2)
-    index = np.rint(np.sqrt(r2)).astype(np.int32)
-    np.minimum(index, n_shells(n), out=index)  # overflow bin, dropped by shell_sums
+    m = n_shells(n)
+    # integer |k|^2 -> shell through a lookup table: exact, and no float sqrt per coefficient
+    kmax = n // 2
+    lookup = np.minimum(np.rint(np.sqrt(np.arange(len(shape) * kmax**2 + 1))), m).astype(np.int32)
+    k_full = np.rint(np.fft.fftfreq(n, d=1.0 / n)).astype(np.int64)
+    kx2 = np.arange(n // 2 + 1, dtype=np.int64) ** 2
+    if len(shape) == 1:
+        index = lookup[kx2]
+    elif len(shape) == 2:
+        index = lookup[k_full[:, None] ** 2 + kx2[None, :]]
+    else:
+        index = np.empty((n, n, n // 2 + 1), dtype=np.int32)
+        r2_yx = k_full[:, None] ** 2 + kx2[None, :]
+        for z, kz in enumerate(k_full):  # one plane at a time keeps the int64 temporaries small
+            index[z] = lookup[r2_yx + kz * kz]
+    index = np.ascontiguousarray(index, dtype=np.int32)
     index.setflags(write=False)
     return index
 
