@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from napari_cryodiag.compute.pick_thresholds import (
+    PickInspection,
+    default_features,
     ThresholdEvaluator,
     Thresholds,
     micrograph_codes,
@@ -304,3 +306,31 @@ def test_suggested_thresholds_on_simulated_micrographs():
     assert s["particle_kept"] >= 0.65, s
     assert s["junk_rejected"] >= 0.90, s
     assert s["empty_rejected"] >= 0.80, s
+
+
+def test_default_features_put_a_single_score_on_both_axes():
+    # RELION autopick columns: an angle and a class number must not become the y axis
+    table = pd.DataFrame({
+        "micrograph": ["a", "a", "b"], "x_px": [1.0, 2.0, 3.0], "y_px": [1.0, 2.0, 3.0],
+        "psi_deg": [10.0, 20.0, 30.0], "class": [1, 2, 1], "rlnAutopickFigureOfMerit": [0.5, 0.7, 0.9],
+    })
+    assert default_features(table) == ("rlnAutopickFigureOfMerit", "rlnAutopickFigureOfMerit")
+    table["power"] = [1.0, 2.0, 3.0]
+    assert default_features(table) == ("rlnAutopickFigureOfMerit", "power")
+
+
+def test_log_scale_calibration_is_passed_to_the_fit():
+    rng = np.random.default_rng(0)
+    n_mic, per = 8, 50
+    defocus = np.repeat(np.linspace(8000, 30000, n_mic), per)
+    ncc = 0.2 * np.exp(defocus / 20000) * rng.lognormal(0, 0.05, n_mic * per)
+    table = pd.DataFrame({"micrograph": np.repeat([f"m{i}" for i in range(n_mic)], per),
+                          "defocus_A": defocus, "ncc": ncc, "power": rng.uniform(1, 2, n_mic * per)})
+    lin = PickInspection(table, "ncc", "power", calibrate_x=True)
+    log = PickInspection(table, "ncc", "power", calibrate_x=True, scale="log")
+    assert lin.calibrations["x"].scale == "linear" and log.calibrations["x"].scale == "log"
+    # an exponential trend is a straight line in log: its calibrated medians are flatter
+    med = lambda insp: pd.Series(insp.x).groupby(table["micrograph"]).median().to_numpy()  # noqa: E731
+    assert np.ptp(med(log)) < np.ptp(med(lin))
+    log.configure(scale="linear", keep_thresholds=True)
+    assert log.calibrations["x"].scale == "linear"

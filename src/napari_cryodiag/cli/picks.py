@@ -71,6 +71,8 @@ def register(subparsers) -> None:
                    help="calibrate these axes against defocus (default both)")
     c.add_argument("--calibration-mode", choices=["ratio", "difference"], default="ratio")
     c.add_argument("--calibration-method", choices=["theil-sen", "huber", "siegel", "ols"], default="theil-sen")
+    c.add_argument("--calibration-scale", choices=["linear", "log"], default="linear",
+                   help="fit the line to the scores (linear) or to their logarithm (log: stays positive)")
     t = p.add_argument_group("thresholds, duplicates, export")
     t.add_argument("--x-min", type=float)
     t.add_argument("--x-max", type=float)
@@ -337,7 +339,7 @@ def run(args) -> int:
     insp = PickInspection(
         table, x_feature, y_feature,
         calibrate_x=cal_x, calibrate_y=cal_y, mode=args.calibration_mode,
-        method=args.calibration_method, bins=args.bins, thresholds=thresholds,
+        method=args.calibration_method, scale=args.calibration_scale, bins=args.bins, thresholds=thresholds,
     )
     for axis, err in insp.calibration_errors.items():
         msg = f"{axis} axis: {err}"

@@ -425,13 +425,26 @@ def numeric_features(table: pd.DataFrame) -> list[str]:
     return out
 
 
+#: columns that are numeric but not scores: offered on the axes, never chosen by default
+NOT_DEFAULT_FEATURES = frozenset({"class", "template_index", "micrograph_index"})
+
+
+def _score_like(name: str) -> bool:
+    return name not in NOT_DEFAULT_FEATURES and not name.endswith(("_deg", "_rad", "_A", "_px"))
+
+
 def default_features(table: pd.DataFrame) -> tuple[str | None, str | None]:
-    """(x, y) defaults: NCC-like on x, power-like on y (a single score goes on both)."""
+    """(x, y) defaults: NCC-like on x, power-like on y.
+
+    A table with a single score (RELION autopick's figure of merit, crYOLO's confidence) gets
+    it on both axes rather than an unrelated column such as an angle or a class number.
+    """
     feats = numeric_features(table)
-    x = next((f for f in X_FEATURE_PREFERENCE if f in feats), feats[0] if feats else None)
+    scores = [f for f in feats if _score_like(f)]
+    x = next((f for f in X_FEATURE_PREFERENCE if f in feats), scores[0] if scores else (feats[0] if feats else None))
     y = next((f for f in Y_FEATURE_PREFERENCE if f in feats and f != x), None)
     if y is None:
-        y = next((f for f in feats if f != x), x)
+        y = next((f for f in scores if f != x), x)
     return x, y
 
 
@@ -460,8 +473,10 @@ class PickInspection:
         Columns on the axes (defaults: :func:`default_features`).
     calibrate_x, calibrate_y
         Calibrate that axis' score against defocus (``compute.calibration.fit_calibration``).
-    mode, method
-        Calibration mode (``"ratio"`` / ``"difference"``) and robust fit method.
+    mode, method, scale
+        Calibration mode (``"ratio"`` / ``"difference"``), robust fit method, and the scale of
+        the fit (``"linear"``, or ``"log"``: a line through log scores, which stays positive
+        when junk-dominated medians would drive a linear line to zero).
     log_y
         Log-scaled y axis; ``None`` chooses (:func:`wants_log_axis`).
     bins
@@ -481,6 +496,7 @@ class PickInspection:
         calibrate_y: bool = False,
         mode: str = "ratio",
         method: str = "theil-sen",
+        scale: str = "linear",
         log_y: bool | None = None,
         bins: int = 100,
         thresholds: Thresholds | None = None,
@@ -499,6 +515,7 @@ class PickInspection:
                                      table.attrs.get("source"))
         self.mode = mode
         self.method = method
+        self.scale = scale
         self.bins = int(bins)
         self.calibrations: dict = {}
         self.calibration_errors: dict = {}
@@ -525,7 +542,7 @@ class PickInspection:
 
         try:
             cal = fit_calibration(self.table, name, mode=self.mode, method=self.method,
-                                  defocus=self.defocus)
+                                  scale=self.scale, defocus=self.defocus)
         except CryodiagInputError as err:
             self.calibration_errors[axis] = str(err)
             return raw, "raw"
@@ -546,7 +563,8 @@ class PickInspection:
         self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names))
 
     def configure(self, *, x_feature=None, y_feature=None, calibrate_x=None, calibrate_y=None,
-                  mode=None, method=None, log_y="keep", bins=None, keep_thresholds=False) -> None:
+                  mode=None, method=None, scale=None, log_y="keep", bins=None,
+                  keep_thresholds=False) -> None:
         """Change features/calibration/axis and rebuild; thresholds are re-suggested unless
         ``keep_thresholds`` (they would be in the wrong units otherwise)."""
         if x_feature is not None:
@@ -561,6 +579,8 @@ class PickInspection:
             self.mode = mode
         if method is not None:
             self.method = method
+        if scale is not None:
+            self.scale = scale
         if log_y != "keep":
             self._log_y_request = log_y
         if bins is not None:

@@ -236,14 +236,19 @@ class InspectPicksWidget(QWidget):
         from ..compute.calibration import METHODS
 
         self.cal_method_combo.addItems(list(METHODS))
+        self.cal_scale_combo = QComboBox()
+        self.cal_scale_combo.addItems(["linear", "log"])
+        self.cal_scale_combo.setToolTip("fit the line to the median scores (linear) or to their logarithm "
+                                        "(log: the line stays positive when junk dominates some micrographs)")
         for c in (self.cal_x_check, self.cal_y_check):
             c.toggled.connect(self._on_calibration_changed)
-        for c in (self.cal_mode_combo, self.cal_method_combo):
+        for c in (self.cal_mode_combo, self.cal_method_combo, self.cal_scale_combo):
             c.currentIndexChanged.connect(self._on_calibration_changed)
         form.addRow(self.cal_x_check)
         form.addRow(self.cal_y_check)
         form.addRow("mode", self.cal_mode_combo)
         form.addRow("robust fit", self.cal_method_combo)
+        form.addRow("fit scale", self.cal_scale_combo)
         lay.addLayout(form)
         self.cal_canvas = MplCanvas(figsize=(4.5, 6.0))
         self.cal_canvas.canvas.setMinimumHeight(520)
@@ -435,6 +440,7 @@ class InspectPicksWidget(QWidget):
                 calibrate_y=self.cal_y_check.isChecked(),
                 mode=self.cal_mode_combo.currentText(),
                 method=self.cal_method_combo.currentText(),
+                scale=self.cal_scale_combo.currentText(),
             )
         except CryodiagInputError as err:
             self._error(err)
@@ -985,6 +991,7 @@ class InspectPicksWidget(QWidget):
             calibrate_y=self.cal_y_check.isChecked(),
             mode=self.cal_mode_combo.currentText(),
             method=self.cal_method_combo.currentText(),
+            scale=self.cal_scale_combo.currentText(),
             log_y=None,
         )
         self.log_y_check.blockSignals(True)
