@@ -128,3 +128,18 @@ def test_contrast_limits_from_subsample():
     lo, hi = mrc.contrast_limits(img)
     assert lo == pytest.approx(10 - 2.576 * 2, abs=0.15)
     assert hi == pytest.approx(10 + 2.576 * 2, abs=0.15)
+
+
+def test_duplicate_keys_noted_and_first_file_wins(tmp_path):
+    from napari_cryodiag.io import picks as pk
+
+    d = tmp_path / "mc"
+    d.mkdir()
+    for name in ("a.mrc", "a_DW.mrc", "b_DW.mrc"):
+        mrc.write_mrc(d / name, np.zeros((8, 8), np.float32), 1.0)
+    st = mrc.open_micrograph_stack(d)
+    assert st.keys == ["a", "a", "b"] and "shared by several files" in st.notes[0]
+    import pandas as pd
+
+    idx, rep = pk.match_to_micrographs(pd.DataFrame({"micrograph": ["a", "b"]}), st.keys)
+    assert idx.tolist() == [0, 2]

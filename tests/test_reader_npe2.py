@@ -110,3 +110,11 @@ def test_npe2_manifest_reads(shared_data):
     layers = npe2.read([str(shared_data / "emdb" / "EMD-3197.map")], stack=False, plugin_name="napari-cryodiag")
     assert layers[0][0].shape == (20, 20, 20)
     assert layers[0][1]["translate"] == pytest.approx((0.0, 0.0, -22.8))
+
+
+def test_model_star_is_not_a_particle_table(shared_data, monkeypatch):
+    infos = []
+    monkeypatch.setattr(_reader, "_notify_info", infos.append)
+    [(data, kw, kind)] = _read(shared_data / "relion13-tutorial" / "Class2D" / "manual_it025_model.star")
+    assert kw["metadata"]["cryodiag"]["kind"] == "relion_model" and len(data) == 0
+    assert "model.star" in infos[0]

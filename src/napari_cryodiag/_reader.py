@@ -276,6 +276,12 @@ def _table_layers(source):
                          + "); use the Map validation widget to plot it")
             meta = {"cryodiag": {"kind": "postprocess", "path": label, **pp}}
             return [(np.zeros((0, 2)), {"name": Path(label).name, "metadata": meta, "visible": False}, "points")]
+        if "model_general" in blocks:
+            _notify_info(f"cryodiag: {Path(label).name}: a RELION model.star (class distribution, "
+                         "resolution, noise spectra); use the Classes widget with it")
+            meta = {"cryodiag": {"kind": "relion_model", "path": label,
+                                 "blocks": [b for b in blocks if b]}}
+            return [(np.zeros((0, 2)), {"name": Path(label).name, "metadata": meta, "visible": False}, "points")]
     table = pk.read_table(source if not isinstance(source, (list, tuple)) else list(source))
     name = Path(label.rstrip("/")).name
     if not pk.has_coordinates(table) or (len(table) == 0 and not table.attrs.get("has_locations", False)):

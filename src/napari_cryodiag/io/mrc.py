@@ -557,7 +557,9 @@ def open_micrograph_stack(source, *, suffixes: Sequence[str] = (".mrc",), skip_m
         listing = "; ".join(f"{os.path.basename(p)}: {why}" for p, why in bad[:20])
         more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ""
         raise CryodiagInputError(
-            f"{len(bad)} of {len(paths)} micrographs cannot join the stack: {listing}{more}", label
+            f"{len(bad)} of {len(paths)} micrographs cannot join the stack: {listing}{more}. "
+            "Open a glob that selects one kind of file (e.g. 'folder/*_DW.mrc'), or move the others",
+            label,
         )
     if not good:
         raise CryodiagInputError("no readable 2D micrograph", label)
@@ -579,11 +581,18 @@ def open_micrograph_stack(source, *, suffixes: Sequence[str] = (".mrc",), skip_m
     if known and (max(known) - min(known)) > 1e-3 * max(known):
         notes.append(f"pixel sizes differ between micrographs ({min(known):.4g}-{max(known):.4g} Å); using the first")
     names = [os.path.basename(p) for p in paths]
+    keys = [micrograph_key(n) for n in names]
+    if len(set(keys)) < len(keys):
+        from collections import Counter
+
+        dup = [k for k, c in Counter(keys).items() if c > 1]
+        notes.append(f"{len(dup)} matching keys are shared by several files (e.g. {dup[0]}: "
+                     "a micrograph and its dose-weighted copy?); picks go to the first file of each")
     return MicrographStack(
         data=data,
         paths=paths,
         names=names,
-        keys=[micrograph_key(n) for n in names],
+        keys=keys,
         pixel_size_A=psize,
         headers=hdrs,
         skipped=bad,

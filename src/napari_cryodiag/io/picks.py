@@ -217,7 +217,9 @@ def match_to_micrographs(table: pd.DataFrame, keys: Sequence[str]) -> tuple[np.n
         col = None
     else:
         col = table["micrograph"]
-        lookup = {k: i for i, k in enumerate(keys)}
+        lookup: dict[str, int] = {}
+        for i, k in enumerate(keys):  # duplicate keys (mic.mrc and mic_DW.mrc): the first wins
+            lookup.setdefault(k, i)
         if isinstance(col.dtype, pd.CategoricalDtype):
             cats = [str(c) for c in col.cat.categories]
             codes = col.cat.codes.to_numpy()
@@ -226,7 +228,9 @@ def match_to_micrographs(table: pd.DataFrame, keys: Sequence[str]) -> tuple[np.n
             cats = [str(c) for c in uniq]
         cat_idx = np.array([lookup.get(c, -1) for c in cats], dtype=np.int64)
         if len(cats) and (cat_idx < 0).all():
-            low = {k.lower(): i for i, k in enumerate(keys)}
+            low: dict[str, int] = {}
+            for i, k in enumerate(keys):
+                low.setdefault(k.lower(), i)
             cat_idx = np.array([low.get(c.lower(), -1) for c in cats], dtype=np.int64)
         codes = np.asarray(codes)
         if len(cat_idx):
