@@ -138,7 +138,8 @@ def read_table(path, **opts) -> pd.DataFrame:
     if suffix == ".cbox":
         return cbox.read_cbox(p, **opts)
     raise CryodiagInputError(
-        f"unknown table format '{suffix}' (expected one of {', '.join(TABLE_SUFFIXES)})", p
+        f"not a file cryodiag reads as a table: suffix '{suffix}' (tables: {', '.join(TABLE_SUFFIXES)}; "
+        "images and maps: .mrc, .mrcs, .map, .rec, .st)", p
     )
 
 
