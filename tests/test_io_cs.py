@@ -222,3 +222,20 @@ def test_compressed_csdat_through_cryosparc_tools(shared_data, tmp_path):
     for c in ("class", "class_ess", "class_posterior", "psi_deg", "defocus_u_A", "image_index"):
         np.testing.assert_allclose(b[c].to_numpy(float), a[c].to_numpy(float), err_msg=c)
     assert list(b["image_path"]) == list(a["image_path"])
+
+
+def test_alignments3d_multi_full_posteriors(tmp_path):
+    """3D classification keeps every particle's posterior over K classes (N, K)."""
+    post = np.array([[0.7, 0.2, 0.1], [0.0, 0.0, 1.0]], dtype=np.float32)
+    a = np.zeros(2, dtype=[("uid", "<u8"), ("alignments3D_multi/class_posterior", "<f4", (3,)),
+                           ("alignments3D/class", "<u4"), ("alignments3D/class_posterior", "<f4")])
+    a["alignments3D_multi/class_posterior"] = post
+    a["alignments3D/class"] = [0, 2]
+    a["alignments3D/class_posterior"] = [0.7, 1.0]
+    p = tmp_path / "multi.cs"
+    with open(p, "wb") as f:
+        np.save(f, a)
+    t = pk.read_table(p)
+    np.testing.assert_allclose(t[["posterior_class_0", "posterior_class_1", "posterior_class_2"]].to_numpy(), post)
+    assert t["class"].tolist() == [0, 2] and t["class_posterior"].tolist() == pytest.approx([0.7, 1.0])
+    assert not t.attrs["has_locations"]
