@@ -41,10 +41,19 @@ def build_viewer(workflow: str = "picks", widgets=WIDGETS):
     if front in docks:
         docks[front].show()
         docks[front].raise_()
+        if workflow != "picks":  # Inspect Picks shows its histogram at once; the others compute on demand
+            docks[front].widget().compute()
     viewer.reset_view()
     if viewer.dims.ndim > 2:
         viewer.dims.set_current_step(0, 0)
     return viewer
+
+
+def _is_busy(widget) -> bool:
+    """True while a worker runs in ``widget`` (a Cancel button in it is enabled)."""
+    from qtpy.QtWidgets import QPushButton
+
+    return any(b.isEnabled() and b.text().lower().startswith("cancel") for b in widget.findChildren(QPushButton))
 
 
 def main(argv=None) -> int:
@@ -61,7 +70,15 @@ def main(argv=None) -> int:
     if args.screenshot:
         from qtpy.QtWidgets import QApplication
 
+        import time
+
         viewer.window._qt_window.resize(1600, 1000)
+        deadline = time.time() + 120  # let the workers started by the widgets finish
+        while time.time() < deadline:
+            QApplication.processEvents()
+            if not _is_busy(viewer.window._qt_window):
+                break
+            time.sleep(0.1)
         for _ in range(5):
             QApplication.processEvents()
         viewer.reset_view()

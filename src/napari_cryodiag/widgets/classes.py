@@ -291,6 +291,9 @@ class ClassesWidget(QWidget):
             i = combo.findText(cur)
             if i >= 0:
                 combo.setCurrentIndex(i)
+        if (cur_p in ("", FILE_ITEM) and not self.particles_path.text().strip()
+                and self.particles_combo.count() > 1):
+            self.particles_combo.setCurrentIndex(1)  # a layer with a particle table, rather than no input
         self.particles_combo.blockSignals(False)
         self.averages_combo.blockSignals(False)
 
