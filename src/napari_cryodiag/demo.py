@@ -22,8 +22,10 @@ WORKFLOWS = {
 }
 
 
-def build_viewer(workflow: str = "picks", widgets=WIDGETS):
+def build_viewer(workflow: str = "picks", widgets=WIDGETS, viewer=None):
     """A viewer with the workflow's sample data and every widget docked (its own widget in front).
+
+    Returns ``(viewer, docks)`` with ``docks`` mapping widget names to their dock widgets.
 
     The micrograph stack, the half maps and the class averages have different axes (micrograph
     index, z, class), so each workflow opens its own sample; the other widgets can still load
@@ -32,7 +34,8 @@ def build_viewer(workflow: str = "picks", widgets=WIDGETS):
     import napari
 
     samples, front = WORKFLOWS[workflow]
-    viewer = napari.Viewer(title=f"napari-cryodiag demo: {workflow}")
+    if viewer is None:
+        viewer = napari.Viewer(title=f"napari-cryodiag demo: {workflow}")
     for key in samples:
         viewer.open_sample(PLUGIN, key)
     docks = {}
@@ -46,7 +49,7 @@ def build_viewer(workflow: str = "picks", widgets=WIDGETS):
     viewer.reset_view()
     if viewer.dims.ndim > 2:
         viewer.dims.set_current_step(0, 0)
-    return viewer
+    return viewer, docks
 
 
 def _is_busy(widget) -> bool:
@@ -66,7 +69,7 @@ def main(argv=None) -> int:
 
     import napari
 
-    viewer = build_viewer(args.workflow, widgets=[] if args.no_widgets else WIDGETS)
+    viewer, _ = build_viewer(args.workflow, widgets=[] if args.no_widgets else WIDGETS)
     if args.screenshot:
         from qtpy.QtWidgets import QApplication
 

@@ -1,0 +1,37 @@
+"""The main job (scripts/demo.sh): napari on the sample data with every widget docked."""
+
+import pytest
+
+pytest.importorskip("napari")
+
+from napari_cryodiag import demo  # noqa: E402
+
+
+@pytest.mark.viewer
+def test_picks_workflow_shows_micrographs_picks_and_histogram(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, docks = demo.build_viewer("picks", viewer=viewer)
+    kinds = {layer.metadata.get("cryodiag", {}).get("kind") for layer in viewer.layers}
+    assert {"micrographs", "picks"} <= kinds
+    assert set(docks) == set(demo.WIDGETS)
+    inspect = docks["Inspect Picks"].widget()
+    assert inspect.inspection is not None  # the histogram is built at once
+    counts = inspect.inspection.evaluate()
+    # suggested thresholds keep most picks and reject some (the sample has junk and empty picks)
+    assert counts.n_total == len(inspect.inspection.table) > 500
+    assert 0.5 * counts.n_total < counts.n_kept < counts.n_total
+
+
+@pytest.mark.viewer
+@pytest.mark.parametrize("workflow", ["maps", "classes"])
+def test_other_workflows_compute_their_diagnostics(make_napari_viewer, qtbot, workflow):
+    viewer = make_napari_viewer()
+    _, docks = demo.build_viewer(workflow, viewer=viewer)
+    qtbot.waitUntil(lambda: not demo._is_busy(viewer.window._qt_window), timeout=120_000)
+    widget = docks[demo.WORKFLOWS[workflow][1]].widget()
+    if workflow == "maps":
+        text = widget.summary_html()
+        assert "Resolution" in text and "Å" in text
+    else:
+        summary = widget.sorted_summary()
+        assert len(summary) == 6 and summary["count"].sum() == 600
