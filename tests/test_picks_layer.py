@@ -166,3 +166,96 @@ def test_picks_before_micrographs_and_unmatched_report(make_napari_viewer, monke
     assert pts.data.tolist() == [[1.0, 7.0, 30.0]]
     viewer.layers.remove(img)
     assert ctrl.image_layer is None
+
+
+def _small_picks(n_mic=4, per=(5, 3, 7, 2), seed=0):
+    rng = np.random.default_rng(seed)
+    mic = np.repeat(np.arange(n_mic), per)
+    return mic, pd.DataFrame({"micrograph": np.array([f"m{i}" for i in range(n_mic)], dtype=object)[mic],
+                              "x_px": rng.uniform(0, 64, len(mic)), "y_px": rng.uniform(0, 64, len(mic)),
+                              "ncc": rng.uniform(0, 1, len(mic))})
+
+
+def test_hidden_layer_follows_the_slider_when_shown_again(make_napari_viewer):
+    from napari.layers import Layer
+
+    from napari_cryodiag import _reader, picks_layer
+
+    mic, table = _small_picks()
+    viewer = make_napari_viewer()
+    viewer.add_layer(_micrograph_layer([f"m{i}" for i in range(4)]))
+    pts = viewer.add_layer(Layer.create(*_reader.picks_layer_data(table, "synthetic")))
+    picks_layer.link_viewer(viewer)
+    ctrl = picks_layer.get_picks_controller(pts)
+    pts.visible = False
+    for i in (2, 1, 3):  # fewer and more points while hidden (napari failed here before)
+        viewer.dims.set_point(0, i)
+        assert ctrl.current_index() == i
+        np.testing.assert_array_equal(np.sort(ctrl.rows_shown()), np.flatnonzero(mic == i))
+    ctrl.set_kept(table["ncc"].to_numpy() > 0.5)
+    pts.visible = True
+    assert len(pts.data) == (mic == 3).sum() and np.all(pts.data[:, 0] == 3)
+    np.testing.assert_allclose(np.sort(pts.data[:, 2]), np.sort(table["x_px"].to_numpy()[mic == 3]))
+
+
+def test_set_kept_on_the_same_micrograph_only_recolours(make_napari_viewer):
+    from napari.layers import Layer
+
+    from napari_cryodiag import _reader, picks_layer
+
+    mic, table = _small_picks()
+    viewer = make_napari_viewer()
+    viewer.add_layer(_micrograph_layer([f"m{i}" for i in range(4)]))
+    pts = viewer.add_layer(Layer.create(*_reader.picks_layer_data(table, "synthetic")))
+    picks_layer.link_viewer(viewer)
+    ctrl = picks_layer.get_picks_controller(pts)
+    viewer.dims.set_point(0, 2)
+    data_before = pts.data.copy()
+    data_events = []
+    pts.events.data.connect(data_events.append)
+    kept = table["ncc"].to_numpy() > 0.5
+    ctrl.set_kept(kept)  # "dim" mode: same points, new colours
+    assert data_events == []
+    np.testing.assert_array_equal(pts.data, data_before)
+    rows = ctrl.rows_shown()
+    np.testing.assert_allclose(pts.border_color[kept[rows]], np.tile(picks_layer.KEPT_COLOR, (kept[rows].sum(), 1)))
+    np.testing.assert_allclose(pts.border_color[~kept[rows]],
+                               np.tile(picks_layer.REJECTED_COLOR, ((~kept[rows]).sum(), 1)))
+
+
+def test_set_table_replaces_the_picks(make_napari_viewer):
+    from napari.layers import Layer
+
+    from napari_cryodiag import _reader, picks_layer
+
+    mic, table = _small_picks()
+    viewer = make_napari_viewer()
+    viewer.add_layer(_micrograph_layer([f"m{i}" for i in range(4)]))
+    pts = viewer.add_layer(Layer.create(*_reader.picks_layer_data(table, "synthetic")))
+    picks_layer.link_viewer(viewer)
+    ctrl = picks_layer.get_picks_controller(pts)
+    ctrl.set_kept(np.ones(len(table), bool))
+    viewer.dims.set_point(0, 2)
+    fewer = table[table["ncc"] > 0.5].reset_index(drop=True)
+    ctrl.set_table(fewer)
+    assert ctrl.kept is None and pts.metadata["cryodiag"]["table"] is fewer
+    assert len(pts.data) == (fewer["micrograph"] == "m2").sum()
+
+
+def test_binding_an_image_of_another_pixel_size_rescales_the_picks(make_napari_viewer):
+    from napari.layers import Layer
+
+    from napari_cryodiag import _reader, picks_layer
+
+    mic, table = _small_picks()
+    viewer = make_napari_viewer()
+    pts = viewer.add_layer(Layer.create(*_reader.picks_layer_data(table, "synthetic")))
+    picks_layer.link_viewer(viewer)
+    image = _micrograph_layer([f"m{i}" for i in range(4)])
+    image.metadata["cryodiag"]["pixel_size_A"] = 3.0
+    image.scale = (1.0, 3.0, 3.0)
+    viewer.add_layer(image)  # re-binds the picks: scale changes after the groups exist
+    ctrl = picks_layer.get_picks_controller(pts)
+    assert ctrl.image_layer is image and tuple(pts.scale[-2:]) == (3.0, 3.0)
+    viewer.dims.set_point(0, 2)  # the micrograph axis keeps scale 1
+    assert ctrl.current_index() == 2 and len(pts.data) == (mic == 2).sum()

@@ -57,7 +57,6 @@ class PicksOnMicrographs:
         if "table" not in meta:
             raise ValueError("not a cryodiag picks layer (metadata['cryodiag']['table'] missing)")
         self.points_layer = points_layer
-        self.table: pd.DataFrame = meta["table"]
         self._viewer_ref = weakref.ref(viewer) if viewer is not None else None
         self.image_layer = None
         self.rejected_mode = "dim"
@@ -68,20 +67,39 @@ class PicksOnMicrographs:
         self._current = -1
         self._forced_index = 0
         self._rows = np.zeros(0, dtype=np.int64)
+        self._groups: list = []
+        self._stale = False  # the layer was hidden when its content should have changed
         self.last_swap_rows = 0  # rows touched by the last swap (for tests/benchmarks)
-        n = len(self.table)
-        self._xy = np.column_stack([
-            self.table["y_px"].to_numpy(dtype=np.float64) if "y_px" in self.table.columns else np.full(n, np.nan),
-            self.table["x_px"].to_numpy(dtype=np.float64) if "x_px" in self.table.columns else np.full(n, np.nan),
-        ])
-        self._diam = self.table["diameter_px"].to_numpy(dtype=np.float64) if "diameter_px" in self.table.columns else None
-        self._feature_cols = [c for c in self.table.columns if self.table[c].dtype.kind in "iufb"]
-        self._feature_idx = [self.table.columns.get_loc(c) for c in self._feature_cols]
         self._default_size = float(meta.get("default_size_px") or 64.0)
+        self._set_table_arrays(meta["table"])
         _CONTROLLERS[points_layer] = self
         if viewer is not None:
             viewer.dims.events.point.connect(self._on_dims)
+        points_layer.events.visible.connect(self._on_visible)
         self.bind_image(image_layer, notify=image_layer is not None)
+
+    def _set_table_arrays(self, table: pd.DataFrame) -> None:
+        self.table: pd.DataFrame = table
+        n = len(table)
+        self._xy = np.column_stack([
+            table["y_px"].to_numpy(dtype=np.float64) if "y_px" in table.columns else np.full(n, np.nan),
+            table["x_px"].to_numpy(dtype=np.float64) if "x_px" in table.columns else np.full(n, np.nan),
+        ])
+        self._diam = table["diameter_px"].to_numpy(dtype=np.float64) if "diameter_px" in table.columns else None
+        self._feature_cols = [c for c in table.columns if table[c].dtype.kind in "iufb"]
+        self._feature_idx = [table.columns.get_loc(c) for c in self._feature_cols]
+
+    def set_table(self, table: pd.DataFrame) -> None:
+        """Replace the pick table (e.g. rescored or deduplicated picks) and redraw.
+
+        The kept mask is dropped (it belonged to the old rows); the layer's metadata follows.
+        """
+        self._set_table_arrays(table)
+        md = self.points_layer.metadata.setdefault("cryodiag", {})
+        md["table"] = table
+        md["kept"] = None
+        self._kept = None
+        self.bind_image(self.image_layer, notify=False)
 
     # ------------------------------------------------------------------ binding
     @property
@@ -92,12 +110,11 @@ class PicksOnMicrographs:
         """Match the table to ``image_layer``'s micrographs (or, without one, to the table's
         own micrographs in order of appearance) and show the current micrograph."""
         self.image_layer = image_layer
+        ps = None
         if image_layer is not None:
             m = _meta(image_layer)
             self.keys = list(m.get("keys", []))
             ps = m.get("pixel_size_A")
-            if ps:
-                self.points_layer.scale = (1.0, float(ps), float(ps))
         elif "micrograph" in self.table.columns:
             self.keys = [str(k) for k in pd.unique(self.table["micrograph"])]
         else:
@@ -108,6 +125,8 @@ class PicksOnMicrographs:
             self.micrograph_of_row = np.zeros(len(self.table), dtype=np.int64)
             self.report = None
         self._groups = group_rows(self.micrograph_of_row, len(self.keys))
+        if ps:  # after the groups exist: a scale change moves the slider, which redraws
+            self.points_layer.scale = (1.0, float(ps), float(ps))
         md = self.points_layer.metadata.setdefault("cryodiag", {})
         md["match_report"] = self.report
         md["micrograph_of_row"] = self.micrograph_of_row
@@ -157,8 +176,20 @@ class PicksOnMicrographs:
                 raise ValueError(f"kept mask must have one entry per row ({len(self.table)})")
         self._kept = mask
         self.points_layer.metadata.setdefault("cryodiag", {})["kept"] = mask
+        layer = self.points_layer
+        if (self.rejected_mode == "dim" and self._current == self.current_index() and layer.visible
+                and not self._stale and len(layer.data) == len(self._rows) == len(self.rows_of(self._current))):
+            # same micrograph, same points: only the colours change
+            layer.border_color = self._colors(self._rows)
+            return
         self._current = -1
         self.refresh()
+
+    def _colors(self, rows: np.ndarray) -> np.ndarray:
+        colors = np.tile(KEPT_COLOR, (len(rows), 1))
+        if self._kept is not None and self.rejected_mode != "hide" and len(rows):
+            colors[~self._kept[rows]] = REJECTED_COLOR
+        return colors
 
     def show_micrograph(self, i: int) -> None:
         """Move the slider to micrograph ``i`` (or, without a viewer, show it directly)."""
@@ -180,20 +211,28 @@ class PicksOnMicrographs:
             return
         self.refresh()
 
+    def _on_visible(self, event=None) -> None:
+        if self.points_layer.visible and self._stale:
+            self.refresh(force=True)
+
     def refresh(self, force: bool = False) -> None:
         i = self.current_index()
         if i == self._current and not force:
             return
         rows = self.rows_of(i)
-        kept = None
-        if self._kept is not None and len(rows):
-            kept = self._kept[rows]
-            if self.rejected_mode == "hide":
-                rows = rows[kept]
-                kept = kept[kept]
+        if self._kept is not None and len(rows) and self.rejected_mode == "hide":
+            rows = rows[self._kept[rows]]
         self._rows = rows
         self.last_swap_rows = len(rows)
         layer = self.points_layer
+        if not layer.visible:
+            # napari does not re-slice a hidden Points layer when its data changes, and then
+            # fails on the next property update; a hidden layer is redrawn when it is shown
+            self._stale = True
+            self._current = i
+            self._notify(i)
+            return
+        self._stale = False
         data = np.empty((len(rows), 3), dtype=np.float64)
         data[:, 0] = i
         data[:, 1:] = self._xy[rows]
@@ -207,9 +246,7 @@ class PicksOnMicrographs:
         else:
             cur = getattr(layer, "current_size", None)
             size = float(cur) if cur is not None and np.ndim(cur) == 0 and cur > 0 else self._default_size
-        colors = np.tile(KEPT_COLOR, (len(rows), 1))
-        if kept is not None and self.rejected_mode != "hide":
-            colors[~kept] = REJECTED_COLOR
+        colors = self._colors(rows)
         if len(layer.selected_data):
             layer.selected_data = set()
         layer.data = data
@@ -217,19 +254,14 @@ class PicksOnMicrographs:
         layer.size = size
         layer.border_color = colors
         self._current = i
+        self._notify(i)
+
+    def _notify(self, i: int) -> None:
         for cb in list(self.on_micrograph_changed):
             try:
                 cb(i)
             except Exception as err:  # a widget's bug must not break the slider
                 _warn(f"cryodiag: micrograph-changed callback failed: {err}")
-
-
-class _nullctx:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def _warn(msg: str) -> None:
