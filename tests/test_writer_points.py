@@ -70,3 +70,17 @@ def test_image_writer(tmp_path, shared_data):
     assert m.voxel_size_A == pytest.approx((11.4,) * 3) and m.origin_A == pytest.approx((0, 0, -22.8))
     with pytest.raises(CryodiagInputError, match="input"):
         _writer.write_image_mrc(str(shared_data / "emdb" / "EMD-3197.map"), data, kw)
+
+
+def test_write_star_keeps_a_mean_defocus_as_a_non_astigmatic_ctf(tmp_path):
+    import pandas as pd
+
+    from napari_cryodiag.io.picks import read_table
+    from napari_cryodiag.io.star import write_star
+
+    table = pd.DataFrame({"micrograph_name": ["a.mrc", "b.mrc"], "x_px": [10.0, 20.0], "y_px": [5.0, 6.0],
+                          "defocus_A": [12000.0, 25000.0]})
+    out = write_star(tmp_path / "picks.star", table)
+    back = read_table(out)
+    assert back["defocus_u_A"].tolist() == [12000.0, 25000.0] == back["defocus_v_A"].tolist()
+    assert back["defocus_A"].tolist() == [12000.0, 25000.0]

@@ -525,6 +525,10 @@ def _to_relion_frame(table: pd.DataFrame, *, with_optics: bool, optics: pd.DataF
         if c == "pixel_size_A" or c == "defocus_A":
             if c == "pixel_size_A" and not with_optics:
                 cols["rlnImagePixelSize" if "image_path" in table.columns else "rlnMicrographPixelSize"] = s
+            if c == "defocus_A" and "defocus_u_A" not in table.columns and "defocus_v_A" not in table.columns:
+                # only a mean defocus is known: write it as a non-astigmatic CTF, not drop it
+                cols["rlnDefocusU"] = s
+                cols["rlnDefocusV"] = s
             continue
         if c in CANONICAL_TO_RLN:
             cols[CANONICAL_TO_RLN[c]] = s
