@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / ".data"
+DATA = ROOT / "benchmarks" / ".data" / "io"  # only this benchmark's files (others share .data)
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = Path(os.environ.get("CRYODIAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 

@@ -72,7 +72,7 @@ def test_robust_fit_resists_an_outlying_micrograph():
 
 def test_no_defocus_disables_calibration_with_a_message():
     t = _planted().drop(columns=["defocus_A"])
-    with pytest.raises(CryodiagInputError, match="calibration disabled: no defocus in planted.star"):
+    with pytest.raises(CryodiagInputError, match="planted.star: calibration disabled: no defocus"):
         fit_calibration(t, "ncc")
     t["defocus_A"] = np.nan
     with pytest.raises(CryodiagInputError, match="calibration disabled: no defocus"):

@@ -25,8 +25,8 @@ needs positive medians. ``slope``/``intercept`` are then in log units.
 
 NaN scores are ignored in the medians and stay NaN after calibration; picks whose micrograph
 has no defocus get NaN. Without any defocus the calibration raises a
-:class:`~napari_cryodiag.errors.CryodiagInputError` "calibration disabled: no defocus in
-<file>", which the widget shows as a message and the CLI prints.
+:class:`~napari_cryodiag.errors.CryodiagInputError` "<file>: calibration disabled: no defocus
+(...)", which the widget shows as a message and the CLI prints.
 """
 
 from __future__ import annotations
@@ -89,13 +89,13 @@ def _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, s
     src = _source_name(table, source)
     if micrograph_column not in table.columns:
         raise CryodiagInputError(
-            f"calibration disabled: the picks in {src} have no '{micrograph_column}' column to group them by micrograph",
+            f"calibration disabled: the picks have no '{micrograph_column}' column to group them by micrograph",
             src,
         )
     if defocus is None:
         if defocus_column not in table.columns:
             raise CryodiagInputError(
-                f"calibration disabled: no defocus in {src} (no '{defocus_column}' column and no CTF table given)",
+                f"calibration disabled: no defocus (no '{defocus_column}' column and no CTF table given)",
                 src,
             )
         d = pd.to_numeric(table[defocus_column], errors="coerce")
@@ -104,7 +104,7 @@ def _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, s
         if micrograph_column not in defocus.columns or defocus_column not in defocus.columns:
             csrc = defocus.attrs.get("source", "the CTF table")
             raise CryodiagInputError(
-                f"calibration disabled: no defocus in {csrc} (needs '{micrograph_column}' and '{defocus_column}' columns)",
+                f"calibration disabled: no defocus (needs '{micrograph_column}' and '{defocus_column}' columns)",
                 csrc,
             )
         per = pd.to_numeric(defocus[defocus_column], errors="coerce").groupby(
@@ -115,7 +115,7 @@ def _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, s
         per.index = per.index.astype(str)
     per = per[np.isfinite(per.to_numpy(dtype=np.float64))]
     if per.empty:
-        raise CryodiagInputError(f"calibration disabled: no defocus in {src} (all values missing)", src)
+        raise CryodiagInputError(f"calibration disabled: no defocus (all values missing)", src)
     return per.astype(np.float64)
 
 
