@@ -244,3 +244,18 @@ def test_calibration_plot_shows_medians_and_fitted_lines():
     assert "difference" in axes[3].get_title()
     fig1 = plot_calibration(cals[0], show_after=False)
     assert len(fig1.axes) == 1
+
+
+def test_calibration_plot_draws_one_column_per_distinct_score():
+    from napari_cryodiag.plots.calibration import plot_calibration
+
+    rng = np.random.default_rng(2)
+    mic = np.repeat(np.arange(6), 30)
+    defocus = 10000 + 3000 * mic
+    table = pd.DataFrame({"micrograph": mic.astype(str), "defocus_A": defocus,
+                          "fom": 0.5 + 2e-5 * defocus + rng.normal(0, 0.01, len(mic))})
+    cal = fit_calibration(table, "fom")
+    again = fit_calibration(table, "fom")  # the same score on the other histogram axis
+    assert len(plot_calibration([cal, again]).axes) == 2  # one column: before and after
+    other = fit_calibration(table.assign(fom2=table["fom"] * 2), "fom2")
+    assert len(plot_calibration([cal, other]).axes) == 4

@@ -45,6 +45,11 @@ def plot_calibration(
         Add the bottom row with the calibrated medians.
     """
     cals = [calibrations] if isinstance(calibrations, Calibration) else list(calibrations)
+    # the same calibration twice (one score on both histogram axes) is drawn once
+    def _key(c):
+        return (c.score, c.method, c.mode, getattr(c, "scale", "linear"), float(c.slope), float(c.intercept))
+
+    cals = list({_key(c): c for c in cals}.values())
     if fig is None:
         fig = Figure(figsize=(4.6 * max(1, len(cals)), 7.0 if show_after else 3.8), layout="constrained")
     if not cals:
