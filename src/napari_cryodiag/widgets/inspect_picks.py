@@ -166,7 +166,7 @@ class InspectPicksWidget(QWidget):
         self.hist_canvas.canvas.mpl_connect("motion_notify_event", self._on_motion)
         self.hist_canvas.canvas.mpl_connect("button_release_event", self._on_release)
         self.hist_canvas.canvas.mpl_connect("resize_event", self._on_hist_resize)
-        lay.addWidget(self.hist_canvas)
+        lay.addWidget(self.hist_canvas, 1)  # the plot takes the spare height, not the gaps
 
         sl = QFormLayout()
         self.x_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
