@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import CryodiagInputError
 from ..io.atomic import atomic_write, atomic_write_text
 
 
@@ -24,10 +25,22 @@ def add_output_args(parser: argparse.ArgumentParser, default_json: str = "result
     )
 
 
-def output_dir(args) -> Path:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+def make_output_dir(path) -> Path:
+    """Create the output folder ``path``; a file in the way (or no permission) is an input error."""
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise CryodiagInputError("output folder is an existing file; choose a folder", out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file somewhere along the path
+        raise CryodiagInputError("cannot create the output folder: a parent is a file", out) from None
+    except PermissionError:
+        raise CryodiagInputError("cannot create the output folder: permission denied", out) from None
     return out
+
+
+def output_dir(args) -> Path:
+    return make_output_dir(args.out)
 
 
 def _to_jsonable(obj):
@@ -51,10 +64,13 @@ def _to_jsonable(obj):
     return obj
 
 
-def write_json(path, data, *, overwrite: bool = True) -> Path:
-    """Write ``data`` (dicts, lists, numpy values; NaN -> null) as indented JSON, atomically."""
+def write_json(path, data, *, overwrite: bool = True, protect=()) -> Path:
+    """Write ``data`` (dicts, lists, numpy values; NaN -> null) as indented JSON, atomically.
+
+    ``protect``: input files that must never be replaced, whatever ``overwrite`` says.
+    """
     text = json.dumps(_to_jsonable(data), indent=2)
-    return atomic_write_text(path, text + "\n", overwrite=overwrite)
+    return atomic_write_text(path, text + "\n", overwrite=overwrite, protect=protect)
 
 
 def save_figure(fig, out: Path, stem: str, formats: str = "png", *, overwrite: bool = True) -> list[Path]:

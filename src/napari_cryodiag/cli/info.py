@@ -114,6 +114,8 @@ def _print(info: dict) -> None:
 
 
 def run(args) -> int:
+    import sys
+
     from ._common import write_json
 
     results = []
@@ -122,11 +124,14 @@ def run(args) -> int:
         try:
             info = describe(f, flip_y=args.flip_y)
         except CryodiagInputError as err:
+            # in the listing, and one line per unusable file on stderr (the others are still described)
             info = {"path": f, "error": str(err)}
+            print(f"cryodiag info: error: {err}", file=sys.stderr)
             status = 2
         _print(info)
         results.append(info)
     if args.json:
-        write_json(args.json, {"files": results}, overwrite=args.overwrite)
+        inputs = [f for f in args.files if os.path.isfile(f)]
+        write_json(args.json, {"files": results}, overwrite=args.overwrite, protect=inputs)
         print(f"wrote {args.json}")
     return status

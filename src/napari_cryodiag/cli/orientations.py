@@ -54,13 +54,12 @@ def _read_half_maps(args):
         return None, None, None
     from ..io.mrc import read_map
 
+    from ..compute.fsc import check_half_maps
+
     m1 = read_map(args.half1)
     m2 = read_map(args.half2)
-    if m1.data.shape != m2.data.shape or m1.data.ndim != 3 or len(set(m1.data.shape)) != 1:
-        raise CryodiagInputError(
-            f"half maps must be cubic and of the same shape: {m1.data.shape} vs {m2.data.shape}", args.half2
-        )
-    apix = m1.voxel_size_A[2] if m1.voxel_size_A else None
+    # same grid, cubic, same voxel size, finite (the error names both files)
+    apix = check_half_maps(m1.data, m2.data, m1.voxel_size_A, m2.voxel_size_A, args.half1, args.half2)
     return m1.data, m2.data, apix
 
 

@@ -98,6 +98,61 @@ def _log(msg: str) -> None:
     print(f"cryodiag picks: {msg}", file=sys.stderr)
 
 
+def _warn(msg: str, path=None) -> None:
+    """One warning line on stderr that names the file."""
+    _log(f"warning: {path}: {msg}" if path else f"warning: {msg}")
+
+
+def _read_thresholds(path):
+    """Thresholds saved by the widget or a previous run; unreadable or malformed JSON is an input error."""
+    from ..compute.pick_thresholds import Thresholds
+
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise CryodiagInputError("file not found", path) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CryodiagInputError(f"cannot read the thresholds file: {err}", path) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CryodiagInputError(f"not a JSON file: {err}", path) from None
+    if not isinstance(data, dict):
+        raise CryodiagInputError("not a thresholds JSON: expected an object with x_feature, x_min, ...", path)
+    if isinstance(data.get("thresholds"), dict):  # a previous run's picks.json or an export's side JSON
+        data = data["thresholds"]
+    known = set(Thresholds.__dataclass_fields__)
+    if not known & set(data):
+        raise CryodiagInputError(
+            f"not a thresholds JSON: none of the fields {', '.join(sorted(known))} (found: "
+            f"{', '.join(list(data)[:8])})", path)
+    try:
+        return Thresholds.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CryodiagInputError(f"not a thresholds JSON: {err}", path) from None
+
+
+def _check_scores(table: pd.DataFrame, x_feature, y_feature, info: dict, *, skip_unmatched: int = 0) -> None:
+    """Scores that are all NaN are an input error; some NaN a warning (naming the pick file)."""
+    from ..compute.pick_thresholds import default_features
+
+    source = table.attrs.get("source")
+    dx, dy = default_features(table)
+    for feature in dict.fromkeys(f for f in (x_feature or dx, y_feature or dy) if f):
+        if feature not in table.columns:
+            continue  # PickInspection says which columns exist
+        v = pd.to_numeric(table[feature], errors="coerce").to_numpy(dtype=float)
+        n_bad = int((~np.isfinite(v)).sum())
+        if n_bad == len(v):
+            raise CryodiagInputError(f"the score {feature!r} is NaN (or not a number) for all {len(v)} picks",
+                                     source)
+        if n_bad > skip_unmatched:  # the picks on unmatched micrographs were already reported
+            msg = (f"{n_bad} of {len(v)} picks have no {feature} value (NaN); they are left out of the "
+                   "histogram and rejected by any threshold on that axis")
+            info["notes"].append(msg)
+            _warn(msg, source)
+
+
 def _progress(label):
     def cb(done, total):
         print(f"\r{label}: {done}/{total} micrographs", end="" if done < total else "\n", file=sys.stderr)
@@ -283,6 +338,14 @@ def run(args) -> int:
             raise CryodiagInputError("give pick files, or --pick with --micrographs")
         table = _read_picks(args)
         inputs += [str(p) for p in (table.attrs.get("sources") or [table.attrs.get("source")]) if p]
+        from ..io.picks import has_coordinates
+
+        if len(table) and not has_coordinates(table):
+            raise CryodiagInputError(
+                "no pick coordinates (rlnCoordinateX/Y, location/center_x_frac, or .cbox x/y): "
+                f"not a picks file (fields: {', '.join(map(str, list(table.columns)[:12]))})",
+                table.attrs.get("source"),
+            )
     if args.ctf:
         inputs.append(args.ctf)
     if args.export_cs and not args.micrograph_shape and stack is None and not (
@@ -312,10 +375,21 @@ def run(args) -> int:
         )
         sc = table.attrs.get("cryodiag_scoring", {})
         info["scoring"] = sc
-        if sc.get("n_unmatched"):
-            msg = f"{sc['n_unmatched']} picks are on micrographs that were not found (scores NaN)"
+        n_un = int(sc.get("n_unmatched") or 0)
+        if n_un:
+            names = table.loc[~np.isfinite(pd.to_numeric(table.get("ncc", pd.Series(np.nan, index=table.index)),
+                                                          errors="coerce")), "micrograph"] \
+                if "micrograph" in table.columns else pd.Series([], dtype=object)
+            example = f" (e.g. {names.astype(str).iloc[0]})" if len(names) else ""
+            if n_un >= len(table):
+                raise CryodiagInputError(
+                    f"none of the {len(table)} picks are on a micrograph of --micrographs {args.micrographs}"
+                    f"{example}; check the micrograph names or the folder", table.attrs.get("source"),
+                )
+            msg = (f"{n_un} of {len(table)} picks are on micrographs not found in --micrographs{example}; "
+                   "their scores are NaN")
             info["notes"].append(msg)
-            _log(msg)
+            _warn(msg, table.attrs.get("source"))
 
     # 3. defocus and calibration
     info["notes"] += _attach_ctf(table, args.ctf)
@@ -323,7 +397,7 @@ def run(args) -> int:
     cal_y = args.calibrate in ("both", "y")
     thresholds = None
     if args.thresholds:
-        thresholds = Thresholds.from_dict(json.loads(Path(args.thresholds).read_text()))
+        thresholds = _read_thresholds(args.thresholds)
     x_feature = args.x_feature or (thresholds.x_feature if thresholds else None)
     y_feature = args.y_feature or (thresholds.y_feature if thresholds else None)
     if y_feature is None and "power" not in table.columns:
@@ -336,6 +410,7 @@ def run(args) -> int:
         info["notes"].append(f"no power score in the picks: {x_feature} on both axes (use --score for power)")
     if y_feature is not None and y_feature == x_feature:
         cal_y = cal_x  # the same score on both axes, in the same units
+    _check_scores(table, x_feature, y_feature, info, skip_unmatched=int(info.get("scoring", {}).get("n_unmatched") or 0))
     insp = PickInspection(
         table, x_feature, y_feature,
         calibrate_x=cal_x, calibrate_y=cal_y, mode=args.calibration_mode,

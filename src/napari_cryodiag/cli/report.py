@@ -73,8 +73,16 @@ def _steps(data: Path, out: Path, fmt: str) -> list[tuple[str, list[str]]]:
 def run(args) -> int:
     from . import main as cryodiag_main
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..errors import CryodiagInputError
+    from ._common import make_output_dir
+
+    if args.data and not Path(args.data).is_dir():
+        raise CryodiagInputError(
+            "dataset folder not found (give a folder written by 'cryodiag sample')"
+            if not Path(args.data).exists() else "not a folder (give a folder written by 'cryodiag sample')",
+            args.data,
+        )
+    out = make_output_dir(args.out)
     if args.data:
         data = Path(args.data)
     else:

@@ -63,8 +63,11 @@ def run(args) -> int:
 
     if not args.pixel_size > 0:
         raise CryodiagInputError(f"--pixel-size must be > 0, got {args.pixel_size}")
+    from pathlib import Path
+
     ds = write_sample_dataset(
-        args.outdir,
+        # absolute: the dataset relates the files it writes to the folder (relative_to)
+        Path(args.outdir).expanduser().absolute(),
         seed=args.seed,
         n_micrographs=args.n_micrographs,
         shape=args.size,

@@ -296,6 +296,12 @@ def _xyz_geometry(hdr: MrcHeader):
 def read_map(path: str | os.PathLike, *, dtype=np.float32) -> MapData:
     """Read a 3D map as ``[z, y, x]`` float32 with voxel size and origin (both ``(z, y, x)`` Å)."""
     hdr = read_header(path)
+    if min(hdr.shape) == 1:
+        raise CryodiagInputError(
+            f"expected a 3D map but the file holds a 2D image of {hdr.shape[2]} x {hdr.shape[1]} px "
+            "(open it as a micrograph)",
+            path,
+        )
     data = read_data(hdr, dtype=dtype)
     vs, origin = _xyz_geometry(hdr)
     if hdr.axis_order != (1, 2, 3):
