@@ -88,9 +88,10 @@ class FourierProjector:
     only its half ``kx >= 0`` is kept (complex64, about ``(pad n)^3 / 2`` coefficients: 0.5 GiB
     for a 256³ map with pad 2); coefficients at ``kx < 0`` follow from Friedel symmetry
     ``F(-k) = conj(F(k))``. Slices are sampled by trilinear interpolation, vectorised over a batch
-    of images. Sampling points beyond the padded grid's last index (``pad k > pad n // 2 - 1``
-    on a positive axis) are zero, as with ``scipy.ndimage.map_coordinates(mode="constant")`` on
-    the centred transform, the reference this class reproduces to float32 rounding.
+    of images. Sampling points off the centred padded grid (on an axis, ``pad k`` beyond
+    ``pad n - 1 - (pad n) // 2``: a sliver at Nyquist) are zero, as with
+    ``scipy.ndimage.map_coordinates(mode="constant")`` on the centred transform, the former
+    implementation, which this one reproduces to float32 rounding (``tests/test_projection.py``).
     """
 
     # sampling points per vectorised step: bounds the temporaries (~100 bytes a point)
