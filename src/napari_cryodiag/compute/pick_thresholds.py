@@ -208,11 +208,54 @@ def valley_threshold(values, n_bins: int = 128, smooth_bins: float = 2.0, percen
     return float(0.5 * (edges[k] + edges[k + 1]))
 
 
-def robust_band(values, k: float = 3.0, *, log: bool | None = None, iterations: int = 5) -> tuple[float, float]:
-    """``median ± k · 1.4826 · MAD`` with iterative clipping (in log10 when ``log``).
+def _robust_centre_scale(t: np.ndarray, k_clip: float = 2.0, iterations: int = 20) -> tuple[float, float]:
+    """Centre and spread of the main mode of ``t``: start from the shortest interval holding
+    half of the values (its midpoint; its half-length / 0.6745 as σ), then iterate median
+    and ``1.4826 · MAD`` of the values within ``± k_clip · σ`` (the MAD corrected for the
+    truncation, so a pure Gaussian keeps its σ).
 
-    ``log=None`` chooses log when all finite values are positive (power is a sum of squares;
-    a difference-calibrated power can be negative and is handled linearly).
+    Starting from the shortest half keeps the estimate on the main mode when a third or more
+    of the values are other things (junk and empty picks on small micrographs), where a
+    median of all values sits between the modes and the band swallows them.
+    """
+    s = np.sort(t)
+    n = s.size
+    h = n // 2 + 1
+    if n >= 4:
+        widths = s[h - 1:] - s[: n - h + 1]
+        i = int(np.argmin(widths))
+        med = 0.5 * float(s[i] + s[i + h - 1])
+        mad = 0.5 * float(widths[i]) / 0.6745
+    else:
+        med = float(np.median(s))
+        mad = 1.4826 * float(np.median(np.abs(s - med)))
+    if mad == 0:
+        mad = float(np.std(s)) or 1e-12
+    from scipy.stats import norm
+
+    # median |z| of a standard normal truncated to |z| <= k_clip
+    q = float(norm.ppf(0.5 + 0.5 * (norm.cdf(k_clip) - 0.5)))
+    prev = None
+    for _ in range(iterations):
+        sel = s[(s >= med - k_clip * mad) & (s <= med + k_clip * mad)]
+        if sel.size < 3 or (prev is not None and sel.size == prev):
+            break
+        prev = sel.size
+        med = float(np.median(sel))
+        m = float(np.median(np.abs(sel - med))) / q
+        mad = m if m > 0 else (float(np.std(sel)) or mad)
+    return med, mad
+
+
+def robust_band(values, k: float = 3.0, *, log: bool | None = None, iterations: int = 20,
+                k_low: float | None = None) -> tuple[float, float]:
+    """``median - k_low · σ`` to ``median + k · σ`` with ``σ = 1.4826 · MAD`` (in log10 when ``log``).
+
+    The centre and σ are those of the main mode (:func:`_robust_centre_scale`: shortest half,
+    then median and MAD iteratively clipped at ± 2σ) so that minority modes (junk, empty ice)
+    do not widen the band; ``k_low`` (default ``k``) makes the band
+    asymmetric. ``log=None`` chooses log when all finite values are positive (power is a sum
+    of squares; a difference-calibrated power can be negative and is handled linearly).
     """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -223,21 +266,74 @@ def robust_band(values, k: float = 3.0, *, log: bool | None = None, iterations: 
     t = np.log10(v[v > 0]) if log else v
     if t.size == 0:
         raise CryodiagInputError("no positive values for a band on a log axis")
-    lo, hi = -np.inf, np.inf
-    sel = t
-    for _ in range(iterations):
-        med = np.median(sel)
-        mad = 1.4826 * np.median(np.abs(sel - med))
-        if mad == 0:
-            mad = np.std(sel) or 1e-12
-        lo, hi = med - k * mad, med + k * mad
-        new = t[(t >= lo) & (t <= hi)]
-        if new.size == sel.size or new.size < 3:
-            break
-        sel = new
+    med, mad = _robust_centre_scale(t, iterations=iterations)
+    lo, hi = med - (k if k_low is None else k_low) * mad, med + k * mad
     if log:
         return float(10.0**lo), float(10.0**hi)
     return float(lo), float(hi)
+
+
+@dataclass
+class TwoModes:
+    """A two-Gaussian fit of one score (EM from Otsu's split): weights, means, SDs (low mode
+    first) and Ashman's ``D = √2 |μ1 - μ0| / √(σ0² + σ1²)``."""
+
+    weights: tuple[float, float]
+    means: tuple[float, float]
+    sds: tuple[float, float]
+    ashman_d: float
+
+    def boundary(self) -> float:
+        """Where the weighted densities of the two modes cross between the means (the
+        Bayes decision boundary; unlike Otsu's threshold it stays next to a small low mode)."""
+        g = np.linspace(self.means[0], self.means[1], 4001)
+        dens = [w * np.exp(-0.5 * ((g - m) / s) ** 2) / s for w, m, s in zip(self.weights, self.means, self.sds)]
+        above = np.flatnonzero(dens[1] >= dens[0])
+        return float(g[above[0]]) if above.size else float(self.means[1])
+
+    def separated(self, min_d: float = 3.0, min_weight: float = 0.05) -> bool:
+        """A real low mode: ``D >= min_d`` and the low mode holds between ``min_weight`` and
+        half of the values. D > 2 is the textbook bound for a clean split of two Gaussians;
+        3 is used by default because a single skewed mode (the low tail of particle NCC)
+        fits as two Gaussians with D up to ~2.7."""
+        return self.ashman_d >= min_d and min_weight <= self.weights[0] <= 0.5
+
+
+def two_modes(values, iterations: int = 200) -> TwoModes | None:
+    """Fit two Gaussians to the finite ``values`` (None with fewer than 4 values or one level)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 4 or not np.ptp(v) > 0:
+        return None
+    thr = otsu_threshold(v)
+    a, b = v[v < thr], v[v >= thr]
+    if a.size < 2 or b.size < 2:
+        return None
+    w = np.array([a.size, b.size], dtype=np.float64) / v.size
+    mu = np.array([a.mean(), b.mean()])
+    sd = np.array([a.std(), b.std()])
+    floor = 1e-6 * float(np.ptp(v))
+    for _ in range(iterations):
+        sd = np.maximum(sd, floor)
+        p = w[:, None] * np.exp(-0.5 * ((v[None, :] - mu[:, None]) / sd[:, None]) ** 2) / sd[:, None]
+        r = p / np.maximum(p.sum(axis=0), 1e-300)
+        n = r.sum(axis=1)
+        if np.any(n <= 0):
+            return None
+        w_new, mu_new = n / n.sum(), (r @ v) / n
+        sd = np.sqrt((r * (v[None, :] - mu_new[:, None]) ** 2).sum(axis=1) / n)
+        done = np.allclose(mu_new, mu, rtol=0, atol=1e-9 * (1 + np.abs(mu).max())) and np.allclose(w_new, w, atol=1e-9)
+        w, mu = w_new, mu_new
+        if done:
+            break
+    sd = np.maximum(sd, floor)
+    o = np.argsort(mu)
+    d = float(np.sqrt(2.0) * abs(mu[1] - mu[0]) / np.sqrt(sd[0] ** 2 + sd[1] ** 2))
+    return TwoModes(tuple(map(float, w[o])), tuple(map(float, mu[o])), tuple(map(float, sd[o])), d)
+
+
+def _same_values(x: np.ndarray, y: np.ndarray) -> bool:
+    return x.shape == y.shape and bool(np.array_equal(x, y, equal_nan=True))
 
 
 def suggest_thresholds(
@@ -246,32 +342,83 @@ def suggest_thresholds(
     *,
     x_feature: str = "ncc",
     y_feature: str = "power",
-    x_method: str = "otsu",
+    x_method: str = "mixture",
     y_k: float = 3.0,
+    y_k_low: float = 2.25,
+    x_k: float = 3.5,
+    min_separation: float = 3.0,
     y_log: bool | None = None,
     x_units: str = "raw",
     y_units: str = "raw",
 ) -> Thresholds:
-    """Default thresholds from the score distributions.
+    """Default thresholds from the score distributions (particles are assumed to be most picks).
 
-    - ``x_min``: Otsu's threshold of the x feature (``x_method="otsu"``), or the histogram
-      valley between its two main modes (``"valley"``); empty-ice picks form the low mode.
-    - ``y_min``, ``y_max``: a robust band (median ± ``y_k`` MAD, iteratively clipped, in log10
-      for positive values) of the y feature **among picks that pass** ``x_min``: particles form
-      the main cluster there; empty ice sits below, aggregates/carbon above.
+    1. **Power band first, among all picks** (``y_min``, ``y_max``): the centre and spread σ
+       of the main mode of the y feature (:func:`robust_band`: shortest half, then median and
+       1.4826·MAD clipped at ± 2σ), in log10 for positive values; the band is
+       ``centre - y_k_low·σ`` to ``centre + y_k·σ``. Particles form the main mode; empty ice
+       sits below it (~0.45× particle power in the simulator, 2-4σ), aggregates and carbon
+       edges ≥ 4σ above. The low side (2.25σ) trades a few particles for most empty picks;
+       the high side (3σ) also drops particles that touch a carbon edge.
+    2. **NCC minimum among the picks inside the band** (``x_min``): when the x feature shows a
+       real low mode there (a two-Gaussian fit with Ashman's D ≥ ``min_separation`` and a low
+       mode holding 5-50 % of the picks, :class:`TwoModes`), the crossing of the two fitted
+       modes (``x_method="mixture"``), Otsu's threshold (``"otsu"``) or the histogram valley
+       (``"valley"``) of those picks; otherwise only a robust lower bound ``centre - x_k·σ``
+       (not below the lowest of those picks, so the line stays on the plot) that cuts
+       outliers of the single particle mode. Particle NCC in noisy micrographs is broad and
+       unimodal and overlaps empty ice: an Otsu cut there throws away a quarter to a third
+       of the particles.
+
+    Measured on the sample-data simulator (``simulate_micrographs`` defaults, seeds 0-4, raw
+    and ratio-calibrated): 90-95 % of true particles kept, ≥ 92 % of junk and ≥ 80 % of empty
+    picks rejected per seed (Otsu on NCC: 65-80 % of particles kept).
+
+    When x and y are the same score (a single score such as RELION's autopick figure of
+    merit on both axes) there is no band (a high score is not junk): only step 2 on all picks.
+    ``Thresholds.method`` records which branch was taken and the numbers behind it.
     """
+    if x_method not in ("mixture", "otsu", "valley"):
+        raise CryodiagInputError(f"unknown threshold method {x_method!r} (mixture, otsu, valley)")
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    if x_method == "otsu":
-        x_min = otsu_threshold(x)
-    elif x_method == "valley":
-        x_min = valley_threshold(x)
+    same = x_feature == y_feature or _same_values(x, y)
+    if not np.isfinite(x).any():
+        raise CryodiagInputError("too few finite values to suggest a threshold")
+    if same:
+        y_min = y_max = None
+        inside = np.isfinite(x)
+        band_text = f"no band on {y_feature} (same score on both axes)"
+        among = "all picks"
     else:
-        raise CryodiagInputError(f"unknown threshold method {x_method!r} (otsu, valley)")
-    passing = y[(x >= x_min) & np.isfinite(y)]
-    if passing.size < 3:
-        passing = y[np.isfinite(y)]
-    y_min, y_max = robust_band(passing, y_k, log=y_log)
+        yf = y[np.isfinite(y)]
+        log = y_log if y_log is not None else bool(yf.size and np.all(yf > 0))
+        if log and not np.any(yf > 0):
+            log = False
+        y_min, y_max = robust_band(yf, y_k, log=log, k_low=y_k_low)
+        inside = (y >= y_min) & (y <= y_max) & np.isfinite(x)
+        if inside.sum() < 3:
+            inside = np.isfinite(x)
+        scale = "log10 " if log else ""
+        band_text = f"{scale}{y_feature} in median -{y_k_low:g}/+{y_k:g} MAD-sigma of all picks"
+        among = "the picks in the band"
+    xs = x[inside]
+    if xs.size < 2:
+        raise CryodiagInputError("too few finite values to suggest a threshold")
+    modes = two_modes(xs)
+    d_text = ("no fit" if modes is None else
+              f"Ashman's D {modes.ashman_d:.2f}, low mode {100 * modes.weights[0]:.0f} % of them")
+    if modes is not None and modes.separated(min_separation):
+        x_min = {"mixture": modes.boundary, "otsu": lambda: otsu_threshold(xs),
+                 "valley": lambda: valley_threshold(xs)}[x_method]()
+        x_text = (f"{x_feature} >= {x_method} cut of {among} (a low mode: {d_text}; "
+                  f"D >= {min_separation:g})")
+    else:
+        med, sig = _robust_centre_scale(xs)
+        # never below the lowest pick it applies to: the same cut, and a line the user can see
+        x_min = float(max(med - x_k * sig, xs.min()))
+        x_text = (f"{x_feature} >= median - {x_k:g} MAD-sigma of {among}, not below "
+                  f"the lowest (no separate low mode: {d_text}; needs D >= {min_separation:g} and 5-50 %)")
     return Thresholds(
         x_feature=x_feature,
         y_feature=y_feature,
@@ -280,8 +427,7 @@ def suggest_thresholds(
         y_max=y_max,
         x_units=x_units,
         y_units=y_units,
-        method=f"suggested: {x_method} on {x_feature}; {y_k:g} MAD band on {y_feature}"
-        " among picks passing the first",
+        method=f"suggested: {band_text}; then {x_text}",
     )
 
 
