@@ -141,6 +141,18 @@ def bad(tmp_path_factory) -> dict[str, Path]:
     f["thresholds_missing"] = b / "thresholds_missing.json"
     f["ctf_nodefocus"] = drop(f["picks_star"], "ctf_nodefocus.star", ["rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle"])
     f["refined_stack"] = data / "refinement" / "particles.mrcs"
+    # a STAR cut in the middle of a row; a word where a coordinate should be
+    text = f["picks_star"].read_text()
+    cut = text.rstrip("\n").rsplit(" ", 4)[0]  # the last row loses its last values
+    f["picks_truncated"] = b / "picks_truncated.star"
+    f["picks_truncated"].write_text(cut + "\n")
+    lines = text.splitlines()
+    row = next(i for i, ln in enumerate(lines) if ln.startswith("micrographs/"))
+    parts = lines[row].split()
+    parts[1] = "ten"
+    lines[row] = " ".join(parts)
+    f["picks_word"] = b / "picks_word.star"
+    f["picks_word"].write_text("\n".join(lines) + "\n")
     # an output "folder" that is a file
     f["out_file"] = b / "out_is_a_file"
     f["out_file"].write_text("I am a file\n")
@@ -194,6 +206,7 @@ INFO_CASES = {
     "empty star": (["info", "{empty_star}"], "error", ["empty_star"]),
     "garbage star": (["info", "{garbage_star}"], "error", ["garbage_star"]),
     "unknown cs": (["info", "{unknown_cs}"], "ok", []),
+    "truncated star": (["info", "{picks_truncated}"], "error", ["picks_truncated"]),
     "text named .cs": (["info", "{text_cs}"], "error", ["text_cs"]),
     "json over an input": (["info", "{picks_star}", "--json", "{picks_star}", "--overwrite"], "error",
                            ["picks_star"]),
@@ -209,6 +222,8 @@ PICKS_CASES = {
     "missing": (["picks", "{missing_star}", "-o", "{out}"], "error", ["missing_star"]),
     "empty star": (["picks", "{empty_star}", "-o", "{out}"], "error", ["empty_star"]),
     "empty cs": (["picks", "{empty_cs}", "-o", "{out}"], "error", ["empty_cs"]),
+    "truncated star": (["picks", "{picks_truncated}", "-o", "{out}"], "error", ["picks_truncated"]),
+    "word for a coordinate": (["picks", "{picks_word}", "-o", "{out}"], "error", ["picks_word"]),
     "no coordinates": (["picks", "{picks_nocoord}", "-o", "{out}"], "error", ["picks_nocoord"]),
     "unknown cs": (["picks", "{unknown_cs}", "-o", "{out}"], "error", ["unknown_cs"]),
     "some micrographs missing": (["picks", "{picks_unmatched}", "--micrographs", "{micrographs}",

@@ -198,7 +198,34 @@ def _read_loop(data: bytes, labels: list[str], path: str, name: str) -> pd.DataF
         )
     except (pd.errors.ParserError, ValueError) as err:
         raise CryodiagInputError(f"cannot parse the loop of block data_{name}: {err}", path) from None
+    _check_loop(df, labels, path, name)
     return df
+
+
+def _check_loop(df: pd.DataFrame, labels: list[str], path: str, name: str) -> None:
+    """Rows with fewer values than labels, and words in the numeric columns cryodiag uses, are errors.
+
+    The C parser pads a short row with empty strings (``keep_default_na=False``), so a short row
+    shows as ``""`` in the last column; only that column is scanned (and only when it is not numeric).
+    """
+    if not len(df):
+        return
+    last = df[labels[-1]]
+    if not pd.api.types.is_numeric_dtype(last.dtype):
+        short = (last.astype(object) == "").to_numpy()
+        if short.any():
+            i = int(np.argmax(short))
+            raise CryodiagInputError(
+                f"row {i + 1} of the loop of block data_{name} has fewer values than its {len(labels)} labels "
+                "(truncated or hand-edited file?)", path)
+    for lab in labels:
+        if lab in RLN_TO_CANONICAL and not _is_string_label(lab) and not pd.api.types.is_numeric_dtype(df[lab].dtype):
+            bad = pd.to_numeric(df[lab], errors="coerce").isna().to_numpy() & df[lab].notna().to_numpy()
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise CryodiagInputError(
+                    f"_{lab} has a value that is not a number ({df[lab].iloc[i]!r}) in row {i + 1} of the loop "
+                    f"of block data_{name}", path)
 
 
 # --------------------------------------------------------------------------- tables
