@@ -290,6 +290,7 @@ MAP_CASES = {
     "views 2D": (["views", "{map2d}", "-o", "{out}"], "error", ["map2d"]),
     "views empty": (["views", "{empty_mrc}", "-o", "{out}"], "error", ["empty_mrc"]),
     "views truncated": (["views", "{truncated}", "-o", "{out}"], "error", ["truncated"]),
+    "views unknown figure format": (["views", "{half1}", "--format", "png,xyz", "-o", "{out}"], "error", []),
     "views out is a file": (["views", "{half1}", "-o", "{out_file}"], "error", ["out_file"]),
 }
 
@@ -310,6 +311,10 @@ PARTICLE_CASES = {
     "classes select over input": (["classes", "{classes_star}", "--no-frc", "--select", "1",
                                    "--select-out", "{classes_star}", "--overwrite", "-o", "{out}"],
                                   "error", ["classes_star"]),
+    "classes stack missing": (["classes", "{classes_star}", "--stack", "{missing}", "-o", "{out}"], "error",
+                              ["missing"]),
+    "classes averages missing": (["classes", "{classes_star}", "--averages", "{missing}", "--no-frc",
+                                  "-o", "{out}"], "error", ["missing"]),
     "classes out is a file": (["classes", "{classes_star}", "--no-frc", "-o", "{out_file}"], "error",
                               ["out_file"]),
     "orientations missing": (["orientations", "{missing_star}", "-o", "{out}"], "error", ["missing_star"]),
@@ -349,6 +354,7 @@ DATASET_CASES = {
     "sample into a file": (["sample", "{out_file}"], "error", ["out_file"]),
     "report data missing": (["report", "--data", "{missing_star}", "-o", "{out}"], "error",
                             ["missing_star"]),
+    "report unknown figure format": (["report", "--data", "{data}", "--format", "jpg2", "-o", "{out}"], "error", []),
     "report out is a file": (["report", "--data", "{data}", "-o", "{out_file}"], "error", ["out_file"]),
 }
 

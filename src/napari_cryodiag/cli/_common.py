@@ -39,7 +39,25 @@ def make_output_dir(path) -> Path:
     return out
 
 
+def figure_formats(formats: str) -> list[str]:
+    """The formats of ``--format`` (comma separated), checked against what matplotlib can write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    supported = FigureCanvasBase.get_supported_filetypes()
+    fmts = [f.strip().lower().lstrip(".") for f in str(formats).split(",") if f.strip()]
+    bad = [f for f in fmts if f not in supported]
+    if bad or not fmts:
+        raise CryodiagInputError(
+            f"--format: unknown figure format {', '.join(map(repr, bad)) or repr(formats)}; "
+            f"use one or more of {', '.join(sorted(supported))} (comma separated)"
+        )
+    return fmts
+
+
 def output_dir(args) -> Path:
+    """The output folder of ``--out`` (created); also checks ``--format`` before any work is done."""
+    if getattr(args, "format", None) is not None:
+        figure_formats(args.format)
     return make_output_dir(args.out)
 
 
@@ -76,7 +94,7 @@ def write_json(path, data, *, overwrite: bool = True, protect=()) -> Path:
 def save_figure(fig, out: Path, stem: str, formats: str = "png", *, overwrite: bool = True) -> list[Path]:
     """Save a matplotlib figure as ``out/stem.<fmt>`` for each format, atomically."""
     paths = []
-    for fmt in [f.strip().lower() for f in formats.split(",") if f.strip()]:
+    for fmt in figure_formats(formats):
         dest = out / f"{stem}.{fmt}"
         atomic_write(dest, lambda p, fmt=fmt: fig.savefig(p, format=fmt, dpi=120), overwrite=overwrite)
         paths.append(dest)

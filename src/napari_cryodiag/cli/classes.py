@@ -67,6 +67,9 @@ def run(args) -> int:
 
     if bool(args.select) != bool(args.select_out):
         raise CryodiagInputError("--select and --select-out go together")
+    for given in (*args.stack, args.averages, args.model, args.posteriors):
+        if given and not Path(given).exists():  # a file named on the command line must be there
+            raise CryodiagInputError("file or folder not found", given)
     out = output_dir(args)
     diag = class_diagnostics(
         args.particles,

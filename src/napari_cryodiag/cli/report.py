@@ -74,7 +74,9 @@ def run(args) -> int:
     from . import main as cryodiag_main
 
     from ..errors import CryodiagInputError
-    from ._common import make_output_dir
+    from ._common import figure_formats, make_output_dir
+
+    figure_formats(args.format)  # before simulating anything
 
     if args.data and not Path(args.data).is_dir():
         raise CryodiagInputError(
