@@ -208,6 +208,10 @@ def valley_threshold(values, n_bins: int = 128, smooth_bins: float = 2.0, percen
     return float(0.5 * (edges[k] + edges[k + 1]))
 
 
+#: values used to estimate a mode's centre and spread (more only cost time)
+_MAX_FIT_VALUES = 200_000
+
+
 def _robust_centre_scale(t: np.ndarray, k_clip: float = 2.0, iterations: int = 20) -> tuple[float, float]:
     """Centre and spread of the main mode of ``t``: start from the shortest interval holding
     half of the values (its midpoint; its half-length / 0.6745 as σ), then iterate median
@@ -218,6 +222,8 @@ def _robust_centre_scale(t: np.ndarray, k_clip: float = 2.0, iterations: int = 2
     of the values are other things (junk and empty picks on small micrographs), where a
     median of all values sits between the modes and the band swallows them.
     """
+    if t.size > _MAX_FIT_VALUES:  # a fixed random subset: the same answer to ~1e-3 sigma
+        t = np.random.default_rng(0).choice(t, _MAX_FIT_VALUES, replace=False)
     s = np.sort(t)
     n = s.size
     h = n // 2 + 1
@@ -299,34 +305,51 @@ class TwoModes:
         return self.ashman_d >= min_d and min_weight <= self.weights[0] <= 0.5
 
 
-def two_modes(values, iterations: int = 200) -> TwoModes | None:
-    """Fit two Gaussians to the finite ``values`` (None with fewer than 4 values or one level)."""
+def two_modes(values, iterations: int = 300, n_bins: int = 512) -> TwoModes | None:
+    """Fit two Gaussians to the finite ``values`` (None with fewer than 4 values or one level).
+
+    EM on a histogram (``n_bins`` over the 0.1-99.9 percentile range, the few values outside
+    clipped to its ends), started from Otsu's split: the cost does not grow with the number
+    of picks (10 million picks take as long as a thousand, once histogrammed).
+    """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size < 4 or not np.ptp(v) > 0:
         return None
+    lo, hi = np.percentile(v, (0.1, 99.9))
+    if not hi > lo:
+        lo, hi = float(v.min()), float(v.max())
+    counts, edges = np.histogram(np.clip(v, lo, hi), bins=n_bins, range=(lo, hi))
+    c = 0.5 * (edges[:-1] + edges[1:])
+    nz = counts > 0
+    c, cnt = c[nz], counts[nz].astype(np.float64)
     thr = otsu_threshold(v)
-    a, b = v[v < thr], v[v >= thr]
-    if a.size < 2 or b.size < 2:
+    ia, ib = c < thr, c >= thr
+    if cnt[ia].sum() < 2 or cnt[ib].sum() < 2:
         return None
-    w = np.array([a.size, b.size], dtype=np.float64) / v.size
-    mu = np.array([a.mean(), b.mean()])
-    sd = np.array([a.std(), b.std()])
-    floor = 1e-6 * float(np.ptp(v))
+
+    def _stats(m):
+        w_ = cnt[m].sum()
+        mu_ = (cnt[m] * c[m]).sum() / w_
+        return w_, mu_, np.sqrt((cnt[m] * (c[m] - mu_) ** 2).sum() / w_)
+
+    (wa, ma, sa), (wb, mb, sb) = _stats(ia), _stats(ib)
+    w = np.array([wa, wb]) / cnt.sum()
+    mu = np.array([ma, mb])
+    floor = 0.5 * (edges[1] - edges[0])
+    sd = np.maximum(np.array([sa, sb]), floor)
     for _ in range(iterations):
-        sd = np.maximum(sd, floor)
-        p = w[:, None] * np.exp(-0.5 * ((v[None, :] - mu[:, None]) / sd[:, None]) ** 2) / sd[:, None]
-        r = p / np.maximum(p.sum(axis=0), 1e-300)
+        p = w[:, None] * np.exp(-0.5 * ((c[None, :] - mu[:, None]) / sd[:, None]) ** 2) / sd[:, None]
+        r = p / np.maximum(p.sum(axis=0), 1e-300) * cnt[None, :]
         n = r.sum(axis=1)
         if np.any(n <= 0):
             return None
-        w_new, mu_new = n / n.sum(), (r @ v) / n
-        sd = np.sqrt((r * (v[None, :] - mu_new[:, None]) ** 2).sum(axis=1) / n)
-        done = np.allclose(mu_new, mu, rtol=0, atol=1e-9 * (1 + np.abs(mu).max())) and np.allclose(w_new, w, atol=1e-9)
+        w_new, mu_new = n / n.sum(), (r @ c) / n
+        sd = np.maximum(np.sqrt((r * (c[None, :] - mu_new[:, None]) ** 2).sum(axis=1) / n), floor)
+        done = np.abs(mu_new - mu).max() < 1e-7 * (hi - lo) and np.abs(w_new - w).max() < 1e-7
         w, mu = w_new, mu_new
         if done:
             break
-    sd = np.maximum(sd, floor)
     o = np.argsort(mu)
     d = float(np.sqrt(2.0) * abs(mu[1] - mu[0]) / np.sqrt(sd[0] ** 2 + sd[1] ** 2))
     return TwoModes(tuple(map(float, w[o])), tuple(map(float, mu[o])), tuple(map(float, sd[o])), d)
