@@ -141,6 +141,16 @@ def bad(tmp_path_factory) -> dict[str, Path]:
     f["thresholds_missing"] = b / "thresholds_missing.json"
     f["ctf_nodefocus"] = drop(f["picks_star"], "ctf_nodefocus.star", ["rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle"])
     f["refined_stack"] = data / "refinement" / "particles.mrcs"
+    tables = starfile.read(f["refined_star"], always_dict=True)
+    p = tables["particles"].copy()
+    p.loc[p.index[::4], "rlnAngleTilt"] = np.nan
+    tables["particles"] = p
+    f["particles_somenan"] = b / "particles_somenan.star"
+    starfile.write(tables, f["particles_somenan"])
+    f["zeros"] = b / "zeros.mrc"
+    with mrcfile.new(f["zeros"]) as m:
+        m.set_data(np.zeros_like(vol))
+        m.voxel_size = apix
     # a STAR cut in the middle of a row; a word where a coordinate should be
     text = f["picks_star"].read_text()
     cut = text.rstrip("\n").rsplit(" ", 4)[0]  # the last row loses its last values
@@ -265,6 +275,7 @@ MAP_CASES = {
     "fsc box mismatch": (["fsc", "{half1}", "{half2_box}", "-o", "{out}"], "error", ["half2_box"]),
     "fsc voxel mismatch": (["fsc", "{half1}", "{half2_apix}", "-o", "{out}"], "error", ["half2_apix"]),
     "fsc NaN voxels": (["fsc", "{half1}", "{half2_nan}", "-o", "{out}"], "error", ["half2_nan"]),
+    "fsc empty half map": (["fsc", "{half1}", "{zeros}", "-o", "{out}"], "error", ["zeros"]),
     "fsc mask grid": (["fsc", "{half1}", "{half2}", "--mask", "{mask_grid}", "-o", "{out}"], "error",
                       ["mask_grid"]),
     "fsc mask range": (["fsc", "{half1}", "{half2}", "--mask", "{mask_range}", "-o", "{out}"], "error",
@@ -321,6 +332,8 @@ PARTICLE_CASES = {
     "orientations no angles": (["orientations", "{particles_noangles}", "-o", "{out}"], "error",
                                ["particles_noangles"]),
     "orientations unknown cs": (["orientations", "{unknown_cs}", "-o", "{out}"], "error", ["unknown_cs"]),
+    "orientations some NaN angles": (["orientations", "{particles_somenan}", "-o", "{out}"], "warn",
+                                     ["particles_somenan"]),
     "orientations halves mismatch": (["orientations", "{refined_star}", "--half1", "{half1}", "--half2",
                                       "{half2_apix}", "-o", "{out}"], "error", ["half2_apix"]),
     "orientations half 2D": (["orientations", "{refined_star}", "--half1", "{map2d}", "--half2",

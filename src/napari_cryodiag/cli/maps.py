@@ -131,6 +131,9 @@ def load_half_maps(h1_path, h2_path, pixel_size=None):
     h1, v1, _ = read_volume(h1_path)
     h2, v2, _ = read_volume(h2_path)
     apix = check_half_maps(h1, h2, v1, v2, h1_path, h2_path)
+    for vol, p in ((h1, h1_path), (h2, h2_path)):
+        if vol.size and vol.min() == vol.max():  # an FSC of it would fail later, without the file's name
+            raise CryodiagInputError(f"half map is constant (every voxel is {float(vol.flat[0]):g}): an empty map?", p)
     if pixel_size:
         apix = float(pixel_size)
     if not apix:

@@ -8,7 +8,10 @@ SCF, SCF*, cFAR and the sampling maps (with a summary).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import CryodiagInputError
 from ._common import add_output_args, output_dir, save_figure, write_json
@@ -63,6 +66,23 @@ def _read_half_maps(args):
     return m1.data, m2.data, apix
 
 
+def _drop_rows_without_angles(table, src):
+    """Particles without a finite rot/tilt (NaN in the file) are left out with a warning on stderr;
+    when none has angles the diagnostics raise (naming the file)."""
+    if not {"rot_deg", "tilt_deg"} <= set(table.columns):
+        return table
+    ok = (np.isfinite(np.asarray(table["rot_deg"], dtype=np.float64))
+          & np.isfinite(np.asarray(table["tilt_deg"], dtype=np.float64)))
+    if ok.all() or not ok.any():
+        return table
+    print(f"cryodiag orientations: warning: {src}: {int((~ok).sum())} of {len(table)} particles have no finite "
+          "rot/tilt angle (NaN); they are left out", file=sys.stderr)
+    attrs = dict(table.attrs)
+    table = table[ok].reset_index(drop=True)
+    table.attrs = attrs
+    return table
+
+
 def run(args) -> int:
     from ..compute.orientations import orientation_diagnostics
     from ..io.picks import read_table
@@ -77,7 +97,7 @@ def run(args) -> int:
     src = Path(args.particles)
     if not src.exists():
         raise CryodiagInputError("file not found", src)
-    table = read_table(src)
+    table = _drop_rows_without_angles(read_table(src), src)
     h1, h2, half_apix = _read_half_maps(args)
     res = orientation_diagnostics(
         table,
