@@ -433,8 +433,10 @@ def fsc_family_steps(
     done += 1
     yield done, total
     if masks is None:
+        # the low-pass for the threshold needs only the low-frequency block of the averaged
+        # transform: pass the halves' transforms instead of forming (f1 + f2) / 2 in full
         masks = auto_masks(hm.average(), apix, mask_params, which=("spherical", "loose", "tight"),
-                           average_ft=hm.average_ft())
+                           half_fts=hm.transforms)
     done += 1
     yield done, total
     for name in ("spherical", "loose", "tight"):
