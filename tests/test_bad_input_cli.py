@@ -147,6 +147,17 @@ def bad(tmp_path_factory) -> dict[str, Path]:
     tables["particles"] = p
     f["particles_somenan"] = b / "particles_somenan.star"
     starfile.write(tables, f["particles_somenan"])
+    tables = starfile.read(f["classes_star"], always_dict=True)
+    p = tables["particles"].copy()
+    p["rlnClassNumber"] = p["rlnClassNumber"].astype(float)
+    p.loc[p.index[::5], "rlnClassNumber"] = np.nan
+    tables["particles"] = p
+    f["classes_somenan"] = b / "classes_somenan.star"
+    starfile.write(tables, f["classes_somenan"])
+    p["rlnClassNumber"] = np.nan
+    tables["particles"] = p
+    f["classes_allnan"] = b / "classes_allnan.star"
+    starfile.write(tables, f["classes_allnan"])
     f["zeros"] = b / "zeros.mrc"
     with mrcfile.new(f["zeros"]) as m:
         m.set_data(np.zeros_like(vol))
@@ -316,6 +327,10 @@ PARTICLE_CASES = {
     "classes empty": (["classes", "{empty_star}", "-o", "{out}"], "error", ["empty_star"]),
     "classes no class column": (["classes", "{classes_noclass}", "-o", "{out}"], "error",
                                 ["classes_noclass"]),
+    "classes some NaN classes": (["classes", "{classes_somenan}", "--no-frc", "-o", "{out}"], "warn",
+                                 ["classes_somenan"]),
+    "classes all NaN classes": (["classes", "{classes_allnan}", "--no-frc", "-o", "{out}"], "error",
+                                ["classes_allnan"]),
     "classes unknown cs": (["classes", "{unknown_cs}", "-o", "{out}"], "error", ["unknown_cs"]),
     "classes averages truncated": (["classes", "{classes_star}", "--averages", "{truncated}", "--no-frc",
                                     "-o", "{out}"], "error", ["truncated"]),

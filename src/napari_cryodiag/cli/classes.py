@@ -84,6 +84,14 @@ def run(args) -> int:
         bins=args.bins,
     )
     name = Path(args.particles).name
+    n_without = int(diag.table["class"].isna().sum()) if "class" in diag.table.columns else 0
+    if n_without == len(diag.table) and n_without:
+        raise CryodiagInputError(f"none of the {n_without} particles has a class number (all NaN)", args.particles)
+    if n_without:
+        import sys
+
+        print(f"cryodiag classes: warning: {args.particles}: {n_without} of {len(diag.table)} particles have no "
+              "class number (NaN); they are left out of the per-class numbers", file=sys.stderr)
     written = []
     fig = plot_posterior_histograms(diag.histograms, title=name, source=diag.posterior.source)
     written += save_figure(fig, out, "class_histograms", args.format, overwrite=args.overwrite)
@@ -101,6 +109,7 @@ def run(args) -> int:
         written += save_figure(fig, out, "class_frc", args.format, overwrite=args.overwrite)
     data = diag.to_json()
     data["sort_by"] = args.sort
+    data["n_without_class"] = n_without
     if args.select:
         path, n = write_selection(diag.table, _parse_classes(args.select), args.select_out,
                                   overwrite=args.overwrite)
