@@ -394,8 +394,11 @@ def suggest_thresholds(
        of the particles.
 
     Measured on the sample-data simulator (``simulate_micrographs`` defaults, seeds 0-4, raw
-    and ratio-calibrated): 90-95 % of true particles kept, ≥ 92 % of junk and ≥ 80 % of empty
-    picks rejected per seed (Otsu on NCC: 65-80 % of particles kept).
+    and ratio-calibrated): 92-96 % of true particles kept, ≥ 92 % of junk (calibrated: all)
+    and ≥ 80 % of empty picks rejected per seed (Otsu on NCC: 66-81 % of particles kept).
+    Weak spot: when particles are only about half of the picks (tiny micrographs, much empty
+    ice) empty picks inside the power band are kept (``tests/test_cli_picks.py``: 86 % recall
+    at 85 % precision).
 
     When x and y are the same score (a single score such as RELION's autopick figure of
     merit on both axes) there is no band (a high score is not junk): only step 2 on all picks.
