@@ -9,7 +9,10 @@ temporary folder by a child process (so its memory does not count), then in this
   chunk by chunk in one thread: the work any noise model must do at least;
 - ``projections, dask threads``: the same chunks as dask tasks on ``--workers`` threads;
 - ``noise model, dask threads``: ``estimate_noise_model`` reading the stack by chunks (memory
-  map), FFT, CTF, projections and the per-coefficient sums, same threads and chunk size.
+  map), FFT, CTF, projections and the per-coefficient sums, same threads and chunk size;
+- unless ``--no-reference``: in a child process (its memory is its own), the same serial
+  projections by the former ``map_coordinates`` projector (``bench_projection.MapCoordinatesProjector``),
+  the before/after of the vectorised projector.
 
 Reports wall times, the ratio noise model / projections (same run), the accuracy against the
 true spectrum (worst shell in statistical standard errors) and the peak RSS of this process.
@@ -18,6 +21,7 @@ true spectrum (worst shell in statistical standard errors) and the peak RSS of t
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -44,6 +48,29 @@ def prepare(folder: Path, n: int, box: int, apix: float) -> None:
     np.save(folder / "truth.npy", sim.noise_spectrum)
 
 
+def reference_projections(folder: Path, n: int, apix: float, chunk: int) -> None:
+    """Serial projections of the prepared set by the former map_coordinates projector."""
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_projection import MapCoordinatesProjector
+
+    from napari_cryodiag.compute.projection import euler_to_matrix
+
+    table = pd.read_pickle(folder / "table.pkl")
+    t0 = time.perf_counter()
+    proj = MapCoordinatesProjector(np.load(folder / "volume.npy"), pad=2)
+    t_build = time.perf_counter() - t0
+    mats = euler_to_matrix(table.rot_deg, table.tilt_deg, table.psi_deg)
+    shifts = -table[["shift_x_A", "shift_y_A"]].to_numpy() / apix
+    t0 = time.perf_counter()
+    for i in range(0, n, chunk):
+        proj.project_ft(mats[i:i + chunk], shifts[i:i + chunk])
+    t_proj = time.perf_counter() - t0
+    print(f"former projector (map_coordinates), build: {t_build:.2f} s")
+    print(f"former projector, serial projections: {t_proj:8.2f} s  ({t_proj / n * 1e3:.2f} ms/particle)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
@@ -51,10 +78,15 @@ def main() -> None:
     ap.add_argument("--apix", type=float, default=1.5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=256)
+    ap.add_argument("--no-reference", action="store_true", help="skip the former projector's run")
     ap.add_argument("--prepare", help=argparse.SUPPRESS)
+    ap.add_argument("--reference-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.prepare:
         prepare(Path(args.prepare), args.n, args.box, args.apix)
+        return
+    if args.reference_child:
+        reference_projections(Path(args.reference_child), args.n, args.apix, args.chunk)
         return
 
     import dask
@@ -100,6 +132,9 @@ def main() -> None:
         t_noise = time.perf_counter() - t0  # includes its own projector build
         z = (nm.noise_variance / truth - 1) / nm.relative_standard_error()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if not args.no_reference:
+            subprocess.run([sys.executable, __file__, "--reference-child", tmp, "--n", str(args.n),
+                            "--apix", str(args.apix), "--chunk", str(args.chunk)], check=True)
 
     print(f"projector build (pad 2, {2 * args.box}³ FFT): {t_build:.2f} s")
     print(f"projections alone, serial:            {t_proj_serial:8.2f} s  ({t_proj_serial / args.n * 1e3:.2f} ms/particle)")
@@ -110,6 +145,7 @@ def main() -> None:
     print(f"accuracy: worst shell {np.abs(z).max():.2f} s.e., rms {np.sqrt(np.mean(z**2)):.2f} s.e. "
           f"over {len(z)} shells; scale {nm.scale:.4f}")
     print(f"peak RSS of this process: {rss_mb:.0f} MiB")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
