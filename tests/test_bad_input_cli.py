@@ -191,7 +191,7 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 def run_case(bad, capsys, tmp_path, argv_template, expect, names):
     """Run ``cryodiag`` with ``{key}`` placeholders filled; check status, message and inputs."""
-    argv = [a.format(out=tmp_path / "out", **{k: str(v) for k, v in bad.items()}) for a in argv_template]
+    argv = [a.format(out=tmp_path / "out", **bad) for a in argv_template]
     inputs = {bad["data"]: _hashes(bad["data"]), bad["bad"]: _hashes(bad["bad"])}
     capsys.readouterr()
     code = main(argv)
@@ -312,6 +312,10 @@ MAP_CASES = {
     "views 2D": (["views", "{map2d}", "-o", "{out}"], "error", ["map2d"]),
     "views empty": (["views", "{empty_mrc}", "-o", "{out}"], "error", ["empty_mrc"]),
     "views truncated": (["views", "{truncated}", "-o", "{out}"], "error", ["truncated"]),
+    "views json over the map": (["views", "{half1}", "-o", "{half1.parent}", "--json", "half1.mrc", "--overwrite"],
+                                "error", ["half1"]),
+    "fsc json over a half map": (["fsc", "{half1}", "{half2}", "-o", "{half1.parent}", "--json", "half2.mrc",
+                                  "--overwrite", "--guinier-window", "10,4"], "error", ["half2"]),
     "views unknown figure format": (["views", "{half1}", "--format", "png,xyz", "-o", "{out}"], "error", []),
     "views out is a file": (["views", "{half1}", "-o", "{out_file}"], "error", ["out_file"]),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +55,40 @@ def figure_formats(formats: str) -> list[str]:
     return fmts
 
 
+#: arguments that name outputs (never counted as inputs)
+OUTPUT_ARGS = {"out", "json", "format", "export_star", "export_cs", "select_out", "map_name", "func", "command"}
+
+#: the input files of the running command (set by :func:`output_dir`); the JSON and figures
+#: written through this module never replace one of them, whatever ``--overwrite`` says
+_INPUTS: list[Path] = []
+
+
+def input_files(args) -> list[Path]:
+    """Every existing file named by an argument of ``args`` (except the output arguments)."""
+    files = []
+    for key, value in vars(args).items():
+        if key in OUTPUT_ARGS:
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, (str, os.PathLike)) and os.fspath(v) and os.path.isfile(v):
+                files.append(Path(v))
+    return files
+
+
 def output_dir(args) -> Path:
-    """The output folder of ``--out`` (created); also checks ``--format`` before any work is done."""
+    """The output folder of ``--out`` (created); also checks ``--format`` before any work is done
+    and records the command's input files, which the writers here refuse to replace."""
     if getattr(args, "format", None) is not None:
         figure_formats(args.format)
-    return make_output_dir(args.out)
+    _INPUTS[:] = input_files(args)
+    out = make_output_dir(args.out)
+    name = getattr(args, "json", None)
+    if name:
+        dest = out / name
+        for p in _INPUTS:  # say so now rather than after the computation
+            if dest.exists() and dest.samefile(p):
+                raise CryodiagInputError("--json would overwrite an input file; choose another name", dest)
+    return out
 
 
 def _to_jsonable(obj):
@@ -88,7 +118,7 @@ def write_json(path, data, *, overwrite: bool = True, protect=()) -> Path:
     ``protect``: input files that must never be replaced, whatever ``overwrite`` says.
     """
     text = json.dumps(_to_jsonable(data), indent=2)
-    return atomic_write_text(path, text + "\n", overwrite=overwrite, protect=protect)
+    return atomic_write_text(path, text + "\n", overwrite=overwrite, protect=[*protect, *_INPUTS])
 
 
 def save_figure(fig, out: Path, stem: str, formats: str = "png", *, overwrite: bool = True) -> list[Path]:
@@ -96,6 +126,7 @@ def save_figure(fig, out: Path, stem: str, formats: str = "png", *, overwrite: b
     paths = []
     for fmt in figure_formats(formats):
         dest = out / f"{stem}.{fmt}"
-        atomic_write(dest, lambda p, fmt=fmt: fig.savefig(p, format=fmt, dpi=120), overwrite=overwrite)
+        atomic_write(dest, lambda p, fmt=fmt: fig.savefig(p, format=fmt, dpi=120), overwrite=overwrite,
+                     protect=_INPUTS)
         paths.append(dest)
     return paths
