@@ -425,3 +425,27 @@ def test_picks_thresholds_from_a_previous_run(bad, tmp_path, capsys):
     capsys.readouterr()
     assert main(["picks", str(bad["picks_star"]), "--thresholds", str(unrelated), "-o", str(tmp_path / "x")]) == 2
     assert f"{unrelated}: not a thresholds JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["picks", "{picks_star}", "--micrographs", "{micrographs}", "--score", "--diameter-A", "-5"], "--diameter-A"),
+        (["picks", "{picks_star}", "--bins", "0"], "--bins"),
+        (["orientations", "{refined_star}", "--n-azimuth", "0"], "--n-azimuth"),
+        (["fsc", "{half1}", "{half2}", "--pixel-size", "-1"], "--pixel-size"),
+        (["noise", "--particles", "{refined_star}", "--map", "{refined_map}", "--chunk-size", "0"], "--chunk-size"),
+        (["classes", "{classes_star}", "--pixel-size", "nan"], "--pixel-size"),
+    ],
+    ids=["picks diameter", "picks bins", "orientations bins", "fsc pixel size", "noise chunk", "classes pixel size"],
+)
+def test_bad_numbers_exit_2_naming_the_option(bad, tmp_path, capsys, argv, option):
+    """Negative or zero sizes and counts are refused by the parser (exit 2, option named), not a traceback
+    from deep inside the computation or a misleading message ("voxel size unknown")."""
+    argv = [a.format(**bad) for a in argv] + ["-o", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cryodiag {argv[0]}: error: argument {option}" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

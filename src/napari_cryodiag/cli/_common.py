@@ -26,6 +26,26 @@ def add_output_args(parser: argparse.ArgumentParser, default_json: str = "result
     )
 
 
+def _number(kind, test, what):
+    def parse(text):
+        try:
+            v = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not (math.isfinite(v) and test(v)):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return v
+    parse.__name__ = f"{kind.__name__} {what}"
+    return parse
+
+
+#: argparse ``type=`` for numbers that must be > 0 or >= 0 (bad values: exit 2 with the option named)
+positive_float = _number(float, lambda v: v > 0, "> 0")
+nonnegative_float = _number(float, lambda v: v >= 0, ">= 0")
+positive_int = _number(int, lambda v: v > 0, "> 0")
+nonnegative_int = _number(int, lambda v: v >= 0, ">= 0")
+
+
 def make_output_dir(path) -> Path:
     """Create the output folder ``path``; a file in the way (or no permission) is an input error."""
     out = Path(path).expanduser()

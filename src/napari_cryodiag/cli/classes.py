@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_output_args, output_dir, save_figure, write_json
+from ._common import add_output_args, output_dir, positive_float, positive_int, save_figure, write_json
 
 
 def register(subparsers) -> None:
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--stack", action="append", default=[],
                    help="particle stack file or folder (repeatable); default: as named in the table")
     p.add_argument("--posteriors", help=".cs with alignments3D_multi/class_posterior (full posteriors)")
-    p.add_argument("--pixel-size", type=float, help="particle/average pixel size in Å (overrides files)")
+    p.add_argument("--pixel-size", type=positive_float, help="particle/average pixel size in Å (overrides files)")
     p.add_argument("--ctf", choices=["phase_flip", "wiener", "none"], default="phase_flip",
                    help="CTF correction of the half-set averages (default phase_flip)")
     p.add_argument("--halves", choices=["auto", "split", "alternate"], default="auto",
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-frc", action="store_true", help="do not build half-set averages")
     p.add_argument("--sort", choices=["count", "resolution", "median_ess", "class"], default="count",
                    help="order of the class grid (default count)")
-    p.add_argument("--bins", type=int, default=50, help="histogram bins (default 50)")
+    p.add_argument("--bins", type=positive_int, default=50, help="histogram bins (default 50)")
     p.add_argument("--select", help="classes to export, comma separated (as numbered in the file)")
     p.add_argument("--select-out", help="where to write the selected particles (.star or .cs)")
     add_output_args(p, default_json="classes.json")

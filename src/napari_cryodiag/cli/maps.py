@@ -18,21 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CryodiagInputError
-from ._common import add_output_args, output_dir, save_figure, write_json
+from ._common import add_output_args, nonnegative_float, nonnegative_int, output_dir, positive_float, save_figure, write_json
 
 
 def _add_fsc_options(p) -> None:
     p.add_argument("--mask", help="user mask (MRC, same grid, values in [0, 1]); the corrected curve uses it")
-    p.add_argument("--pixel-size", type=float, default=None, help="voxel size (Å) when the headers lack it")
+    p.add_argument("--pixel-size", type=positive_float, default=None, help="voxel size (Å) when the headers lack it")
     p.add_argument("--randomise-from", default="tight75",
                    help="phase randomisation start: tight75 (default: 75%% of the tight 0.143 frequency), "
                         "relion (unmasked FSC < 0.8), nomask143 (no-mask FSC < 0.143), or a resolution in Å")
-    p.add_argument("--wait-shells", type=int, default=0,
+    p.add_argument("--wait-shells", type=nonnegative_int, default=0,
                    help="shells after the randomisation shell that keep the masked value (RELION: 2)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the phase randomisation")
     g = p.add_argument_group("automatic masks (cryoSPARC presets)")
     g.add_argument("--threshold", type=float, default=0.5, help="fraction of the low-passed average's maximum")
-    g.add_argument("--mask-lowpass", type=float, default=15.0, help="low-pass (Å) before thresholding; 0 = none")
+    g.add_argument("--mask-lowpass", type=nonnegative_float, default=15.0, help="low-pass (Å) before thresholding; 0 = none")
     g.add_argument("--loose", default="25,40", help="loose mask: 1 within A Å, 0 from B Å (A,B)")
     g.add_argument("--tight", default="6,12", help="tight mask: 1 within A Å, 0 from B Å (A,B)")
     g.add_argument("--sphere-inner", type=float, default=0.85, help="spherical mask inner/outer radius")
@@ -77,7 +77,7 @@ def register(subparsers) -> None:
     s.add_argument("--bfactor", type=float, default=None,
                    help="sharpening B-factor (Å^2, negative sharpens); default: minus the fitted decay")
     s.add_argument("--no-fsc-weighting", action="store_true")
-    s.add_argument("--lowpass", type=float, default=None, help="low-pass (Å) with a raised-cosine edge")
+    s.add_argument("--lowpass", type=nonnegative_float, default=None, help="low-pass (Å) with a raised-cosine edge")
     s.add_argument("--apply-mask", action="store_true", help="multiply the result by the mask of the corrected curve")
     s.add_argument("--map-name", default="sharpened.mrc")
     add_output_args(s, default_json="sharpen.json")

@@ -16,7 +16,7 @@ import threading
 import numpy as np
 
 from ..errors import CryodiagInputError
-from ._common import add_output_args, output_dir, save_figure, write_json
+from ._common import add_output_args, output_dir, positive_float, positive_int, save_figure, write_json
 
 
 def register(subparsers) -> None:
@@ -34,15 +34,15 @@ def register(subparsers) -> None:
     p.add_argument("--stack", help="particle stack (MRCS) indexed by the table's image index "
                    "(default: the stacks named in the table)")
     p.add_argument("--model", help="RELION *_model.star: plot its per-group rlnSigma2Noise")
-    p.add_argument("--pixel-size", type=float, default=None, help="particle pixel size (Å) if the table lacks it")
-    p.add_argument("--map-pixel-size", type=float, default=None, help="map voxel size (Å) if the header lacks it")
+    p.add_argument("--pixel-size", type=positive_float, default=None, help="particle pixel size (Å) if the table lacks it")
+    p.add_argument("--map-pixel-size", type=positive_float, default=None, help="map voxel size (Å) if the header lacks it")
     p.add_argument("--scale", default="global",
                    help="map-to-image amplitude: global (least squares, default), per_image, none, or a number")
     p.add_argument("--no-ctf", action="store_true", help="do not multiply projections by the CTF")
-    p.add_argument("--max-particles", type=int, default=None,
+    p.add_argument("--max-particles", type=positive_int, default=None,
                    help="use a random subset of this many particles (seed 0)")
-    p.add_argument("--chunk-size", type=int, default=256, help="particles per dask task")
-    p.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--chunk-size", type=positive_int, default=256, help="particles per dask task")
+    p.add_argument("--workers", type=positive_int, default=None, help="threads (default: all cores)")
     p.add_argument("--per-pixel", action="store_true",
                    help="plot RELION spectra as 2 N^2 sigma2 (per-pixel convention) instead of RELION units")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CryodiagInputError
-from ._common import add_output_args, output_dir, save_figure, write_json
+from ._common import add_output_args, output_dir, positive_float, positive_int, save_figure, write_json
 
 
 def register(subparsers) -> None:
@@ -32,18 +32,18 @@ def register(subparsers) -> None:
     p.add_argument("particles", help="particle file (.star or .cs) with 3D poses")
     p.add_argument("--half1", help="first half map (MRC), for cFAR")
     p.add_argument("--half2", help="second half map (MRC), for cFAR")
-    p.add_argument("--radius-px", type=float, default=None,
+    p.add_argument("--radius-px", type=positive_float, default=None,
                    help="Fourier shell radius (voxels) of the sampling computations "
                         "(default: box*apix/resolution, else box/4, else 32)")
-    p.add_argument("--box-px", type=int, default=None, help="particle box size (px) if the file does not say")
-    p.add_argument("--pixel-size", type=float, default=None, help="particle pixel size (Å) if the file does not say")
-    p.add_argument("--resolution", type=float, default=None,
+    p.add_argument("--box-px", type=positive_int, default=None, help="particle box size (px) if the file does not say")
+    p.add_argument("--pixel-size", type=positive_float, default=None, help="particle pixel size (Å) if the file does not say")
+    p.add_argument("--resolution", type=positive_float, default=None,
                    help="resolution (Å) of the shell considered (sets the radius from box and pixel size)")
-    p.add_argument("--noise-variance", type=float, default=1.0, help="noise variance σ² of the posterior precision")
-    p.add_argument("--n-azimuth", type=int, default=72, help="azimuth bins")
-    p.add_argument("--n-elevation", type=int, default=36, help="elevation bins (uniform in sin(elevation))")
-    p.add_argument("--n-cones", type=int, default=256, help="cone axes of cFAR (on a hemisphere)")
-    p.add_argument("--cone-angle", type=float, default=20.0, help="cone half-angle (°) of cFAR")
+    p.add_argument("--noise-variance", type=positive_float, default=1.0, help="noise variance σ² of the posterior precision")
+    p.add_argument("--n-azimuth", type=positive_int, default=72, help="azimuth bins")
+    p.add_argument("--n-elevation", type=positive_int, default=36, help="elevation bins (uniform in sin(elevation))")
+    p.add_argument("--n-cones", type=positive_int, default=256, help="cone axes of cFAR (on a hemisphere)")
+    p.add_argument("--cone-angle", type=positive_float, default=20.0, help="cone half-angle (°) of cFAR")
     p.add_argument("--method", choices=("auto", "binned", "direct"), default="auto",
                    help="SCF/sampling computation: binned directions (fast) or particle by particle")
     add_output_args(p, default_json="orientations.json")

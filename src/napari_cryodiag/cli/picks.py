@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CryodiagInputError
-from ._common import add_output_args, output_dir, save_figure, write_json
+from ._common import add_output_args, nonnegative_float, output_dir, positive_float, positive_int, save_figure, write_json
 
 
 def register(subparsers) -> None:
@@ -47,21 +47,21 @@ def register(subparsers) -> None:
     g.add_argument("--denoised", metavar="DIR|GLOB", help="denoised/low-passed micrographs to score on (same order)")
     g.add_argument("--score", action="store_true", help="compute NCC and power for the picks")
     g.add_argument("--pick", action="store_true", help="pick the micrographs (blob or --templates)")
-    g.add_argument("--diameter-A", type=float, help="particle diameter in Å (blob; power annulus)")
-    g.add_argument("--diameter-px", type=float, help="particle diameter in micrograph pixels")
-    g.add_argument("--min-diameter-A", type=float, help="inner diameter of the power annulus (default 0)")
-    g.add_argument("--max-diameter-A", type=float, help="outer diameter of the power annulus (default: diameter)")
+    g.add_argument("--diameter-A", type=positive_float, help="particle diameter in Å (blob; power annulus)")
+    g.add_argument("--diameter-px", type=positive_float, help="particle diameter in micrograph pixels")
+    g.add_argument("--min-diameter-A", type=nonnegative_float, help="inner diameter of the power annulus (default 0)")
+    g.add_argument("--max-diameter-A", type=positive_float, help="outer diameter of the power annulus (default: diameter)")
     g.add_argument("--templates", metavar="MRCS", help="2D class averages (protein bright) for NCC / picking")
-    g.add_argument("--template-pixel-size-A", type=float, help="pixel size of the templates (default: header)")
-    g.add_argument("--n-angles", type=int, default=36, help="in-plane angles per template (default 36)")
-    g.add_argument("--lowpass-A", type=float, help="low-pass for scoring (default: automatic, see docs)")
+    g.add_argument("--template-pixel-size-A", type=positive_float, help="pixel size of the templates (default: header)")
+    g.add_argument("--n-angles", type=positive_int, default=36, help="in-plane angles per template (default 36)")
+    g.add_argument("--lowpass-A", type=nonnegative_float, help="low-pass for scoring (default: automatic, see docs)")
     g.add_argument("--contrast", choices=["dark", "bright"], default="dark",
                    help="particles dark (raw micrographs, default) or bright")
     g.add_argument("--pick-ncc-min", type=float, default=0.1, help="picker: lowest NCC peak kept (default 0.1)")
-    g.add_argument("--min-distance-A", type=float, help="picker: minimum distance between picks (default: diameter)")
-    g.add_argument("--pixel-size-A", type=float, help="micrograph pixel size (overrides headers/tables)")
+    g.add_argument("--min-distance-A", type=positive_float, help="picker: minimum distance between picks (default: diameter)")
+    g.add_argument("--pixel-size-A", type=positive_float, help="micrograph pixel size (overrides headers/tables)")
     g.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address (default: local threads)")
-    g.add_argument("--workers", type=int, help="local threads (default: all cores)")
+    g.add_argument("--workers", type=positive_int, help="local threads (default: all cores)")
     g.add_argument("--flip-y", action="store_true", help=".cs picks: y = ny - y (pyem-converted data)")
     c = p.add_argument_group("axes and calibration")
     c.add_argument("--x-feature", help="column on the x axis (default: ncc, else a picker's score)")
@@ -80,16 +80,16 @@ def register(subparsers) -> None:
     t.add_argument("--y-max", type=float)
     t.add_argument("--thresholds", metavar="JSON", help="thresholds saved by the widget or a previous run")
     t.add_argument("--no-suggest", action="store_true", help="do not suggest thresholds that were not given")
-    t.add_argument("--dedupe-A", type=float, default=0.0,
+    t.add_argument("--dedupe-A", type=nonnegative_float, default=0.0,
                    help="remove duplicates closer than this (Å) among kept picks (cryoSPARC 20, RELION 30; 0 = off)")
     t.add_argument("--dedupe-keep", choices=["higher", "first"], default="higher")
     t.add_argument("--dedupe-score", help="score ranking duplicates (default: the x feature)")
     t.add_argument("--export-star", metavar="PATH", help="write kept picks as RELION STAR")
     t.add_argument("--export-cs", metavar="PATH", help="write kept picks as cryoSPARC .cs")
-    t.add_argument("--micrograph-shape", nargs=2, type=int, metavar=("NY", "NX"),
+    t.add_argument("--micrograph-shape", nargs=2, type=positive_int, metavar=("NY", "NX"),
                    help="micrograph size for .cs export when neither the picks nor --micrographs give it")
     t.add_argument("--export-rejected", action="store_true", help="also write the rejected picks (*_rejected)")
-    t.add_argument("--bins", type=int, default=100, help="histogram bins per axis")
+    t.add_argument("--bins", type=positive_int, default=100, help="histogram bins per axis")
     add_output_args(p, default_json="picks.json")
     p.set_defaults(func=run)
 
