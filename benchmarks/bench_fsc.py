@@ -16,6 +16,11 @@ that its wall time and peak RSS are its own:
 - ``servalcat fsc --halfmaps H1 H2 [--mask M] --csv`` (the peer; end to end), without and with
   the same mask.
 
+- ``masks``: the automatic masks step alone (spherical, loose, tight from the half-map average,
+  as in ``fsc_family``), current :func:`auto_masks` vs the code before the speed-up (``masks.py``
+  at commit ``MASKS_BASELINE``, read with ``git show``), each in its own fresh process: first
+  (cold) call and best of ``--repeat`` further calls, and a fingerprint to check equal output.
+
 Ratios are printed and written to ``benchmarks/results/bench_fsc.json``. emda is not measured:
 it does not install on NumPy 2 (it needs numpy.distutils and a Fortran compiler).
 """
@@ -34,6 +39,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MASKS_BASELINE = "d4d0eed"  # last masks.py before the same-output speed-up
 PY = sys.executable
 BIN = Path(PY).parent
 
@@ -139,6 +145,46 @@ def child_randomise(folder: str, repeat: int) -> None:
     print(json.dumps(res))
 
 
+def child_masks(folder: str, repeat: int, apix: float, impl: str) -> None:
+    """The mask step of ``fsc_family``: ``impl`` = ``current`` or ``baseline`` (old masks.py)."""
+    import hashlib
+    import importlib.util
+
+    import numpy as np
+
+    from napari_cryodiag.compute.fsc import HalfMaps
+
+    d = Path(folder)
+    hm = HalfMaps(np.load(d / "h1.npy"), np.load(d / "h2.npy"), apix)
+    hm.transforms  # computed before, as in fsc_family
+    if impl == "current":
+        from napari_cryodiag.compute.masks import auto_masks
+
+        def step():
+            return auto_masks(hm.average(), apix, half_fts=hm.transforms)
+    else:
+        src = subprocess.run(["git", "show", f"{MASKS_BASELINE}:src/napari_cryodiag/compute/masks.py"],
+                             capture_output=True, text=True, cwd=ROOT, check=True).stdout
+        path = d / "_masks_baseline.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location("napari_cryodiag.compute._masks_baseline", path)
+        old = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = old
+        spec.loader.exec_module(old)
+
+        def step():
+            return old.auto_masks(hm.average(), apix, average_ft=hm.average_ft())
+
+    times = []
+    for _ in range(1 + max(repeat, 2)):
+        t = time.perf_counter()
+        m = step()
+        times.append(time.perf_counter() - t)
+        digest = hashlib.sha1(b"".join(m[k].tobytes() for k in ("spherical", "loose", "tight"))).hexdigest()
+        del m
+    print(json.dumps({"cold": times[0], "best": min(times[1:]), "rss_MB": _rss_mb(), "sha1": digest}))
+
+
 def _run_child(args: list[str]) -> dict:
     out = subprocess.run([PY, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
@@ -182,6 +228,8 @@ def main() -> None:
             child_randomise(rest[0], int(rest[1]))
         elif kind == "method":
             child_method(rest[0], int(rest[1]), float(rest[2]))
+        elif kind == "masks":
+            child_masks(rest[0], int(rest[1]), float(rest[2]), rest[3])
         return
 
     servalcat = shutil.which("servalcat", path=str(BIN)) or shutil.which("servalcat")
@@ -198,6 +246,11 @@ def main() -> None:
             row["method"] = _run_child(["method", tmp, str(a.repeat), str(a.apix)])
             print(f"  cryodiag 5 curves in memory: {row['method']['seconds']:.2f} s, peak {row['method']['rss_MB']:.0f} MB; "
                   f"steps {', '.join(f'{k} {v:.2f}' for k, v in row['method']['steps'].items())}", flush=True)
+            row["masks"] = {impl: _run_child(["masks", tmp, str(a.repeat), str(a.apix), impl])
+                            for impl in ("baseline", "current")}
+            mb, mc = row["masks"]["baseline"], row["masks"]["current"]
+            print(f"  mask step: before {mb['cold']:.2f} s cold / {mb['best']:.2f} s warm, now {mc['cold']:.2f} s / "
+                  f"{mc['best']:.2f} s; same output: {mb['sha1'] == mc['sha1']}", flush=True)
             row["randomise"] = _run_child(["randomise", tmp, str(a.repeat)])
             print(f"  phase randomisation of one half: {row['randomise']['ours']:.2f} s "
                   f"(naive complex128: {row['randomise']['naive']:.2f} s)", flush=True)
@@ -215,6 +268,7 @@ def main() -> None:
                       flush=True)
             fl = row["fft_floor"]["seconds"]
             ratios = {"method/fft_floor": row["method"]["seconds"] / fl,
+                      "masks cold now/before": mc["cold"] / mb["cold"], "masks warm now/before": mc["best"] / mb["best"],
                       "randomise/naive": row["randomise"]["ours"] / row["randomise"]["naive"]}
             if "servalcat_nomask" in row:
                 ratios["cli_nomask/servalcat_nomask"] = row["cli_nomask"]["seconds"] / row["servalcat_nomask"]["seconds"]
