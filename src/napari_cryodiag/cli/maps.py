@@ -13,6 +13,8 @@ diagnosis flags, the Guinier fit), ``fsc.csv``, ``fsc_corrected.xml`` (EMDB) and
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 import numpy as np
@@ -185,7 +187,9 @@ def run_fsc(args) -> int:
     written.append(write_fsc_csv(out / "fsc.csv", r, overwrite=args.overwrite, protect=protect))
     written.append(write_fsc_xml(out / "fsc_corrected.xml", r, overwrite=args.overwrite, protect=protect))
     ga = s.masked_average_guinier("amplitude")
-    fa = fit_guinier(ga, s.guinier.low_A, s.guinier.high_A, s.guinier.window_rule)
+    fa = fit_guinier(ga, s.guinier.low_A, s.guinier.high_A, s.guinier.window_rule) if s.guinier is not None else None
+    if s.guinier is None:
+        print(f"cryodiag fsc: warning: {args.half1}: no Guinier B-factor: {s.guinier_error}", file=sys.stderr)
     written.append(write_postprocess_star(out / "postprocess.star", r, ga, fa, overwrite=args.overwrite, protect=protect,
                                           half1_name=args.half1, half2_name=args.half2, mask_name=args.mask or ""))
     if args.write_masks:
@@ -327,7 +331,7 @@ def run_sharpen(args) -> int:
                            apply_mask=args.apply_mask)
     vol = s.sharpen(params)
     path = write_mrc(out / args.map_name, vol, s.fsc.pixel_size_A, overwrite=args.overwrite, protect=_protect(args))
-    write_json(out / args.json, {"map": str(path), "sharpen": s.sharpen_used.to_dict(), "guinier": s.guinier.to_dict(),
+    write_json(out / args.json, {"map": str(path), "sharpen": s.sharpen_used.to_dict(), "guinier": s.guinier.to_dict() if s.guinier is not None else {"skipped": s.guinier_error},
                                  "resolution_A": s.fsc.resolution_A}, overwrite=args.overwrite)
     print(f"sharpened with B = {s.sharpen_used.bfactor_A2:.1f} Å^2 -> {path}")
     return 0

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from ..errors import CryodiagInputError
 from .fourier import n_shells, radial_frequency_invA
 from .fsc import FSCResult, HalfMaps, fsc_family_steps, irfftn, rfftn, run_steps
 from .fsc_diagnosis import DiagnosisParams, diagnose
@@ -117,6 +118,7 @@ class ValidationSession:
 
     def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None):
         self.halfmaps = HalfMaps(half1, half2, pixel_size_A, path1, path2)
+        self.path1 = path1
         self._masks: dict | None = None
         self._mask_params: MaskParams | None = None
         self.fsc: FSCResult | None = None
@@ -124,6 +126,8 @@ class ValidationSession:
         self._guinier_key = None
         self.guinier_curve = None
         self.guinier: GuinierFit | None = None
+        #: why there is no Guinier fit (e.g. a resolution coarser than the window's 10 Å end)
+        self.guinier_error: str | None = None
         self.flags = []
         self._sharpener: Sharpener | None = None
         self.sharpened: np.ndarray | None = None
@@ -166,12 +170,16 @@ class ValidationSession:
             self.flags = diagnose(self.fsc, diagnosis)
             self.recomputed.append("fsc")
         gkey = (self._fsc_key, str(guinier_window_rule), guinier_quantity)
-        if self.guinier is None or gkey != self._guinier_key:
+        if gkey != self._guinier_key:
             self.guinier_curve = self.masked_average_guinier(guinier_quantity)
-            lo, hi, rule = guinier_window(
-                guinier_window_rule, self.fsc.curves["corrected"], self.halfmaps.pixel_size_A, self.halfmaps.n
-            )
-            self.guinier = fit_guinier(self.guinier_curve, lo, hi, rule)
+            try:
+                lo, hi, rule = guinier_window(
+                    guinier_window_rule, self.fsc.curves["corrected"], self.halfmaps.pixel_size_A, self.halfmaps.n
+                )
+                self.guinier, self.guinier_error = fit_guinier(self.guinier_curve, lo, hi, rule), None
+            except CryodiagInputError as err:
+                # a low-resolution map has no B-factor window: the FSC stands without it
+                self.guinier, self.guinier_error = None, err.problem
             self._guinier_key = gkey
             self.recomputed.append("guinier")
         return self
@@ -182,8 +190,9 @@ class ValidationSession:
             return {}
         d = self.fsc.to_dict()
         d["flags"] = [f.to_dict() for f in self.flags]
+        fit = self.guinier.to_dict() if self.guinier is not None else {"skipped": self.guinier_error}
         d["guinier"] = dict(
-            self.guinier.to_dict(), x_invA2=self.guinier_curve.x_invA2, y=self.guinier_curve.y,
+            fit, x_invA2=self.guinier_curve.x_invA2, y=self.guinier_curve.y,
             map="average of the half maps under the corrected curve's mask",
             convention="bfactor_A2 = map decay (amplitudes x exp(-B s^2/4)); "
                        "sharpening_bfactor_A2 = RELION's sign (negative sharpens)",
@@ -208,7 +217,12 @@ class ValidationSession:
         hm = self.halfmaps
         if self._sharpener is None:
             self._sharpener = Sharpener(hm.average_ft(), hm.shape, hm.pixel_size_A, hm.index)
-        b = params.bfactor_A2 if params.bfactor_A2 is not None else self.guinier.sharpening_bfactor_A2
+        if params.bfactor_A2 is not None:
+            b = params.bfactor_A2
+        elif self.guinier is not None:
+            b = self.guinier.sharpening_bfactor_A2
+        else:
+            raise CryodiagInputError(f"no B-factor was fitted ({self.guinier_error}); give one", self.path1)
         out = self._sharpener.apply(
             b,
             self.fsc.curves["corrected"],

@@ -383,7 +383,7 @@ class MapValidationWidget(QWidget):
 
     def _on_result(self, session):
         self.session = session
-        if self.fitted_check.isChecked():
+        if self.fitted_check.isChecked() and session.guinier is not None:
             self.b_spin.blockSignals(True)
             self.b_spin.setValue(session.guinier.sharpening_bfactor_A2)
             self.b_spin.blockSignals(False)
@@ -406,8 +406,9 @@ class MapValidationWidget(QWidget):
             f"0.5: {r.resolution('corrected', 0.5).interpolated_A:.2f} Å",
             f"box {r.box} px at {r.pixel_size_A:.4g} Å/px (Nyquist {r.nyquist_A:.2f} Å); phase randomisation from "
             f"{r.randomise_from_A:.2f} Å ({r.randomise_rule}, seed {r.seed})",
-            f"B-factor {s.guinier.bfactor_A2:.1f} Å² (map decay; sharpening B {s.guinier.sharpening_bfactor_A2:.1f} Å²), "
-            f"fit {s.guinier.low_A:.1f}–{s.guinier.high_A:.2f} Å",
+            (f"B-factor {s.guinier.bfactor_A2:.1f} Å² (map decay; sharpening B {s.guinier.sharpening_bfactor_A2:.1f} Å²), "
+             f"fit {s.guinier.low_A:.1f}–{s.guinier.high_A:.2f} Å") if s.guinier is not None
+            else f"no B-factor fit: {s.guinier_error}",
         ]
         if s.flags:
             for f in s.flags:
@@ -439,7 +440,7 @@ class MapValidationWidget(QWidget):
         s = self.session
         vol = s.sharpen(self.sharpen_params())
         m = s.fsc.masks[s.fsc.corrected_mask]
-        self._sharpened_curve = guinier_curve_of_map(vol, s.halfmaps.pixel_size_A, s.guinier.quantity, mask=m)
+        self._sharpened_curve = guinier_curve_of_map(vol, s.halfmaps.pixel_size_A, s.guinier_curve.quantity, mask=m)
         name = "sharpened"
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
@@ -608,7 +609,7 @@ class MapValidationWidget(QWidget):
         written.append(write_fsc_csv(out / "fsc.csv", s.fsc, overwrite=overwrite))
         written.append(write_fsc_xml(out / "fsc_corrected.xml", s.fsc, overwrite=overwrite))
         ga = s.masked_average_guinier("amplitude")
-        fa = fit_guinier(ga, s.guinier.low_A, s.guinier.high_A, s.guinier.window_rule)
+        fa = fit_guinier(ga, s.guinier.low_A, s.guinier.high_A, s.guinier.window_rule) if s.guinier is not None else None
         written.append(write_postprocess_star(
             out / "postprocess.star", s.fsc, ga, fa, overwrite=overwrite,
             half1_name=self.half1_combo.currentText(), half2_name=self.half2_combo.currentText(),
