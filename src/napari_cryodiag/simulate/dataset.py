@@ -186,7 +186,7 @@ def write_sample_dataset(
     images were projected from; poses, shifts and CTF known, white noise of known variance) for
     the orientation and noise-model diagnostics.
     """
-    folder = Path(folder).expanduser()
+    folder = Path(folder).expanduser().absolute()  # relative_to() below needs absolute paths
     if folder.exists() and not folder.is_dir():
         raise CryodiagInputError("output exists and is not a folder", folder)
     if not overwrite and folder.is_dir():
