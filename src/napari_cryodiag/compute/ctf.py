@@ -13,13 +13,68 @@ envelope ``exp(-B s^2 / 4)`` multiplies the result.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
-def electron_wavelength_A(voltage_kV: float) -> float:
-    """Relativistic electron wavelength in Å for an acceleration voltage in kV."""
-    v = float(voltage_kV) * 1e3
+def electron_wavelength_A(voltage_kV):
+    """Relativistic electron wavelength in Å for an acceleration voltage in kV (scalar or array)."""
+    v = np.asarray(voltage_kV, dtype=np.float64) * 1e3
     return 12.2642598 / np.sqrt(v * (1.0 + 0.97848e-6 * v))
+
+
+@lru_cache(maxsize=8)
+def _frequency_grid(shape, pixel_size_A: float, rfft: bool):
+    """|s|^2, |s|^4 (1/Å) and cos/sin of twice the azimuth of each coefficient of the (r)fft2
+    grid of ``shape`` (cached, read-only)."""
+    ny, nx = int(shape[0]), int(shape[1])
+    ky = np.fft.fftfreq(ny, d=pixel_size_A)[:, None]
+    kx = (np.fft.rfftfreq(nx, d=pixel_size_A) if rfft else np.fft.fftfreq(nx, d=pixel_size_A))[None, :]
+    s2 = kx**2 + ky**2
+    theta = np.arctan2(ky, kx)
+    grid = (s2, s2 * s2, np.cos(2.0 * theta), np.sin(2.0 * theta))
+    for g in grid:
+        g.setflags(write=False)
+    return grid
+
+
+def ctf_2d_stack(
+    shape,
+    pixel_size_A: float,
+    defocus_u_A,
+    defocus_v_A,
+    defocus_angle_deg=0.0,
+    voltage_kV=300.0,
+    cs_mm=2.7,
+    amplitude_contrast=0.1,
+    phase_shift_deg=0.0,
+    bfactor_A2=0.0,
+    rfft: bool = True,
+) -> np.ndarray:
+    """CTFs of ``m`` images at once: every parameter is a scalar or an array of length ``m``.
+
+    Returns float32 ``(m, ny, nx//2+1)`` (or ``(m, ny, nx)``); the frequency grid and its
+    azimuth terms are built once for the stack.
+    """
+    s2, s4, cos2t, sin2t = _frequency_grid((int(shape[0]), int(shape[1])), float(pixel_size_A), bool(rfft))
+    params = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (
+        defocus_u_A, defocus_v_A, defocus_angle_deg, voltage_kV, cs_mm, amplitude_contrast, phase_shift_deg,
+        bfactor_A2)))
+    out = np.empty((len(params[0]),) + s2.shape, dtype=np.float32)
+    # one image at a time on the shared grid: cache-sized temporaries beat one huge broadcast
+    for i, (du, dv, ang, kv, cs, q, ph, bf) in enumerate(zip(*params)):
+        lam = float(electron_wavelength_A(kv))
+        a = np.deg2rad(ang)
+        # cos(2(theta - a)) = cos 2theta cos 2a + sin 2theta sin 2a
+        dz = 0.5 * (du + dv) + 0.5 * (du - dv) * (cos2t * np.cos(2 * a) + sin2t * np.sin(2 * a))
+        k3 = np.arctan2(q, np.sqrt(max(1.0 - q * q, 0.0)))
+        chi = (np.pi * lam) * dz * s2 - (0.5 * np.pi * cs * 1e7 * lam**3) * s4 + (np.deg2rad(ph) + k3)
+        c = np.sin(chi)
+        if bf:
+            c *= np.exp(-bf * s2 / 4.0)
+        out[i] = c
+    return out
 
 
 def ctf_2d(
@@ -39,20 +94,5 @@ def ctf_2d(
 
     Returns float32 of shape ``(ny, nx//2+1)`` or ``(ny, nx)``.
     """
-    ny, nx = int(shape[0]), int(shape[1])
-    ky = np.fft.fftfreq(ny, d=pixel_size_A)[:, None]
-    kx = (np.fft.rfftfreq(nx, d=pixel_size_A) if rfft else np.fft.fftfreq(nx, d=pixel_size_A))[None, :]
-    s2 = kx**2 + ky**2
-    theta = np.arctan2(ky, kx)
-    lam = electron_wavelength_A(voltage_kV)
-    cs_A = float(cs_mm) * 1e7
-    mean = 0.5 * (defocus_u_A + defocus_v_A)
-    half = 0.5 * (defocus_u_A - defocus_v_A)
-    dz = mean + half * np.cos(2.0 * (theta - np.deg2rad(defocus_angle_deg)))
-    q = float(amplitude_contrast)
-    k3 = np.arctan2(q, np.sqrt(max(1.0 - q * q, 0.0)))
-    chi = np.pi * lam * dz * s2 - 0.5 * np.pi * cs_A * lam**3 * s2**2 + np.deg2rad(phase_shift_deg) + k3
-    ctf = np.sin(chi)
-    if bfactor_A2:
-        ctf = ctf * np.exp(-float(bfactor_A2) * s2 / 4.0)
-    return ctf.astype(np.float32)
+    return ctf_2d_stack(shape, pixel_size_A, defocus_u_A, defocus_v_A, defocus_angle_deg, voltage_kV, cs_mm,
+                        amplitude_contrast, phase_shift_deg, bfactor_A2, rfft)[0]

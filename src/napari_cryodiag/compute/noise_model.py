@@ -49,7 +49,7 @@ import pandas as pd
 import scipy.fft as sfft
 
 from ..errors import CryodiagInputError
-from .ctf import ctf_2d
+from .ctf import ctf_2d_stack
 from .fourier import (
     n_shells,
     shell_counts,
@@ -389,13 +389,12 @@ def _chunk_sums(rows, reader, projector, params, box, pixel_size_A, scale_mode, 
     if cancel is not None and cancel.is_set():
         raise NoiseModelCancelled("noise model cancelled")
     imgs = reader.read(rows)
-    x = sfft.rfft2(np.fft.ifftshift(imgs, axes=(-2, -1)), axes=(-2, -1)).astype(np.complex64)
+    x = sfft.rfft2(np.fft.ifftshift(imgs, axes=(-2, -1)), axes=(-2, -1)).astype(np.complex64, copy=False)
     s = projector.project_ft(params.matrices[rows], params.shifts_px[rows])
     if params.ctf_params is not None:
-        for j, r in enumerate(rows):
-            du, dv, ang, kv, cs, q0, ph = params.ctf_params[r]
-            s[j] *= ctf_2d((box, box), pixel_size_A, du, dv, ang, voltage_kV=kv, cs_mm=cs,
-                           amplitude_contrast=q0, phase_shift_deg=ph, rfft=True)
+        du, dv, ang, kv, cs, q0, ph = np.asarray(params.ctf_params)[rows].T  # one CTF call per chunk
+        s *= ctf_2d_stack((box, box), pixel_size_A, du, dv, ang, voltage_kV=kv, cs_mm=cs,
+                          amplitude_contrast=q0, phase_shift_deg=ph, rfft=True)
     # The model must be the transform of a real image: columns kx = 0 and kx = N/2 of the half
     # transform hold Friedel pairs (ky, -ky); interpolation does not make them exact conjugates.
     neg = (-np.arange(box)) % box
