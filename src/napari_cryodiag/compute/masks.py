@@ -280,8 +280,8 @@ def auto_masks(
         out["spherical"] = spherical_mask(
             avg.shape, params.sphere_outer_fraction * min(avg.shape) / 2, params.sphere_inner_fraction
         )
-    edges = {name: (params.loose_dilate_A, params.loose_soft_A) if name == "loose" else (params.tight_dilate_A, params.tight_soft_A)
-             for name in ("loose", "tight") if name in which}
+    presets = {"loose": (params.loose_dilate_A, params.loose_soft_A), "tight": (params.tight_dilate_A, params.tight_soft_A)}
+    edges = {name: presets[name] for name in ("loose", "tight") if name in which}
     if edges:
         reach = max(d_zero for _, d_zero in edges.values())
         region = threshold_region(avg, pixel_size_A, params, average_ft, half_fts)
