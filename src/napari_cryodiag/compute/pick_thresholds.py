@@ -157,11 +157,10 @@ def points_in_polygon(x, y, polygon, *, log_x: bool = False, log_y: bool = False
 # --------------------------------------------------------------------------- suggestions
 
 
-def otsu_threshold(values, n_bins: int = 256, percentiles=(0.5, 99.5)) -> float:
-    """Otsu's threshold (maximum between-class variance) of the finite values.
+def _robust_histogram(values, n_bins: int, percentiles):
+    """Finite values and their histogram over the robust ``percentiles`` range.
 
-    The histogram spans the robust ``percentiles`` range so that a few outliers do not squash
-    the two modes into a handful of bins.
+    Returns ``(v, counts, edges)``, or ``(v, None, lo)`` when that range is a single value.
     """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -169,8 +168,20 @@ def otsu_threshold(values, n_bins: int = 256, percentiles=(0.5, 99.5)) -> float:
         raise CryodiagInputError("too few finite values to suggest a threshold")
     lo, hi = np.percentile(v, percentiles)
     if not hi > lo:
-        return float(lo)
+        return v, None, float(lo)
     counts, edges = np.histogram(v, bins=n_bins, range=(lo, hi))
+    return v, counts, edges
+
+
+def otsu_threshold(values, n_bins: int = 256, percentiles=(0.5, 99.5)) -> float:
+    """Otsu's threshold (maximum between-class variance) of the finite values.
+
+    The histogram spans the robust ``percentiles`` range so that a few outliers do not squash
+    the two modes into a handful of bins.
+    """
+    v, counts, edges = _robust_histogram(values, n_bins, percentiles)
+    if counts is None:
+        return edges
     centres = 0.5 * (edges[:-1] + edges[1:])
     w0 = np.cumsum(counts).astype(np.float64)
     w1 = w0[-1] - w0
@@ -190,14 +201,9 @@ def valley_threshold(values, n_bins: int = 128, smooth_bins: float = 2.0, percen
     from scipy.ndimage import gaussian_filter1d
     from scipy.signal import find_peaks
 
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size < 2:
-        raise CryodiagInputError("too few finite values to suggest a threshold")
-    lo, hi = np.percentile(v, percentiles)
-    if not hi > lo:
-        return float(lo)
-    counts, edges = np.histogram(v, bins=n_bins, range=(lo, hi))
+    v, counts, edges = _robust_histogram(values, n_bins, percentiles)
+    if counts is None:
+        return edges
     h = gaussian_filter1d(counts.astype(np.float64), smooth_bins, mode="constant")
     peaks, props = find_peaks(np.concatenate([[0.0], h, [0.0]]), prominence=0.05 * h.max())
     peaks = peaks - 1
