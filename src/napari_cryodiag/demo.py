@@ -38,6 +38,9 @@ def build_viewer(workflow: str = "picks", widgets=WIDGETS, viewer=None):
         viewer = napari.Viewer(title=f"napari-cryodiag demo: {workflow}")
     for key in samples:
         viewer.open_sample(PLUGIN, key)
+    for layer in viewer.layers:  # the mask would hide the map under a grey box
+        if layer.metadata.get("cryodiag", {}).get("role") == "mask":
+            layer.visible = False
     docks = {}
     for name in widgets:
         docks[name], _ = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
