@@ -50,8 +50,8 @@ def build_viewer(workflow: str = "picks", widgets=WIDGETS, viewer=None):
         if workflow != "picks":  # Inspect Picks shows its histogram at once; the others compute on demand
             docks[front].widget().compute()
     viewer.reset_view()
-    if viewer.dims.ndim > 2:
-        viewer.dims.set_current_step(0, 0)
+    if viewer.dims.ndim > 2:  # first micrograph / class; the central slice of a map
+        viewer.dims.set_current_step(0, viewer.dims.nsteps[0] // 2 if workflow == "maps" else 0)
     return viewer, docks
 
 
