@@ -176,7 +176,8 @@ def _small_picks(n_mic=4, per=(5, 3, 7, 2), seed=0):
                               "ncc": rng.uniform(0, 1, len(mic))})
 
 
-def test_hidden_layer_follows_the_slider_when_shown_again(make_napari_viewer):
+def _viewer_with_small_picks(make_napari_viewer):
+    """A viewer with a 4-micrograph stack and linked picks: (viewer, points, controller, mic, table)."""
     from napari.layers import Layer
 
     from napari_cryodiag import _reader, picks_layer
@@ -186,7 +187,11 @@ def test_hidden_layer_follows_the_slider_when_shown_again(make_napari_viewer):
     viewer.add_layer(_micrograph_layer([f"m{i}" for i in range(4)]))
     pts = viewer.add_layer(Layer.create(*_reader.picks_layer_data(table, "synthetic")))
     picks_layer.link_viewer(viewer)
-    ctrl = picks_layer.get_picks_controller(pts)
+    return viewer, pts, picks_layer.get_picks_controller(pts), mic, table
+
+
+def test_hidden_layer_follows_the_slider_when_shown_again(make_napari_viewer):
+    viewer, pts, ctrl, mic, table = _viewer_with_small_picks(make_napari_viewer)
     pts.visible = False
     for i in (2, 1, 3):  # fewer and more points while hidden (napari failed here before)
         viewer.dims.set_point(0, i)
@@ -199,16 +204,7 @@ def test_hidden_layer_follows_the_slider_when_shown_again(make_napari_viewer):
 
 
 def test_set_kept_on_the_same_micrograph_only_recolours(make_napari_viewer):
-    from napari.layers import Layer
-
-    from napari_cryodiag import _reader, picks_layer
-
-    mic, table = _small_picks()
-    viewer = make_napari_viewer()
-    viewer.add_layer(_micrograph_layer([f"m{i}" for i in range(4)]))
-    pts = viewer.add_layer(Layer.create(*_reader.picks_layer_data(table, "synthetic")))
-    picks_layer.link_viewer(viewer)
-    ctrl = picks_layer.get_picks_controller(pts)
+    viewer, pts, ctrl, mic, table = _viewer_with_small_picks(make_napari_viewer)
     viewer.dims.set_point(0, 2)
     data_before = pts.data.copy()
     data_events = []
@@ -218,22 +214,15 @@ def test_set_kept_on_the_same_micrograph_only_recolours(make_napari_viewer):
     assert data_events == []
     np.testing.assert_array_equal(pts.data, data_before)
     rows = ctrl.rows_shown()
-    np.testing.assert_allclose(pts.border_color[kept[rows]], np.tile(picks_layer.KEPT_COLOR, (kept[rows].sum(), 1)))
+    from napari_cryodiag.picks_layer import KEPT_COLOR, REJECTED_COLOR
+
+    np.testing.assert_allclose(pts.border_color[kept[rows]], np.tile(KEPT_COLOR, (kept[rows].sum(), 1)))
     np.testing.assert_allclose(pts.border_color[~kept[rows]],
-                               np.tile(picks_layer.REJECTED_COLOR, ((~kept[rows]).sum(), 1)))
+                               np.tile(REJECTED_COLOR, ((~kept[rows]).sum(), 1)))
 
 
 def test_set_table_replaces_the_picks(make_napari_viewer):
-    from napari.layers import Layer
-
-    from napari_cryodiag import _reader, picks_layer
-
-    mic, table = _small_picks()
-    viewer = make_napari_viewer()
-    viewer.add_layer(_micrograph_layer([f"m{i}" for i in range(4)]))
-    pts = viewer.add_layer(Layer.create(*_reader.picks_layer_data(table, "synthetic")))
-    picks_layer.link_viewer(viewer)
-    ctrl = picks_layer.get_picks_controller(pts)
+    viewer, pts, ctrl, mic, table = _viewer_with_small_picks(make_napari_viewer)
     ctrl.set_kept(np.ones(len(table), bool))
     viewer.dims.set_point(0, 2)
     fewer = table[table["ncc"] > 0.5].reset_index(drop=True)
