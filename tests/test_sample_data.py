@@ -126,6 +126,7 @@ def test_cs_schema_matches_real_cryosparc_picks(shared_data):
 def test_existing_dataset_is_not_overwritten(tmp_path):
     kw = dict(n_micrographs=1, shape=(256, 256), particles_per_micrograph=3, half_maps=False, classes=False)
     ds = write_sample_dataset(tmp_path / "d", **kw)
+    assert ds.skipped == {"half_maps": "not requested", "classes": "not requested"}
     before = ds.micrographs[0].read_bytes()
     with pytest.raises(CryodiagInputError, match="already there"):
         write_sample_dataset(tmp_path / "d", seed=5, **kw)

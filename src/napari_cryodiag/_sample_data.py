@@ -24,10 +24,8 @@ def _contrast_limits(image) -> tuple[float, float]:
 
 def _link_viewer() -> None:
     """Let the current viewer's picks layers follow the micrograph slider (as the reader does)."""
-    try:
-        from ._reader import _link_current_viewer
-    except ImportError:  # pragma: no cover - reader not available
-        return
+    from ._reader import _link_current_viewer
+
     _link_current_viewer()
 
 

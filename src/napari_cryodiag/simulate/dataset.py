@@ -180,8 +180,8 @@ def write_sample_dataset(
     """Simulate (or take ``simulation``) and write the sample dataset into ``folder`` (created).
 
     ``simulate_kwargs`` go to :func:`~napari_cryodiag.simulate.micrographs.simulate_micrographs`.
-    ``half_maps`` / ``classes`` add the half maps and the 2D classes (skipped, and said so in
-    ``skipped`` and ``dataset.json``, when their simulators are not available). ``refinement``
+    ``half_maps`` / ``classes`` add the half maps and the 2D classes (what is left out is named
+    in ``skipped`` and ``dataset.json``). ``refinement``
     adds a refined particle set (``refinement/particles.star``, its MRCS stack and the map the
     images were projected from; poses, shifts and CTF known, white noise of known variance) for
     the orientation and noise-model diagnostics.
@@ -224,47 +224,43 @@ def write_sample_dataset(
         regions_csv=regions_csv, density=density, manifest=folder / "dataset.json", simulation=sim,
     )
     extra: dict = {}
-    if half_maps:
-        try:
-            from .half_maps import simulate_half_maps
-        except ImportError as err:
-            out.skipped["half_maps"] = f"simulate.half_maps not available ({err})"
-        else:
-            hm = simulate_half_maps(seed=seed)
-            d = folder / "half_maps"
-            d.mkdir(exist_ok=True)
-            for key in ("half1", "half2", "mask"):
-                out.half_maps[key] = _write_mrc(d / f"{key}.mrc", getattr(hm, key), hm.pixel_size_A, overwrite=overwrite)
-            extra["half_maps"] = {
-                "pixel_size_A": hm.pixel_size_A,
-                "box": int(hm.half1.shape[0]),
-                **{k: v for k, v in hm.truth.items() if isinstance(v, (int, float, str)) or v is None},
-            }
-    if classes:
-        try:
-            from .classes import simulate_classes
-        except ImportError as err:
-            out.skipped["classes"] = f"simulate.classes not available ({err})"
-        else:
-            sc = simulate_classes(seed=seed)
-            d = folder / "classes"
-            d.mkdir(exist_ok=True)
-            out.classes["averages"] = _write_mrc(d / "class_averages.mrcs", sc.averages, sc.pixel_size_A,
-                                                 overwrite=overwrite, stack=True)
-            out.classes["particles_stack"] = _write_mrc(d / "particles.mrcs", sc.images, sc.pixel_size_A,
-                                                        overwrite=overwrite, stack=True)
-            table = sc.table.copy()
-            if "image_path" not in table.columns:
-                table["image_path"] = "particles.mrcs"
-                table["image_index"] = np.arange(len(table))
-            else:
-                table["image_path"] = "particles.mrcs"
-            out.classes["particles_star"] = write_star(d / "particles.star", table, overwrite=overwrite)
-            extra["classes"] = {
-                "pixel_size_A": sc.pixel_size_A,
-                "n_classes": int(sc.averages.shape[0]),
-                "n_particles": int(len(sc.table)),
-            }
+    if not half_maps:
+        out.skipped["half_maps"] = "not requested"
+    else:
+        from .half_maps import simulate_half_maps
+
+        hm = simulate_half_maps(seed=seed)
+        d = folder / "half_maps"
+        d.mkdir(exist_ok=True)
+        for key in ("half1", "half2", "mask"):
+            out.half_maps[key] = _write_mrc(d / f"{key}.mrc", getattr(hm, key), hm.pixel_size_A, overwrite=overwrite)
+        extra["half_maps"] = {
+            "pixel_size_A": hm.pixel_size_A,
+            "box": int(hm.half1.shape[0]),
+            **{k: v for k, v in hm.truth.items() if isinstance(v, (int, float, str)) or v is None},
+        }
+    if not classes:
+        out.skipped["classes"] = "not requested"
+    else:
+        from .classes import simulate_classes
+
+        sc = simulate_classes(seed=seed)
+        d = folder / "classes"
+        d.mkdir(exist_ok=True)
+        out.classes["averages"] = _write_mrc(d / "class_averages.mrcs", sc.averages, sc.pixel_size_A,
+                                             overwrite=overwrite, stack=True)
+        out.classes["particles_stack"] = _write_mrc(d / "particles.mrcs", sc.images, sc.pixel_size_A,
+                                                    overwrite=overwrite, stack=True)
+        table = sc.table.copy()
+        if "image_path" not in table.columns:
+            table["image_index"] = np.arange(len(table))
+        table["image_path"] = "particles.mrcs"
+        out.classes["particles_star"] = write_star(d / "particles.star", table, overwrite=overwrite)
+        extra["classes"] = {
+            "pixel_size_A": sc.pixel_size_A,
+            "n_classes": int(sc.averages.shape[0]),
+            "n_particles": int(len(sc.table)),
+        }
 
     if refinement:
         from .particles import simulate_particles, write_particle_set
@@ -279,6 +275,8 @@ def write_sample_dataset(
             "noise": sp.noise,
             "noise_variance_per_pixel": float(sp.noise_sigma**2),
         }
+    else:
+        out.skipped["refinement"] = "not requested"
 
     counts = sim.truth["truth_detail"].value_counts().to_dict()
     manifest = {
