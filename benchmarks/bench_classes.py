@@ -38,8 +38,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from napari_cryodiag.compute.class_averages import compute_class_averages  # noqa: E402
-from napari_cryodiag.compute.classes import (  # noqa: E402
+from napari_cryodiag.compute.particles.class_averages import compute_class_averages  # noqa: E402
+from napari_cryodiag.compute.particles.classes import (  # noqa: E402
     PosteriorColumns,
     class_statistics,
     ess_from_posteriors,
@@ -145,7 +145,7 @@ def _naive_averages(table, images, apix, labels):
         j = lut[int(cols["class"][i])]
         acc[j, rank[i]] += img
         cnt[j, rank[i]] += 1
-    from napari_cryodiag.compute.frc import frc, soft_circular_mask
+    from napari_cryodiag.compute.particles.frc import frc, soft_circular_mask
 
     h = acc / np.maximum(cnt, 1)[..., None, None]
     return frc(h[:, 0], h[:, 1], mask=soft_circular_mask(n))

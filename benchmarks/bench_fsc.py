@@ -9,7 +9,7 @@ that its wall time and peak RSS are its own:
 - ``FFT floor``: the transforms the five curves need, timed alone on arrays of the same size:
   10 r2c (2 unmasked, 2 x 3 masked, 2 phase-randomised masked) and 3 c2r (the low-passed
   average for the mask threshold, 2 phase-randomised maps);
-- ``cryodiag, 5 curves``: :func:`napari_cryodiag.compute.fsc.fsc_family` in memory (no mask,
+- ``cryodiag, 5 curves``: :func:`napari_cryodiag.compute.maps.fsc.fsc_family` in memory (no mask,
   spherical, loose and tight masks built from the average, phase randomisation, corrected);
 - ``cryodiag fsc`` (CLI, end to end: read MRC, 5 curves + Guinier, figures, CSV/XML/STAR/JSON),
   without and with ``--mask``;
@@ -51,7 +51,7 @@ def _rss_mb() -> float:
 def child_prepare(folder: str, n: int, apix: float) -> None:
     import numpy as np
 
-    from napari_cryodiag.compute.masks import auto_masks
+    from napari_cryodiag.compute.maps.masks import auto_masks
     from napari_cryodiag.io.mrc import write_mrc
     from napari_cryodiag.simulate.half_maps import simulate_half_maps
 
@@ -69,7 +69,7 @@ def child_prepare(folder: str, n: int, apix: float) -> None:
 def child_floor(folder: str, repeat: int) -> None:
     import numpy as np
 
-    from napari_cryodiag.compute.fsc import irfftn, rfftn
+    from napari_cryodiag.compute.fourier import irfftn, rfftn
 
     a = np.load(Path(folder) / "h1.npy")
     best = float("inf")
@@ -87,7 +87,7 @@ def child_floor(folder: str, repeat: int) -> None:
 def child_method(folder: str, repeat: int, apix: float) -> None:
     import numpy as np
 
-    from napari_cryodiag.compute.fsc import fsc_family
+    from napari_cryodiag.compute.maps.fsc import fsc_family
 
     d = Path(folder)
     h1, h2 = np.load(d / "h1.npy"), np.load(d / "h2.npy")
@@ -118,8 +118,8 @@ def child_randomise(folder: str, repeat: int) -> None:
     import numpy as np
 
     from napari_cryodiag.compute.fourier import shell_index
-    from napari_cryodiag.compute.fsc import rfftn
-    from napari_cryodiag.compute.phase_randomisation import randomise_phases
+    from napari_cryodiag.compute.fourier import rfftn
+    from napari_cryodiag.compute.maps.phase_randomisation import randomise_phases
 
     a = np.load(Path(folder) / "h1.npy")
     f = rfftn(a)
@@ -152,13 +152,13 @@ def child_masks(folder: str, repeat: int, apix: float, impl: str) -> None:
 
     import numpy as np
 
-    from napari_cryodiag.compute.fsc import HalfMaps
+    from napari_cryodiag.compute.maps.fsc import HalfMaps
 
     d = Path(folder)
     hm = HalfMaps(np.load(d / "h1.npy"), np.load(d / "h2.npy"), apix)
     hm.transforms  # computed before, as in fsc_family
     if impl == "current":
-        from napari_cryodiag.compute.masks import auto_masks
+        from napari_cryodiag.compute.maps.masks import auto_masks
 
         def step():
             return auto_masks(hm.average(), apix, half_fts=hm.transforms)

@@ -22,20 +22,20 @@ import time
 
 import numpy as np
 
-from napari_cryodiag.compute.fourier_sampling import (
+from napari_cryodiag.compute.particles.fourier_sampling import (
     _plot_subpoints,
     ctf2_ring_mean,
     directional_distributions,
     sampling_direct,
 )
-from napari_cryodiag.compute.orientations import (
+from napari_cryodiag.compute.particles.orientations import (
     azimuth_elevation_deg,
     bin_directions,
     fibonacci_hemisphere,
     viewing_direction_histogram,
     viewing_directions,
 )
-from napari_cryodiag.compute.scf import default_n_points, sampling_compensation_factor
+from napari_cryodiag.compute.particles.scf import default_n_points, sampling_compensation_factor
 
 
 def make_set(n: int, seed: int = 0):

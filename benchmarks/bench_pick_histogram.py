@@ -51,8 +51,8 @@ def _data(n: int, seed: int = 0):
 
 
 def bench_core(sizes, repeats: int, bins: int = 100):
-    from napari_cryodiag.compute.pick_histogram import PickHistogram
-    from napari_cryodiag.compute.pick_thresholds import ThresholdEvaluator, Thresholds
+    from napari_cryodiag.compute.picks.histogram import PickHistogram
+    from napari_cryodiag.compute.picks.thresholds import ThresholdEvaluator, Thresholds
 
     rows = []
     for n in sizes:

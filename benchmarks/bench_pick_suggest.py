@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from napari_cryodiag.compute.pick_thresholds import otsu_threshold, suggest_thresholds
+from napari_cryodiag.compute.picks.thresholds import otsu_threshold, suggest_thresholds
 
 
 def earlier_rule(x, y, k=3.0, iterations=5):

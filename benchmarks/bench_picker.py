@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from napari_cryodiag.compute.picker import pick_micrograph  # noqa: E402
+from napari_cryodiag.compute.picks.picker import pick_micrograph  # noqa: E402
 from napari_cryodiag.io.mrc import read_image, write_mrc  # noqa: E402
 
 N_PX = 4096

@@ -34,9 +34,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from napari_cryodiag.compute.pick_jobs import score_picks  # noqa: E402
-from napari_cryodiag.compute.picker import correlation_map  # noqa: E402
-from napari_cryodiag.compute.scores import prepare_micrograph, score_micrograph  # noqa: E402
+from napari_cryodiag.compute.picks.jobs import score_picks  # noqa: E402
+from napari_cryodiag.compute.picks.picker import correlation_map  # noqa: E402
+from napari_cryodiag.compute.picks.scores import prepare_micrograph, score_micrograph  # noqa: E402
 from napari_cryodiag.io.mrc import open_micrograph_stack, write_mrc  # noqa: E402
 
 N_PX = 4096

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryodiag.compute.calibration import fit_calibration, per_micrograph_medians, robust_line
+from napari_cryodiag.compute.picks.calibration import fit_calibration, per_micrograph_medians, robust_line
 from napari_cryodiag.errors import CryodiagInputError
 
 
@@ -161,7 +161,7 @@ def test_threshold_from_one_micrograph_transfers_after_calibration():
     applied to micrographs > 1 µm away in defocus it keeps (measured) 60 % of their particles
     on raw power and 84 % on calibrated power, while rejecting 74 % of empty-ice picks either way.
     """
-    from napari_cryodiag.compute.scores import score_micrograph
+    from napari_cryodiag.compute.picks.scores import score_micrograph
     from napari_cryodiag.simulate.micrographs import simulate_micrographs
 
     sim = simulate_micrographs(8, (512, 512), seed=4, particles_per_micrograph=30, score=False)

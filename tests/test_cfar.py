@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryodiag.compute.cfar import CFAR_GUIDE, conical_fsc, fsc_area
+from napari_cryodiag.compute.particles.cfar import CFAR_GUIDE, conical_fsc, fsc_area
 from napari_cryodiag.compute.fourier import shell_index, shell_sums
-from napari_cryodiag.compute.orientations import azimuth_elevation_deg
+from napari_cryodiag.compute.particles.orientations import azimuth_elevation_deg
 from napari_cryodiag.errors import CryodiagInputError
 from napari_cryodiag.simulate.orientations import anisotropic_half_maps
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryodiag.compute.classes import (
+from napari_cryodiag.compute.particles.classes import (
     best_from_posteriors,
     class_base,
     class_statistics,
@@ -20,7 +20,7 @@ from napari_cryodiag.compute.classes import (
     sort_summary,
     summarise_classes,
 )
-from napari_cryodiag.compute.class_diagnostics import class_diagnostics, select_classes, write_selection
+from napari_cryodiag.compute.particles.class_diagnostics import class_diagnostics, select_classes, write_selection
 from napari_cryodiag.errors import CryodiagInputError
 
 
@@ -240,7 +240,7 @@ def test_summarise_classes_needs_class_column():
 
 
 def test_group_medians_fast_and_general_paths_agree_with_numpy():
-    from napari_cryodiag.compute.classes import _class_codes, _group_medians
+    from napari_cryodiag.compute.particles.classes import _class_codes, _group_medians
 
     rng = np.random.default_rng(7)
     cls = rng.integers(0, 30, 5000)

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryodiag.compute.class_averages import (
+from napari_cryodiag.compute.particles.class_averages import (
     align_images,
     compute_class_averages,
     locate_particle_images,
     rotate_images,
 )
-from napari_cryodiag.compute.class_diagnostics import class_diagnostics
+from napari_cryodiag.compute.particles.class_diagnostics import class_diagnostics
 from napari_cryodiag.compute.ctf import ctf_2d
 from napari_cryodiag.compute.projection import FourierProjector, euler_to_matrix
 from napari_cryodiag.errors import CryodiagInputError
@@ -154,7 +154,7 @@ def test_class_diagnostics_on_simulation_uses_computed_averages(sim):
 
 
 def test_vectorised_particle_ctfs_equal_ctf_2d():
-    from napari_cryodiag.compute.class_averages import _particle_ctfs
+    from napari_cryodiag.compute.particles.class_averages import _particle_ctfs
 
     rows = pd.DataFrame({"defocus_u_A": [15000.0, 22000.0], "defocus_v_A": [14000.0, 21500.0],
                          "defocus_angle_deg": [30.0, 160.0], "voltage_kV": [300.0, 200.0],
@@ -183,7 +183,7 @@ def test_unusable_images_leave_a_reason_not_a_crash(sim, tmp_path):
 
 
 def test_frc_weighting_keeps_signal_and_damps_noise():
-    from napari_cryodiag.compute.class_averages import frc_weighted
+    from napari_cryodiag.compute.particles.class_averages import frc_weighted
 
     rng = np.random.default_rng(11)
     img = rng.normal(size=(2, 32, 32)).astype(np.float32)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryodiag.compute.duplicates import find_duplicates
+from napari_cryodiag.compute.picks.duplicates import find_duplicates
 from napari_cryodiag.errors import CryodiagInputError
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from napari_cryodiag.compute.ctf import ctf_2d
-from napari_cryodiag.compute.fourier_sampling import (
+from napari_cryodiag.compute.particles.fourier_sampling import (
     ctf2_ring_mean,
     directional_distributions,
     posterior_precision_weights,
@@ -15,7 +15,7 @@ from napari_cryodiag.compute.fourier_sampling import (
     sampling_direct,
     slab_tolerance,
 )
-from napari_cryodiag.compute.orientations import bin_directions, fibonacci_hemisphere, viewing_directions_from_table
+from napari_cryodiag.compute.particles.orientations import bin_directions, fibonacci_hemisphere, viewing_directions_from_table
 from napari_cryodiag.errors import CryodiagInputError
 from napari_cryodiag.simulate.orientations import (
     cone_poses,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryodiag.compute.frc import (
+from napari_cryodiag.compute.particles.frc import (
     frc,
     frc_result,
     resolutions_at,

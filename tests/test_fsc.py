@@ -6,17 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryodiag.compute.fourier import shell_counts, shell_index
-from napari_cryodiag.compute.fsc import (
+from napari_cryodiag.compute.fourier import rfftn, shell_counts, shell_index
+from napari_cryodiag.compute.maps.fsc import (
     check_half_maps,
     corrected_fsc,
     fsc,
     fsc_family,
     randomisation_shell,
     resolution_at,
-    rfftn,
+
 )
-from napari_cryodiag.compute.phase_randomisation import randomise_phases
+from napari_cryodiag.compute.maps.phase_randomisation import randomise_phases
 from napari_cryodiag.errors import CryodiagInputError
 
 
@@ -148,7 +148,7 @@ def test_phase_randomisation_keeps_amplitudes_and_decorrelates_beyond_shell():
     back = rfftn(np.fft.irfftn(g, s=a.shape).astype(np.float32))
     np.testing.assert_allclose(back, g, atol=1e-3 * np.abs(f).max())
     # phases beyond the shell are decorrelated: FSC(original, randomised) ~ 0 there, 1 below
-    from napari_cryodiag.compute.fsc import fsc_from_transforms
+    from napari_cryodiag.compute.maps.fsc import fsc_from_transforms
 
     c = fsc_from_transforms(f, g, idx, n)
     counts = shell_counts(idx, n)

@@ -6,8 +6,8 @@ from functools import lru_cache
 
 import pytest
 
-from napari_cryodiag.compute.fsc import fsc_family
-from napari_cryodiag.compute.fsc_diagnosis import TEXT, diagnose
+from napari_cryodiag.compute.maps.fsc import fsc_family
+from napari_cryodiag.compute.maps.diagnosis import TEXT, diagnose
 from napari_cryodiag.simulate.half_maps import simulate_half_maps
 
 BOX = 80  # smaller than the default 96 to keep the suite fast; the flags hold at both
@@ -79,7 +79,7 @@ def test_prominent_minima_match_scipy():
     import numpy as np
     from scipy.signal import find_peaks
 
-    from napari_cryodiag.compute.fsc_diagnosis import _prominent_minima
+    from napari_cryodiag.compute.maps.diagnosis import _prominent_minima
 
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import starfile
 
-from napari_cryodiag.compute.fsc import fsc_family
-from napari_cryodiag.compute.guinier import fit_guinier, guinier_curve_of_map
+from napari_cryodiag.compute.maps.fsc import fsc_family
+from napari_cryodiag.compute.maps.guinier import fit_guinier, guinier_curve_of_map
 from napari_cryodiag.errors import CryodiagInputError
 from napari_cryodiag.io.fsc_export import read_fsc_xml, write_fsc_csv, write_fsc_xml, write_postprocess_star
 

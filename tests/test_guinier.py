@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from napari_cryodiag.compute.fourier import radial_frequency_invA
-from napari_cryodiag.compute.fsc import irfftn, rfftn
-from napari_cryodiag.compute.guinier import fit_guinier, guinier_curve, guinier_curve_of_map, guinier_window
-from napari_cryodiag.compute.sharpen import sharpen_map
+from napari_cryodiag.compute.fourier import irfftn, rfftn
+from napari_cryodiag.compute.maps.guinier import fit_guinier, guinier_curve, guinier_curve_of_map, guinier_window
+from napari_cryodiag.compute.maps.sharpen import sharpen_map
 from napari_cryodiag.errors import CryodiagInputError
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_cryodiag.compute.fourier import shell_counts, shell_index
-from napari_cryodiag.compute.fsc import fsc
+from napari_cryodiag.compute.maps.fsc import fsc
 from napari_cryodiag.simulate.half_maps import simulate_half_maps
 
 

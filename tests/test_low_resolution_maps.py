@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_cryodiag.cli import main
-from napari_cryodiag.compute.sharpen import SharpenParams, ValidationSession
+from napari_cryodiag.compute.maps.sharpen import SharpenParams, ValidationSession
 from napari_cryodiag.errors import CryodiagInputError
 from napari_cryodiag.io.mrc import write_mrc
 

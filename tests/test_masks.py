@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryodiag.compute.masks import MaskParams, auto_masks, check_user_mask, cosine_edge, spherical_mask
+from napari_cryodiag.compute.maps.masks import MaskParams, auto_masks, check_user_mask, cosine_edge, spherical_mask
 from napari_cryodiag.errors import CryodiagInputError
 
 
@@ -69,7 +69,7 @@ def test_user_mask_checks():
 def test_distance_transform_backends_and_crop_agree():
     from scipy import ndimage
 
-    from napari_cryodiag.compute.masks import distance_from_region_A
+    from napari_cryodiag.compute.maps.masks import distance_from_region_A
 
     rng = np.random.default_rng(0)
     region = np.zeros((40, 40, 40), bool)
@@ -110,7 +110,7 @@ def _ref_spherical_mask(shape, outer_radius_px=None, inner_fraction=0.85):
 
 def _ref_lowpass(volume, pixel_size_A, resolution_A, edge_shells=2.0, ft=None):
     from napari_cryodiag.compute.fourier import n_shells, shell_index
-    from napari_cryodiag.compute.fsc import irfftn, rfftn
+    from napari_cryodiag.compute.fourier import irfftn, rfftn
 
     vol = np.asarray(volume, dtype=np.float32)
     if not resolution_A or resolution_A <= 2 * pixel_size_A:
@@ -162,7 +162,7 @@ def _assert_same_masks(fast, ref):
 
 @pytest.mark.parametrize("box, apix", [(64, 1.5), (45, 2.1)])
 def test_auto_masks_equal_the_reference_implementation(box, apix):
-    from napari_cryodiag.compute.fsc import HalfMaps
+    from napari_cryodiag.compute.maps.fsc import HalfMaps
     from napari_cryodiag.simulate.half_maps import simulate_half_maps
 
     sim = simulate_half_maps(box=box, pixel_size_A=apix, resolution_A=3.2 * apix, with_mask=False)
@@ -184,8 +184,8 @@ def test_auto_masks_equal_the_reference_implementation(box, apix):
 
 
 def test_fast_lowpass_equals_full_spectrum_lowpass_bit_for_bit():
-    from napari_cryodiag.compute.fsc import rfftn
-    from napari_cryodiag.compute.masks import lowpass
+    from napari_cryodiag.compute.fourier import rfftn
+    from napari_cryodiag.compute.maps.masks import lowpass
 
     rng = np.random.default_rng(3)
     # (33, 1.0, 2.03): the pass band reaches the corner block's size -> full-spectrum path

@@ -16,7 +16,7 @@ import threading
 import numpy as np
 import pytest
 
-from napari_cryodiag.compute.noise_model import (
+from napari_cryodiag.compute.particles.noise_model import (
     NoiseModelCancelled,
     estimate_noise_model,
     full_from_half,

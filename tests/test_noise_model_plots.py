@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryodiag.compute.noise_model import estimate_noise_model, relion_noise_spectra
+from napari_cryodiag.compute.particles.noise_model import estimate_noise_model, relion_noise_spectra
 from napari_cryodiag.plots.noise_model import (
     plot_noise_advanced,
     plot_noise_basic,

@@ -8,19 +8,19 @@ import pandas as pd
 import pytest
 from scipy.spatial.transform import Rotation
 
-from napari_cryodiag.compute.orientations import (
+from napari_cryodiag.compute.particles.orientations import (
     DirectionGrid,
     azimuth_elevation_deg,
     bin_directions,
     fibonacci_hemisphere,
     fibonacci_sphere,
-    orientation_diagnostics,
     rotvec_to_euler_deg,
     viewing_direction_histogram,
     viewing_directions,
     viewing_directions_from_rotvec,
     viewing_directions_from_table,
 )
+from napari_cryodiag.compute.particles.orientation_diagnostics import orientation_diagnostics
 from napari_cryodiag.compute.projection import euler_to_matrix
 from napari_cryodiag.errors import CryodiagInputError
 from napari_cryodiag.simulate.orientations import (
@@ -228,7 +228,7 @@ def test_real_relion_particles(shared_data):
 
 
 def test_box_size_from_the_particle_stack_header(shared_data):
-    from napari_cryodiag.compute.orientations import table_box_px
+    from napari_cryodiag.compute.particles.orientations import table_box_px
     from napari_cryodiag.io.picks import read_table
 
     t = read_table(shared_data / "empiar-10076" / "empiar_10076_7.star")  # stack next to the STAR

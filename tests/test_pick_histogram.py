@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryodiag.compute.pick_histogram import PickHistogram, robust_edges
+from napari_cryodiag.compute.picks.histogram import PickHistogram, robust_edges
 from napari_cryodiag.errors import CryodiagInputError
 
 
@@ -99,7 +99,7 @@ def test_bad_input_is_reported():
 def test_histogram_figure_updates_in_place():
     from matplotlib.figure import Figure
 
-    from napari_cryodiag.compute.pick_thresholds import Thresholds
+    from napari_cryodiag.compute.picks.thresholds import Thresholds
     from napari_cryodiag.plots.pick_histogram import plot_pick_histogram
 
     x, y = _scores(4000)

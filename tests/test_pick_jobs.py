@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryodiag.compute.pick_jobs import (
+from napari_cryodiag.compute.picks.jobs import (
     PickJobCancelled,
     iter_score_picks,
     pick_micrographs,
     score_picks,
 )
-from napari_cryodiag.compute.picker import pick_micrograph
-from napari_cryodiag.compute.scores import score_micrograph
+from napari_cryodiag.compute.picks.picker import pick_micrograph
+from napari_cryodiag.compute.picks.scores import score_micrograph
 
 
 @pytest.fixture(scope="module")

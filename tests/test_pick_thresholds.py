@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryodiag.compute.pick_thresholds import (
+from napari_cryodiag.compute.picks.thresholds import (
     PickInspection,
     default_features,
     ThresholdEvaluator,
@@ -220,7 +220,7 @@ def test_calibration_improves_the_suggested_separation(mode):
     earlier rule, kept only ~59 % of particles); after calibrating both scores to defocus
     (compute.calibration, Theil-Sen) the suggestion keeps 98.9 % (ratio) / 96.2 % (difference)
     of particles, rejects 95.7 / 98.8 % of junk and all empty picks (balanced accuracy 0.98)."""
-    from napari_cryodiag.compute.calibration import fit_calibration
+    from napari_cryodiag.compute.picks.calibration import fit_calibration
 
     tab = score_table(trend=True)
     raw = separation(tab, suggest_thresholds(tab["ncc"], tab["power"]).mask(tab))
@@ -243,7 +243,7 @@ def test_threshold_set_on_one_micrograph_transfers_to_another_defocus_after_cali
     highest-defocus one: raw they keep 50 % of the far micrograph's particles and let half
     of its empty picks in; calibrated they keep 98.3 % of its particles and reject all of
     its junk and empty picks."""
-    from napari_cryodiag.compute.calibration import fit_calibration
+    from napari_cryodiag.compute.picks.calibration import fit_calibration
 
     tab = score_table(trend=True, n_mics=30, seed=2)
     per = tab.groupby("micrograph")["defocus_A"].first()
@@ -263,7 +263,7 @@ def test_threshold_set_on_one_micrograph_transfers_to_another_defocus_after_cali
 
 
 def test_pick_inspection_state_units_features_and_missing_defocus():
-    from napari_cryodiag.compute.pick_thresholds import PickInspection, default_features, numeric_features
+    from napari_cryodiag.compute.picks.thresholds import PickInspection, default_features, numeric_features
 
     tab = score_table(n_mics=10, seed=3)
     insp = PickInspection(tab)

@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from napari_cryodiag.compute.picker import correlation_map, find_peaks, pick_micrograph
-from napari_cryodiag.compute.scores import prepare_micrograph
+from napari_cryodiag.compute.picks.picker import correlation_map, find_peaks, pick_micrograph
+from napari_cryodiag.compute.picks.scores import prepare_micrograph
 
 
 def _planted(shape=(512, 512), n=40, diameter=24, amp=1.0, noise=1.0, seed=0):
@@ -80,7 +80,7 @@ def test_template_picker_recovers_template_and_angle():
     tmpl = ndimage.gaussian_filter(tmpl, 0.7)
     mic = rng.normal(0, 0.15, (300, 300)).astype(np.float32)  # NCC ~ 0.9 at this noise
     truth = [(80, 80, 0.0), (200, 90, 90.0), (150, 210, 200.0)]
-    from napari_cryodiag.compute.scores import _rotate_about
+    from napari_cryodiag.compute.picks.scores import _rotate_about
 
     for x, y, ang in truth:
         rot = _rotate_about(tmpl, ang, (t // 2, t // 2))

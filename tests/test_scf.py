@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryodiag.compute.orientations import fibonacci_hemisphere, viewing_directions_from_table
-from napari_cryodiag.compute.scf import SCF_STAR_GUIDE, default_n_points, sampling_compensation_factor, scf_from_sampling
+from napari_cryodiag.compute.particles.orientations import fibonacci_hemisphere, viewing_directions_from_table
+from napari_cryodiag.compute.particles.scf import SCF_STAR_GUIDE, default_n_points, sampling_compensation_factor, scf_from_sampling
 from napari_cryodiag.simulate.orientations import cone_poses, preferred_orientation_poses, single_view_poses, uniform_poses
 
 

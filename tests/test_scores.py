@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_cryodiag.compute.scores import (
+from napari_cryodiag.compute.picks.scores import (
     annulus_weights,
     background_estimate,
     blob_template,

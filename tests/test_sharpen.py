@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from napari_cryodiag.compute.fourier import shell_index, shell_sums
-from napari_cryodiag.compute.fsc import rfftn
-from napari_cryodiag.compute.masks import MaskParams
-from napari_cryodiag.compute.sharpen import SharpenParams, ValidationSession, fsc_weight, sharpen_map, shell_filter
+from napari_cryodiag.compute.fourier import rfftn
+from napari_cryodiag.compute.maps.masks import MaskParams
+from napari_cryodiag.compute.maps.sharpen import SharpenParams, ValidationSession, fsc_weight, sharpen_map, shell_filter
 
 
 def test_blur_then_sharpen_restores_the_map():
@@ -81,7 +81,7 @@ def test_default_sharpening_uses_the_fitted_bfactor(session):
     assert s.sharpen_used.bfactor_A2 == pytest.approx(-s.guinier.bfactor_A2)
     assert s.sharpen_used.bfactor_A2 < 0
     # sharpening flattens the Guinier curve inside the fit window
-    from napari_cryodiag.compute.guinier import fit_guinier, guinier_curve_of_map
+    from napari_cryodiag.compute.maps.guinier import fit_guinier, guinier_curve_of_map
 
     m = s.fsc.masks["tight"]
     fit = fit_guinier(guinier_curve_of_map(out, s.halfmaps.pixel_size_A, mask=m), s.guinier.low_A, s.guinier.high_A)

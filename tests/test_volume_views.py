@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_cryodiag.compute.volume_views import central_slices, fourier_log_amplitude, fourier_slices, projections
+from napari_cryodiag.compute.maps.views import central_slices, fourier_log_amplitude, fourier_slices, projections
 
 
 def test_central_slices_and_projections():

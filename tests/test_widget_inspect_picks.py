@@ -235,7 +235,7 @@ def test_dragging_lines_and_polygon_on_the_histogram(setup, qtbot):
     assert w._dragging is None
 
     # ---- a polygon drawn on the histogram
-    from napari_cryodiag.compute.pick_thresholds import points_in_polygon
+    from napari_cryodiag.compute.picks.thresholds import points_in_polygon
 
     w.set_threshold("x_min", None)
     w.set_threshold("y_min", None)
@@ -256,7 +256,7 @@ def test_dragging_lines_and_polygon_on_the_histogram(setup, qtbot):
 
 
 def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
-    from napari_cryodiag.compute.calibration import fit_calibration
+    from napari_cryodiag.compute.picks.calibration import fit_calibration
 
     viewer, w, layer, ctrl, table = setup
     raw_edges = w.inspection.hist.x_edges.copy()
@@ -305,7 +305,7 @@ def test_real_relion_autopicks_then_ctf_table(make_napari_viewer, qtbot, shared_
     """Real RELION 1.3 autopicks (FOM only, no defocus): calibration is disabled with a
     message; opening the CTF table of the same micrographs enables it."""
     from napari_cryodiag._reader import get_reader
-    from napari_cryodiag.compute.calibration import fit_calibration
+    from napari_cryodiag.compute.picks.calibration import fit_calibration
     from napari_cryodiag.io.picks import read_table
     from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
 
@@ -350,7 +350,7 @@ def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot):
     pick the shown micrograph, remove duplicates (planted ones go, none closer than the
     distance stays)."""
     from napari_cryodiag._reader import picks_layer_data
-    from napari_cryodiag.compute.scores import score_micrograph
+    from napari_cryodiag.compute.picks.scores import score_micrograph
     from napari_cryodiag.picks_layer import link_viewer
     from napari_cryodiag.simulate.micrographs import simulate_micrographs
     from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget

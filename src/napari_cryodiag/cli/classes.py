@@ -55,7 +55,7 @@ def _parse_classes(text: str) -> list[int]:
 
 
 def run(args) -> int:
-    from ..compute.class_diagnostics import class_diagnostics, write_selection
+    from ..compute.particles.class_diagnostics import class_diagnostics, write_selection
     from ..errors import CryodiagInputError
     from ..plots.classes import (
         ESS_SHORT,

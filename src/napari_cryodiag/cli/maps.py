@@ -103,7 +103,7 @@ def _pair(text: str, name: str):
 
 
 def _mask_params(args):
-    from ..compute.masks import MaskParams
+    from ..compute.maps.masks import MaskParams
 
     ld, ls = _pair(args.loose, "--loose")
     td, ts = _pair(args.tight, "--tight")
@@ -128,7 +128,7 @@ def read_volume(path):
 
 
 def load_half_maps(h1_path, h2_path, pixel_size=None):
-    from ..compute.fsc import check_half_maps
+    from ..compute.maps.fsc import check_half_maps
 
     h1, v1, _ = read_volume(h1_path)
     h2, v2, _ = read_volume(h2_path)
@@ -144,8 +144,8 @@ def load_half_maps(h1_path, h2_path, pixel_size=None):
 
 
 def _session(args, h1_path, h2_path):
-    from ..compute.masks import check_user_mask
-    from ..compute.sharpen import ValidationSession
+    from ..compute.maps.masks import check_user_mask
+    from ..compute.maps.sharpen import ValidationSession
 
     h1, h2, apix = load_half_maps(h1_path, h2_path, args.pixel_size)
     mask = None
@@ -168,7 +168,7 @@ def _protect(args):
 
 
 def run_fsc(args) -> int:
-    from ..compute.guinier import fit_guinier
+    from ..compute.maps.guinier import fit_guinier
     from ..io.fsc_export import write_fsc_csv, write_fsc_xml, write_postprocess_star
     from ..plots.fsc import plot_fsc
     from ..plots.guinier import plot_guinier
@@ -210,8 +210,8 @@ def run_fsc(args) -> int:
 
 
 def _run_fsc_postprocess(args) -> int:
-    from ..compute.fsc import fsc_result_from_relion
-    from ..compute.fsc_diagnosis import diagnose
+    from ..compute.maps.fsc import fsc_result_from_relion
+    from ..compute.maps.diagnosis import diagnose
     from ..io.fsc_export import write_fsc_csv, write_fsc_xml
     from ..io.star import read_postprocess
     from ..plots.fsc import plot_fsc
@@ -266,7 +266,7 @@ def _read_fsc_curve(path):
 
 
 def run_guinier(args) -> int:
-    from ..compute.guinier import fit_guinier, guinier_curve_of_map
+    from ..compute.maps.guinier import fit_guinier, guinier_curve_of_map
     from ..plots.guinier import plot_guinier
 
     out = output_dir(args)
@@ -276,7 +276,7 @@ def run_guinier(args) -> int:
         raise CryodiagInputError("voxel size is 0 (unknown) in the header; give --pixel-size", args.map)
     mask = None
     if args.mask:
-        from ..compute.masks import check_user_mask
+        from ..compute.maps.masks import check_user_mask
 
         mask = check_user_mask(read_volume(args.mask)[0], vol.shape, args.mask)
     window = _window(args.guinier_window)
@@ -285,7 +285,7 @@ def run_guinier(args) -> int:
         lo, hi, rule = max(window), min(window), "explicit"
     elif args.half1 and args.half2:
         s = _session(args, args.half1, args.half2)
-        from ..compute.guinier import guinier_window
+        from ..compute.maps.guinier import guinier_window
 
         lo, hi, rule = guinier_window(window, s.fsc.curves["corrected"], s.fsc.pixel_size_A, s.fsc.box)
         info["fsc_source"] = "half maps"
@@ -322,7 +322,7 @@ def run_guinier(args) -> int:
 
 
 def run_sharpen(args) -> int:
-    from ..compute.sharpen import SharpenParams
+    from ..compute.maps.sharpen import SharpenParams
     from ..io.mrc import write_mrc
 
     out = output_dir(args)
@@ -338,7 +338,7 @@ def run_sharpen(args) -> int:
 
 
 def run_views(args) -> int:
-    from ..compute.volume_views import all_views
+    from ..compute.maps.views import all_views
     from ..plots.volume_views import plot_triptych
 
     out = output_dir(args)

@@ -69,7 +69,7 @@ def run(args) -> int:
     written = []
 
     if args.particles:
-        from ..compute.noise_model import estimate_noise_model
+        from ..compute.particles.noise_model import estimate_noise_model
         from ..io.mrc import read_map
         from ..io.picks import read_table
         from ..plots.noise_model import plot_noise_advanced, plot_noise_basic
@@ -107,7 +107,7 @@ def run(args) -> int:
             print(f"  note: {note}")
 
     if args.model:
-        from ..compute.noise_model import relion_noise_spectra
+        from ..compute.particles.noise_model import relion_noise_spectra
         from ..io.relion_model import read_model_star
         from ..plots.noise_model import plot_relion_sigma2
 

@@ -57,7 +57,7 @@ def _read_half_maps(args):
         return None, None, None
     from ..io.mrc import read_map
 
-    from ..compute.fsc import check_half_maps
+    from ..compute.maps.fsc import check_half_maps
 
     m1 = read_map(args.half1)
     m2 = read_map(args.half2)
@@ -84,7 +84,7 @@ def _drop_rows_without_angles(table, src):
 
 
 def run(args) -> int:
-    from ..compute.orientations import orientation_diagnostics
+    from ..compute.particles.orientation_diagnostics import orientation_diagnostics
     from ..io.picks import read_table
     from ..plots.orientations import (
         plot_conical_fsc,

@@ -105,7 +105,7 @@ def _warn(msg: str, path=None) -> None:
 
 def _read_thresholds(path):
     """Thresholds saved by the widget or a previous run; unreadable or malformed JSON is an input error."""
-    from ..compute.pick_thresholds import Thresholds
+    from ..compute.picks.thresholds import Thresholds
 
     try:
         text = Path(path).read_text()
@@ -134,7 +134,7 @@ def _read_thresholds(path):
 
 def _check_scores(table: pd.DataFrame, x_feature, y_feature, info: dict, *, skip_unmatched: int = 0) -> None:
     """Scores that are all NaN are an input error; some NaN a warning (naming the pick file)."""
-    from ..compute.pick_thresholds import default_features
+    from ..compute.picks.thresholds import default_features
 
     source = table.attrs.get("source")
     dx, dy = default_features(table)
@@ -288,9 +288,9 @@ def _json_default(o):
 
 
 def run(args) -> int:
-    from ..compute.calibration import per_micrograph_medians
-    from ..compute.duplicates import find_duplicates
-    from ..compute.pick_thresholds import PickInspection, Thresholds
+    from ..compute.picks.calibration import per_micrograph_medians
+    from ..compute.picks.duplicates import find_duplicates
+    from ..compute.picks.thresholds import PickInspection, Thresholds
 
     out = output_dir(args)
     info: dict = {"command": "cryodiag picks", "notes": []}
@@ -317,7 +317,7 @@ def run(args) -> int:
             raise CryodiagInputError("--pick needs --micrographs")
         if args.picks:
             raise CryodiagInputError("give either pick files or --pick, not both")
-        from ..compute.pick_jobs import pick_micrographs
+        from ..compute.picks.jobs import pick_micrographs
 
         apix = _pixel_size(args, None, stack)
         d_px = _diameter_px(args, apix, args.micrographs)
@@ -365,7 +365,7 @@ def run(args) -> int:
     if args.score:
         if stack is None:
             raise CryodiagInputError("--score needs --micrographs")
-        from ..compute.pick_jobs import score_picks
+        from ..compute.picks.jobs import score_picks
 
         apix = _pixel_size(args, table, stack)
         d_px = _diameter_px(args, apix, args.micrographs)
@@ -403,7 +403,7 @@ def run(args) -> int:
     if y_feature is None and "power" not in table.columns:
         # no power-like score (RELION/crYOLO picks without --score): show the pick score on
         # both axes rather than an unrelated column (angles, classes)
-        from ..compute.pick_thresholds import default_features
+        from ..compute.picks.thresholds import default_features
 
         x_feature = x_feature or default_features(table)[0]
         y_feature = x_feature

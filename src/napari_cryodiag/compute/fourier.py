@@ -15,9 +15,26 @@ Conventions (REFERENCE.md "Fourier shells and FSC"):
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import numpy as np
+import scipy.fft
+
+#: threads for the 3D transforms
+FFT_WORKERS = max(1, os.cpu_count() or 1)
+
+def rfftn(x: np.ndarray) -> np.ndarray:
+    """r2c transform in single precision (complex64), multi-threaded."""
+    return scipy.fft.rfftn(np.asarray(x, dtype=np.float32), workers=FFT_WORKERS)
+
+
+def irfftn(f: np.ndarray, shape) -> np.ndarray:
+    """c2r transform back to a float32 map of ``shape``."""
+    return scipy.fft.irfftn(np.asarray(f, dtype=np.complex64), s=tuple(shape), workers=FFT_WORKERS).astype(
+        np.float32, copy=False
+    )
+
 
 
 def n_shells(n: int) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CryodiagInputError
+from .keys import micrograph_key
 
 __all__ = ["read_cbox", "CBOX_CONVENTION"]
 
@@ -26,7 +27,6 @@ CBOX_CONVENTION = (
 
 def read_cbox(path, *, min_confidence: float | None = None) -> pd.DataFrame:
     """Read a crYOLO ``.cbox`` file into the canonical table."""
-    from .picks import micrograph_key
     from .star import read_star
 
     path = os.fspath(path)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CryodiagInputError
+from .keys import categorical_names_and_keys
 from .atomic import atomic_write
 
 __all__ = ["read_cs_array", "read_cs_fields", "read_cs", "write_cs", "cs_format", "CS_CONVENTION", "MMAP_FRACTION"]
@@ -223,7 +224,6 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
     names (``alignments3D/error`` ...). A file without ``location/*`` is still a table
     (``attrs["has_locations"] = False``); ``require_coordinates=True`` raises instead.
     """
-    from .picks import categorical_names_and_keys
 
     path = os.fspath(path)
     if fields is not None and not mmap and cs_format(path) == "numpy":

@@ -25,7 +25,7 @@ CURVE_ORDER = ("no_mask", "spherical", "loose", "tight", "user", "phase_randomis
 
 
 def fsc_table(result) -> pd.DataFrame:
-    """All curves of an :class:`~napari_cryodiag.compute.fsc.FSCResult` as a per-shell table."""
+    """All curves of an :class:`~napari_cryodiag.compute.maps.fsc.FSCResult` as a per-shell table."""
     f = np.asarray(result.frequency_invA, float)
     with np.errstate(divide="ignore"):
         res = np.where(f > 0, 1.0 / np.where(f > 0, f, 1), np.inf)

@@ -34,6 +34,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import CryodiagInputError
+from .keys import micrograph_key
 from .atomic import atomic_write
 
 try:  # the header layout; mrcfile is a dependency, but keep a fallback to be safe
@@ -526,8 +527,6 @@ def open_micrograph_stack(source, *, suffixes: Sequence[str] = (".mrc",), skip_m
     the same way.
     """
     import dask.array as da
-
-    from .picks import micrograph_key
 
     paths = list_mrc_files(source, suffixes)
     label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else os.path.dirname(paths[0])

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CryodiagInputError
+from .keys import categorical_names_and_keys, micrograph_key
+from .paths import expand_table_paths
 from .atomic import atomic_write
 
 __all__ = [
@@ -254,7 +256,6 @@ def _pixel_size_columns(df: pd.DataFrame) -> pd.Series | None:
 
 
 def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file_name_key: str | None = None) -> pd.DataFrame:
-    from .picks import categorical_names_and_keys
 
     n = len(df)
     out = df.copy()
@@ -376,15 +377,12 @@ def read_star_table(path, *, block: str | None = None, require_coordinates: bool
     ``mic``) and the column ``source_file``. ``require_coordinates=True`` raises when the table
     has no ``rlnCoordinateX/Y`` (a particle table cannot be shown as picks).
     """
-    from .picks import micrograph_key
 
     if isinstance(path, (list, tuple)) or os.path.isdir(os.fspath(path)) or any(c in os.fspath(path) for c in "*?["):
         if isinstance(path, (list, tuple)):
             files = [os.fspath(p) for p in path]
         else:
-            from .picks import _expand
-
-            files = [f for f in _expand(os.fspath(path)) if f.lower().endswith(".star")]
+            files = [f for f in expand_table_paths(os.fspath(path)) if f.lower().endswith(".star")]
         if not files:
             raise CryodiagInputError("no STAR files", path)
         tables = []

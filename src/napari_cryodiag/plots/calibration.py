@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..compute.calibration import Calibration
+from ..compute.picks.calibration import Calibration
 
 _LABELS = {
     "ncc": "NCC score",
@@ -38,7 +38,7 @@ def plot_calibration(
     Parameters
     ----------
     calibrations
-        One :class:`~napari_cryodiag.compute.calibration.Calibration` or several (one column each).
+        One :class:`~napari_cryodiag.compute.picks.calibration.Calibration` or several (one column each).
     fig
         Figure to draw into (cleared by the caller, e.g. ``MplCanvas.clear()``); a new one when None.
     show_after

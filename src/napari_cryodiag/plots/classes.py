@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..compute.classes import Histogram, sort_summary
+from ..compute.particles.classes import Histogram, sort_summary
 
 __all__ = ["plot_posterior_histograms", "plot_class_grid", "plot_frc_curves", "class_label"]
 

@@ -49,7 +49,7 @@ def add_resolution_axis(ax, max_freq: float) -> None:
 
 def plot_fsc(result, fig: Figure | None = None, *, flags=None, convention: str = "interpolated",
              show_randomised: bool = True, title: str | None = None) -> Figure:
-    """Draw the curves of an :class:`~napari_cryodiag.compute.fsc.FSCResult` into ``fig``."""
+    """Draw the curves of an :class:`~napari_cryodiag.compute.maps.fsc.FSCResult` into ``fig``."""
     fig = fig if fig is not None else Figure(figsize=(7, 5), layout="constrained")
     ax = fig.add_subplot(111)
     f = np.asarray(result.frequency_invA)

@@ -18,7 +18,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from ..compute.noise_model import NoiseModel
+from ..compute.particles.noise_model import NoiseModel
 
 __all__ = ["plot_noise_basic", "plot_noise_advanced", "plot_relion_sigma2", "plot_noise_overview"]
 

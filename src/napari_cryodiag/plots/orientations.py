@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..compute.cfar import CFAR_GUIDE, FSC_THRESHOLD, ConicalFSC
-from ..compute.fourier_sampling import DirectionalMaps
-from ..compute.orientations import ViewingHistogram, azimuth_elevation_deg
-from ..compute.scf import SCF_STAR_GUIDE, SCFResult
+from ..compute.particles.cfar import CFAR_GUIDE, FSC_THRESHOLD, ConicalFSC
+from ..compute.particles.fourier_sampling import DirectionalMaps
+from ..compute.particles.orientations import ViewingHistogram, azimuth_elevation_deg
+from ..compute.particles.scf import SCF_STAR_GUIDE, SCFResult
 
 __all__ = [
     "plot_viewing_directions",

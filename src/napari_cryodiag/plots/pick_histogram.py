@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from ..compute.pick_histogram import PickHistogram
-from ..compute.pick_thresholds import Thresholds
+from ..compute.picks.histogram import PickHistogram
+from ..compute.picks.thresholds import Thresholds
 
 LINE_STYLE = dict(color="tab:red", lw=1.6, alpha=0.9)
 POLYGON_STYLE = dict(fill=False, edgecolor="tab:orange", lw=1.8, ls="-")

@@ -1,13 +1,13 @@
 """Triptychs of a map (the cryoSPARC guide's figures): central slices, projections, Fourier slices.
 
-Each row shows the z-y, z-x and y-x planes (see :mod:`napari_cryodiag.compute.volume_views`).
+Each row shows the z-y, z-x and y-x planes (see :mod:`napari_cryodiag.compute.maps.views`).
 """
 
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from ..compute.volume_views import PLANES, all_views
+from ..compute.maps.views import PLANES, all_views
 
 ROWS = {
     "slices": ("central slices", "gray"),

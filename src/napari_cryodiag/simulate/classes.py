@@ -23,7 +23,7 @@ junk; the table carries the best-class probability (``class_posterior``) and ESS
 
 The particle model is RELION's: ``image(r) = CTF * ref(R(psi) (r + shift))`` with ``shift``
 the origin (``shift_x_A``, ``shift_y_A``: the shift that centres the particle), so
-:mod:`napari_cryodiag.compute.class_averages` recovers the class views.
+:mod:`napari_cryodiag.compute.particles.class_averages` recovers the class views.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..compute.class_averages import compute_class_averages
-from ..compute.classes import ess_from_posteriors
+from ..compute.particles.class_averages import compute_class_averages
+from ..compute.particles.classes import ess_from_posteriors
 from ..compute.ctf import ctf_2d
 from ..compute.projection import FourierProjector, euler_to_matrix
 from .density import gaussian_atoms_density

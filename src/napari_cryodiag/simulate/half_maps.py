@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..compute.fourier import radial_frequency_invA, shell_index, shell_sums, shell_counts, n_shells
-from ..compute.fsc import irfftn, rfftn
-from ..compute.masks import cosine_edge, distance_from_region_A, lowpass
+from ..compute.fourier import irfftn, rfftn
+from ..compute.maps.masks import cosine_edge, distance_from_region_A, lowpass
 from .density import gaussian_atoms_density
 
 PATHOLOGIES = (None, "nyquist", "duplicates", "ctf_oscillation", "micelle", "tight_mask", "offset_mask")

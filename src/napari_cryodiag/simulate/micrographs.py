@@ -210,12 +210,12 @@ def score_simulated_picks(
 ):
     """NCC and power score of every pick in ``table`` on its micrograph (``images[i]`` named ``names[i]``).
 
-    Uses :func:`napari_cryodiag.compute.scores.score_micrograph`, the code that scores real
+    Uses :func:`napari_cryodiag.compute.picks.scores.score_micrograph`, the code that scores real
     picks, with its defaults (blob template of ``diameter_px``, dark particles, background
     subtracted, its default low-pass). Keyword arguments go to ``score_micrograph``. Returns two
     float arrays aligned with ``table`` rows (NaN where a pick's box leaves the micrograph).
     """
-    from ..compute.scores import score_micrograph
+    from ..compute.picks.scores import score_micrograph
 
     kwargs["pixel_size_A"] = pixel_size_A
 

@@ -4,7 +4,7 @@ Each image is ``scale * CTF * P(V)`` (Fourier-slice projection of a Gaussian-ato
 random uniform pose, displaced by ``-shift``: the table's shifts are RELION origins, the shift
 that centres the particle) plus Gaussian noise whose power per Fourier coefficient depends only
 on the coefficient's shell. The spectrum is given in the per-pixel convention of
-:mod:`napari_cryodiag.compute.noise_model`: ``E|N(k)|^2 / N^2`` for the unnormalised DFT of an
+:mod:`napari_cryodiag.compute.particles.noise_model`: ``E|N(k)|^2 / N^2`` for the unnormalised DFT of an
 ``N x N`` image, so white noise of real-space variance ``sigma**2`` has the value ``sigma**2``
 in every shell.
 

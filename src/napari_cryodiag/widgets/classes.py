@@ -1,8 +1,8 @@
 """The "Classes" dock widget: posterior/ESS histograms, class-average grid, sortable table, export.
 
-Wiring only: numbers from :func:`napari_cryodiag.compute.class_diagnostics.class_diagnostics_gen`
+Wiring only: numbers from :func:`napari_cryodiag.compute.particles.class_diagnostics.class_diagnostics_gen`
 (run in a worker with progress and cancel), figures from :mod:`napari_cryodiag.plots.classes`,
-selection export through :func:`napari_cryodiag.compute.class_diagnostics.write_selection`.
+selection export through :func:`napari_cryodiag.compute.particles.class_diagnostics.write_selection`.
 
 Inputs: particles from a layer whose ``metadata["cryodiag"]["table"]`` holds a canonical table
 (the readers put it there) or from a STAR / ``.cs`` file; class averages from an image-stack
@@ -44,8 +44,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..compute.class_diagnostics import class_diagnostics_gen, write_selection
-from ..compute.classes import sort_summary
+from ..compute.particles.class_diagnostics import class_diagnostics_gen, write_selection
+from ..compute.particles.classes import sort_summary
 from ..errors import CryodiagInputError
 from ..plots.classes import (
     ESS_SHORT,

@@ -1,10 +1,10 @@
 """The "Inspect Picks" dock widget: NCC x power histogram with live thresholds.
 
-Wiring only: the numbers come from :class:`~napari_cryodiag.compute.pick_thresholds.PickInspection`
+Wiring only: the numbers come from :class:`~napari_cryodiag.compute.picks.thresholds.PickInspection`
 (pre-binned histogram, thresholds, calibration against defocus), the figure from
 :mod:`napari_cryodiag.plots.pick_histogram`, the per-micrograph picks from the points layer's
 controller (:func:`napari_cryodiag.picks_layer.get_picks_controller`), long jobs from
-:mod:`napari_cryodiag.compute.pick_jobs` in a worker.
+:mod:`napari_cryodiag.compute.picks.jobs` in a worker.
 
 Tabs:
 
@@ -51,7 +51,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QDoubleRangeSlider, QLabeledDoubleSlider
 
-from ..compute.pick_thresholds import X_FEATURE_PREFERENCE, PickInspection, Thresholds, numeric_features
+from ..compute.picks.thresholds import X_FEATURE_PREFERENCE, PickInspection, Thresholds, numeric_features
 from ..errors import CryodiagInputError
 from ..plots.pick_histogram import plot_pick_histogram
 from ._canvas import MplCanvas
@@ -233,7 +233,7 @@ class InspectPicksWidget(QWidget):
         self.cal_mode_combo = QComboBox()
         self.cal_mode_combo.addItems(["ratio", "difference"])
         self.cal_method_combo = QComboBox()
-        from ..compute.calibration import METHODS
+        from ..compute.picks.calibration import METHODS
 
         self.cal_method_combo.addItems(list(METHODS))
         self.cal_scale_combo = QComboBox()
@@ -1123,7 +1123,7 @@ class InspectPicksWidget(QWidget):
         except CryodiagInputError as err:
             self._error(err)
             return None
-        from ..compute import pick_jobs
+        from ..compute.picks import jobs as pick_jobs
 
         table = self.inspection.table
         old = self.layer
@@ -1157,7 +1157,7 @@ class InspectPicksWidget(QWidget):
         except CryodiagInputError as err:
             self._error(err)
             return None
-        from ..compute import pick_jobs
+        from ..compute.picks import jobs as pick_jobs
 
         mic = o["image_layer"]
         data, keys, names = o["micrographs"], o["keys"], o["names"]
@@ -1254,11 +1254,11 @@ class InspectPicksWidget(QWidget):
     def remove_duplicates(self, distance_A: float | None = None):
         """Remove picks within ``distance_A`` of a higher-scoring pick on the same micrograph
         (x feature ranks them); the result becomes a new picks layer. Returns the
-        :class:`~napari_cryodiag.compute.duplicates.DuplicateResult` (None on error)."""
+        :class:`~napari_cryodiag.compute.picks.duplicates.DuplicateResult` (None on error)."""
         if self.inspection is None:
             show_warning("choose a picks layer first")
             return None
-        from ..compute.duplicates import find_duplicates
+        from ..compute.picks.duplicates import find_duplicates
 
         table = self.inspection.table
         dist = float(self.dup_spin.value() if distance_A is None else distance_A)

@@ -1,6 +1,6 @@
 """The "Map validation" dock widget.
 
-Wiring only: numbers come from :class:`napari_cryodiag.compute.sharpen.ValidationSession`
+Wiring only: numbers come from :class:`napari_cryodiag.compute.maps.sharpen.ValidationSession`
 (FSC family with automatic masks and the corrected curve, diagnosis, Guinier fit, sharpening),
 computed in a worker with progress and cancel; figures from :mod:`napari_cryodiag.plots`.
 
@@ -313,7 +313,7 @@ class MapValidationWidget(QWidget):
             show_error("Map validation: choose two half maps, and optionally a mask")
 
     def mask_params(self):
-        from ..compute.masks import MaskParams
+        from ..compute.maps.masks import MaskParams
 
         return MaskParams(sphere_inner_fraction=self.sphere_inner.value(), threshold_fraction=self.threshold_spin.value(),
                           lowpass_A=self.mask_lp_spin.value(), loose_dilate_A=self.loose_in.value(),
@@ -332,7 +332,7 @@ class MapValidationWidget(QWidget):
             raise CryodiagInputError(f"half map 1 and half map 2 are the same layer ({n1})")
         l1, l2 = self.viewer.layers[n1], self.viewer.layers[n2]
         a1, a2 = _voxel_size(l1), _voxel_size(l2)
-        from ..compute.fsc import check_half_maps
+        from ..compute.maps.fsc import check_half_maps
 
         check_half_maps(np.asarray(l1.data), np.asarray(l2.data), a1, a2, n1, n2)
         apix = self.voxel_spin.value() or a1 or a2
@@ -341,7 +341,7 @@ class MapValidationWidget(QWidget):
         mask = None
         mname = self.mask_combo.currentText()
         if mname and mname != NO_MASK:
-            from ..compute.masks import check_user_mask
+            from ..compute.maps.masks import check_user_mask
 
             mask = check_user_mask(np.asarray(self.viewer.layers[mname].data), np.shape(l1.data), mname)
         return l1, l2, apix, mask, mname
@@ -349,7 +349,7 @@ class MapValidationWidget(QWidget):
     # ------------------------------------------------------------------ compute
     def compute(self):
         """Start the computation in a worker; returns the worker (None on bad input)."""
-        from ..compute.sharpen import ValidationSession
+        from ..compute.maps.sharpen import ValidationSession
 
         try:
             l1, l2, apix, mask, mname = self._inputs()
@@ -425,7 +425,7 @@ class MapValidationWidget(QWidget):
         self._what_if()
 
     def sharpen_params(self):
-        from ..compute.sharpen import SharpenParams
+        from ..compute.maps.sharpen import SharpenParams
 
         return SharpenParams(
             bfactor_A2=None if self.fitted_check.isChecked() else self.b_spin.value(),
@@ -435,7 +435,7 @@ class MapValidationWidget(QWidget):
         )
 
     def _sharpen(self):
-        from ..compute.guinier import guinier_curve_of_map
+        from ..compute.maps.guinier import guinier_curve_of_map
 
         s = self.session
         vol = s.sharpen(self.sharpen_params())
@@ -508,7 +508,7 @@ class MapValidationWidget(QWidget):
 
     def add_fourier_layer(self):
         """log|F| of the shown map as a 3D layer, placed beside the map (same voxel spacing)."""
-        from ..compute.volume_views import fourier_log_amplitude
+        from ..compute.maps.views import fourier_log_amplitude
 
         if self.session is None:
             show_info("Map validation: compute the FSC first")
@@ -531,7 +531,7 @@ class MapValidationWidget(QWidget):
 
     def add_projection_layers(self):
         """Projections (sums) z-y, z-x, y-x of the shown map as 2D image layers placed below the map."""
-        from ..compute.volume_views import projections
+        from ..compute.maps.views import projections
 
         if self.session is None:
             show_info("Map validation: compute the FSC first")
@@ -559,7 +559,7 @@ class MapValidationWidget(QWidget):
         from ..plots.fsc import plot_fsc
         from ..plots.guinier import plot_guinier
         from ..plots.volume_views import plot_triptych
-        from ..compute import volume_views as vv
+        from ..compute.maps import views as vv
 
         s = self.session
         if view == "FSC":
@@ -593,7 +593,7 @@ class MapValidationWidget(QWidget):
         from matplotlib.figure import Figure
 
         from ..cli._common import save_figure, write_json
-        from ..compute.guinier import fit_guinier
+        from ..compute.maps.guinier import fit_guinier
         from ..io.fsc_export import write_fsc_csv, write_fsc_xml, write_postprocess_star
 
         s = self.session

@@ -1,6 +1,6 @@
 """The "Noise model" dock widget.
 
-Wiring only: the numbers come from :mod:`napari_cryodiag.compute.noise_model` (computed in a
+Wiring only: the numbers come from :mod:`napari_cryodiag.compute.particles.noise_model` (computed in a
 worker with progress and cancel), the figures from :mod:`napari_cryodiag.plots.noise_model`.
 
 Inputs: a particle table (a layer opened by this plugin's reader, or a .star/.cs file), the map
@@ -235,7 +235,7 @@ class NoiseModelWidget(QWidget):
     # ------------------------------------------------------------------ compute
     def compute(self):
         """Start the noise model in a worker; returns the worker (None on bad input)."""
-        from ..compute.noise_model import iter_noise_model
+        from ..compute.particles.noise_model import iter_noise_model
 
         try:
             table, source = self._table()
@@ -279,7 +279,7 @@ class NoiseModelWidget(QWidget):
     def load_model(self):
         """Read the model.star's per-group noise spectra and show them."""
         from ..cli.noise import group_particle_counts
-        from ..compute.noise_model import relion_noise_spectra
+        from ..compute.particles.noise_model import relion_noise_spectra
         from ..io.relion_model import read_model_star
 
         path = self.model_file.text()

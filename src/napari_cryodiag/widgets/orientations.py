@@ -1,7 +1,7 @@
 """The "Orientations" dock widget: viewing directions, Fourier sampling, posterior precision,
 SCF* and (with two half maps) cFAR.
 
-Wiring only: numbers from :func:`napari_cryodiag.compute.orientations.orientation_diagnostics_steps`
+Wiring only: numbers from :func:`napari_cryodiag.compute.particles.orientation_diagnostics.orientation_diagnostics_steps`
 (run in a worker with progress and cancel), figures from :mod:`napari_cryodiag.plots.orientations`.
 The particle table comes from a layer whose ``metadata["cryodiag"]["table"]`` holds a canonical
 table (the readers put it there), or from a STAR / ``.cs`` file chosen here.
@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..compute.orientations import orientation_diagnostics_steps
+from ..compute.particles.orientation_diagnostics import orientation_diagnostics_steps
 from ..errors import CryodiagInputError
 from ..plots.orientations import (
     plot_conical_fsc,

@@ -17,7 +17,7 @@ For every particle with a class, the image is
 
 Aligned images are summed per (class, half). Halves are the ``split`` column (0/1) when the
 table has both values, else alternating rows within each class (``halves="alternate"``).
-The FRC of the two half averages (soft circular mask, :mod:`napari_cryodiag.compute.frc`) gives
+The FRC of the two half averages (soft circular mask, :mod:`napari_cryodiag.compute.particles.frc`) gives
 each class's resolution at 0.5.
 
 Images come from an in-memory stack (``images=``, indexed by ``image_index`` or by row) or from
@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..errors import CryodiagInputError
+from ...errors import CryodiagInputError
+from ..progress import run_steps
 from .frc import frc, resolutions_at, soft_circular_mask
 
 __all__ = [
@@ -72,7 +73,7 @@ class ParticleImages:
 
     def _stack(self, path: Path) -> np.ndarray:
         if path not in self._cache:
-            from ..io.mrc import read_stack
+            from ...io.mrc import read_stack
 
             st = read_stack(path, mmap=True)
             data = st.data if st.data.ndim == 3 else st.data[None]
@@ -315,7 +316,7 @@ class ClassAverages:
 def frc_weighted(averages: np.ndarray, curves: np.ndarray) -> np.ndarray:
     """Multiply each average's rings by ``sqrt(2F/(1+F))`` of its FRC curve (see
     :meth:`ClassAverages.weighted_averages`); float32 ``(K, n, n)``."""
-    from .fourier import shell_index
+    from ..fourier import shell_index
 
     avg = np.asarray(averages, dtype=np.float32)
     n = avg.shape[-1]
@@ -508,17 +509,6 @@ def class_averages_gen(
     )
 
 
-def run_generator(gen, progress: Callable[[int, int], None] | None = None):
-    """Drain a ``(done, total)`` generator, calling ``progress``; return its return value."""
-    while True:
-        try:
-            value = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(*value)
-
-
 def compute_class_averages(table: pd.DataFrame, *, progress=None, **kwargs) -> ClassAverages:
     """:func:`class_averages_gen` run to completion (``progress(done, total)`` per batch)."""
-    return run_generator(class_averages_gen(table, **kwargs), progress)
+    return run_steps(class_averages_gen(table, **kwargs), progress)

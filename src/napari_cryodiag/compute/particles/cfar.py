@@ -34,8 +34,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import CryodiagInputError
-from .fourier import n_shells, shell_frequencies_invA, shell_index
+from ...errors import CryodiagInputError
+from ..fourier import n_shells, shell_frequencies_invA, shell_index
 from .orientations import DirectionGrid, azimuth_elevation_deg, fibonacci_hemisphere
 
 __all__ = ["ConicalFSC", "conical_fsc", "fsc_area", "CFAR_GUIDE"]

@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from ..errors import CryodiagInputError
+from ...errors import CryodiagInputError
 
 __all__ = [
     "PickJobCancelled",
@@ -105,7 +105,7 @@ def _plane(block):
 def _rows_per_micrograph(table: pd.DataFrame, keys, n: int, micrograph_column: str):
     """Row positions per micrograph index, and a match report dict."""
     if keys is not None and micrograph_column in table.columns:
-        from ..io.picks import match_to_micrographs
+        from ...io.picks import match_to_micrographs
 
         idx, report = match_to_micrographs(table.rename(columns={micrograph_column: "micrograph"})
                                            if micrograph_column != "micrograph" else table, keys)

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import CryodiagInputError
-from .pick_histogram import PickHistogram
+from ...errors import CryodiagInputError
+from .histogram import PickHistogram
 
 
 @dataclass

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .fourier import shell_counts, shell_index, shell_sums
-from .fsc import rfftn
+from ..fourier import shell_counts, shell_index, shell_sums
+from ..fourier import rfftn
 
 QUANTITIES = ("amplitude2", "amplitude")
 
@@ -102,7 +102,7 @@ def guinier_window(rule="fsc143", fsc=None, pixel_size_A: float | None = None, b
 
 def fit_guinier(curve: GuinierCurve, low_A: float = 10.0, high_A: float = 3.0, window_rule: str = "explicit") -> GuinierFit:
     """Least-squares line through the Guinier curve between ``low_A`` and ``high_A`` (inclusive)."""
-    from ..errors import CryodiagInputError
+    from ...errors import CryodiagInputError
 
     if high_A >= low_A:
         raise CryodiagInputError(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CryodiagInputError
+from ...errors import CryodiagInputError
 
 DEFAULT_PERCENTILES = (0.5, 99.5)
 

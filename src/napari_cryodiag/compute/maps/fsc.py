@@ -29,28 +29,14 @@ from typing import Iterator
 import numpy as np
 import scipy.fft
 
-from ..errors import CryodiagInputError
-from .fourier import n_shells, shell_counts, shell_frequencies_invA, shell_index
+from ...errors import CryodiagInputError
+from ..fourier import FFT_WORKERS, irfftn, n_shells, rfftn, shell_counts, shell_frequencies_invA, shell_index
+from ..progress import run_steps
 from .masks import MaskParams, auto_masks, check_user_mask, cosine_edge
 from .phase_randomisation import randomise_phases
 
-#: threads for scipy.fft
-FFT_WORKERS = max(1, os.cpu_count() or 1)
-
 THRESHOLDS = (0.143, 0.5)
 RANDOMISE_RULES = ("tight75", "relion", "nomask143")
-
-
-def rfftn(x: np.ndarray) -> np.ndarray:
-    """r2c transform in single precision (complex64), multi-threaded."""
-    return scipy.fft.rfftn(np.asarray(x, dtype=np.float32), workers=FFT_WORKERS)
-
-
-def irfftn(f: np.ndarray, shape) -> np.ndarray:
-    """c2r transform back to a float32 map of ``shape``."""
-    return scipy.fft.irfftn(np.asarray(f, dtype=np.complex64), s=tuple(shape), workers=FFT_WORKERS).astype(
-        np.float32, copy=False
-    )
 
 
 # --------------------------------------------------------------------------- inputs
@@ -474,17 +460,6 @@ def fsc_family_steps(
     )
 
 
-def run_steps(gen, progress=None):
-    """Drive a progress generator to completion; return its value."""
-    try:
-        while True:
-            step = next(gen)
-            if progress is not None:
-                progress(*step)
-    except StopIteration as stop:
-        return stop.value
-
-
 def fsc_family(half1, half2, pixel_size_A: float, *, progress=None, **kwargs) -> FSCResult:
     """All curves (no mask, spherical, loose, tight, [user], phase-randomised, corrected) at once.
 
@@ -505,9 +480,6 @@ __all__ = [
     "fsc_family",
     "fsc_family_steps",
     "fsc_from_transforms",
-    "irfftn",
     "randomisation_shell",
     "resolution_at",
-    "rfftn",
-    "run_steps",
 ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fourier import n_shells, shell_frequencies_invA, shell_index
+from ..fourier import n_shells, shell_frequencies_invA, shell_index
 
 __all__ = ["frc", "FRCResult", "frc_result", "threshold_crossing", "resolutions_at", "soft_circular_mask"]
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from ..errors import CryodiagInputError
+from ...errors import CryodiagInputError
 
 __all__ = ["DuplicateResult", "find_duplicates", "KEEP_RULES"]
 

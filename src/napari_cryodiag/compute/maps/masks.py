@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..errors import CryodiagInputError
+from ...errors import CryodiagInputError
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,8 @@ def lowpass(volume: np.ndarray, pixel_size_A: float, resolution_A: float, edge_s
     the rfftn of two half maps whose average is ``volume`` (only the low-frequency block of
     ``(f1 + f2) / 2`` is formed then).
     """
-    from ..compute.fourier import n_shells, shell_index
-    from .fsc import irfftn, rfftn
+    from ..fourier import n_shells, shell_index
+    from ..fourier import irfftn, rfftn
 
     vol = np.asarray(volume, dtype=np.float32)
     if not resolution_A or resolution_A <= 2 * pixel_size_A:
@@ -162,7 +162,7 @@ def _irfftn_corner(block: np.ndarray, n: int, k_max: int, chunk: int = 8) -> np.
     """
     import scipy.fft
 
-    from .fsc import FFT_WORKERS
+    from ..fourier import FFT_WORKERS
 
     k, m = k_max, 2 * k_max + 1
     a = np.zeros((n, m, k + 1), dtype=np.complex64)

@@ -19,8 +19,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import CryodiagInputError
-from .class_averages import ClassAverages, class_averages_gen, locate_particle_images, run_generator
+from ...errors import CryodiagInputError
+from ..progress import run_steps
+from .class_averages import ClassAverages, class_averages_gen, locate_particle_images
 from .classes import (
     Histogram,
     PosteriorColumns,
@@ -77,7 +78,7 @@ class ClassDiagnostics:
         }
         ca = self.class_averages
         if ca is not None:
-            from .fourier import shell_frequencies_invA
+            from ..fourier import shell_frequencies_invA
 
             n = ca.averages.shape[-1]
             out["frc"].update(
@@ -96,7 +97,7 @@ class ClassDiagnostics:
 
 def read_averages(path) -> tuple[np.ndarray, float | None]:
     """Class averages ``(K, n, n)`` float32 from an MRCS/MRC, and the header pixel size (None if 0)."""
-    from ..io.mrc import read_stack
+    from ...io.mrc import read_stack
 
     st = read_stack(path)
     data = np.asarray(st.data, dtype=np.float32)
@@ -110,7 +111,7 @@ def read_averages(path) -> tuple[np.ndarray, float | None]:
 def _read_table(particles):
     if isinstance(particles, pd.DataFrame):
         return particles
-    from ..io.picks import read_table
+    from ...io.picks import read_table
 
     return read_table(particles)
 
@@ -156,7 +157,7 @@ def class_diagnostics_gen(
 
     model_obj = None
     if model is not None:
-        from ..io.relion_model import read_model_star, resolve_reference_stack
+        from ...io.relion_model import read_model_star, resolve_reference_stack
 
         model_obj = read_model_star(model) if isinstance(model, (str, os.PathLike)) else model
         if averages is None:
@@ -267,7 +268,7 @@ def class_diagnostics_gen(
 
 def class_diagnostics(particles, *, progress=None, **kwargs) -> ClassDiagnostics:
     """:func:`class_diagnostics_gen` run to completion."""
-    return run_generator(class_diagnostics_gen(particles, **kwargs), progress)
+    return run_steps(class_diagnostics_gen(particles, **kwargs), progress)
 
 
 def select_classes(table: pd.DataFrame, classes) -> pd.DataFrame:
@@ -289,11 +290,11 @@ def write_selection(table: pd.DataFrame, classes, path, *, overwrite: bool = Fal
         raise CryodiagInputError("no particles in the selected classes; nothing written", p)
     suffix = p.suffix.lower()
     if suffix == ".star":
-        from ..io.star import write_star
+        from ...io.star import write_star
 
         out = write_star(p, sub, overwrite=overwrite)
     elif suffix == ".cs":
-        from ..io.cs import write_cs
+        from ...io.cs import write_cs
 
         src = table.attrs.get("source") if table.attrs.get("format") == "cs" else None
         out = write_cs(p, sub, source=src, overwrite=overwrite)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import CryodiagInputError
+from ...errors import CryodiagInputError
 
 __all__ = [
     "ess_from_posteriors",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fourier import shell_index
+from ..fourier import shell_index
 
 
 def _as_rng(seed) -> np.random.Generator:

@@ -21,10 +21,12 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from ..errors import CryodiagInputError
-from .fourier import n_shells, radial_frequency_invA
-from .fsc import FSCResult, HalfMaps, fsc_family_steps, irfftn, rfftn, run_steps
-from .fsc_diagnosis import DiagnosisParams, diagnose
+from ...errors import CryodiagInputError
+from ..fourier import n_shells, radial_frequency_invA
+from ..fourier import irfftn, rfftn
+from ..progress import run_steps
+from .fsc import FSCResult, HalfMaps, fsc_family_steps
+from .diagnosis import DiagnosisParams, diagnose
 from .guinier import GuinierFit, fit_guinier, guinier_curve, guinier_window
 from .masks import MaskParams, cosine_edge
 
@@ -92,7 +94,7 @@ class Sharpener:
 
     @classmethod
     def from_map(cls, volume, pixel_size_A):
-        from .fourier import shell_index
+        from ..fourier import shell_index
 
         v = np.asarray(volume, np.float32)
         return cls(rfftn(v), v.shape, pixel_size_A, shell_index(v.shape))

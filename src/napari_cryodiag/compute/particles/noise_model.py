@@ -48,9 +48,9 @@ import numpy as np
 import pandas as pd
 import scipy.fft as sfft
 
-from ..errors import CryodiagInputError
-from .ctf import ctf_2d_stack
-from .fourier import (
+from ...errors import CryodiagInputError
+from ..ctf import ctf_2d_stack
+from ..fourier import (
     n_shells,
     shell_counts,
     shell_frequencies_invA,
@@ -58,7 +58,7 @@ from .fourier import (
     shell_resolution_A,
     shell_sums,
 )
-from .projection import FourierProjector, euler_to_matrix
+from ..projection import FourierProjector, euler_to_matrix
 
 SCALE_MODES = ("global", "per_image", "none")
 NORMALISATION = (
@@ -312,7 +312,7 @@ class _ImageSource:
             names = table["image_path"].astype(str).to_numpy()
             uniq = {u: str(resolve_image_path(u, source)) for u in pd.unique(names)}
             self.paths = np.array([uniq[u] for u in names], dtype=object)
-        from ..io.mrc import read_header
+        from ...io.mrc import read_header
 
         shapes = {}
         for path in pd.unique(self.paths):
@@ -335,7 +335,7 @@ class _ImageSource:
     def read(self, rows: np.ndarray) -> np.ndarray:
         if self.images is not None:
             return np.asarray(self.images[rows], dtype=np.float32)
-        from ..io.mrc import read_data, read_header
+        from ...io.mrc import read_data, read_header
 
         out = np.empty((len(rows), self.box, self.box), dtype=np.float32)
         paths = self.paths[rows]

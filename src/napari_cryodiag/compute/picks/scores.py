@@ -42,7 +42,7 @@ per-pick patches gathered with one fancy-indexing operation (bilinear at the exa
 position on a binned grid) and a single matrix product against all templates x angles (cost
 ~ picks x mask pixels x templates), which for the hundreds to thousands of picks of a
 micrograph is far cheaper than FFT correlation of the whole micrograph; the FFT route (a
-correlation map over every position) is what :mod:`napari_cryodiag.compute.picker` uses, on
+correlation map over every position) is what :mod:`napari_cryodiag.compute.picks.picker` uses, on
 the same grid (:func:`prepare_micrograph`).
 """
 
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..errors import CryodiagInputError
+from ...errors import CryodiagInputError
 
 __all__ = [
     "score_micrograph",

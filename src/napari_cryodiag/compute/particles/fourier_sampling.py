@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import j0
 
-from ..errors import CryodiagInputError
+from ...errors import CryodiagInputError
 from .orientations import (
     SYM6,
     BinnedDirections,

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import CryodiagInputError
+from ...errors import CryodiagInputError
 
 METHODS = ("theil-sen", "huber", "siegel", "ols")
 MODES = ("ratio", "difference")

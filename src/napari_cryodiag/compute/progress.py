@@ -1,0 +1,27 @@
+"""Progress generators: the one pattern of long computations in ``compute``.
+
+A long computation is a generator function named ``iter_<what>`` (or ``<what>_steps``) that yields
+``(done, total)`` tuples between chunks and *returns* its result; the napari worker forwards the
+tuples to a progress bar and stops the generator at a yield when the user cancels. The plain
+function of the same computation drains the generator with :func:`run_steps`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Generator, TypeVar
+
+T = TypeVar("T")
+
+
+def run_steps(gen: Generator[tuple[int, int], None, T], progress: Callable[[int, int], None] | None = None) -> T:
+    """Drive a ``(done, total)`` generator to completion, calling ``progress``; return its value."""
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(*step)
+
+
+__all__ = ["run_steps"]
