@@ -7,7 +7,6 @@ The bad files are made in a temporary folder from a small simulated sample datas
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import starfile
 
+from badinput import hashes
 from napari_cryodiag.cli import main
 
 # --------------------------------------------------------------------------------------------
@@ -181,26 +181,15 @@ def bad(tmp_path_factory) -> dict[str, Path]:
     return f
 
 
-def _fingerprint(p: Path):
-    st = p.stat()
-    if st.st_size > 1 << 20:  # large stacks: size, inode and modification time (a rewrite or a rename changes them)
-        return (st.st_size, st.st_ino, st.st_mtime_ns)
-    return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def _hashes(folder: Path) -> dict[str, object]:
-    return {str(p.relative_to(folder)): _fingerprint(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def run_case(bad, capsys, tmp_path, argv_template, expect, names):
     """Run ``cryodiag`` with ``{key}`` placeholders filled; check status, message and inputs."""
     argv = [a.format(out=tmp_path / "out", **bad) for a in argv_template]
-    inputs = {bad["data"]: _hashes(bad["data"]), bad["bad"]: _hashes(bad["bad"])}
+    inputs = {bad["data"]: hashes(bad["data"]), bad["bad"]: hashes(bad["bad"])}
     capsys.readouterr()
     code = main(argv)
     err = capsys.readouterr().err
     for folder, before in inputs.items():
-        assert _hashes(folder) == before, f"an input file changed under {folder}"
+        assert hashes(folder) == before, f"an input file changed under {folder}"
     if expect == "error":
         assert code == 2, (code, err)
         lines = [ln for ln in err.strip().splitlines() if ln.strip()]
