@@ -2,13 +2,22 @@
 
 Definition (REFERENCE.md "Poses and orientations"): take points ``k`` quasi-uniformly on the
 Fourier shell of radius ``R`` (a Fibonacci lattice), let ``S_k`` be the number of projections
-that sample point ``k`` (``|d_k · v_i| <= 0.5 / R``, see :mod:`.fourier_sampling`), then over
-the ``P`` sampled points
+that sample point ``k`` (``|d_k · v_i| <= 0.5 / R``, see :mod:`.fourier_sampling`). As the
+authors' command-line reference code computes it (LyumkisLab/CommandLineSCF,
+``LibWidgetsNov2021.PlotSamp``):
 
-    SCF  = 1 / (mean(1/S) · mean(S))
-    SCF* = SCF / (1 + (Q / P) · mean(S) · SCF / 2)
+    SCF  = 1 / (<1/S>_sampled · <S>_all)
+    SCF* = SCF / (1 + (Q / P) · <S>_all · SCF / 2)
 
-with ``Q`` the number of unsampled points. SCF* < 0.81 signals preferred orientation.
+where ``<1/S>`` runs over the ``P`` sampled points only and ``<S>`` (the paper's ``N/2k``) over
+**all** points of the shell, the ``Q`` unsampled ones (zeros) included. The two means differ
+only when some points are unsampled; then SCF may exceed 1 (a single view: SCF = (P+Q)/P) and
+SCF* carries the penalty. SCF* < 0.81 signals preferred orientation.
+
+Values on a real set (RELION 1.3 tutorial refinement, ``particles_autopick_sort_class2d_class3d.star``,
+6,496 particles, R = 32 px, 6,434 points): all particles SCF 0.545, SCF* 0.471 (36 points
+unsampled); with tilts 60–120° removed (3,525 particles, a missing band, 1,113 points unsampled)
+SCF 0.507, SCF* 0.129 — where the former mean over sampled points only gave 0.419 and 0.107.
 
 Implementation choices (reported in :class:`SCFResult`):
 
@@ -42,7 +51,7 @@ class SCFResult:
     n_points: int
     n_sampled: int
     n_unsampled: int
-    mean_sampling: float
+    mean_sampling: float  # <S> over all points of the shell, unsampled ones included
     radius_px: float
     method: str
     sampled_threshold: float = 0.5
@@ -60,16 +69,19 @@ class SCFResult:
 
 
 def scf_from_sampling(S, *, threshold: float = 0.5, radius_px: float = float("nan"), method: str = "") -> SCFResult:
-    """SCF and SCF* from the sampling ``S_k`` of points on a shell (published definition)."""
+    """SCF and SCF* from the sampling ``S_k`` of all points on a shell (authors' definition).
+
+    ``S`` holds every point of the shell, unsampled ones included (``S_k < threshold``); a point
+    is sampled when ``S_k >= threshold``. ``mean_sampling`` of the result is ``<S>_all``.
+    """
     S = np.asarray(S, dtype=np.float64).ravel()
     sampled = S >= threshold
     p = int(sampled.sum())
     q = int(S.size - p)
     if p == 0:
         return SCFResult(0.0, 0.0, S.size, 0, q, 0.0, float(radius_px), method, threshold)
-    s = S[sampled]
-    mean_s = float(s.mean())
-    scf = 1.0 / (float(np.mean(1.0 / s)) * mean_s)
+    mean_s = float(S.mean())  # <S> over all points of the shell, zeros included ("N/2k")
+    scf = 1.0 / (float(np.mean(1.0 / S[sampled])) * mean_s)
     scf_star = scf / (1.0 + (q / p) * mean_s * scf / 2.0)
     return SCFResult(scf, scf_star, S.size, p, q, mean_s, float(radius_px), method, threshold)
 
