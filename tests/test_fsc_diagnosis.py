@@ -89,3 +89,62 @@ def test_prominent_minima_match_scipy():
             ref_i, props = find_peaks(-c, prominence=prom)
             np.testing.assert_array_equal(ours_i, ref_i)
             np.testing.assert_allclose(ours_p, props["prominences"])
+
+
+# --------------------------------------------------------------------------------------------
+# clean half maps of realistic maps: a map plus independent white or coloured noise, no pathology
+
+@lru_cache(maxsize=None)
+def _clean_map(name):
+    from napari_cryodiag.simulate.density import gaussian_atoms_density
+    from napari_cryodiag.simulate.half_maps import particle_density
+    from napari_cryodiag.simulate.protein_map import secondary_structure_map
+
+    if name == "secondary_structure":  # helices + β-sandwich: the spectrum of a real protein map
+        return secondary_structure_map(80, 1.3, seed=1), 1.3
+    if name == "sample_half_maps":  # the signal of the sample dataset's half maps
+        return particle_density(96, 1.5, seed=0), 1.5
+    return gaussian_atoms_density(64, 2.0), 2.0  # the sample dataset's density.mrc
+
+
+CLEAN = [("secondary_structure", "white", 4.0), ("secondary_structure", "white", 6.5),
+         ("secondary_structure", "coloured", 4.0), ("secondary_structure", "coloured", 6.5),
+         ("sample_half_maps", "white", 5.0), ("sample_half_maps", "coloured", 7.0),
+         ("sample_density", "white", 6.0), ("sample_density", "coloured", 9.0)]
+
+
+@pytest.mark.parametrize("name, noise, resolution_A", CLEAN)
+def test_every_flag_quiet_on_clean_half_maps_of_realistic_maps(name, noise, resolution_A):
+    from napari_cryodiag.simulate.half_maps import noisy_half_maps
+
+    vol, apix = _clean_map(name)
+    for seed in (0, 1):
+        sim = noisy_half_maps(vol, apix, resolution_A, noise=noise, bfactor_A2=50.0, seed=seed)
+        r = fsc_family(sim.half1, sim.half2, apix)
+        assert not r.resolution("corrected").nyquist_limited  # a case with a resolution to report
+        flags = diagnose(r)
+        assert flags == [], [(f.code, f.details) for f in flags]
+
+
+def test_protein_spectrum_dip_is_not_a_micelle():
+    """The secondary-structure map's FSC with white noise does dip between 9 and 5 Å (its spectrum's
+    6-7 Å minimum), deep enough for the shape rule; the noise power stays flat, so no micelle flag.
+    The simulated micelle's dip comes with extra noise power and is flagged."""
+    import numpy as np
+
+    from napari_cryodiag.compute.maps.diagnosis import DiagnosisParams, _dips, _noise_excess
+    from napari_cryodiag.simulate.half_maps import noisy_half_maps
+
+    vol, apix = _clean_map("secondary_structure")
+    sim = noisy_half_maps(vol, apix, 5.0, noise="coloured", bfactor_A2=50.0, seed=0)
+    r = fsc_family(sim.half1, sim.half2, apix)
+    c = r.curves["tight"]
+    dips, prom = _dips(c, DiagnosisParams().dip_prominence)
+    res = r.box * apix / np.maximum(dips, 1)
+    inside = [d for d, a in zip(dips, res) if 4.5 <= a <= 10.0]
+    assert len(dips) == 1 and inside  # the shape rule alone would call it a micelle
+    excess, drop = _noise_excess(c, r.spectra["tight"], inside[0])
+    assert drop > 1.0 and excess < 0.25 * drop
+    _, rm, flags = run("micelle")
+    d = [f for f in flags if f.code == "micelle_dip"][0].details
+    assert d["noise_excess_log"] > 0.8 * d["snr_drop_log"]

@@ -186,7 +186,7 @@ def run_fsc(args) -> int:
     protect = _protect(args)
     written.append(write_fsc_csv(out / "fsc.csv", r, overwrite=args.overwrite, protect=protect))
     written.append(write_fsc_xml(out / "fsc_corrected.xml", r, overwrite=args.overwrite, protect=protect))
-    ga = s.masked_average_guinier("amplitude")
+    ga = s.rule_guinier_curve("amplitude")
     fa = fit_guinier(ga, s.guinier.low_A, s.guinier.high_A, s.guinier.window_rule) if s.guinier is not None else None
     if s.guinier is None:
         print(f"cryodiag fsc: warning: {args.half1}: no Guinier B-factor: {s.guinier_error}", file=sys.stderr)
@@ -281,13 +281,16 @@ def run_guinier(args) -> int:
         mask = check_user_mask(read_volume(args.mask)[0], vol.shape, args.mask)
     window = _window(args.guinier_window)
     info = {"map": args.map, "voxel_size_A": apix, "box": int(vol.shape[0])}
+    weighting = None  # RELION's window: the FSC-weighted map (curve per shell of this box)
     if isinstance(window, tuple):
         lo, hi, rule = max(window), min(window), "explicit"
     elif args.half1 and args.half2:
         s = _session(args, args.half1, args.half2)
         from ..compute.maps.guinier import guinier_window
 
-        lo, hi, rule = guinier_window(window, s.fsc.curves["corrected"], s.fsc.pixel_size_A, s.fsc.box)
+        weighting = s.weighting_fsc()[0] if window == "relion" else None
+        lo, hi, rule = guinier_window(window, weighting if weighting is not None else s.fsc.curves["corrected"],
+                                      s.fsc.pixel_size_A, s.fsc.box)
         info["fsc_source"] = "half maps"
         info["resolution_A"] = s.fsc.resolution_A
     elif args.fsc:
@@ -302,14 +305,20 @@ def run_guinier(args) -> int:
             else:
                 hi = 1.0 / freq[-1]
         else:
-            below = np.nonzero(curve[1:] <= 1e-4)[0]
-            last = int(below[0]) if below.size else len(curve) - 1
-            hi = 1.0 / freq[max(last, 1)]
+            from ..compute.maps.guinier import relion_last_weighted_shell
+
+            hi = 1.0 / freq[max(relion_last_weighted_shell(curve), 1)]
+            weighting = curve
         lo, rule = 10.0, window
         info["resolution_A"] = float(hi) if window == "fsc143" else None
     else:
         raise CryodiagInputError("give --fsc, or --half1 and --half2, or an explicit --guinier-window LOW,HIGH")
-    curve = guinier_curve_of_map(vol, apix, args.quantity, mask=mask)
+    if weighting is not None and len(weighting) != vol.shape[0] // 2 + 1:
+        raise CryodiagInputError(f"the FSC has {len(weighting)} shells but RELION's FSC weighting of this "
+                                 f"{vol.shape[0]}-voxel box needs {vol.shape[0] // 2 + 1}", args.fsc or args.half1)
+    if weighting is not None:
+        info["map_weighting"] = "FSC-weighted as relion_postprocess (sqrt(2F/(1+F)), 0 from F < 1e-4)"
+    curve = guinier_curve_of_map(vol, apix, args.quantity, mask=mask, weighting_fsc=weighting)
     fit = fit_guinier(curve, lo, hi, rule)
     written = save_figure(plot_guinier(curve, fit, title=f"Guinier plot of {Path(args.map).name}"), out, "guinier",
                           args.format, overwrite=args.overwrite)

@@ -608,7 +608,7 @@ class MapValidationWidget(QWidget):
             written += save_figure(fig, out, view.lower().replace(" ", "_"), formats, overwrite=overwrite)
         written.append(write_fsc_csv(out / "fsc.csv", s.fsc, overwrite=overwrite))
         written.append(write_fsc_xml(out / "fsc_corrected.xml", s.fsc, overwrite=overwrite))
-        ga = s.masked_average_guinier("amplitude")
+        ga = s.rule_guinier_curve("amplitude")
         fa = fit_guinier(ga, s.guinier.low_A, s.guinier.high_A, s.guinier.window_rule) if s.guinier is not None else None
         written.append(write_postprocess_star(
             out / "postprocess.star", s.fsc, ga, fa, overwrite=overwrite,

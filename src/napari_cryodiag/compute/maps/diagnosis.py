@@ -6,7 +6,8 @@ Flags (after the cryoSPARC guide's "Common CryoSPARC Plots" and RELION's postpro
 ``nyquist``               the reported curve stays above 0.143 up to Nyquist
 ``duplicates``            the no-mask curve stays positive to Nyquist with a long tail
 ``oscillation``           two or more prominent dips (CTF parameters: pixel size, voltage, Cs)
-``micelle_dip``           a single dip with its minimum between about 10 and 4.5 Å
+``micelle_dip``           a single dip with its minimum between about 10 and 4.5 Å, caused by extra
+                          uncorrelated power (see below)
 ``mask_too_tight``        the corrected curve departs from the curve of its mask
 ``unmasked_better``       RELION: the unmasked curve reaches further than the corrected one
 ``randomised_high``       RELION: phase-randomised FSC > 0.1 at the reported resolution
@@ -15,6 +16,16 @@ Flags (after the cryoSPARC guide's "Common CryoSPARC Plots" and RELION's postpro
 Each rule's numbers are module constants and :class:`DiagnosisParams`, so they can be tuned and
 reported. Shape flags (tail, dips) are read on the no-mask curve, which carries no mask-induced
 correlation, and on the curve of the corrected mask.
+
+A dip in the FSC between ~9 and ~5 Å is not by itself a micelle: the power spectrum of every
+protein map has a minimum near 6–7 Å (between the ~10 Å hump of packed helices and sheets and the
+~4.5 Å hump of strands and helix turns), so half maps of a soluble protein with plain white noise
+dip there too. The SNR per shell is ``FSC / (1 - FSC)`` = signal power / noise power; the half
+maps give both (cross power, and the uncorrelated rest: ``FSCResult.spectra``). A disordered
+micelle adds uncorrelated power, so ``micelle_dip`` needs the noise power at the dip to rise above
+the line between the dip's shoulders (in log) by at least ``dip_noise_share`` of the SNR's drop;
+a dip of the signal's own spectrum leaves the noise flat. Curves read from a file have no spectra:
+there the flag rests on the shape alone (``details["basis"]`` says which).
 """
 
 from __future__ import annotations
@@ -33,7 +44,8 @@ class DiagnosisParams:
     oscillation_prominence: float = 0.2  #: a dip this deep counts towards oscillations
     oscillation_min_dips: int = 2
     dip_prominence: float = 0.1  #: a single dip this deep counts as a micelle dip ...
-    dip_range_A: tuple = (10.0, 4.5)  #: ... when its minimum lies in this resolution range
+    dip_range_A: tuple = (10.0, 4.5)  #: ... when its minimum lies in this resolution range ...
+    dip_noise_share: float = 0.5  #: ... and extra noise power explains this share of the SNR drop (log)
     mask_deviation: float = 0.1  #: masked - corrected above this ...
     mask_deviation_shells: int = 3  #: ... over this many shells (after the randomisation dip)
     skip_after_randomisation: int = 2  #: shells after the randomisation shell not checked (expected dip)
@@ -143,6 +155,25 @@ def _dips(curve: np.ndarray, prominence: float, start: int = 1):
     return idx + start, prom
 
 
+def _noise_excess(curve: np.ndarray, spectra: dict, d: int) -> tuple[float, float]:
+    """At dip ``d``: how far ln(noise power) rises above the line between the dip's shoulders, and how
+    far ln(SNR) = ln(FSC / (1 - FSC)) falls below it (both in natural log units)."""
+    c = np.asarray(curve, float)
+    span = max(3, d // 2)
+    lo = max(1, d - span)
+    left = lo + int(np.argmax(c[lo:d]))
+    right = d + 1 + int(np.argmax(c[d + 1 : d + span + 1]))
+    t = (d - left) / (right - left)
+
+    def above_line(y):
+        return float(y[d] - (y[left] + t * (y[right] - y[left])))
+
+    noise = np.log(np.maximum(np.asarray(spectra["noise"], float), 1e-300))
+    fc = np.clip(c, 1e-6, 1 - 1e-6)
+    snr = np.log(fc / (1 - fc))
+    return above_line(noise), -above_line(snr)
+
+
 def diagnose(result: FSCResult, params: DiagnosisParams = DiagnosisParams()) -> list[Flag]:
     """Flags for the curves of ``result`` (empty list for a clean case)."""
     flags: list[Flag] = []
@@ -187,8 +218,17 @@ def diagnose(result: FSCResult, params: DiagnosisParams = DiagnosisParams()) -> 
             inside = [(d, p) for d, p in zip(dips, prom) if lo <= res_A[d] <= hi]
             if len(dips) == 1 and inside:
                 d, p = inside[0]
-                flags.append(_flag("micelle_dip", name, dip_A=float(res_A[d]), depth=float(p)))
-                break
+                spec = result.spectra.get(name)
+                if spec is None:
+                    flags.append(_flag("micelle_dip", name, dip_A=float(res_A[d]), depth=float(p),
+                                       basis="curve shape only (no power spectra)"))
+                    break
+                excess, drop = _noise_excess(c, spec, d)
+                if excess >= params.dip_noise_share * drop:
+                    flags.append(_flag("micelle_dip", name, dip_A=float(res_A[d]), depth=float(p),
+                                       noise_excess_log=excess, snr_drop_log=drop,
+                                       basis="extra uncorrelated power at the dip"))
+                    break
 
     # corrected departing from its masked curve
     masked = np.asarray(result.curves[mask_curve])

@@ -12,8 +12,9 @@ Definitions (REFERENCE.md "Fourier shells and FSC"):
   ``wait_shells``: 0 as cryoSPARC, 2 as RELION) the corrected curve is the masked one.
 - Randomisation start (``randomise_from``): ``"tight75"`` (default; 75 % of the frequency where
   the tight curve crosses 0.143, the cryoSPARC guide's rule), ``"relion"`` (first shell where
-  the unmasked FSC < 0.8), ``"nomask143"`` (first shell where the no-mask FSC < 0.143) or a
-  number in Å.
+  the unmasked FSC < 0.8, and RELION's convention of what lies beyond it: ``|k| >= shell``
+  rather than ``round(|k|) >= shell``, see :mod:`.phase_randomisation`), ``"nomask143"`` (first
+  shell where the no-mask FSC < 0.143) or a number in Å.
 
 Work is float32/complex64; the shell index is built once per box and shared by every curve; the
 half maps' transforms are cached by :class:`HalfMaps` so that a new mask only costs its two
@@ -112,14 +113,25 @@ def shell_sums_fsc(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int):
     return num[:m], s1[:m], s2[:m]
 
 
-def fsc_from_transforms(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
-    """FSC per shell (0..n//2) from two half transforms and the shell index; DC shell set to 1."""
-    num, p1, p2 = shell_sums_fsc(f1, f2, index, n)
+def fsc_from_sums(num: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
+    """FSC per shell from :func:`shell_sums_fsc`; DC shell set to 1, empty shells 0."""
     den = np.sqrt(p1 * p2)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
     out[0] = 1.0
     return out
+
+
+def fsc_from_transforms(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """FSC per shell (0..n//2) from two half transforms and the shell index; DC shell set to 1."""
+    return fsc_from_sums(*shell_sums_fsc(f1, f2, index, n))
+
+
+def shell_spectra(num: np.ndarray, p1: np.ndarray, p2: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-shell means of the half maps' cross power (the signal's power) and of their
+    uncorrelated power, ``(|F1|^2 + |F2|^2)/2 - Re(F1 conj F2)`` (the noise's power)."""
+    c = np.maximum(np.asarray(counts, float), 1)
+    return {"signal": num / c, "noise": (0.5 * (p1 + p2) - num) / c}
 
 
 def fsc(half1: np.ndarray, half2: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -221,6 +233,17 @@ def randomisation_shell(
     return int(min(max(shell, 1), m - 1))
 
 
+def randomisation_convention(rule) -> str:
+    """``"radius"`` (RELION's ``|k| >= shell``) for the ``"relion"`` rule, else ``"shell"`` (``round(|k|) >= shell``)."""
+    return "radius" if rule == "relion" else "shell"
+
+
+RANDOMISE_CONVENTION_TEXT = {
+    "shell": "coefficients with round(|k|) >= shell randomised (the whole shell)",
+    "radius": "coefficients with |k| >= shell randomised (RELION's randomizePhasesBeyond: the outer half of the shell)",
+}
+
+
 # --------------------------------------------------------------------------- cached half maps
 
 
@@ -244,6 +267,7 @@ class HalfMaps:
         self.counts = shell_counts(self.index, self.n)
         self.frequency_invA = shell_frequencies_invA(self.n, self.pixel_size_A)
         self._f1 = self._f2 = None
+        self._unmasked = None
         self._masked: dict[int, tuple] = {}
 
     @property
@@ -261,8 +285,11 @@ class HalfMaps:
         return (self.half1 + self.half2) * np.float32(0.5)
 
     def fsc_unmasked(self) -> np.ndarray:
-        f1, f2 = self.transforms
-        return fsc_from_transforms(f1, f2, self.index, self.n)
+        if self._unmasked is None:
+            f1, f2 = self.transforms
+            sums = shell_sums_fsc(f1, f2, self.index, self.n)
+            self._unmasked = (fsc_from_sums(*sums), shell_spectra(*sums, self.counts))
+        return self._unmasked[0]
 
     def fsc_masked(self, mask: np.ndarray) -> np.ndarray:
         """FSC of the half maps multiplied by ``mask`` (cached per mask object)."""
@@ -270,19 +297,31 @@ class HalfMaps:
         hit = self._masked.get(key)
         if hit is not None and hit[0] is mask:
             return hit[1]
-        curve = fsc_from_transforms(rfftn(self.half1 * mask), rfftn(self.half2 * mask), self.index, self.n)
-        self._masked[key] = (mask, curve)
+        sums = shell_sums_fsc(rfftn(self.half1 * mask), rfftn(self.half2 * mask), self.index, self.n)
+        curve = fsc_from_sums(*sums)
+        self._masked[key] = (mask, curve, shell_spectra(*sums, self.counts))
         return curve
 
-    def fsc_randomised(self, mask: np.ndarray, start_shell: int, seed=0) -> np.ndarray:
-        """Masked FSC of the half maps after phase randomisation from ``start_shell`` (independent per half)."""
+    def spectra(self, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Signal and noise power per shell (:func:`shell_spectra`) of the unmasked or masked half maps."""
+        if mask is None:
+            self.fsc_unmasked()
+            return self._unmasked[1]
+        self.fsc_masked(mask)
+        return self._masked[id(mask)][2]
+
+    def fsc_randomised(self, mask: np.ndarray, start_shell: int, seed=0, convention: str = "shell") -> np.ndarray:
+        """Masked FSC of the half maps after phase randomisation from ``start_shell`` (independent per half).
+
+        ``convention``: which coefficients are beyond the shell (:mod:`.phase_randomisation`).
+        """
         f1, f2 = self.transforms
         rng = np.random.default_rng(seed)
-        r1 = irfftn(randomise_phases(f1, self.shape, start_shell, rng, self.index), self.shape)
+        r1 = irfftn(randomise_phases(f1, self.shape, start_shell, rng, self.index, convention), self.shape)
         r1 *= mask
         g1 = rfftn(r1)
         del r1
-        r2 = irfftn(randomise_phases(f2, self.shape, start_shell, rng, self.index), self.shape)
+        r2 = irfftn(randomise_phases(f2, self.shape, start_shell, rng, self.index, convention), self.shape)
         r2 *= mask
         g2 = rfftn(r2)
         del r2
@@ -309,6 +348,11 @@ class FSCResult:
     seed: int
     mask_params: MaskParams
     masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: which coefficients were randomised: "shell" (round(|k|) >= shell) or "radius" (|k| >= shell, RELION)
+    randomise_convention: str = "shell"
+    #: per curve ("no_mask", "spherical", ...): per-shell signal and noise power (:func:`shell_spectra`);
+    #: empty when the curves came from a file
+    spectra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def randomise_from_A(self) -> float:
@@ -346,6 +390,7 @@ class FSCResult:
                 "mask": self.corrected_mask,
                 "wait_shells": self.wait_shells,
                 "seed": self.seed,
+                "convention": RANDOMISE_CONVENTION_TEXT[self.randomise_convention],
             },
             "mask_params": self.mask_params.to_dict(),
         }
@@ -382,7 +427,8 @@ def fsc_result_from_relion(pp: dict, path=None) -> FSCResult:
     counts = np.round(2 * np.pi * np.maximum(np.arange(m), 0.5) ** 2).astype(int)  # approx. half-shell sizes
     return FSCResult(box=box, pixel_size_A=apix, frequency_invA=frequency, shell_counts=counts, curves=curves,
                      resolutions=resolutions, randomise_shell=shell, randomise_rule="relion (from file)",
-                     corrected_mask="user", wait_shells=2, seed=-1, mask_params=MaskParams(), masks={})
+                     corrected_mask="user", wait_shells=2, seed=-1, mask_params=MaskParams(), masks={},
+                     randomise_convention="radius")
 
 
 def _resolutions(curve, n, apix):
@@ -438,7 +484,8 @@ def fsc_family_steps(
     cmask = masks[cmask_name]
     rule = randomise_from if isinstance(randomise_from, str) and randomise_from in RANDOMISE_RULES else str(randomise_from)
     shell = randomisation_shell(randomise_from, n, apix, fsc_tight=curves[cmask_name], fsc_unmasked=curves["no_mask"])
-    curves["phase_randomised"] = hm.fsc_randomised(cmask, shell, seed)
+    convention = randomisation_convention(randomise_from)
+    curves["phase_randomised"] = hm.fsc_randomised(cmask, shell, seed, convention)
     curves["corrected"] = corrected_fsc(curves[cmask_name], curves["phase_randomised"], shell, wait_shells)
     done += 1
     yield done, total
@@ -457,6 +504,8 @@ def fsc_family_steps(
         seed=seed,
         mask_params=mask_params,
         masks=masks,
+        randomise_convention=convention,
+        spectra={"no_mask": hm.spectra(), **{k: hm.spectra(masks[k]) for k in curves if k in masks}},
     )
 
 

@@ -11,7 +11,15 @@ plot labels which is which.
 
 Fit window (``window``): ``"fsc143"`` (default, the guide's rule: 10 Å to the FSC = 0.143
 resolution), ``"relion"`` (10 Å to the last shell before FSC-weighting zeroes shells, i.e. the
-corrected FSC first falls to 1e-4 or below), or an explicit ``(low_A, high_A)`` pair.
+last shell before the corrected FSC first falls below 1e-4), or an explicit ``(low_A, high_A)``
+pair.
+
+RELION's ``relion_postprocess --auto_bfac`` (``Postprocessing::sharpenMap``) fits the curve of
+the *unmasked* half-map average after FSC weighting (``rlnLogAmplitudesWeighted``: every
+coefficient times ``sqrt(2 FSC / (1 + FSC))`` of its shell, zero from the first shell whose FSC
+is below 1e-4), with an unweighted least-squares line over the shells from ``--autob_lowres``
+(10 Å) on whose weighted amplitude is not zero. :func:`fsc_weighted_curve` builds that curve;
+the "relion" window rule of :class:`~.sharpen.ValidationSession` uses it.
 """
 
 from __future__ import annotations
@@ -72,11 +80,46 @@ def guinier_curve(ft: np.ndarray, shape_real, pixel_size_A: float, quantity: str
     return GuinierCurve(x, y, quantity, counts)
 
 
-def guinier_curve_of_map(volume: np.ndarray, pixel_size_A: float, quantity: str = "amplitude2", mask=None) -> GuinierCurve:
+def guinier_curve_of_map(volume: np.ndarray, pixel_size_A: float, quantity: str = "amplitude2", mask=None,
+                         weighting_fsc=None) -> GuinierCurve:
+    """Guinier curve of a cubic map (times ``mask`` if given); with ``weighting_fsc`` (one value per
+    shell ``0..n//2``) after RELION's FSC weighting (:func:`fsc_weighted_curve`)."""
     v = np.asarray(volume, np.float32)
     if mask is not None:
         v = v * mask
+    if weighting_fsc is not None:
+        if len(weighting_fsc) != v.shape[0] // 2 + 1:
+            raise ValueError(f"FSC weighting needs {v.shape[0] // 2 + 1} shells, got {len(weighting_fsc)}")
+        return fsc_weighted_curve(rfftn(v), v.shape, pixel_size_A, weighting_fsc, quantity)
     return guinier_curve(rfftn(v), v.shape, pixel_size_A, quantity)
+
+
+#: RELION's applyFscWeighting zeroes every shell from the first one whose FSC is below this
+RELION_ZERO_BELOW_FSC = 1e-4
+
+
+def relion_last_weighted_shell(fsc) -> int:
+    """Last shell before the first shell (from shell 1 on) whose FSC is below 1e-4 (RELION's ``ires_max``)."""
+    c = np.asarray(fsc, float)
+    below = np.nonzero(~(c[1:] >= RELION_ZERO_BELOW_FSC))[0]  # NaN counts as below
+    return int(below[0]) if below.size else len(c) - 1
+
+
+def fsc_weighted_curve(ft: np.ndarray, shape_real, pixel_size_A: float, fsc, quantity: str = "amplitude",
+                       index=None) -> GuinierCurve:
+    """Guinier curve of ``ft`` after RELION's FSC weighting: ``sqrt(2F/(1+F))`` per shell, 0 from the first
+    shell with F < 1e-4 on (and for F <= 0); shells that end up empty have ``y = NaN`` (RELION: -99, weight 0)."""
+    n = int(shape_real[0])
+    if index is None:
+        index = shell_index(shape_real)
+    c = np.asarray(fsc, float)
+    w = np.zeros(n // 2 + 2, dtype=np.float32)  # last entry: the corners beyond Nyquist
+    last = relion_last_weighted_shell(c)
+    f = np.clip(c[: last + 1], 0.0, None)
+    w[: last + 1] = np.sqrt(2 * f / (1 + f))
+    w[0] = 1.0
+    weighted = ft * w[index]
+    return guinier_curve(weighted, shape_real, pixel_size_A, quantity, index)
 
 
 def guinier_window(rule="fsc143", fsc=None, pixel_size_A: float | None = None, box: int | None = None, low_A: float = 10.0):
@@ -92,8 +135,7 @@ def guinier_window(rule="fsc143", fsc=None, pixel_size_A: float | None = None, b
     if rule == "fsc143":
         hi = resolution_at(c, box, pixel_size_A, 0.143).interpolated_A
     elif rule == "relion":
-        below = np.nonzero(c[1:] <= 1e-4)[0]
-        last = int(below[0]) if below.size else len(c) - 1  # last shell before the first zeroed one
+        last = relion_last_weighted_shell(c)
         hi = box * pixel_size_A / max(last, 1)
     else:
         raise ValueError(f"unknown Guinier window rule {rule!r}; use 'fsc143', 'relion' or (low_A, high_A)")

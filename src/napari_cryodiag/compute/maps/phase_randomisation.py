@@ -1,7 +1,15 @@
 """Phase randomisation beyond a Fourier shell (Chen et al. 2013 high-resolution noise substitution).
 
-Works on the half (r2c) transform in place of a copy: every coefficient whose shell is at or
-beyond ``start_shell`` keeps its amplitude exactly and gets a uniform random phase. The planes of
+Works on the half (r2c) transform in place of a copy: every selected coefficient keeps its
+amplitude exactly and gets a uniform random phase. Which coefficients are "beyond" shell ``s``
+(``convention``):
+
+- ``"shell"`` (default): the coefficient's shell ``round(|k|)`` is at least ``s``, i.e.
+  ``|k| >= s - 1/2`` (the whole of shell ``s`` is randomised);
+- ``"radius"`` (RELION's ``randomizePhasesBeyond``): ``|k|^2 >= s^2``, i.e. ``|k| >= s``: only the
+  outer half of shell ``s`` is randomised, so its randomised FSC stays high (RELION's
+  randomisation shell is half a shell further out than the ``"shell"`` convention's).
+ The planes of
 the half transform that hold both members of a Friedel pair (last-axis index 0, and ``n/2`` for
 even ``n``) get conjugate phases on the mates, so the result is the transform of a real map
 (``rfftn(irfftn(F)) == F``) and amplitudes survive the round trip. Self-conjugate coefficients
@@ -39,24 +47,52 @@ def _hermitian_fix_plane(new: np.ndarray, old: np.ndarray, randomised: np.ndarra
     new[selfc] = old[selfc]
 
 
+CONVENTIONS = ("shell", "radius")
+
+
+def randomised_coefficients(index: np.ndarray, shape_real, start_shell: int, convention: str = "shell") -> np.ndarray:
+    """Boolean array (r2c layout) of the coefficients randomised from ``start_shell`` (see module doc)."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    s = int(start_shell)
+    if convention == "shell" or s <= 0:
+        return index >= s
+    # |k| >= s: every shell beyond s (round(|k|) >= s + 1 means |k| >= s + 1/2) and the part of
+    # shell s with integer |k|^2 >= s^2; only shell s's few coefficients need their |k|^2
+    sel = index > s
+    where = np.nonzero(index == s)
+    if where[0].size:
+        n = [int(v) for v in shape_real]
+        k2 = np.zeros(where[0].size, dtype=np.int64)
+        for axis, pos in enumerate(where):
+            k = pos.astype(np.int64)
+            if axis < len(n) - 1:  # full axes: fftfreq order
+                k = np.where(k <= n[axis] // 2, k, k - n[axis])
+            k2 += k * k
+        sel[tuple(w[k2 >= s * s] for w in where)] = True
+    return sel
+
+
 def randomise_phases(
     ft: np.ndarray,
     shape_real,
     start_shell: int,
     seed=0,
     index: np.ndarray | None = None,
+    convention: str = "shell",
 ) -> np.ndarray:
     """Return a copy of ``ft`` (rfftn of a real map of ``shape_real``) with random phases from ``start_shell`` on.
 
-    Amplitudes are kept exactly; coefficients in shells below ``start_shell`` are unchanged;
-    the corners beyond Nyquist (shell index ``n//2 + 1``) are randomised too.
+    Amplitudes are kept exactly; coefficients before ``start_shell`` (in ``convention``, see the
+    module doc) are unchanged; the corners beyond Nyquist (shell index ``n//2 + 1``) are
+    randomised too.
     """
     ft = np.asarray(ft)
     if index is None:
         index = shell_index(shape_real)
     rng = _as_rng(seed)
     start_shell = int(start_shell)
-    sel = index >= start_shell
+    sel = randomised_coefficients(index, shape_real, start_shell, convention)
     if not sel.any():
         return ft.astype(np.complex64, copy=True)
     # whole-array work (unit phasors from float32 angles), then the few unrandomised low-resolution

@@ -7,7 +7,7 @@ Sharpening (REFERENCE.md "Guinier plot, B-factor, sharpening") of the half-map a
 - ``B`` is the sharpening B-factor (negative sharpens; RELION's sign), by default minus the
   fitted Guinier decay;
 - ``w(s) = sqrt(2 FSC / (1 + FSC))`` (optional FSC weighting, FSC clipped at 0) and every shell
-  from the first one whose FSC is at or below 1e-4 is set to zero;
+  from the first one whose FSC is below 1e-4 is set to zero (RELION's ``applyFscWeighting``);
 - ``L(s)`` an optional low-pass at ``lowpass_A`` with a raised-cosine edge ``lowpass_edge_shells`` wide.
 
 :class:`ValidationSession` keeps the half maps' transforms, masks, FSC family and Guinier curve:
@@ -27,7 +27,7 @@ from ..fourier import irfftn, rfftn
 from ..progress import run_steps
 from .fsc import FSCResult, HalfMaps, fsc_family_steps
 from .diagnosis import DiagnosisParams, diagnose
-from .guinier import GuinierFit, fit_guinier, guinier_curve, guinier_window
+from .guinier import GuinierFit, fit_guinier, fsc_weighted_curve, guinier_curve, guinier_window
 from .masks import MaskParams, cosine_edge
 
 
@@ -72,7 +72,7 @@ def shell_filter(
             w *= fsc_weight(c)
             w[0] = 1.0
         if zero_below_fsc is not None:
-            below = np.nonzero(c[1:] <= zero_below_fsc)[0]
+            below = np.nonzero(~(c[1:] >= zero_below_fsc))[0]  # RELION: below 1e-4 (NaN too)
             if below.size:
                 w[int(below[0]) + 1 :] = 0.0
     if lowpass_A:
@@ -131,6 +131,7 @@ class ValidationSession:
         #: why there is no Guinier fit (e.g. a resolution coarser than the window's 10 Å end)
         self.guinier_error: str | None = None
         self.flags = []
+        self.guinier_rule = "fsc143"  #: the Guinier window rule of the last compute
         self._sharpener: Sharpener | None = None
         self.sharpened: np.ndarray | None = None
         self.recomputed: list[str] = []  #: what the last call recomputed (for the widget and tests)
@@ -173,11 +174,11 @@ class ValidationSession:
             self.recomputed.append("fsc")
         gkey = (self._fsc_key, str(guinier_window_rule), guinier_quantity)
         if gkey != self._guinier_key:
-            self.guinier_curve = self.masked_average_guinier(guinier_quantity)
+            self.guinier_rule = guinier_window_rule
+            self.guinier_curve = self.rule_guinier_curve(guinier_quantity)
             try:
-                lo, hi, rule = guinier_window(
-                    guinier_window_rule, self.fsc.curves["corrected"], self.halfmaps.pixel_size_A, self.halfmaps.n
-                )
+                window_fsc = self.weighting_fsc()[0] if guinier_window_rule == "relion" else self.fsc.curves["corrected"]
+                lo, hi, rule = guinier_window(guinier_window_rule, window_fsc, self.halfmaps.pixel_size_A, self.halfmaps.n)
                 self.guinier, self.guinier_error = fit_guinier(self.guinier_curve, lo, hi, rule), None
             except CryodiagInputError as err:
                 # a low-resolution map has no B-factor window: the FSC stands without it
@@ -194,8 +195,7 @@ class ValidationSession:
         d["flags"] = [f.to_dict() for f in self.flags]
         fit = self.guinier.to_dict() if self.guinier is not None else {"skipped": self.guinier_error}
         d["guinier"] = dict(
-            fit, x_invA2=self.guinier_curve.x_invA2, y=self.guinier_curve.y,
-            map="average of the half maps under the corrected curve's mask",
+            fit, x_invA2=self.guinier_curve.x_invA2, y=self.guinier_curve.y, map=self.guinier_map_text(),
             convention="bfactor_A2 = map decay (amplitudes x exp(-B s^2/4)); "
                        "sharpening_bfactor_A2 = RELION's sign (negative sharpens)",
         )
@@ -205,6 +205,32 @@ class ValidationSession:
 
     def compute(self, progress=None, **kwargs):
         return run_steps(self.compute_steps(**kwargs), progress)
+
+    def weighting_fsc(self) -> tuple[np.ndarray, str]:
+        """The curve that FSC weighting (and the "relion" window) uses, and its name.
+
+        The corrected curve; but, as ``relion_postprocess`` does without ``--force_mask``, the
+        unmasked one when it reaches further (its last shell above 0.143 is beyond the corrected one's).
+        """
+        r = self.fsc
+        if r.resolution("no_mask").shell > r.resolution("corrected").shell:
+            return r.curves["no_mask"], "no_mask"
+        return r.curves["corrected"], "corrected"
+
+    def guinier_map_text(self) -> str:
+        if self.guinier_rule == "relion":
+            return (f"average of the unmasked half maps, FSC-weighted with the {self.weighting_fsc()[1]} curve "
+                    "(RELION's rlnLogAmplitudesWeighted)")
+        return "average of the half maps under the corrected curve's mask"
+
+    def rule_guinier_curve(self, quantity="amplitude2"):
+        """The Guinier curve of the window rule in use: RELION's FSC-weighted unmasked average for
+        ``"relion"``, else :meth:`masked_average_guinier`."""
+        if self.guinier_rule == "relion":
+            hm = self.halfmaps
+            return fsc_weighted_curve(hm.average_ft(), hm.shape, hm.pixel_size_A, self.weighting_fsc()[0], quantity,
+                                      hm.index)
+        return self.masked_average_guinier(quantity)
 
     def masked_average_guinier(self, quantity="amplitude2"):
         """Guinier curve of the half-map average under the corrected curve's mask."""
