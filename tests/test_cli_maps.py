@@ -126,13 +126,12 @@ def test_views_and_fsc_on_real_emdb_maps(shared_data, tmp_path, capsys):
     # ... but it is no pair of cubic half maps: a clear error
     assert main(["fsc", str(emd / "EMD-3001.map"), str(emd / "EMD-3001.map"), "-o", str(tmp_path / "f")]) == 2
     assert "cubic" in capsys.readouterr().err
-    # the 20^3 EMDB map (11.4 Å, non-zero origin) against itself: FSC 1 everywhere, Nyquist-limited
+    # the 20^3 EMDB map (11.4 Å, non-zero origin) against itself: FSC 1 everywhere says nothing; refused
+    # (issue 11: it used to pass with a "re-extract with a larger box" Nyquist flag)
     assert main(["fsc", str(emd / "EMD-3197.map"), str(emd / "EMD-3197.map"), "--mask-lowpass", "0",
-                 "--guinier-window", "100,40", "-o", str(tmp_path / "g")]) == 0
-    j = json.loads((tmp_path / "g" / "fsc.json").read_text())
-    assert np.allclose(j["curves"]["no_mask"], 1.0, atol=1e-5)
-    assert j["resolutions"]["no_mask"]["0.143"]["nyquist_limited"] is True
-    assert "nyquist" in [f["code"] for f in j["flags"]]
+                 "--guinier-window", "100,40", "-o", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert "identical" in err and "EMD-3197.map" in err
 
 
 def test_fsc_of_a_relion_postprocess(shared_data, tmp_path, capsys):

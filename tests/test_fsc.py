@@ -65,6 +65,13 @@ def test_identical_maps_give_one():
     for name in ("no_mask", "spherical", "loose", "tight"):
         np.testing.assert_allclose(r.curves[name], 1.0, atol=1e-4, err_msg=name)
         assert r.resolution(name).nyquist_limited
+    # the diagnosis says what it is (and gives no "larger box" advice); the command line refuses it
+    from napari_cryodiag.compute.maps.diagnosis import diagnose
+    from napari_cryodiag.compute.maps.fsc import check_not_identical
+
+    assert [f.code for f in diagnose(r)] == ["identical"]
+    with pytest.raises(CryodiagInputError, match=r"identical \(h\.mrc and h\.mrc\)"):
+        check_not_identical(a, a.copy(), "h.mrc", "h.mrc")
 
 
 def test_independent_noise_within_three_sigma():

@@ -126,14 +126,8 @@ def _image_meta(kind: str, paths, keys, pixel_size_A, **extra) -> dict:
 
 
 def _is_stack(hdr, path: str) -> bool:
-    nz, ny, nx = hdr.shape
-    if nz == 1:
-        return False
-    if _suffix(path) in STACK_SUFFIXES or hdr.ispg == 0:
-        return True
-    # a particle stack saved as .mrc (e.g. EMPIAR-10076's 7 images of 320 px) has few
-    # sections compared with its image size; a map has comparable extents
-    return hdr.ispg in (0, 1) and nz * 4 <= min(ny, nx)
+    # io.mrc.MrcHeader.kind: .mrcs is a stack, a cubic box a volume, then ispg 0 or few sections a stack
+    return hdr.shape[0] > 1 and (_suffix(path) in STACK_SUFFIXES or hdr.kind == "stack")
 
 
 def _mrc_layer(path: str):

@@ -45,17 +45,23 @@ def describe(path: str, *, flip_y: bool = False) -> dict:
                 "mode": s.headers[0].mode, "pixel_size_A": s.pixel_size_A,
                 "first": s.names[0], "last": s.names[-1], "notes": s.notes}
     if not is_dir and not is_glob and suffix in mrc.MRC_SUFFIXES:
-        h = mrc.read_header(p)
+        h = mrc.read_header(p)  # headers only: nothing here reads the data
         info = {"path": p, "mode": h.mode, "shape_zyx": list(h.shape), "notes": list(h.notes)}
-        if h.shape[0] == 1:
+        if h.is_complex:
+            info["notes"].append(f"mode {h.mode} is complex (a Fourier transform): cryodiag will not read its data")
+        if h.kind == "image":
             info.update(kind="micrograph (2D image)", pixel_size_A=h.pixel_size_A)
-        elif suffix == ".mrcs" or h.ispg == 0 or h.shape[0] * 4 <= min(h.shape[1:]):
+        elif h.kind == "stack":
             info.update(kind="image stack", n_images=h.shape[0], pixel_size_A=h.pixel_size_A)
         else:
-            m = mrc.read_map(p)
-            info.update(kind="3D map", shape_zyx=list(m.data.shape), voxel_size_A_zyx=m.voxel_size_A,
-                        origin_A_zyx=m.origin_A, axis_order_crs=list(h.axis_order), space_group=h.ispg,
-                        notes=list(h.notes))
+            g = mrc.map_geometry(h)
+            if h.ispg == 0:
+                info["notes"].append("space group 0 (image stack) in the header, but a cubic .mrc/.map is read as "
+                                     "a volume (RELION writes subtomogram averages so); name it .mrcs for a stack")
+            if g.transpose is not None:
+                info["notes"].append(f"axes reordered from (mapc, mapr, maps) = {h.axis_order} to z, y, x")
+            info.update(kind="3D map", shape_zyx=list(g.shape), voxel_size_A_zyx=g.voxel_size_A,
+                        origin_A_zyx=g.origin_A, axis_order_crs=list(h.axis_order), space_group=h.ispg)
         if info.get("pixel_size_A") is None and "voxel_size_A_zyx" not in info:
             info["pixel_size_A_note"] = "header pixel size is 0 (unknown)"
         return info

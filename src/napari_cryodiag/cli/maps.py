@@ -117,22 +117,24 @@ def _window(text: str):
     return _pair(text, "--guinier-window")
 
 
-def read_volume(path):
-    """``(data, voxel_size_zyx_A or None, path)`` of a map file."""
+def read_volume(path, memory_factor: float = 1.0):
+    """``(data, voxel_size_zyx_A or None, path)`` of a map file (refused when ``memory_factor``
+    float32 copies of it would not fit in the available memory)."""
     from ..io.mrc import read_map
 
-    m = read_map(path)
+    m = read_map(path, memory_factor=memory_factor)
     if m.data.ndim != 3:
         raise CryodiagInputError(f"expected a 3D map, got shape {m.data.shape}", path)
     return m.data, m.voxel_size_A, str(path)
 
 
 def load_half_maps(h1_path, h2_path, pixel_size=None):
-    from ..compute.maps.fsc import check_half_maps
+    from ..compute.maps.fsc import MEMORY_FACTOR, check_half_maps, check_not_identical
 
-    h1, v1, _ = read_volume(h1_path)
+    h1, v1, _ = read_volume(h1_path, MEMORY_FACTOR)
     h2, v2, _ = read_volume(h2_path)
     apix = check_half_maps(h1, h2, v1, v2, h1_path, h2_path)
+    check_not_identical(h1, h2, h1_path, h2_path)
     for vol, p in ((h1, h1_path), (h2, h2_path)):
         if vol.size and vol.min() == vol.max():  # an FSC of it would fail later, without the file's name
             raise CryodiagInputError(f"half map is constant (every voxel is {float(vol.flat[0]):g}): an empty map?", p)
@@ -150,8 +152,8 @@ def _session(args, h1_path, h2_path):
     h1, h2, apix = load_half_maps(h1_path, h2_path, args.pixel_size)
     mask = None
     if args.mask:
-        m, _, _ = read_volume(args.mask)
-        mask = check_user_mask(m, h1.shape, args.mask)
+        m, mv, _ = read_volume(args.mask)
+        mask = check_user_mask(m, h1.shape, args.mask, voxel_size_A=mv, expected_voxel_size_A=apix)
     s = ValidationSession(h1, h2, apix, h1_path, h2_path)
     s.compute(mask=mask, mask_path=args.mask, mask_params=_mask_params(args), randomise_from=args.randomise_from,
               wait_shells=args.wait_shells, seed=args.seed, guinier_window_rule=_window(args.guinier_window),
@@ -270,15 +272,20 @@ def run_guinier(args) -> int:
     from ..plots.guinier import plot_guinier
 
     out = output_dir(args)
-    vol, vs, _ = read_volume(args.map)
-    apix = args.pixel_size or (vs[-1] if vs else None)
+    from ..compute.maps.fsc import check_cubic
+    from ..io.mrc import MapData
+
+    vol, vs, _ = read_volume(args.map, 4.0)
+    check_cubic(vol, args.map)
+    apix = args.pixel_size or MapData(vol, vs, (0.0,) * 3, args.map).isotropic_voxel_size_A()
     if not apix:
         raise CryodiagInputError("voxel size is 0 (unknown) in the header; give --pixel-size", args.map)
     mask = None
     if args.mask:
         from ..compute.maps.masks import check_user_mask
 
-        mask = check_user_mask(read_volume(args.mask)[0], vol.shape, args.mask)
+        m, mv, _ = read_volume(args.mask)
+        mask = check_user_mask(m, vol.shape, args.mask, voxel_size_A=mv, expected_voxel_size_A=apix)
     window = _window(args.guinier_window)
     info = {"map": args.map, "voxel_size_A": apix, "box": int(vol.shape[0])}
     weighting = None  # RELION's window: the FSC-weighted map (curve per shell of this box)
@@ -319,7 +326,10 @@ def run_guinier(args) -> int:
     if weighting is not None:
         info["map_weighting"] = "FSC-weighted as relion_postprocess (sqrt(2F/(1+F)), 0 from F < 1e-4)"
     curve = guinier_curve_of_map(vol, apix, args.quantity, mask=mask, weighting_fsc=weighting)
-    fit = fit_guinier(curve, lo, hi, rule)
+    try:
+        fit = fit_guinier(curve, lo, hi, rule)
+    except CryodiagInputError as err:  # the fit's message names no file
+        raise CryodiagInputError(err.problem, err.path or args.map) from None
     written = save_figure(plot_guinier(curve, fit, title=f"Guinier plot of {Path(args.map).name}"), out, "guinier",
                           args.format, overwrite=args.overwrite)
     info["guinier"] = dict(fit.to_dict(), x_invA2=curve.x_invA2, y=curve.y)
@@ -351,7 +361,11 @@ def run_views(args) -> int:
     from ..plots.volume_views import plot_triptych
 
     out = output_dir(args)
-    vol, vs, _ = read_volume(args.map)
+    vol, vs, _ = read_volume(args.map, 4.0)
+    if vs is not None and not all(v > 0 for v in vs):
+        print(f"cryodiag views: warning: {args.map}: voxel size unknown along some axes {vs}; plotted in pixels",
+              file=sys.stderr)
+        vs = None
     views = all_views(vol)
     written = []
     titles = {"slices": "central slices", "projections": "projections (sums)", "fourier": "Fourier slices, log |F|"}

@@ -20,6 +20,17 @@ Conventions
   ``origin`` field when it is non-zero (RELION, cryoSPARC, ChimeraX), otherwise
   ``(nzstart, nystart, nxstart) * voxel_size`` (the CCP4 / EMDB convention).
 - Mode 12 (float16) is read; by default data are returned as float32.
+- What a 3D file is (:attr:`MrcHeader.kind`): ``.mrcs`` is an image stack; otherwise a cubic
+  box is a volume whatever its space group (RELION writes subtomogram averages with ``ispg = 0``);
+  otherwise space group 0, or fewer than a quarter as many sections as rows and columns, is a
+  stack (EMPIAR-10076's 7 images of 320² in a ``.mrc``), and anything else a volume.
+
+Refused, with the file named (:class:`CryodiagInputError`): complex modes 3 and 4 (a Fourier
+transform is not a map: nothing is read as its real part), a voxel size that is negative, not
+finite or above :data:`MAX_VOXEL_A` (1e30, inf), maps with NaN or infinite voxels
+(:func:`read_map`), and data that would not fit in the available memory (checked from the header
+before anything is read). A cubic, isotropic voxel where it is needed:
+:meth:`MapData.isotropic_voxel_size_A`.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..compute.arrays import count_nonfinite
 from ..errors import CryodiagInputError
 from .keys import micrograph_key
 from .atomic import atomic_write
@@ -45,6 +57,10 @@ except Exception:  # pragma: no cover
 __all__ = [
     "MrcHeader",
     "MapData",
+    "MapGeometry",
+    "map_geometry",
+    "check_memory",
+    "available_memory_bytes",
     "MicrographStack",
     "read_header",
     "read_map",
@@ -66,13 +82,43 @@ _MODE_DTYPES = {
     0: np.dtype("i1"),
     1: np.dtype("<i2"),
     2: np.dtype("<f4"),
-    3: np.dtype("<c8"),  # complex int16 pairs: read as complex64 after conversion (rare)
-    4: np.dtype("<c8"),
+    3: np.dtype("<i4"),  # complex int16 pairs (4 bytes a voxel): header only, data refused
+    4: np.dtype("<c8"),  # complex float32: header only, data refused
     6: np.dtype("<u2"),
     12: np.dtype("<f2"),
     101: np.dtype("u1"),
 }
 _MAX_DIM = 1 << 20
+#: modes whose data are complex (a Fourier transform): refused
+COMPLEX_MODES = (3, 4)
+#: largest plausible voxel size (Å); larger, negative or non-finite header values are refused
+MAX_VOXEL_A = 1000.0
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can give without swapping (``MemAvailable`` of /proc/meminfo, else total RAM)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 1 << 62
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def check_memory(nbytes: float, path, what: str = "reading it") -> None:
+    """Refuse (naming ``path``) when ``nbytes`` exceed the memory available now."""
+    avail = available_memory_bytes()
+    if nbytes > avail:
+        raise CryodiagInputError(f"{what} needs {_gib(nbytes)} of memory but only {_gib(avail)} are available", path)
 
 
 @dataclass
@@ -99,8 +145,6 @@ class MrcHeader:
         nz, ny, nx = self.shape
         if self.mode == 101:
             return nz * ny * ((nx + 1) // 2)
-        if self.mode == 3:
-            return nz * ny * nx * 4
         return nz * ny * nx * self.dtype.itemsize
 
     @property
@@ -120,9 +164,35 @@ class MrcHeader:
         return v[0] if v[0] > 0 else (v[1] if v[1] > 0 else None)
 
     @property
+    def kind(self) -> str:
+        """``"image"`` (one section), ``"stack"`` or ``"volume"`` (rule in the module doc)."""
+        nz, ny, nx = self.shape
+        if nz == 1:
+            return "image"
+        if self.path.lower().endswith(".mrcs"):
+            return "stack"
+        if nz == ny == nx:
+            return "volume"
+        if self.ispg == 0 or nz * 4 <= min(ny, nx):
+            return "stack"
+        return "volume"
+
+    @property
     def is_volume(self) -> bool:
-        """3D map (not an image stack): MRC2014 says ispg 1-230 (401-630 volume stacks)."""
-        return self.shape[0] > 1 and self.ispg != 0
+        """3D map (not an image stack): :attr:`kind` is ``"volume"``."""
+        return self.kind == "volume"
+
+    @property
+    def is_complex(self) -> bool:
+        return self.mode in COMPLEX_MODES
+
+    def check_real(self) -> None:
+        """Refuse complex data (modes 3, 4) naming the file."""
+        if self.is_complex:
+            kind = "complex int16" if self.mode == 3 else "complex float32"
+            raise CryodiagInputError(
+                f"MRC mode {self.mode} ({kind}) holds a Fourier transform, not a real-valued map or image; "
+                "cryodiag reads modes 0, 1, 2, 6, 12 and 101 and does not take a real part", self.path)
 
 
 def _plausible(h) -> bool:
@@ -182,6 +252,15 @@ def read_header(path: str | os.PathLike) -> MrcHeader:
         notes.append(f"axis order {axis} is not a permutation of 1,2,3; assumed 1,2,3")
         axis = (1, 2, 3)
     cella = h["cella"]
+    cell = (float(cella["x"]), float(cella["y"]), float(cella["z"]))
+    sampling = (int(h["mx"]), int(h["my"]), int(h["mz"]))
+    for c, m, name in zip(cell, sampling, "xyz"):
+        v = c / m if m > 0 else 0.0
+        if not np.isfinite(c) or c < 0 or v > MAX_VOXEL_A:
+            raise CryodiagInputError(
+                f"implausible voxel size along {name} (cell {c:.4g} Å over {m} voxels); voxel sizes must be "
+                f"finite, positive and at most {MAX_VOXEL_A:g} Å (0 = unknown). Fix the header "
+                "(e.g. relion_image_handler --i F --o G --angpix A)", path)
     hdr = MrcHeader(
         path=path,
         shape=(int(h["nz"]), int(h["ny"]), int(h["nx"])),
@@ -189,8 +268,8 @@ def read_header(path: str | os.PathLike) -> MrcHeader:
         dtype=np.dtype(dtype),
         data_offset=1024 + nsymbt,
         file_size=size,
-        cell_A=(float(cella["x"]), float(cella["y"]), float(cella["z"])),
-        sampling=(int(h["mx"]), int(h["my"]), int(h["mz"])),
+        cell_A=cell,
+        sampling=sampling,
         start=(int(h["nxstart"]), int(h["nystart"]), int(h["nzstart"])),
         origin_field_A=(float(h["origin"]["x"]), float(h["origin"]["y"]), float(h["origin"]["z"])),
         axis_order=axis,
@@ -208,6 +287,10 @@ def read_header(path: str | os.PathLike) -> MrcHeader:
         )
     if size > expected:
         notes.append(f"{size - expected} trailing bytes after the data ignored")
+    origin = hdr.origin_field_A
+    if not all(np.isfinite(origin)):
+        hdr.origin_field_A = (0.0, 0.0, 0.0)
+        notes.append(f"header origin {origin} is not finite; 0 used")
     return hdr
 
 
@@ -218,8 +301,15 @@ def read_data(hdr: MrcHeader, *, sections: slice | None = None, mmap: bool = Fal
     ``mmap=True`` returns a read-only memory map in the file's dtype (``dtype`` ignored).
     """
     nz, ny, nx = hdr.shape
+    hdr.check_real()
     sl = sections if sections is not None else slice(0, nz)
     z0, z1, step = sl.indices(nz)
+    if not mmap:
+        n_out = len(range(z0, z1, step)) * ny * nx
+        item = hdr.dtype.itemsize if dtype is None else np.dtype(dtype).itemsize
+        # the output, plus the file-dtype copy that a conversion reads first
+        need = n_out * item + (n_out * hdr.dtype.itemsize if dtype is not None and np.dtype(dtype) != hdr.dtype else 0)
+        check_memory(need, hdr.path, f"reading {nx}x{ny}x{len(range(z0, z1, step))} voxels")
     if hdr.mode == 101:
         row_bytes = (nx + 1) // 2
         raw = np.fromfile(hdr.path, dtype=np.uint8, count=nz * ny * row_bytes, offset=hdr.data_offset)
@@ -229,11 +319,6 @@ def read_data(hdr: MrcHeader, *, sections: slice | None = None, mmap: bool = Fal
         out[..., 1::2] = raw >> 4
         out = out[..., :nx]
         return out.astype(dtype) if dtype is not None else out
-    if hdr.mode == 3:
-        i2 = np.dtype("<i2") if hdr.dtype.byteorder != ">" else np.dtype(">i2")
-        raw = np.fromfile(hdr.path, dtype=i2, count=nz * ny * nx * 2, offset=hdr.data_offset)
-        raw = raw.reshape(nz, ny, nx, 2)[z0:z1:step].astype(np.float32)
-        return (raw[..., 0] + 1j * raw[..., 1]).astype(np.complex64)
     section_bytes = ny * nx * hdr.dtype.itemsize
     if mmap:
         mm = np.memmap(hdr.path, dtype=hdr.dtype, mode="r", offset=hdr.data_offset, shape=(nz, ny, nx))
@@ -247,8 +332,6 @@ def read_data(hdr: MrcHeader, *, sections: slice | None = None, mmap: bool = Fal
         arr = np.array(mm[z0:z1:step])
     if dtype is None:
         return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
-    if np.iscomplexobj(arr):
-        return arr.astype(np.complex64)
     return arr.astype(dtype, copy=False)
 
 
@@ -278,6 +361,22 @@ class MapData:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape)
 
+    def isotropic_voxel_size_A(self, *, rtol: float = 1e-3) -> float | None:
+        """The voxel size (Å) when it is the same along every axis; None when the header says 0 (unknown).
+
+        Refuses (naming the file) voxels that differ between axes or are known along some axes only.
+        """
+        if self.voxel_size_A is None:
+            return None
+        v = np.asarray(self.voxel_size_A, float)
+        if np.all(v == 0):
+            return None
+        if np.any(v <= 0) or np.ptp(v) > rtol * v.max():
+            axes = ", ".join(f"{a} {x:.4g}" for a, x in zip("zyx"[-len(v):], v))
+            raise CryodiagInputError(f"voxel size differs between axes ({axes} Å); this needs cubic, isotropic "
+                                     "voxels (resample the map, or fix the header)", self.path)
+        return float(v[-1])
+
 
 def _xyz_geometry(hdr: MrcHeader):
     """Voxel size and origin (x, y, z) of the map axes (crystal X, Y, Z)."""
@@ -294,8 +393,38 @@ def _xyz_geometry(hdr: MrcHeader):
     return vs, origin
 
 
-def read_map(path: str | os.PathLike, *, dtype=np.float32) -> MapData:
-    """Read a 3D map as ``[z, y, x]`` float32 with voxel size and origin (both ``(z, y, x)`` Å)."""
+@dataclass
+class MapGeometry:
+    """What the header says about a 3D map, in the ``[z, y, x]`` order :func:`read_map` returns."""
+
+    shape: tuple[int, int, int]
+    voxel_size_A: tuple[float, float, float] | None
+    origin_A: tuple[float, float, float]
+    transpose: tuple[int, int, int] | None  #: axes order applied to the file's (sections, rows, columns)
+
+
+def map_geometry(hdr: MrcHeader) -> MapGeometry:
+    """Shape, voxel size and origin of a 3D map from its header alone (no data read)."""
+    vs, origin = _xyz_geometry(hdr)
+    order = None
+    shape = hdr.shape
+    if hdr.axis_order != (1, 2, 3):
+        # file dims are (sections, rows, columns) = axes (maps, mapr, mapc)
+        dim_axis = [hdr.axis_order[2], hdr.axis_order[1], hdr.axis_order[0]]
+        order = tuple(dim_axis.index(a) for a in (3, 2, 1))
+        shape = tuple(hdr.shape[i] for i in order)
+    voxel = None if vs is None else (vs[2], vs[1], vs[0])
+    return MapGeometry(shape=tuple(int(v) for v in shape), voxel_size_A=voxel,
+                       origin_A=(origin[2], origin[1], origin[0]), transpose=order)
+
+
+def read_map(path: str | os.PathLike, *, dtype=np.float32, memory_factor: float = 1.0) -> MapData:
+    """Read a 3D map as ``[z, y, x]`` float32 with voxel size and origin (both ``(z, y, x)`` Å).
+
+    Refused (naming the file): 2D images, ``.mrcs`` stacks, complex modes, NaN/inf voxels, and maps whose float32
+    copy times ``memory_factor`` (what the caller's computation will need, in maps) exceeds the
+    available memory.
+    """
     hdr = read_header(path)
     if min(hdr.shape) == 1:
         raise CryodiagInputError(
@@ -303,16 +432,23 @@ def read_map(path: str | os.PathLike, *, dtype=np.float32) -> MapData:
             "(open it as a micrograph)",
             path,
         )
+    hdr.check_real()
+    geo = map_geometry(hdr)
+    nz, ny, nx = hdr.shape
+    if hdr.path.lower().endswith(".mrcs"):
+        raise CryodiagInputError(f"an .mrcs file is an image stack ({nz} images of {nx} x {ny} px), not a 3D map "
+                                 "(rename it .mrc if it is a map)", path)
+    if memory_factor > 1:
+        check_memory(memory_factor * nz * ny * nx * 4, hdr.path,
+                     f"this computation on a {nx}x{ny}x{nz} map ({memory_factor:g} float32 copies)")
     data = read_data(hdr, dtype=dtype)
-    vs, origin = _xyz_geometry(hdr)
-    if hdr.axis_order != (1, 2, 3):
-        # file dims are (sections, rows, columns) = axes (maps, mapr, mapc)
-        dim_axis = [hdr.axis_order[2], hdr.axis_order[1], hdr.axis_order[0]]
-        order = [dim_axis.index(a) for a in (3, 2, 1)]
-        data = np.ascontiguousarray(np.transpose(data, order))
+    bad = count_nonfinite(data)
+    if bad:
+        raise CryodiagInputError(f"{bad} of {data.size} voxels are NaN or infinite; a map must be finite", path)
+    if geo.transpose is not None:
+        data = np.ascontiguousarray(np.transpose(data, geo.transpose))
         hdr.notes.append(f"axes reordered from (mapc, mapr, maps) = {hdr.axis_order} to z, y, x")
-    voxel = None if vs is None else (vs[2], vs[1], vs[0])
-    return MapData(data=data, voxel_size_A=voxel, origin_A=(origin[2], origin[1], origin[0]), path=hdr.path, header=hdr)
+    return MapData(data=data, voxel_size_A=geo.voxel_size_A, origin_A=geo.origin_A, path=hdr.path, header=hdr)
 
 
 def read_image(path: str | os.PathLike, *, dtype=np.float32) -> MapData:
@@ -430,7 +566,7 @@ def contrast_limits(image: np.ndarray, *, max_samples: int = 262_144, percentile
 
 def contrast_limits_of_file(hdr: MrcHeader, *, section: int = 0, max_samples: int = 262_144) -> tuple[float, float]:
     """:func:`contrast_limits` of one section of a file, reading only the sampled rows."""
-    if hdr.mode in (3, 4, 101):
+    if hdr.mode in (3, 4, 101):  # complex modes are refused by read_data
         return contrast_limits(read_data(hdr, sections=slice(section, section + 1))[0], max_samples=max_samples)
     mm = read_data(hdr, mmap=True)
     return contrast_limits(mm[section], max_samples=max_samples)
@@ -541,6 +677,10 @@ def open_micrograph_stack(source, *, suffixes: Sequence[str] = (".mrc",), skip_m
             continue
         if h.shape[0] != 1:
             bad.append((p, f"not a 2D micrograph ({h.shape[0]} sections)"))
+            headers.append(None)
+            continue
+        if h.is_complex:
+            bad.append((p, f"complex MRC mode {h.mode} (a Fourier transform, not an image)"))
             headers.append(None)
             continue
         headers.append(h)

@@ -3,6 +3,8 @@
 Flags (after the cryoSPARC guide's "Common CryoSPARC Plots" and RELION's postprocess checks):
 
 ========================  =========================================================================
+``identical``             the no-mask FSC is 1 at every shell: the half maps are the same map
+                          (then no other flag: their advice would be misleading)
 ``nyquist``               the reported curve stays above 0.143 up to Nyquist
 ``duplicates``            the no-mask curve stays positive to Nyquist with a long tail
 ``oscillation``           two or more prominent dips (CTF parameters: pixel size, voltage, Cs)
@@ -73,6 +75,12 @@ class Flag:
 
 
 TEXT = {
+    "identical": (
+        "half maps identical",
+        "the no-mask FSC is 1 at every shell, so the two half maps are the same map (the same file given twice, or "
+        "a refinement that did not keep its half sets apart); an FSC then says nothing about resolution.",
+        "Give the two half maps of one refinement (run_half1_class001_unfil.mrc and run_half2_class001_unfil.mrc).",
+    ),
     "nyquist": (
         "FSC above threshold up to Nyquist",
         "the half maps still correlate at the highest frequency the box holds, so resolution is limited by the pixel size.",
@@ -185,6 +193,8 @@ def diagnose(result: FSCResult, params: DiagnosisParams = DiagnosisParams()) -> 
     reported = result.resolution("corrected", 0.143)
     no_mask = np.asarray(result.curves["no_mask"])
     last = len(no_mask) - 1
+    if np.all(no_mask[1:] >= 1 - 1e-6):
+        return [_flag("identical", "no_mask", min_fsc=float(no_mask[1:].min()))]
 
     # above threshold to Nyquist
     if reported.nyquist_limited:

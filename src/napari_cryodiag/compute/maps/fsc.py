@@ -31,12 +31,15 @@ import numpy as np
 import scipy.fft
 
 from ...errors import CryodiagInputError
+from ..arrays import arrays_equal, count_nonfinite
 from ..fourier import FFT_WORKERS, irfftn, n_shells, rfftn, shell_counts, shell_frequencies_invA, shell_index
 from ..progress import run_steps
 from .masks import MaskParams, auto_masks, check_user_mask, cosine_edge
 from .phase_randomisation import randomise_phases
 
 THRESHOLDS = (0.143, 0.5)
+#: peak memory of the whole FSC run (five curves + corrected + Guinier), in float32 copies of one half map
+MEMORY_FACTOR = 8.0
 RANDOMISE_RULES = ("tight75", "relion", "nomask143")
 
 
@@ -60,8 +63,10 @@ def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=
         )
     if len(set(a.shape)) != 1:
         raise CryodiagInputError(f"FSC needs cubic boxes; {names} have shape {a.shape}", where)
-    s1 = None if pixel_size1_A in (None, 0) else np.ravel(pixel_size1_A).astype(float)
-    s2 = None if pixel_size2_A in (None, 0) else np.ravel(pixel_size2_A).astype(float)
+    def known(v):  # None or all zero: unknown
+        return None if v is None or not np.any(np.ravel(v)) else np.ravel(v).astype(float)
+
+    s1, s2 = known(pixel_size1_A), known(pixel_size2_A)
     for s, p in ((s1, path1), (s2, path2)):
         if s is not None and (np.ptp(s) > rtol * s.max()):
             raise CryodiagInputError(f"voxel size differs between axes {tuple(s)}; FSC needs cubic voxels", p)
@@ -70,11 +75,28 @@ def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=
             f"half maps have different voxel sizes: {names} have {s1[0]:.4f} Å and {s2[0]:.4f} Å", where
         )
     for arr, p in ((a, path1), (b, path2)):
-        if not np.all(np.isfinite(arr)):
-            raise CryodiagInputError("half map contains NaN or infinite values", p)
+        bad = count_nonfinite(arr)
+        if bad:
+            raise CryodiagInputError(f"half map has {bad} NaN or infinite voxels", p)
     if s1 is not None:
         return float(s1[0])
     return None if s2 is None else float(s2[0])
+
+
+def check_not_identical(half1, half2, path1=None, path2=None) -> None:
+    """Refuse two identical half maps (the same file twice?): their FSC is 1 at every shell."""
+    if arrays_equal(half1, half2):
+        names = f"{path1 or 'half map 1'} and {path2 or 'half map 2'}"
+        raise CryodiagInputError(
+            f"the two half maps are identical ({names}): the same file twice? An FSC of a map with itself is 1 "
+            "at every shell and says nothing about resolution", None if path1 is None else f"{path1}, {path2}")
+
+
+def check_cubic(volume, path=None) -> None:
+    """Refuse (naming ``path``) a volume that is not a cubic 3D box."""
+    shape = np.shape(volume)
+    if len(shape) != 3 or len(set(shape)) != 1:
+        raise CryodiagInputError(f"needs a cubic 3D box, the map has shape {tuple(shape)} (z, y, x)", path)
 
 
 # --------------------------------------------------------------------------- curves and resolutions
@@ -415,6 +437,15 @@ def fsc_result_from_relion(pp: dict, path=None) -> FSCResult:
         raise CryodiagInputError(f"postprocess.star lacks columns {missing}", path or pp.get("path"))
     curves = {k: t[c].to_numpy(float) for k, c in need.items()}
     m = len(t)
+    if m < 3:
+        raise CryodiagInputError(f"postprocess.star has {m} FSC shells; a curve needs at least 3 (truncated file?)",
+                                 path or pp.get("path"))
+    for k, c in need.items():
+        bad = np.flatnonzero(~np.isfinite(curves[k][1:])) + 1  # RELION writes a placeholder at shell 0
+        if bad.size:
+            shells = ", ".join(str(int(i)) for i in bad[:10]) + (" ..." if bad.size > 10 else "")
+            raise CryodiagInputError(f"column {c} has {bad.size} NaN or infinite shells ({shells}); cannot read "
+                                     "resolutions from it", path or pp.get("path"))
     box = 2 * (m - 1)
     if "rlnAngstromResolution" in t:  # written with more significant digits at Nyquist
         apix = float(t["rlnAngstromResolution"].to_numpy(float)[-1]) / 2.0

@@ -298,12 +298,26 @@ def auto_masks(
     return out
 
 
-def check_user_mask(mask: np.ndarray, shape, path=None, *, tolerance: float = 1e-3) -> np.ndarray:
-    """Validate a user mask (same grid as the maps, values in [0, 1]); return it as float32."""
+def check_user_mask(mask: np.ndarray, shape, path=None, *, tolerance: float = 1e-3, voxel_size_A=None,
+                    expected_voxel_size_A: float | None = None, rtol: float = 1e-3) -> np.ndarray:
+    """Validate a user mask (same grid and voxel size as the maps, values in [0, 1]); return it as float32.
+
+    ``voxel_size_A`` (the mask's, a number or one per axis; None/0 = unknown, not checked) must
+    equal ``expected_voxel_size_A`` (the maps') within ``rtol``.
+    """
+    from ..arrays import count_nonfinite
+
     m = np.asarray(mask)
     if tuple(m.shape) != tuple(shape):
         raise CryodiagInputError(f"mask grid {tuple(m.shape)} differs from the half maps' grid {tuple(shape)}", path)
-    if not np.all(np.isfinite(m)):
+    if voxel_size_A is not None and expected_voxel_size_A:
+        v = np.atleast_1d(np.asarray(voxel_size_A, float))
+        v = v[v > 0]
+        if v.size and np.any(np.abs(v - expected_voxel_size_A) > rtol * expected_voxel_size_A):
+            raise CryodiagInputError(
+                f"mask voxel size {', '.join(f'{x:.4g}' for x in np.unique(v))} Å differs from the half maps' "
+                f"{expected_voxel_size_A:.4g} Å: the mask was made for another map (or rescale it)", path)
+    if count_nonfinite(m):
         raise CryodiagInputError("mask contains NaN or infinite values", path)
     lo, hi = float(m.min()), float(m.max())
     if lo < -tolerance or hi > 1 + tolerance:
