@@ -1141,7 +1141,7 @@ class InspectPicksWidget(QWidget):
             msg = (f"scored {info.get('n_picks', len(scored)):,} picks on {info.get('n_micrographs_scored', '?')} "
                    f"micrographs (blob/template diameter {diam_A:g} Å"
                    + (f", on {self.score_image_combo.currentText()}" if o["score_micrographs"] is not None else "")
-                   + f"); {info.get('n_nan', 0):,} too close to an edge, {info.get('n_unmatched', 0):,} on "
+                   + f"); {info.get('n_nan', 0):,} off their micrograph, {info.get('n_unmatched', 0):,} on "
                    "micrographs that are not open (NaN)")
             self.jobs_label.setText(msg)
             show_info(msg)

@@ -31,9 +31,27 @@ Definitions (REFERENCE.md "Picks", cryoSPARC staff definition of power):
   Power is in (image units)² summed over score-image pixels (a binned grid's sum is multiplied
   by ``bin_factor**2``), so it scales with the square of the micrograph's scale.
 
-Edges: a score is NaN when its box (NCC: the template box; power: the annulus box) does not lie
-entirely inside the micrograph, when the pick lies outside the micrograph, when the coordinates
-are NaN, or (NCC only) when the patch is constant. Nothing raises for such picks.
+Edges: every pick whose centre lies on the micrograph (``-0.5 <= x_px <= nx - 0.5``, same for y)
+gets both scores, also when its box (NCC: the template's circular mask; power: the annulus)
+crosses the edge. The scoring image is padded with *missing* pixels, not with values: a mask
+pixel beyond the edge takes no part in the score (the background estimate and the low-pass
+themselves reflect at the edge, so the image is defined up to it).
+
+- NCC over a cut mask is the Pearson correlation over the pixels on the micrograph, the template
+  restricted to the same pixels and re-centred and re-normalised there. It is still 1 for the
+  template against itself, still invariant to offset and scale, and still zero-mean on noise:
+  only its spread grows as fewer pixels take part.
+- Power over a cut annulus is the weighted sum over the part on the micrograph times
+  ``Σ w / Σ_on w`` (full over on-micrograph weight): the same expected value as a whole annulus
+  over an area of the same local statistics.
+
+Zero padding would bias both (power down by the missing fraction; NCC toward the template's
+own edge against a flat patch); mirror padding would count the same noise twice (correlated
+pixels, a wider NCC spread and a power that depends on where the mirror line falls). A centre on
+the micrograph keeps at least about a quarter of the mask (a pick at a corner). A score is NaN
+only when the pick lies outside the micrograph, when the coordinates are NaN, or (NCC only)
+when the patch is constant. Nothing raises for such picks. ``scores(..., return_coverage=True)``
+gives the fraction of the NCC mask on the micrograph (1 away from the edges).
 
 Speed: the scoring images are computed on a grid binned by ``bin_factor`` (default: a quarter
 of the shorter low-pass length, so binning removes only what the low-pass removes; 1 when a
@@ -49,7 +67,7 @@ the same grid (:func:`prepare_micrograph`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from scipy import ndimage
@@ -57,6 +75,7 @@ from scipy import ndimage
 from ...errors import CryodiagInputError
 
 __all__ = [
+    "ScoreOptions",
     "score_micrograph",
     "prepare_micrograph",
     "PreparedMicrograph",
@@ -324,6 +343,91 @@ def _patches(img: np.ndarray, y0, x0, fy, fx, oy, ox) -> np.ndarray:
             + fy * ((1 - fx) * flat[base + nx] + fx * flat[base + nx + 1]))
 
 
+def _edge_patches(img: np.ndarray, yg, xg, oy, ox, interpolate: bool):
+    """Values and validity of mask samples that may fall beyond the grid (edge picks).
+
+    Sample positions are ``(yg + oy, xg + ox)`` (bilinear) or ``(rint(yg) + oy, rint(xg) + ox)``
+    (nearest grid pixel). A sample is valid (on the micrograph) within half a pixel of the grid:
+    ``-0.5 <= position <= n - 0.5``; a valid position past the last pixel centre takes the edge
+    pixel's value. Invalid samples get value 0. Returns ``(values (n, m) float32, valid (n, m) bool)``.
+    """
+    ny, nx = img.shape
+    if not interpolate:
+        yg = np.rint(yg)
+        xg = np.rint(xg)
+    py = yg[:, None] + oy[None, :]
+    px = xg[:, None] + ox[None, :]
+    valid = (py >= 0) & (py <= ny - 1) & (px >= 0) & (px <= nx - 1)
+    py = np.clip(py, 0, ny - 1)
+    px = np.clip(px, 0, nx - 1)
+    if not interpolate:
+        vals = img[py.astype(np.int64), px.astype(np.int64)]
+    else:
+        y0 = np.floor(py).astype(np.int64)
+        x0 = np.floor(px).astype(np.int64)
+        fy = (py - y0).astype(np.float32)
+        fx = (px - x0).astype(np.float32)
+        y1 = np.minimum(y0 + 1, ny - 1)
+        x1 = np.minimum(x0 + 1, nx - 1)
+        vals = ((1 - fy) * ((1 - fx) * img[y0, x0] + fx * img[y0, x1])
+                + fy * ((1 - fx) * img[y1, x0] + fx * img[y1, x1]))
+    vals = np.where(valid, vals, 0).astype(np.float32)
+    return vals, valid
+
+
+def ring_weights(valid: np.ndarray, oy, ox, weights=None) -> np.ndarray:
+    """Per-sample weights that let the on-micrograph part of each ring stand for the whole ring.
+
+    Rings are one pixel wide (``rint(hypot(oy, ox))``). A valid sample of ring ``k`` gets
+    ``w_j · W_k / W_k,on`` (``W_k`` the ring's total weight, ``W_k,on`` its weight on the
+    micrograph; ``w = 1`` without ``weights``), an invalid one 0. Away from the edge every weight is
+    ``w_j``. Returns (n, m) float64.
+    """
+    m = len(oy)
+    w = np.ones(m) if weights is None else np.asarray(weights, dtype=np.float64)
+    ring = np.rint(np.hypot(oy, ox)).astype(np.int64)
+    k = int(ring.max()) + 1 if m else 1
+    onehot = np.zeros((m, k))
+    onehot[np.arange(m), ring] = w
+    full = onehot.sum(axis=0)  # (k,)
+    on = valid.astype(np.float64) @ onehot  # (n, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = np.where(on > 0, full[None, :] / on, 0.0)
+    return valid * (w[None, :] * factor[:, ring])
+
+
+def ncc_cut(vals: np.ndarray, u: np.ndarray, bank: np.ndarray):
+    """Best weighted Pearson correlation over the bank rows (weights ``u`` (n, m), 0 off the micrograph).
+
+    With the ring weights of :func:`ring_weights` each ring of the mask counts as if it were whole;
+    template and patch are re-centred and re-normalised under the same weights (five matrix
+    products give every sum). Returns (ncc, best_row).
+    """
+    p = vals.astype(np.float64)
+    t = bank.astype(np.float64)
+    s_u = u.sum(axis=1)[:, None]
+    s_t = u @ t.T
+    s_t2 = u @ (t * t).T
+    up = u * p
+    s_p = up.sum(axis=1)[:, None]
+    s_p2 = np.einsum("ij,ij->i", up, p)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = up @ t.T - s_p * s_t / s_u
+        var_t = s_t2 - s_t * s_t / s_u
+        var_p = s_p2 - s_p * s_p / s_u
+        c = cov / np.sqrt(np.clip(var_t, 0, None) * np.clip(var_p, 0, None))
+    c = np.where(np.isfinite(c) & (var_t > 1e-12 * s_u) & (var_p > 1e-12 * np.maximum(s_p2, 1e-300)), c, -np.inf)
+    j = np.argmax(c, axis=1)
+    cmax = c[np.arange(len(j)), j]
+    ok = np.isfinite(cmax)
+    return np.where(ok, np.clip(cmax, -1.0, 1.0), np.nan), np.where(ok, j, -1)
+
+
+def power_cut(vals: np.ndarray, u: np.ndarray):
+    """Power over a cut annulus: ``Σ u_j p_j²`` with the ring weights ``u`` of :func:`ring_weights`."""
+    return np.einsum("ij,ij->i", u, vals.astype(np.float64) ** 2)
+
+
 def ncc_at(img, y0, x0, fy, fx, bank, oy, ox, *, chunk_elems: int = 1 << 22):
     """Best Pearson correlation over the bank rows at grid positions (all valid). Returns (ncc, best_row)."""
     n = len(y0)
@@ -386,6 +490,11 @@ class PreparedMicrograph:
     weights_half: int
     diameter_grid: float
     raw_shape: tuple
+    source_image: np.ndarray | None = None  #: the image scored (micrograph or score image), unfiltered
+    source_scale: float = 1.0  #: source pixels per raw-micrograph pixel
+    source_pixel_size_A: float | None = None  #: pixel size of the source, when known
+    background_sigma_source: float | None = None  #: background-estimate width in source pixels
+    particle_contrast: str = "dark"
 
     @property
     def interpolate(self) -> bool:
@@ -411,23 +520,57 @@ class PreparedMicrograph:
             return y0[ok], x0[ok], (yg - y0)[ok], (xg - x0)[ok], ok
         return y0[ok], x0[ok], None, None, ok
 
-    def scores(self, x_px, y_px, *, return_best: bool = False):
-        """NCC and power at raw-micrograph coordinates (NaN where a box leaves the grid)."""
+    def on_micrograph(self, x_px, y_px) -> np.ndarray:
+        """Whether each pick centre lies on the raw micrograph (``-0.5 <= x <= nx - 0.5``, same for y)."""
+        x = np.asarray(x_px, dtype=np.float64).ravel()
+        y = np.asarray(y_px, dtype=np.float64).ravel()
+        ny, nx = self.raw_shape
+        with np.errstate(invalid="ignore"):
+            return (x >= -0.5) & (x <= nx - 0.5) & (y >= -0.5) & (y <= ny - 0.5)
+
+    def scores(self, x_px, y_px, *, return_best: bool = False, return_coverage: bool = False):
+        """NCC and power at raw-micrograph coordinates.
+
+        Picks whose box lies on the grid take the fast path (gathered patches, one matrix
+        product); picks on the micrograph whose box crosses the edge are scored over the part of
+        the mask on the micrograph (module docstring, "Edges"); picks off the micrograph get NaN.
+        ``return_best`` adds the best bank row (-1 where none), ``return_coverage`` the fraction
+        of the NCC mask on the micrograph (0 off it).
+        """
         xg, yg = self.to_grid(x_px, y_px)
         n = xg.size
         ncc = np.full(n, np.nan)
         power = np.full(n, np.nan)
         best = np.full(n, -1, dtype=np.int64)
+        coverage = np.zeros(n)
         if n:
+            on = self.on_micrograph(x_px, y_px)
             y0, x0, fy, fx, ok = self._grid_positions(xg, yg, self.bank_half)
             if ok.any():
                 ncc[ok], best[ok] = ncc_at(self.ncc_image, y0, x0, fy, fx, self.bank, self.bank_oy, self.bank_ox)
+                coverage[ok] = 1.0
+            cut = on & ~ok
+            if cut.any():
+                oy, ox = self.bank_oy, self.bank_ox
+                vals, valid = _edge_patches(self.ncc_image, yg[cut], xg[cut], oy, ox, self.interpolate)
+                ncc[cut], best[cut] = ncc_cut(vals, ring_weights(valid, oy, ox), self.bank)
+                coverage[cut] = valid.mean(axis=1)
             y0, x0, fy, fx, ok = self._grid_positions(xg, yg, self.weights_half)
             if ok.any():
                 power[ok] = self.power_factor * power_at(self.power_image, y0, x0, fy, fx, self.weights, self.weights_half)
+            cut = on & ~ok
+            if cut.any():
+                wy, wx = np.nonzero(self.weights > 0)
+                oy, ox = (wy - self.weights_half).astype(np.int64), (wx - self.weights_half).astype(np.int64)
+                vals, valid = _edge_patches(self.power_image, yg[cut], xg[cut], oy, ox, self.interpolate)
+                u = ring_weights(valid, oy, ox, self.weights[wy, wx])
+                power[cut] = self.power_factor * power_cut(vals, u)
+        out = (ncc, power)
         if return_best:
-            return ncc, power, best
-        return ncc, power
+            out += (best,)
+        if return_coverage:
+            out += (coverage,)
+        return out
 
 
 def _lowpass_len(value_A, default_px, apix):
@@ -441,32 +584,99 @@ def _lowpass_len(value_A, default_px, apix):
     return float(value_A) / float(apix)
 
 
-def prepare_micrograph(
-    image,
-    *,
-    diameter_px: float,
-    templates=None,
-    n_angles: int = 36,
-    min_diameter_px: float | None = None,
-    max_diameter_px: float | None = None,
-    score_image=None,
-    pixel_size_A: float | None = None,
-    lowpass_A: float | None = None,
-    power_lowpass_A: float | None = None,
-    background_sigma_px: float | None = None,
-    particle_contrast: str = "dark",
-    template_pixel_size_A: float | None = None,
-    edge_px: float | None = None,
-    bin_factor: int | None = None,
-    path=None,
-) -> PreparedMicrograph:
-    """Prepare a micrograph for :meth:`PreparedMicrograph.scores`; arguments as :func:`score_micrograph`."""
+@dataclass(frozen=True, eq=False)
+class ScoreOptions:
+    """How picks are scored (and micrographs picked): one set of options for
+    :func:`prepare_micrograph`, :func:`score_micrograph` and
+    :func:`~napari_cryodiag.compute.picks.picker.pick_micrograph` (and the jobs that run them).
+
+    Lengths in pixels of the raw micrograph unless named ``_A``. Build one with keywords, or
+    derive one: ``ScoreOptions.build(options, lowpass_A=8)``.
+
+    Attributes
+    ----------
+    diameter_px
+        Particle diameter in pixels of the micrograph (blob size; default annulus size).
+    templates
+        Optional 2D class averages ``(k, t, t)`` (protein bright), in pixels of the scoring image
+        unless ``template_pixel_size_A`` and ``pixel_size_A`` say otherwise.
+    n_angles
+        In-plane rotations tried per template.
+    min_diameter_px, max_diameter_px
+        Power annulus (defaults 0 and ``diameter_px``).
+    pixel_size_A
+        Pixel size of the micrograph (needed for ``lowpass_A`` and template rescaling).
+    lowpass_A, power_lowpass_A
+        Gaussian low-pass of the scoring image (0.5 transfer at this resolution) for NCC and
+        power. ``None`` (default): NCC at the diameter (blob) or diameter/4 (templates), power
+        at diameter/4, in pixels (no pixel size needed); ``0``: no low-pass.
+        ``power_lowpass_A`` (default: as ``lowpass_A``) sets the power's separately.
+    background_sigma_px
+        Width of the background estimate (default ``2 * max_diameter_px``; 0 = subtract the mean only).
+    particle_contrast
+        ``"dark"`` (raw cryo-EM micrographs; default) or ``"bright"`` (already inverted).
+    template_pixel_size_A
+        Pixel size of ``templates`` (rescaled to the micrograph's when both are known).
+    edge_px
+        Soft-edge width of the power annulus (default ``max(2, 0.1 * max_diameter_px)``).
+    bin_factor
+        Scoring grid binning. Default: ``floor(min(low-pass lengths)/4)`` pixels (so binning only
+        drops frequencies the low-pass removes; capped so the particle spans >= 12 grid pixels),
+        1 when a score is unfiltered. On a binned grid, patches are sampled bilinearly at the
+        exact pick position and the power is scaled by ``bin_factor**2`` to stay in pixel units.
+    """
+
+    diameter_px: float
+    templates: np.ndarray | None = None
+    n_angles: int = 36
+    min_diameter_px: float | None = None
+    max_diameter_px: float | None = None
+    pixel_size_A: float | None = None
+    lowpass_A: float | None = None
+    power_lowpass_A: float | None = None
+    background_sigma_px: float | None = None
+    particle_contrast: str = "dark"
+    template_pixel_size_A: float | None = None
+    edge_px: float | None = None
+    bin_factor: int | None = None
+
+    @classmethod
+    def build(cls, options: "ScoreOptions | None" = None, **kwargs) -> "ScoreOptions":
+        """``options`` with ``kwargs`` replacing its fields (or new options from ``kwargs``).
+
+        Unknown names raise ``TypeError`` naming them, as a function signature would.
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise TypeError(f"unknown scoring option(s): {', '.join(unknown)}")
+        if options is None:
+            if "diameter_px" not in kwargs:
+                raise TypeError("scoring needs diameter_px")
+            return cls(**kwargs)
+        return replace(options, **kwargs) if kwargs else options
+
+    def record(self) -> dict:
+        """The options as plain JSON-able values (templates by count)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "templates"}
+        d["templates"] = None if self.templates is None else int(np.shape(self.templates)[0])
+        return d
+
+
+def prepare_micrograph(image, options: ScoreOptions | None = None, *, score_image=None, path=None,
+                       **kwargs) -> PreparedMicrograph:
+    """Prepare a micrograph for :meth:`PreparedMicrograph.scores`.
+
+    ``options`` (:class:`ScoreOptions`), or its fields as keywords (keywords override fields of a
+    given ``options``); ``score_image`` and ``path`` as in :func:`score_micrograph`.
+    """
+    o = ScoreOptions.build(options, **kwargs)
     img = image if score_image is not None else np.asarray(image)
     raw_shape = tuple(int(v) for v in np.shape(img))
     if len(raw_shape) != 2:
         raise CryodiagInputError(f"a micrograph must be a 2D image, got shape {raw_shape}", path)
-    if not diameter_px or not float(diameter_px) > 0:
-        raise ValueError(f"diameter_px must be > 0, got {diameter_px}")
+    if not o.diameter_px or not float(o.diameter_px) > 0:
+        raise ValueError(f"diameter_px must be > 0, got {o.diameter_px}")
     src = np.asarray(img if score_image is None else score_image)
     if src.ndim != 2:
         raise CryodiagInputError(f"score image must be 2D, got shape {src.shape}", path)
@@ -477,14 +687,14 @@ def prepare_micrograph(
             f"score image shape {src.shape} is not a uniform scaling of the micrograph {raw_shape}", path
         )
     s = 0.5 * (sx + sy)
-    apix = None if pixel_size_A is None else float(pixel_size_A) / s
-    d_s = float(diameter_px) * s
-    max_s = (float(max_diameter_px) if max_diameter_px else float(diameter_px)) * s
-    min_s = (float(min_diameter_px) if min_diameter_px else 0.0) * s
+    apix = None if o.pixel_size_A is None else float(o.pixel_size_A) / s
+    d_s = float(o.diameter_px) * s
+    max_s = (float(o.max_diameter_px) if o.max_diameter_px else float(o.diameter_px)) * s
+    min_s = (float(o.min_diameter_px) if o.min_diameter_px else 0.0) * s
 
-    lp_ncc = _lowpass_len(lowpass_A, d_s if templates is None else 0.25 * d_s, apix)
-    lp_pow = _lowpass_len(power_lowpass_A if power_lowpass_A is not None else lowpass_A, 0.25 * d_s, apix)
-    if bin_factor is None:
+    lp_ncc = _lowpass_len(o.lowpass_A, d_s if o.templates is None else 0.25 * d_s, apix)
+    lp_pow = _lowpass_len(o.power_lowpass_A if o.power_lowpass_A is not None else o.lowpass_A, 0.25 * d_s, apix)
+    if o.bin_factor is None:
         if lp_ncc and lp_pow:
             f = int(min(lp_ncc, lp_pow) // 4)
             f = min(f, int(d_s // 12), min(src.shape) // 64)
@@ -492,10 +702,10 @@ def prepare_micrograph(
         else:
             f = 1
     else:
-        f = max(1, int(bin_factor))
+        f = max(1, int(o.bin_factor))
     grid = _bin_mean(src, f)
-    bg = 2.0 * max_s if background_sigma_px is None else float(background_sigma_px) * s
-    common = dict(background_sigma_px=bg / f, particle_contrast=particle_contrast)
+    bg = 2.0 * max_s if o.background_sigma_px is None else float(o.background_sigma_px) * s
+    common = dict(background_sigma_px=bg / f, particle_contrast=o.particle_contrast)
     d_ncc = scoring_image(grid, lowpass_px=None if not lp_ncc else lp_ncc / f, **common)
     if lp_pow == lp_ncc:
         d_pow = d_ncc
@@ -503,96 +713,52 @@ def prepare_micrograph(
         d_pow = scoring_image(grid, lowpass_px=None if not lp_pow else lp_pow / f, **common)
 
     scale = s / f
-    tmpl_apix = template_pixel_size_A
+    tmpl_apix = o.template_pixel_size_A
     grid_apix = None if apix is None else apix * f
-    if templates is not None and f > 1 and not (tmpl_apix and grid_apix):
+    if o.templates is not None and f > 1 and not (tmpl_apix and grid_apix):
         # templates are in score-image pixels: bring them to the grid
         tmpl_apix, grid_apix = 1.0, float(f)
     bank, oy, ox, half, info = template_bank(
-        templates, diameter_px=d_s / f, n_angles=n_angles,
+        o.templates, diameter_px=d_s / f, n_angles=o.n_angles,
         template_pixel_size_A=tmpl_apix, pixel_size_A=grid_apix,
     )
-    edge = None if edge_px is None else float(edge_px) * scale
+    edge = None if o.edge_px is None else float(o.edge_px) * scale
     w, hp = annulus_weights(min_s / f, max_s / f, edge)
     return PreparedMicrograph(
         ncc_image=d_ncc, power_image=d_pow, scale=scale, bin_factor=f, power_factor=float(f * f),
         bank=bank, bank_oy=oy, bank_ox=ox, bank_half=half, bank_info=info,
         weights=w, weights_half=hp, diameter_grid=d_s / f, raw_shape=raw_shape,
+        source_image=src, source_scale=s, source_pixel_size_A=apix, background_sigma_source=bg,
+        particle_contrast=o.particle_contrast,
     )
 
 
-def score_micrograph(
-    image,
-    x_px,
-    y_px,
-    *,
-    diameter_px: float,
-    templates=None,
-    n_angles: int = 36,
-    min_diameter_px: float | None = None,
-    max_diameter_px: float | None = None,
-    score_image=None,
-    pixel_size_A: float | None = None,
-    lowpass_A: float | None = None,
-    power_lowpass_A: float | None = None,
-    background_sigma_px: float | None = None,
-    particle_contrast: str = "dark",
-    template_pixel_size_A: float | None = None,
-    edge_px: float | None = None,
-    bin_factor: int | None = None,
-    path=None,
-):
+def score_micrograph(image, x_px, y_px, options: ScoreOptions | None = None, *, score_image=None, path=None,
+                     **kwargs):
     """NCC and power score of each pick ``(x_px[i], y_px[i])`` on one micrograph.
 
     Parameters
     ----------
     image
         The raw micrograph ``[y, x]``; pick coordinates refer to it (``x_px`` = column).
-    diameter_px
-        Particle diameter in pixels of ``image`` (blob size; default annulus size).
-    templates
-        Optional 2D class averages ``(k, t, t)`` (protein bright), in pixels of the scoring image
-        unless ``template_pixel_size_A`` and ``pixel_size_A`` say otherwise.
-    n_angles
-        In-plane rotations tried per template.
-    min_diameter_px, max_diameter_px
-        Power annulus (defaults 0 and ``diameter_px``).
+    options
+        :class:`ScoreOptions` (diameter, templates, low-pass, ...). Its fields may also be given
+        as keywords (``diameter_px=40, lowpass_A=20``), which override those of ``options``.
     score_image
         A denoised/low-passed version of the micrograph to score on. Coordinates stay those of
         ``image``; if its shape differs (e.g. binned), coordinates and diameters are scaled.
-    pixel_size_A
-        Pixel size of ``image`` (needed for ``lowpass_A`` and template rescaling).
-    lowpass_A, power_lowpass_A
-        Gaussian low-pass of the scoring image (0.5 transfer at this resolution) for NCC and
-        power. ``None`` (default): NCC at the diameter (blob) or diameter/4 (templates), power
-        at diameter/4, in pixels (no pixel size needed); ``0``: no low-pass.
-        ``power_lowpass_A`` (default: as ``lowpass_A``) sets the power's separately.
-    background_sigma_px
-        Width of the background estimate (default ``2 * max_diameter_px``; 0 = subtract the mean only).
-    particle_contrast
-        ``"dark"`` (raw cryo-EM micrographs; default) or ``"bright"`` (already inverted).
-    bin_factor
-        Scoring grid binning. Default: ``floor(min(low-pass lengths)/4)`` pixels (so binning only
-        drops frequencies the low-pass removes; capped so the particle spans >= 12 grid pixels),
-        1 when a score is unfiltered. On a binned grid, patches are sampled bilinearly at the
-        exact pick position and the power is scaled by ``bin_factor**2`` to stay in pixel units.
     path
         Named in error messages.
 
     Returns
     -------
     (ncc, power)
-        float64 arrays, one value per pick; NaN where the score cannot be computed (see module doc).
+        float64 arrays, one value per pick; NaN only off the micrograph, for NaN coordinates or
+        a constant patch (picks whose box crosses the edge are scored: module doc, "Edges").
     """
     x = np.asarray(x_px, dtype=np.float64).ravel()
     y = np.asarray(y_px, dtype=np.float64).ravel()
     if x.shape != y.shape:
         raise ValueError(f"x_px and y_px differ in length ({x.size} vs {y.size})")
-    prep = prepare_micrograph(
-        image, diameter_px=diameter_px, templates=templates, n_angles=n_angles,
-        min_diameter_px=min_diameter_px, max_diameter_px=max_diameter_px, score_image=score_image,
-        pixel_size_A=pixel_size_A, lowpass_A=lowpass_A, power_lowpass_A=power_lowpass_A,
-        background_sigma_px=background_sigma_px, particle_contrast=particle_contrast,
-        template_pixel_size_A=template_pixel_size_A, edge_px=edge_px, bin_factor=bin_factor, path=path,
-    )
+    prep = prepare_micrograph(image, options, score_image=score_image, path=path, **kwargs)
     return prep.scores(x, y)
