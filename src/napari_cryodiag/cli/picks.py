@@ -57,7 +57,8 @@ def register(subparsers) -> None:
     g.add_argument("--lowpass-A", type=nonnegative_float, help="low-pass for scoring (default: automatic, see docs)")
     g.add_argument("--contrast", choices=["dark", "bright"], default="dark",
                    help="particles dark (raw micrographs, default) or bright")
-    g.add_argument("--pick-ncc-min", type=float, default=0.1, help="picker: lowest NCC peak kept (default 0.1)")
+    g.add_argument("--pick-ncc-min", type=float, default=None,
+                   help="picker: lowest NCC kept (default -0.1 for the blob picker, 0.1 with --templates)")
     g.add_argument("--min-distance-A", type=positive_float, help="picker: minimum distance between picks (default: diameter)")
     g.add_argument("--pixel-size-A", type=positive_float, help="micrograph pixel size (overrides headers/tables)")
     g.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address (default: local threads)")
