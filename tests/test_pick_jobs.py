@@ -37,9 +37,11 @@ def stack(sim, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client():
+    """A LocalCluster of two worker *processes*: what a cluster does (tasks pickled, micrographs
+    read by the workers from the file system), on one machine."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster, distributed.Client(cluster) as c:
         yield c
 
@@ -77,9 +79,41 @@ def test_distributed_local_cluster_gives_the_same_results(sim, stack, client):
     np.testing.assert_array_equal(threads["ncc"].to_numpy(), dist["ncc"].to_numpy())
     np.testing.assert_array_equal(threads["power"].to_numpy(), dist["power"].to_numpy())
     assert dist.attrs["cryodiag_scoring"]["scheduler"] == "distributed"
+    # both worker processes took part
+    assert len(client.scheduler_info()["workers"]) == 2
     p_threads = pick_micrographs(stack, diameter_px=sim.particle_diameter_px, ncc_min=0.2)
     p_dist = pick_micrographs(stack, diameter_px=sim.particle_diameter_px, ncc_min=0.2, client=client)
     pd.testing.assert_frame_equal(p_threads, p_dist)
+    assert len(p_dist) > 20
+    # the scheduler's address works as well (a client is opened and closed for the run)
+    by_address = score_picks(stack, table, diameter_px=sim.particle_diameter_px, client=client.scheduler.address)
+    np.testing.assert_array_equal(by_address["ncc"].to_numpy(), threads["ncc"].to_numpy())
+
+
+def test_the_graph_carries_paths_not_micrographs(sim, stack, monkeypatch):
+    """Scoring a file-backed stack sends the micrographs' paths (their read tasks), not their
+    pixels, and the options (a template stack here) once for all micrographs."""
+    import cloudpickle
+    import dask
+
+    from napari_cryodiag.compute.picks import jobs
+
+    seen = {}
+    real = jobs.run_tasks
+
+    def spy(tasks, **kw):
+        seen["tasks"] = tasks
+        return real(tasks, **kw)
+
+    monkeypatch.setattr(jobs, "run_tasks", spy)
+    table = sim.truth[["micrograph", "x_px", "y_px"]].copy()
+    templates = np.random.default_rng(0).normal(size=(8, 48, 48)).astype(np.float32)  # 74 kB
+    score_picks(stack, table, diameter_px=sim.particle_diameter_px, templates=templates, n_angles=4)
+    graph = dict(dask.delayed(list)(seen["tasks"]).__dask_graph__())
+    size = len(cloudpickle.dumps(graph))
+    mic_bytes = sim.images.nbytes  # 4 micrographs of 384² float32: 2.4 MB
+    assert size < 0.1 * mic_bytes
+    assert size < 2 * templates.nbytes  # not once per micrograph (4x)
 
 
 def test_pick_micrographs_matches_pick_micrograph(sim, stack):

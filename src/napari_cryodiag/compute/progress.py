@@ -13,8 +13,18 @@ from typing import Callable, Generator, TypeVar
 T = TypeVar("T")
 
 
-def run_steps(gen: Generator[tuple[int, int], None, T], progress: Callable[[int, int], None] | None = None) -> T:
-    """Drive a ``(done, total)`` generator to completion, calling ``progress``; return its value."""
+def run_steps(
+    gen: Generator[tuple[int, int], None, T],
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    cancel=None,
+    cancelled: type[Exception] = RuntimeError,
+) -> T:
+    """Drive a ``(done, total)`` generator to completion, calling ``progress``; return its value.
+
+    ``cancel`` (a :class:`threading.Event`) is checked after each step: when set, the generator is
+    closed (it stops at its yield) and ``cancelled`` is raised.
+    """
     while True:
         try:
             step = next(gen)
@@ -22,6 +32,9 @@ def run_steps(gen: Generator[tuple[int, int], None, T], progress: Callable[[int,
             return stop.value
         if progress is not None:
             progress(*step)
+        if cancel is not None and cancel.is_set():
+            gen.close()
+            raise cancelled(f"cancelled after {step[0]} of {step[1]}")
 
 
 __all__ = ["run_steps"]

@@ -2,12 +2,15 @@
 
 One dask task per micrograph: it reads the micrograph's chunk (a
 :class:`~napari_cryodiag.io.mrc.MicrographStack` reads a file only when its chunk is
-computed) and scores the picks on it (:func:`~.scores.score_micrograph`) or picks it
-(:func:`~.picker.pick_micrograph`). Scheduling:
+computed, on the worker that runs the task) and scores the picks on it
+(:func:`~.scores.score_micrograph`) or picks it (:func:`~.picker.pick_micrograph`). The tasks run
+through the project's one dask path, :func:`napari_cryodiag.compute.scheduling.run_tasks`:
 
 - default: dask's threaded scheduler (``num_workers`` threads; NumPy/SciPy release the GIL);
 - ``client=``: a :class:`distributed.Client`, or the address of a running scheduler
-  (``"tcp://host:8786"``) for which a client is opened and closed again.
+  (``"tcp://host:8786"``) for which a client is opened and closed again. Micrographs of a
+  ``MicrographStack`` travel as paths (each worker reads its own from the shared file system);
+  the :class:`~.scores.ScoreOptions` (templates included) are one shared node of the graph.
 
 Progress and cancellation, for the napari widget and the command line:
 
@@ -27,8 +30,6 @@ no keys). Picks on micrographs that are not in the stack get NaN scores and are 
 
 from __future__ import annotations
 
-import itertools
-import queue
 import threading
 from typing import Callable, Iterable
 
@@ -36,6 +37,9 @@ import numpy as np
 import pandas as pd
 
 from ...errors import CryodiagInputError
+from ..progress import run_steps
+from ..scheduling import JobCancelled, run_tasks, scheduler_name, shared, task_key
+from .scores import ScoreOptions
 
 __all__ = [
     "PickJobCancelled",
@@ -45,10 +49,8 @@ __all__ = [
     "iter_pick_micrographs",
 ]
 
-_counter = itertools.count()
 
-
-class PickJobCancelled(RuntimeError):
+class PickJobCancelled(JobCancelled):
     """The run was cancelled before all micrographs were done."""
 
 
@@ -128,125 +130,39 @@ def _rows_per_micrograph(table: pd.DataFrame, keys, n: int, micrograph_column: s
     return [order[bounds[i] : bounds[i + 1]] for i in range(n)], idx, report
 
 
-# ----------------------------------------------------------------------------------------------
-# execution
-# ----------------------------------------------------------------------------------------------
-
-def _open_client(client):
-    if client is None:
-        return None, False
-    if isinstance(client, str):
-        from distributed import Client
-
-        return Client(client), True
-    return client, False
+def _run(tasks, client, num_workers, cancel):
+    return run_tasks(tasks, client=client, num_workers=num_workers, cancel=cancel, cancelled=PickJobCancelled,
+                     what="micrographs")
 
 
-def _run(delayeds: list, *, client=None, num_workers: int | None = None, cancel: threading.Event | None = None):
-    """Generator: compute ``delayeds`` (one per micrograph), yield ``(done, total)``, return the results."""
-    total = len(delayeds)
-    if total == 0:
-        return []
-    cancel = cancel or threading.Event()
-    cl, owned = _open_client(client)
-    if cl is not None:
-        from distributed import as_completed
-
-        try:
-            futures = cl.compute(delayeds)
-            done = 0
-            try:
-                for _ in as_completed(futures):
-                    done += 1
-                    if cancel.is_set():
-                        raise PickJobCancelled(f"cancelled after {done} of {total} micrographs")
-                    yield done, total
-            except BaseException:
-                cl.cancel(futures)
-                raise
-            return cl.gather(futures)
-        finally:
-            if owned:
-                cl.close()
-
-    import dask
-    from dask.callbacks import Callback
-
-    wanted = {d.key for d in delayeds}
-    q: queue.Queue = queue.Queue()
-    stop = threading.Event()  # set when the caller goes away or cancels
-
-    class _Progress(Callback):
-        def _pretask(self, key, dsk, state):
-            if stop.is_set() or cancel.is_set():
-                raise PickJobCancelled("cancelled")
-
-        def _posttask(self, key, result, dsk, state, worker_id):
-            if key in wanted:
-                q.put(("done", key))
-
-    def _work():
-        try:
-            # callbacks passed to this computation only (not registered globally), so that
-            # other dask work in the process (napari reading lazy layers) is never affected
-            res = dask.compute(*delayeds, scheduler="threads", num_workers=num_workers,
-                               callbacks=[_Progress()._callback])
-            q.put(("result", res))
-        except BaseException as err:  # delivered to the caller
-            q.put(("error", err))
-
-    th = threading.Thread(target=_work, name="cryodiag-pick-job", daemon=True)
-    th.start()
-    done = 0
-    finished = False
-    try:
-        while True:
-            kind, val = q.get()
-            if kind == "done":
-                done += 1
-                if cancel.is_set():
-                    raise PickJobCancelled(f"cancelled after {done} of {total} micrographs")
-                yield done, total
-            elif kind == "result":
-                finished = True
-                return list(val)
-            else:
-                finished = True
-                raise val
-    finally:
-        if not finished:  # closed early (GeneratorExit) or cancelled: stop starting new tasks
-            stop.set()
-
-
-def _drive(gen, progress: Callable | None, cancel: threading.Event | None):
-    try:
-        while True:
-            done, total = next(gen)
-            if progress is not None:
-                progress(done, total)
-            if cancel is not None and cancel.is_set():
-                gen.close()
-                raise PickJobCancelled(f"cancelled after {done} of {total} micrographs")
-    except StopIteration as stop:
-        return stop.value
+def _options(options, diameter_px, apix, kwargs) -> ScoreOptions:
+    """The run's :class:`ScoreOptions`: ``options`` with the keywords, the diameter and (when the
+    options do not say) the stack's pixel size."""
+    if diameter_px is not None:
+        kwargs["diameter_px"] = float(diameter_px)
+    if apix and "pixel_size_A" not in kwargs and (options is None or options.pixel_size_A is None):
+        kwargs["pixel_size_A"] = apix
+    return ScoreOptions.build(options, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
 # scoring
 # ----------------------------------------------------------------------------------------------
 
-def _score_task(block, score_block, x, y, kwargs):
-    from .scores import score_micrograph
+def _score_task(block, score_block, x, y, options):
+    from .scores import prepare_micrograph
 
     img = _plane(block)
     simg = None if score_block is None else _plane(score_block)
-    return score_micrograph(img, x, y, score_image=simg, **kwargs)
+    ncc, power, coverage = prepare_micrograph(img, options, score_image=simg).scores(x, y, return_coverage=True)
+    return ncc, power, int(np.sum((coverage < 1) & np.isfinite(ncc)))
 
 
 def iter_score_picks(
     micrographs,
     table: pd.DataFrame,
     *,
+    options: ScoreOptions | None = None,
     diameter_px: float | None = None,
     keys: Iterable[str] | None = None,
     score_micrographs=None,
@@ -263,13 +179,12 @@ def iter_score_picks(
     blocks, stack_keys, _, apix, shape = _as_blocks(micrographs)
     keys = list(keys) if keys is not None else stack_keys
     n = len(blocks)
-    if diameter_px is None:
+    if diameter_px is None and options is None:
         if "diameter_px" in table.columns and np.isfinite(pd.to_numeric(table["diameter_px"], errors="coerce")).any():
             diameter_px = float(np.nanmedian(pd.to_numeric(table["diameter_px"], errors="coerce")))
         else:
             raise CryodiagInputError("give the particle diameter (diameter_px) to score picks", table.attrs.get("source"))
-    if apix and "pixel_size_A" not in score_kwargs:
-        score_kwargs["pixel_size_A"] = apix
+    opts = _options(options, diameter_px, apix, score_kwargs)
     sblocks = None
     if score_micrographs is not None:
         sblocks, _, _, _, sshape = _as_blocks(score_micrographs)
@@ -283,42 +198,42 @@ def iter_score_picks(
     rows_per, idx, report = _rows_per_micrograph(table, keys, n, micrograph_column)
     x = pd.to_numeric(table["x_px"], errors="coerce").to_numpy(np.float64)
     y = pd.to_numeric(table["y_px"], errors="coerce").to_numpy(np.float64)
-    run = next(_counter)
+    key = task_key("cryodiag-score")
+    node = shared(opts)
     tasks, which = [], []
-    kwargs = dict(diameter_px=float(diameter_px), **score_kwargs)
     for i, rows in enumerate(rows_per):
         if len(rows) == 0:
             continue
         b = blocks[i].obj
         sb = None if sblocks is None else sblocks[i].obj
-        tasks.append(
-            dask.delayed(_score_task, pure=False)(
-                b, sb, x[rows], y[rows], kwargs, dask_key_name=f"cryodiag-score-{run}-{i}"
-            )
-        )
+        tasks.append(dask.delayed(_score_task, pure=False)(b, sb, x[rows], y[rows], node, dask_key_name=key(i)))
         which.append(rows)
-    results = yield from _run(tasks, client=client, num_workers=num_workers, cancel=cancel)
+    results = yield from _run(tasks, client, num_workers, cancel)
     ncc = np.full(len(table), np.nan)
     power = np.full(len(table), np.nan)
-    for rows, (c, p) in zip(which, results):
+    n_cut = 0
+    for rows, (c, p, k) in zip(which, results):
         ncc[rows] = c
         power[rows] = p
+        n_cut += k
     out = table.copy()
     out[columns[0]] = ncc
     out[columns[1]] = power
     matched = idx >= 0
     out.attrs = dict(table.attrs)
+    record = opts.record()
     out.attrs["cryodiag_scoring"] = {
-        "diameter_px": float(diameter_px),
+        "diameter_px": float(opts.diameter_px),
         "columns": list(columns),
         "n_picks": int(len(table)),
         "n_unmatched": int((~matched).sum()),
         "unmatched_micrographs": report.get("unmatched_micrographs", {}),
         "n_nan": int((matched & ~np.isfinite(ncc)).sum()),
+        "n_edge": int(n_cut),
         "n_micrographs_scored": len(tasks),
-        "scheduler": "distributed" if client is not None else "threads",
-        "options": {k: v for k, v in score_kwargs.items() if k != "templates"},
-        "templates": None if score_kwargs.get("templates") is None else int(np.shape(score_kwargs["templates"])[0]),
+        "scheduler": scheduler_name(client),
+        "options": {k: v for k, v in record.items() if k not in ("diameter_px", "templates")},
+        "templates": record["templates"],
     }
     return out
 
@@ -357,34 +272,42 @@ def score_picks(
     columns
         Names of the two output columns (default ``("ncc", "power")``; pass others to keep a
         picker's own scores).
-    **kwargs
-        Passed on to :func:`~.scores.score_micrograph` (``templates``, ``lowpass_A``, ...;
-        ``pixel_size_A`` defaults to the stack's).
+    options, **kwargs
+        :class:`~.scores.ScoreOptions`, or its fields as keywords (``templates``, ``lowpass_A``,
+        ...; ``pixel_size_A`` defaults to the stack's).
 
     Returns
     -------
     A copy of ``table`` with the two score columns; picks on micrographs not in the stack, or
-    too close to an edge, get NaN. ``attrs["cryodiag_scoring"]`` records counts and options.
+    off their micrograph, get NaN (picks whose box crosses the edge are scored and counted as
+    ``n_edge``). ``attrs["cryodiag_scoring"]`` records counts and options.
     """
-    return _drive(iter_score_picks(micrographs, table, cancel=cancel, **kwargs), progress, cancel)
+    return run_steps(iter_score_picks(micrographs, table, cancel=cancel, **kwargs), progress, cancel=cancel,
+                     cancelled=PickJobCancelled)
 
 
 # ----------------------------------------------------------------------------------------------
 # picking
 # ----------------------------------------------------------------------------------------------
 
-def _pick_task(block, score_block, kwargs):
+def _pick_task(block, score_block, options, pick_kwargs):
     from .picker import pick_micrograph
 
     img = _plane(block)
     simg = None if score_block is None else _plane(score_block)
-    return pick_micrograph(img, score_image=simg, **kwargs)
+    return pick_micrograph(img, options, score_image=simg, **pick_kwargs)
+
+
+#: keywords of :func:`~.picker.pick_micrograph` that are not scoring options
+_PICK_ONLY = ("detector", "min_distance_px", "select", "ncc_min", "energy_sigmas", "junk_mads", "pick_lowpass_A",
+              "max_picks", "workers")
 
 
 def iter_pick_micrographs(
     micrographs,
     *,
-    diameter_px: float,
+    options: ScoreOptions | None = None,
+    diameter_px: float | None = None,
     keys: Iterable[str] | None = None,
     names: Iterable[str] | None = None,
     score_micrographs=None,
@@ -400,23 +323,24 @@ def iter_pick_micrographs(
     n = len(blocks)
     keys = list(keys) if keys is not None else (stack_keys or [f"micrograph_{i:05d}" for i in range(n)])
     names = list(names) if names is not None else (stack_names or keys)
-    if apix and "pixel_size_A" not in pick_kwargs:
-        pick_kwargs["pixel_size_A"] = apix
+    picker = {k: pick_kwargs.pop(k) for k in _PICK_ONLY if k in pick_kwargs}
+    if diameter_px is None and options is None:
+        raise CryodiagInputError("give the particle diameter (diameter_px) to pick")
+    opts = _options(options, diameter_px, apix, pick_kwargs)
     sblocks = None
     if score_micrographs is not None:
         sblocks = _as_blocks(score_micrographs)[0]
         if len(sblocks) != n:
             raise CryodiagInputError(f"the score (denoised) stack has {len(sblocks)} micrographs, the raw stack {n}")
-    run = next(_counter)
-    kwargs = dict(diameter_px=float(diameter_px), **pick_kwargs)
+    key = task_key("cryodiag-pick")
+    node = shared(opts)
     tasks = [
         dask.delayed(_pick_task, pure=False)(
-            blocks[i].obj, None if sblocks is None else sblocks[i].obj, kwargs,
-            dask_key_name=f"cryodiag-pick-{run}-{i}",
+            blocks[i].obj, None if sblocks is None else sblocks[i].obj, node, picker, dask_key_name=key(i),
         )
         for i in range(n)
     ]
-    results = yield from _run(tasks, client=client, num_workers=num_workers, cancel=cancel)
+    results = yield from _run(tasks, client, num_workers, cancel)
     parts = []
     for i, df in enumerate(results):
         df = df.copy()
@@ -427,9 +351,9 @@ def iter_pick_micrographs(
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         columns=["micrograph_name", "micrograph", "micrograph_index", "x_px", "y_px", "ncc", "power"]
     )
-    if pick_kwargs.get("pixel_size_A"):
-        out["pixel_size_A"] = float(pick_kwargs["pixel_size_A"])
-    out["diameter_px"] = float(diameter_px)
+    if opts.pixel_size_A:
+        out["pixel_size_A"] = float(opts.pixel_size_A)
+    out["diameter_px"] = float(opts.diameter_px)
     out.attrs = {
         "source": "cryodiag picker",
         "format": "picker",
@@ -442,7 +366,7 @@ def iter_pick_micrographs(
 def pick_micrographs(
     micrographs,
     *,
-    diameter_px: float,
+    diameter_px: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     **kwargs,
@@ -457,4 +381,5 @@ def pick_micrographs(
     ``micrograph_index``, ``x_px``, ``y_px``, ``ncc``, ``power``, ``template_index``,
     ``angle_deg``, ``diameter_px`` (and ``pixel_size_A`` when known).
     """
-    return _drive(iter_pick_micrographs(micrographs, diameter_px=diameter_px, cancel=cancel, **kwargs), progress, cancel)
+    return run_steps(iter_pick_micrographs(micrographs, diameter_px=diameter_px, cancel=cancel, **kwargs), progress,
+                     cancel=cancel, cancelled=PickJobCancelled)
