@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CryodiagInputError
-from .keys import micrograph_key
+from ..micrographs import micrograph_key
 
 __all__ = ["read_cbox", "CBOX_CONVENTION"]
 

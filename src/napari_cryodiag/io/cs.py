@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CryodiagInputError
-from .keys import categorical_names_and_keys
+from ..micrographs import categorical_names_and_keys
 from .atomic import atomic_write
 
 __all__ = ["read_cs_array", "read_cs_fields", "read_cs", "write_cs", "cs_format", "CS_CONVENTION", "MMAP_FRACTION"]

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..compute.arrays import count_nonfinite
 from ..errors import CryodiagInputError
-from .keys import micrograph_key
+from ..micrographs import micrograph_key
 from .atomic import atomic_write
 
 try:  # the header layout; mrcfile is a dependency, but keep a fallback to be safe

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,14 @@ import pandas as pd
 from ..errors import CryodiagInputError
 from . import cbox, cs, star
 from .paths import TABLE_SUFFIXES, expand_table_paths
-from .keys import categorical_names_and_keys, micrograph_key, micrograph_keys
+from ..micrographs import (  # the pick table's micrograph matching, re-exported here
+    MatchReport,
+    categorical_names_and_keys,
+    group_rows,
+    match_to_micrographs,
+    micrograph_key,
+    micrograph_keys,
+)
 
 __all__ = [
     "micrograph_key",
@@ -86,85 +92,3 @@ def has_coordinates(table: pd.DataFrame) -> bool:
     return bool(np.isfinite(table["x_px"].to_numpy(dtype=float)).any())
 
 
-class MatchReport(dict):
-    """Outcome of :func:`match_to_micrographs` (a dict with a readable ``summary()``).
-
-    Keys: ``n_rows``, ``n_matched``, ``n_unmatched``, ``unmatched_micrographs`` (table keys with
-    no open micrograph -> number of picks), ``micrographs_without_picks`` (open keys with no
-    pick), ``picks_per_micrograph`` (counts per open micrograph).
-    """
-
-    def summary(self, max_names: int = 5) -> str:
-        parts = [f"{self['n_matched']} of {self['n_rows']} picks placed on "
-                 f"{len(self['picks_per_micrograph']) - len(self['micrographs_without_picks'])} micrographs"]
-        um = self["unmatched_micrographs"]
-        if um:
-            names = ", ".join(list(um)[:max_names]) + (" ..." if len(um) > max_names else "")
-            parts.append(f"{self['n_unmatched']} picks on {len(um)} micrographs that are not open ({names})")
-        nw = self["micrographs_without_picks"]
-        if nw:
-            names = ", ".join(nw[:max_names]) + (" ..." if len(nw) > max_names else "")
-            parts.append(f"{len(nw)} open micrographs have no picks ({names})")
-        return "; ".join(parts)
-
-
-def match_to_micrographs(table: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, MatchReport]:
-    """Index of each row's micrograph in ``keys`` (-1 when not open) and a report.
-
-    Rows are matched by the ``micrograph`` key column (see :func:`micrograph_key`); ``keys``
-    are normalised with the same function, so raw file names work too. When no key matches
-    exactly, a case-insensitive match is tried.
-    """
-    keys = [micrograph_key(k) for k in keys]
-    n = len(table)
-    if "micrograph" not in table.columns:
-        if len(keys) == 1:  # single micrograph, single-file picks without a name: place them
-            idx = np.zeros(n, dtype=np.int64)
-        else:
-            idx = np.full(n, -1, dtype=np.int64)
-        col = None
-    else:
-        col = table["micrograph"]
-        lookup: dict[str, int] = {}
-        for i, k in enumerate(keys):  # duplicate keys (mic.mrc and mic_DW.mrc): the first wins
-            lookup.setdefault(k, i)
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            cats = [str(c) for c in col.cat.categories]
-            codes = col.cat.codes.to_numpy()
-        else:
-            codes, uniq = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-            cats = [str(c) for c in uniq]
-        cat_idx = np.array([lookup.get(c, -1) for c in cats], dtype=np.int64)
-        if len(cats) and (cat_idx < 0).all():
-            low: dict[str, int] = {}
-            for i, k in enumerate(keys):
-                low.setdefault(k.lower(), i)
-            cat_idx = np.array([low.get(c.lower(), -1) for c in cats], dtype=np.int64)
-        codes = np.asarray(codes)
-        if len(cat_idx):
-            idx = np.where(codes >= 0, cat_idx[np.maximum(codes, 0)], -1).astype(np.int64)
-        else:
-            idx = np.full(n, -1, dtype=np.int64)
-    counts = np.bincount(idx[idx >= 0], minlength=len(keys)) if len(keys) else np.zeros(0, int)
-    unmatched = {}
-    if col is not None and (idx < 0).any():
-        vc = pd.Series(np.asarray(col.to_numpy(), dtype=object)[idx < 0]).astype(str).value_counts()
-        unmatched = {str(k): int(v) for k, v in vc.items()}
-    report = MatchReport(
-        n_rows=int(n),
-        n_matched=int((idx >= 0).sum()),
-        n_unmatched=int((idx < 0).sum()),
-        unmatched_micrographs=unmatched,
-        micrographs_without_picks=[k for k, c in zip(keys, counts) if c == 0],
-        picks_per_micrograph=[int(c) for c in counts],
-    )
-    return idx, report
-
-
-def group_rows(index_per_row: np.ndarray, n_groups: int) -> list[np.ndarray]:
-    """Row indices per group (``index_per_row`` in ``[0, n_groups)``, -1 ignored), O(N log N)."""
-    idx = np.asarray(index_per_row)
-    order = np.argsort(idx, kind="stable")
-    sorted_idx = idx[order]
-    bounds = np.searchsorted(sorted_idx, np.arange(n_groups + 1))
-    return [order[bounds[i]:bounds[i + 1]] for i in range(n_groups)]

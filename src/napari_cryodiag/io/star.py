@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CryodiagInputError
-from .keys import categorical_names_and_keys, micrograph_key
+from ..micrographs import categorical_names_and_keys, micrograph_key
 from .paths import expand_table_paths
 from .atomic import atomic_write
 

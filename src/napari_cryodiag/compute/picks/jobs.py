@@ -22,7 +22,7 @@ Progress and cancellation, for the napari widget and the command line:
   and checking ``cancel`` (a :class:`threading.Event`) between micrographs; a cancelled run
   raises :class:`PickJobCancelled`.
 
-Micrographs are matched to picks by key (:func:`napari_cryodiag.io.picks.match_to_micrographs`
+Micrographs are matched to picks by key (:func:`napari_cryodiag.micrographs.match_to_micrographs`
 on the table's ``micrograph`` column; a ``micrograph_index`` column is used when the stack has
 no keys). Picks on micrographs that are not in the stack get NaN scores and are counted in
 ``result.attrs["cryodiag_scoring"]``.
@@ -107,7 +107,7 @@ def _plane(block):
 def _rows_per_micrograph(table: pd.DataFrame, keys, n: int, micrograph_column: str):
     """Row positions per micrograph index, and a match report dict."""
     if keys is not None and micrograph_column in table.columns:
-        from ...io.picks import match_to_micrographs
+        from ...micrographs import match_to_micrographs
 
         idx, report = match_to_micrographs(table.rename(columns={micrograph_column: "micrograph"})
                                            if micrograph_column != "micrograph" else table, keys)
