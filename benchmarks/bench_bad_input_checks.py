@@ -4,7 +4,7 @@
   columns are errors. Timed on a 1,000,000-row particle STAR whose last column is a string
   (``rlnImageName``: the worst case, the last column is scanned for the padding of a short row)
   and one whose last column is numeric (nothing scanned): read with and without the check.
-* ``cli.maps.load_half_maps``'s constant-map test (``min == max``) against the FFT of the same map.
+* ``workflows.maps.load_half_maps``'s constant-map test (``min == max``) against the FFT of the same map.
 
 Run: ``.venv/bin/python benchmarks/bench_bad_input_checks.py`` (writes its STAR files to a temporary folder).
 """

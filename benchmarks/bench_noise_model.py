@@ -92,7 +92,7 @@ def main() -> None:
     import dask
     import pandas as pd
 
-    from napari_cryodiag.compute.particles.noise_model import estimate_noise_model
+    from napari_cryodiag.workflows.noise import estimate_noise_model  # reads the stacks by chunk
     from napari_cryodiag.compute.projection import FourierProjector, euler_to_matrix
 
     with tempfile.TemporaryDirectory(prefix="bench_noise_") as tmp:

@@ -124,3 +124,62 @@ def test_core_imports_no_gui_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"importing the core loaded GUI modules: {out.stdout.strip()}"
+
+
+#: calls that read or write files (``Path.read_text()`` and friends are caught by attribute name)
+FILE_IO_CALLS = {"open", "load", "save", "savez", "fromfile", "tofile", "loadtxt", "savetxt", "genfromtxt",
+                 "read_text", "write_text", "read_bytes", "write_bytes", "is_file", "exists", "listdir", "scandir",
+                 "glob", "rglob", "memmap", "read_csv", "to_csv", "read_pickle", "to_pickle"}
+FILE_IO_MODULES = {"mrcfile", "starfile", "glob", "pathlib", "shutil", "tempfile", "pickle", "h5py", "tifffile"}
+
+
+def _file_io_in(path: Path) -> list[str]:
+    """Where ``path`` does file I/O: calls of FILE_IO_CALLS (as a name or an attribute), ``os.path``,
+    imports of FILE_IO_MODULES and imports of the package's ``io`` layer."""
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        where = f"{path.relative_to(PKG_DIR)}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+            if name in FILE_IO_CALLS:
+                found.append(f"{where} {name}()")
+        elif isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name) \
+                and node.value.id == "os":
+            found.append(f"{where} os.path")
+        elif isinstance(node, ast.Import):
+            found += [f"{where} import {a.name}" for a in node.names if a.name.split(".")[0] in FILE_IO_MODULES
+                      or a.name.startswith(f"{PKG}.io")]
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if (not node.level and (mod.split(".")[0] in FILE_IO_MODULES or mod.startswith(f"{PKG}.io"))) or \
+                    (node.level and (mod == "io" or mod.startswith("io."))):
+                found.append(f"{where} from {'.' * node.level}{mod} import ...")
+    return found
+
+
+def test_compute_does_no_file_io():
+    """``compute`` is arrays (and tables) in, arrays out: the files are read and written by ``io``,
+    called from ``workflows`` (docs/ARCHITECTURE.md)."""
+    found = [hit for path in sorted((PKG_DIR / "compute").rglob("*.py")) for hit in _file_io_in(path)]
+    assert not found, "file I/O in compute:\n" + "\n".join(found)
+
+
+def test_the_file_io_check_finds_file_io(tmp_path):
+    """The check above on a module that does each kind of file I/O once."""
+    global PKG_DIR
+    pkg = tmp_path / PKG
+    (pkg / "compute").mkdir(parents=True)
+    bad = pkg / "compute" / "bad.py"
+    bad.write_text("import numpy as np\nimport mrcfile\nfrom ..io.mrc import read_map\nfrom pathlib import Path\n"
+                   "import os\n\n\ndef f(p):\n    a = np.load(p)\n    with open(p) as fh:\n        pass\n"
+                   "    return os.path.isfile(p), Path(p).read_text()\n")
+    saved, PKG_DIR = PKG_DIR, pkg
+    try:
+        found = _file_io_in(bad)
+    finally:
+        PKG_DIR = saved
+    text = "\n".join(found)
+    for what in ("import mrcfile", "from ..io.mrc", "from pathlib", "load()", "open()", "os.path", "read_text()"):
+        assert what in text, (what, text)

@@ -16,11 +16,11 @@ from napari_cryodiag.compute.particles.classes import (
     posterior_columns,
     posterior_histograms,
     probability_edges,
-    read_cs_full_posteriors,
     sort_summary,
     summarise_classes,
 )
-from napari_cryodiag.compute.particles.class_diagnostics import class_diagnostics, select_classes, write_selection
+from napari_cryodiag.compute.particles.class_diagnostics import select_classes
+from napari_cryodiag.workflows.classes import class_diagnostics, read_cs_full_posteriors, write_selection
 from napari_cryodiag.errors import CryodiagInputError
 
 

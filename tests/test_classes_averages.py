@@ -10,10 +10,10 @@ import pytest
 from napari_cryodiag.compute.particles.class_averages import (
     align_images,
     compute_class_averages,
-    locate_particle_images,
     rotate_images,
 )
-from napari_cryodiag.compute.particles.class_diagnostics import class_diagnostics
+from napari_cryodiag.io.particle_images import locate_particle_stacks as locate_particle_images
+from napari_cryodiag.workflows.classes import class_diagnostics
 from napari_cryodiag.compute.ctf import ctf_2d
 from napari_cryodiag.compute.projection import FourierProjector, euler_to_matrix
 from napari_cryodiag.errors import CryodiagInputError
@@ -134,7 +134,7 @@ def test_averages_from_stack_files_equal_in_memory(sim, tmp_path):
     assert reason == "" and src.files == {"Extract/particles.mrcs": stack}
     mem = compute_class_averages(sim.table, images=sim.images)
     progress = []
-    files = compute_class_averages(t, stacks=[stack], progress=lambda d, n: progress.append((d, n)))
+    files = compute_class_averages(t, source=src, progress=lambda d, n: progress.append((d, n)))
     np.testing.assert_allclose(files.averages, mem.averages, atol=1e-5)
     np.testing.assert_allclose(files.frc_resolution_A, mem.frc_resolution_A, rtol=1e-6)
     assert progress[0] == (0, len(t)) and progress[-1] == (len(t), len(t))

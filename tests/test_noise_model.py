@@ -24,6 +24,7 @@ from napari_cryodiag.compute.particles.noise_model import (
     match_map_to_images,
 )
 from napari_cryodiag.compute.projection import FourierProjector
+from napari_cryodiag.workflows.noise import estimate_noise_model as estimate_noise_model_from_files
 from napari_cryodiag.errors import CryodiagInputError
 from napari_cryodiag.simulate.density import gaussian_atoms_density
 from napari_cryodiag.simulate.particles import make_noise, simulate_particles, write_particle_set
@@ -144,19 +145,19 @@ def test_reads_stacks_by_chunks_like_memory(tmp_path, white):
     table = sub.table.copy()
     table["image_path"] = "particles.mrcs"  # relative: resolved next to the table's source
     table.attrs["source"] = str(paths["star"])
-    from_disk = estimate_noise_model(table, sub.volume, chunk_size=7)
+    from_disk = estimate_noise_model_from_files(table, sub.volume, chunk_size=7)
     in_mem = estimate_noise_model(sub.table, sub.volume, images=sub.images, chunk_size=50)
     np.testing.assert_allclose(from_disk.noise_variance, in_mem.noise_variance, rtol=1e-6)
     # --stack with image_index only, synchronous scheduler: same numbers
     t2 = sub.table.drop(columns=[c for c in ("image_path",) if c in sub.table])
-    via_stack = estimate_noise_model(t2, sub.volume, stack=paths["stack"], scheduler="sync")
+    via_stack = estimate_noise_model_from_files(t2, sub.volume, stack=paths["stack"], scheduler="sync")
     np.testing.assert_allclose(via_stack.noise_variance, in_mem.noise_variance, rtol=1e-6)
     # two stacks, rows interleaved
     table2 = table.copy()
     (tmp_path / "b").mkdir()
     paths_b = write_particle_set(sub, tmp_path / "b")
     table2.loc[table2.index[1::2], "image_path"] = str(paths_b["stack"])
-    both = estimate_noise_model(table2, sub.volume, chunk_size=9)
+    both = estimate_noise_model_from_files(table2, sub.volume, chunk_size=9)
     np.testing.assert_allclose(both.noise_variance, in_mem.noise_variance, rtol=1e-6)
 
 
@@ -191,12 +192,12 @@ def test_bad_input_names_the_problem(tmp_path, white):
     t = sub.table.copy()
     t.loc[4, "image_index"] = 9
     with pytest.raises(CryodiagInputError, match="beyond") as err:
-        estimate_noise_model(t, sub.volume, stack=paths["stack"])
+        estimate_noise_model_from_files(t, sub.volume, stack=paths["stack"])
     assert "particles.mrcs" in str(err.value)
     t = sub.table.copy()
     t["image_path"] = "missing.mrcs"
     with pytest.raises(CryodiagInputError, match="not found"):
-        estimate_noise_model(t, sub.volume)
+        estimate_noise_model_from_files(t, sub.volume)
     with pytest.raises(CryodiagInputError, match="pixel size"):
         match_map_to_images(sub.volume, 2.0, 32, 5.0)  # 12.8 px: no integer box within 1 %
 

@@ -20,7 +20,7 @@ from napari_cryodiag.compute.particles.orientations import (
     viewing_directions_from_rotvec,
     viewing_directions_from_table,
 )
-from napari_cryodiag.compute.particles.orientation_diagnostics import orientation_diagnostics
+from napari_cryodiag.workflows.orientations import orientation_diagnostics
 from napari_cryodiag.compute.projection import euler_to_matrix
 from napari_cryodiag.errors import CryodiagInputError
 from napari_cryodiag.simulate.orientations import (
@@ -228,7 +228,7 @@ def test_real_relion_particles(shared_data):
 
 
 def test_box_size_from_the_particle_stack_header(shared_data):
-    from napari_cryodiag.compute.particles.orientations import table_box_px
+    from napari_cryodiag.workflows.orientations import particle_box_px as table_box_px
     from napari_cryodiag.io.picks import read_table
 
     t = read_table(shared_data / "empiar-10076" / "empiar_10076_7.star")  # stack next to the STAR

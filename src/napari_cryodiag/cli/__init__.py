@@ -50,8 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CryodiagInputError as err:
-        print(f"cryodiag {args.command}: error: {err}", file=sys.stderr)
+        print(f"cryodiag {args.command}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except PermissionError as err:  # an unreadable input (outputs are checked before the work)
+        print(f"cryodiag {args.command}: error: {err.filename or ''}: permission denied", file=sys.stderr)
+        return 2
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    """A message on one readable line (no newlines; at most ``limit`` characters)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 if __name__ == "__main__":  # pragma: no cover

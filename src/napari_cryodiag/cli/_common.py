@@ -1,17 +1,19 @@
-"""Helpers shared by the subcommands: output folder, figures, JSON of the numbers."""
+"""Helpers shared by the subcommands: output arguments, number types, the output plan.
+
+No state is kept here between calls: each subcommand builds its own
+:class:`~napari_cryodiag.io.outputs.OutputPlan` with :func:`output_plan` (inputs protected,
+outputs declared) and checks it before any computation.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import CryodiagInputError
-from ..io.atomic import atomic_write, atomic_write_text
+from ..io.outputs import OutputPlan
 
 
 def add_output_args(parser: argparse.ArgumentParser, default_json: str = "results.json") -> None:
@@ -20,9 +22,10 @@ def add_output_args(parser: argparse.ArgumentParser, default_json: str = "result
     parser.add_argument(
         "--format", default="png", help="figure formats, comma separated (png,pdf,svg)"
     )
-    parser.add_argument("--json", default=default_json, help="name of the JSON of the numbers")
+    parser.add_argument("--json", default=default_json, help="name of the JSON of the numbers (in --out)")
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace existing output files"
+        "--overwrite", action="store_true",
+        help="replace existing output files (never an input file)",
     )
 
 
@@ -46,41 +49,9 @@ positive_int = _number(int, lambda v: v > 0, "> 0")
 nonnegative_int = _number(int, lambda v: v >= 0, ">= 0")
 
 
-def make_output_dir(path) -> Path:
-    """Create the output folder ``path``; a file in the way (or no permission) is an input error."""
-    out = Path(path).expanduser()
-    if out.exists() and not out.is_dir():
-        raise CryodiagInputError("output folder is an existing file; choose a folder", out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file somewhere along the path
-        raise CryodiagInputError("cannot create the output folder: a parent is a file", out) from None
-    except PermissionError:
-        raise CryodiagInputError("cannot create the output folder: permission denied", out) from None
-    return out
-
-
-def figure_formats(formats: str) -> list[str]:
-    """The formats of ``--format`` (comma separated), checked against what matplotlib can write."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    supported = FigureCanvasBase.get_supported_filetypes()
-    fmts = [f.strip().lower().lstrip(".") for f in str(formats).split(",") if f.strip()]
-    bad = [f for f in fmts if f not in supported]
-    if bad or not fmts:
-        raise CryodiagInputError(
-            f"--format: unknown figure format {', '.join(map(repr, bad)) or repr(formats)}; "
-            f"use one or more of {', '.join(sorted(supported))} (comma separated)"
-        )
-    return fmts
-
-
 #: arguments that name outputs (never counted as inputs)
-OUTPUT_ARGS = {"out", "json", "format", "export_star", "export_cs", "select_out", "map_name", "func", "command"}
-
-#: the input files of the running command (set by :func:`output_dir`); the JSON and figures
-#: written through this module never replace one of them, whatever ``--overwrite`` says
-_INPUTS: list[Path] = []
+OUTPUT_ARGS = {"out", "json", "format", "export_star", "export_cs", "select_out", "map_name", "func", "plan",
+               "command"}
 
 
 def input_files(args) -> list[Path]:
@@ -95,58 +66,33 @@ def input_files(args) -> list[Path]:
     return files
 
 
-def output_dir(args) -> Path:
-    """The output folder of ``--out`` (created); also checks ``--format`` before any work is done
-    and records the command's input files, which the writers here refuse to replace."""
-    if getattr(args, "format", None) is not None:
-        figure_formats(args.format)
-    _INPUTS[:] = input_files(args)
-    out = make_output_dir(args.out)
-    name = getattr(args, "json", None)
-    if name:
-        dest = out / name
-        for p in _INPUTS:  # say so now rather than after the computation
-            if dest.exists() and dest.samefile(p):
-                raise CryodiagInputError("--json would overwrite an input file; choose another name", dest)
-    return out
+def files_of(arg) -> list[str]:
+    """The files a path argument stands for: itself, or the tables (``.star``, ``.cs``, ``.cbox``)
+    and micrographs (``.mrc``) a folder or glob holds. Nothing found: an empty list (the reader
+    of the argument gives the error)."""
+    from ..io.mrc import list_mrc_files
+    from ..io.paths import expand_table_paths
+
+    if arg is None:
+        return []
+    p = os.fspath(arg)
+    if os.path.isfile(p):
+        return [p]
+    found = []
+    if os.path.isdir(p) or any(c in p for c in "*?["):
+        for expand in (expand_table_paths, list_mrc_files):
+            try:
+                found += expand(p)
+            except CryodiagInputError:
+                pass
+    return found
 
 
-def _to_jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _to_jsonable(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None  # JSON has no NaN/inf
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        return _to_jsonable(obj.to_dict())
-    return obj
-
-
-def write_json(path, data, *, overwrite: bool = True, protect=()) -> Path:
-    """Write ``data`` (dicts, lists, numpy values; NaN -> null) as indented JSON, atomically.
-
-    ``protect``: input files that must never be replaced, whatever ``overwrite`` says.
-    """
-    text = json.dumps(_to_jsonable(data), indent=2)
-    return atomic_write_text(path, text + "\n", overwrite=overwrite, protect=[*protect, *_INPUTS])
-
-
-def save_figure(fig, out: Path, stem: str, formats: str = "png", *, overwrite: bool = True) -> list[Path]:
-    """Save a matplotlib figure as ``out/stem.<fmt>`` for each format, atomically."""
-    paths = []
-    for fmt in figure_formats(formats):
-        dest = out / f"{stem}.{fmt}"
-        atomic_write(dest, lambda p, fmt=fmt: fig.savefig(p, format=fmt, dpi=120), overwrite=overwrite,
-                     protect=_INPUTS)
-        paths.append(dest)
-    return paths
+def output_plan(args, *, folder=True, inputs=()) -> OutputPlan:
+    """The output plan of a subcommand: ``--out`` (unless ``folder=False``), ``--overwrite``,
+    ``--format``; every file named by an argument (and the files of ``inputs``) protected."""
+    plan = OutputPlan(getattr(args, "out", None) if folder else None,
+                      overwrite=bool(getattr(args, "overwrite", False)),
+                      formats=getattr(args, "format", None))
+    plan.protect(input_files(args), list(inputs))
+    return plan

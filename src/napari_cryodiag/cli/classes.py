@@ -12,9 +12,11 @@ median ESS), ``class_frc.<fmt>`` (when particle images were found) and a JSON wi
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from ._common import add_output_args, output_dir, positive_float, positive_int, save_figure, write_json
+from ..errors import CryodiagInputError
+from ._common import add_output_args, files_of, output_plan, positive_float, positive_int
 
 
 def register(subparsers) -> None:
@@ -42,83 +44,65 @@ def register(subparsers) -> None:
     p.add_argument("--select", help="classes to export, comma separated (as numbered in the file)")
     p.add_argument("--select-out", help="where to write the selected particles (.star or .cs)")
     add_output_args(p, default_json="classes.json")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
 
 
 def _parse_classes(text: str) -> list[int]:
-    from ..errors import CryodiagInputError
-
     try:
         return [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError as err:
         raise CryodiagInputError(f"--select must be comma-separated class numbers, got {text!r}") from err
 
 
+def plan(args):
+    from ..workflows.classes import plan_outputs
+
+    p = output_plan(args, inputs=[*files_of(args.particles), *(f for s in args.stack for f in _stack_files(s))])
+    plan_outputs(p, json_name=args.json)
+    if args.select_out:
+        p.file(args.select_out, "selection (--select-out)", in_folder=False)
+    return p
+
+
+def _stack_files(path) -> list[str]:
+    """The stack files of a --stack argument (a file, or the MRC stacks of a folder)."""
+    import os
+
+    if os.path.isdir(path):
+        return [os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith((".mrcs", ".mrc"))]
+    return [path]
+
+
 def run(args) -> int:
-    from ..compute.particles.class_diagnostics import class_diagnostics, write_selection
-    from ..errors import CryodiagInputError
-    from ..plots.classes import (
-        ESS_SHORT,
-        RELION_GRID_NOTE,
-        plot_class_grid,
-        plot_frc_curves,
-        plot_posterior_histograms,
-    )
+    from ..workflows.classes import ClassesOptions, class_diagnostics, export, write_selection
 
     if bool(args.select) != bool(args.select_out):
         raise CryodiagInputError("--select and --select-out go together")
+    selected = _parse_classes(args.select) if args.select else None
     for given in (*args.stack, args.averages, args.model, args.posteriors):
         if given and not Path(given).exists():  # a file named on the command line must be there
             raise CryodiagInputError("file or folder not found", given)
-    out = output_dir(args)
-    diag = class_diagnostics(
-        args.particles,
-        averages=args.averages,
-        model=args.model,
-        posteriors=args.posteriors if args.posteriors else "auto",
-        stacks=args.stack,
-        pixel_size_A=args.pixel_size,
-        compute_frc=not args.no_frc,
-        ctf=args.ctf,
-        halves=args.halves,
-        bins=args.bins,
-    )
-    name = Path(args.particles).name
+    out = plan(args).check()
+    options = ClassesOptions(ctf=args.ctf, halves=args.halves, compute_frc=not args.no_frc, bins=args.bins,
+                             sort_by=args.sort, pixel_size_A=args.pixel_size or 0.0)
+    diag = class_diagnostics(args.particles, options, averages=args.averages, model=args.model,
+                             posteriors=args.posteriors if args.posteriors else "auto", stacks=args.stack)
+    out.protect(diag.table.attrs.get("sources") or [])  # the files a folder or glob stood for
     n_without = int(diag.table["class"].isna().sum()) if "class" in diag.table.columns else 0
     if n_without == len(diag.table) and n_without:
         raise CryodiagInputError(f"none of the {n_without} particles has a class number (all NaN)", args.particles)
     if n_without:
-        import sys
-
         print(f"cryodiag classes: warning: {args.particles}: {n_without} of {len(diag.table)} particles have no "
               "class number (NaN); they are left out of the per-class numbers", file=sys.stderr)
+    extra = {"n_without_class": n_without}
     written = []
-    fig = plot_posterior_histograms(diag.histograms, title=name, source=diag.posterior.source)
-    written += save_figure(fig, out, "class_histograms", args.format, overwrite=args.overwrite)
-    foot = f"averages: {diag.averages_source}"
-    if diag.frc_reason:
-        foot += f"; FRC: {diag.frc_reason}"
-    ess_name = ESS_SHORT.get(diag.posterior.source, "ESS")
-    if ess_name != "ESS":
-        foot = f"{RELION_GRID_NOTE}; {foot}"
-    fig = plot_class_grid(diag.summary, diag.averages, sort_by=args.sort, title=name, footnote=foot,
-                          ess_name=ess_name)
-    written += save_figure(fig, out, "class_grid", args.format, overwrite=args.overwrite)
-    if diag.class_averages is not None:
-        fig = plot_frc_curves(diag.class_averages)
-        written += save_figure(fig, out, "class_frc", args.format, overwrite=args.overwrite)
-    data = diag.to_json()
-    data["sort_by"] = args.sort
-    data["n_without_class"] = n_without
-    if args.select:
-        path, n = write_selection(diag.table, _parse_classes(args.select), args.select_out,
-                                  overwrite=args.overwrite)
-        data["selection"] = {"classes": _parse_classes(args.select), "path": str(path), "n_particles": n}
+    if selected is not None:
+        path, n = write_selection(diag.table, selected, args.select_out, **out.writer_kwargs(args.select_out))
+        extra["selection"] = {"classes": selected, "path": str(path), "n_particles": n}
         written.append(path)
-    js = write_json(out / args.json, data, overwrite=args.overwrite)
-    written.append(js)
+    written = export(diag, out, sort_by=args.sort, json_name=args.json, extra=extra) + written
     s = diag.summary
-    print(f"{name}: {len(diag.table):,} particles in {int((s['count'] > 0).sum())} classes "
+    print(f"{Path(args.particles).name}: {len(diag.table):,} particles in {int((s['count'] > 0).sum())} classes "
           f"({diag.posterior.source} posteriors)")
     if diag.frc_reason:
         print(f"FRC: {diag.frc_reason}")

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", metavar="PATH", help="also write the same information as JSON")
     p.add_argument("--flip-y", action="store_true", help=".cs picks: y = ny - y (pyem-converted data)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
 
 
 def _range(values) -> list:
@@ -119,11 +119,20 @@ def _print(info: dict) -> None:
         print(f"  {k}: {v}")
 
 
+def plan(args):
+    """Only ``--json PATH`` is written; every file named, or found in a folder or glob, is protected."""
+    from ._common import files_of, output_plan
+
+    p = output_plan(args, folder=False, inputs=[f for a in args.files for f in files_of(a)])
+    if args.json:
+        p.file(args.json, "JSON (--json)", in_folder=False)
+    return p
+
+
 def run(args) -> int:
     import sys
 
-    from ._common import write_json
-
+    out = plan(args).check()
     results = []
     status = 0
     for f in args.files:
@@ -137,7 +146,6 @@ def run(args) -> int:
         _print(info)
         results.append(info)
     if args.json:
-        inputs = [f for f in args.files if os.path.isfile(f)]
-        write_json(args.json, {"files": results}, overwrite=args.overwrite, protect=inputs)
+        out.write_json(args.json, {"files": results})
         print(f"wrote {args.json}")
     return status

@@ -11,12 +11,9 @@ RELION-convention sigma2, signal power, statistical error, scale).
 from __future__ import annotations
 
 import sys
-import threading
-
-import numpy as np
 
 from ..errors import CryodiagInputError
-from ._common import add_output_args, output_dir, positive_float, positive_int, save_figure, write_json
+from ._common import add_output_args, files_of, output_plan, positive_float, positive_int
 
 
 def register(subparsers) -> None:
@@ -47,7 +44,7 @@ def register(subparsers) -> None:
                    help="plot RELION spectra as 2 N^2 sigma2 (per-pixel convention) instead of RELION units")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_output_args(p, default_json="noise.json")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
 
 
 def _scale_arg(text: str):
@@ -59,84 +56,64 @@ def _scale_arg(text: str):
         raise CryodiagInputError(f"--scale must be global, per_image, none or a number, got {text!r}") from None
 
 
+def plan(args):
+    from ..workflows.noise import plan_outputs
+
+    p = output_plan(args, inputs=files_of(args.particles))
+    plan_outputs(p, particles=bool(args.particles), model=bool(args.model), json_name=args.json)
+    return p
+
+
 def run(args) -> int:
+    from ..workflows import noise as wf
+
     if not args.particles and not args.model:
         raise CryodiagInputError("give --particles and --map, and/or --model")
     if args.particles and not args.map_path:
         raise CryodiagInputError("--particles needs --map (the map the particles were aligned to)")
-    out = output_dir(args)
-    result: dict = {}
-    written = []
-
+    scale = _scale_arg(args.scale)
+    out = plan(args).check()
+    nm = relion = inputs = None
     if args.particles:
-        from ..compute.particles.noise_model import estimate_noise_model
-        from ..io.mrc import read_map
-        from ..io.picks import read_table
-        from ..plots.noise_model import plot_noise_advanced, plot_noise_basic
-
-        table = read_table(args.particles)
-        source = table.attrs.get("source", args.particles)
-        if args.max_particles and len(table) > args.max_particles:
-            keep = np.sort(np.random.default_rng(0).choice(len(table), args.max_particles, replace=False))
-            attrs = dict(table.attrs)
-            table = table.iloc[keep].reset_index(drop=True)
-            table.attrs = attrs
-        vmap = read_map(args.map_path)
-        map_apix = args.map_pixel_size or vmap.pixel_size_A
+        import threading
 
         def progress(done, total):
             if not args.quiet:
                 print(f"\rnoise model: {done:,}/{total:,} particles", end="", file=sys.stderr, flush=True)
 
-        nm = estimate_noise_model(
-            table, vmap.data, stack=args.stack, pixel_size_A=args.pixel_size, map_pixel_size_A=map_apix,
-            scale=_scale_arg(args.scale), apply_ctf=not args.no_ctf, chunk_size=args.chunk_size,
-            num_workers=args.workers, progress=progress, cancel=threading.Event(), source=source,
-        )
+        from ..compute.progress import run_steps
+        from ..io.picks import read_table
+
+        table = wf.subset(read_table(args.particles), args.max_particles or 0)
+        images = wf.image_source(table, stack=args.stack)
+        out.protect(images.files)  # the stacks the table names are inputs too
+        options = wf.NoiseOptions(apply_ctf=not args.no_ctf, chunk_size=args.chunk_size,
+                                  pixel_size_A=args.pixel_size or 0.0, map_pixel_size_A=args.map_pixel_size or 0.0)
+        gen = wf.iter_noise_model(table, args.map_path, options, images=images, scale=scale,
+                                  num_workers=args.workers, cancel=threading.Event())
+        nm = run_steps(gen, progress)
         if not args.quiet:
             print(file=sys.stderr)
-        result["noise_model"] = nm.to_dict()
-        result["inputs"] = {"particles": str(args.particles), "map": str(args.map_path),
-                            "stack": args.stack, "map_pixel_size_A": map_apix}
-        written += save_figure(plot_noise_basic(nm), out, "noise_basic", args.format, overwrite=args.overwrite)
-        written += save_figure(plot_noise_advanced(nm), out, "noise_advanced", args.format,
-                               overwrite=args.overwrite)
+        inputs = {"particles": str(args.particles), "map": str(args.map_path), "stack": args.stack,
+                  "map_pixel_size_A": _map_pixel_size(args)}
+        d = nm.to_dict()
         print(f"noise model: {nm.n_images:,} particles, box {nm.box} px at {nm.pixel_size_A:.4g} Å/px, "
-              f"scale {result['noise_model'].get('scale', 'per image')}")
+              f"scale {d.get('scale', 'per image')}")
         for note in nm.notes:
             print(f"  note: {note}")
-
     if args.model:
-        from ..compute.particles.noise_model import relion_noise_spectra
-        from ..io.relion_model import read_model_star
-        from ..plots.noise_model import plot_relion_sigma2
-
-        model = read_model_star(args.model)
-        spectra = relion_noise_spectra(model)
-        if not spectra:
-            raise CryodiagInputError("the model has no rlnSigma2Noise spectra", args.model)
-        counts = group_particle_counts(model)
-        result["relion_sigma2_noise"] = {
-            "model": str(args.model),
-            "pixel_size_A": model.pixel_size_A,
-            "image_size_px": model.image_size_px,
-            "group_kind": model.group_kind,
-            "per_pixel_convention": "per_pixel = 2 * N^2 * sigma2_noise (N = rlnOriginalImageSize)",
-            "groups": {name: {**s, "particles": counts.get(name)} for name, s in spectra.items()},
-        }
-        fig = plot_relion_sigma2(spectra, per_pixel=args.per_pixel, counts=counts)
-        written += save_figure(fig, out, "relion_sigma2", args.format, overwrite=args.overwrite)
-        print(f"RELION noise spectra: {len(spectra)} {model.group_kind}s from {args.model}")
-
-    written.append(write_json(out / args.json, result, overwrite=args.overwrite))
+        relion = wf.relion_spectra(args.model)
+        print(f"RELION noise spectra: {len(relion['spectra'])} {relion['model'].group_kind}s from {args.model}")
+    written = wf.export(out, nm, relion, inputs=inputs, per_pixel=args.per_pixel, json_name=args.json)
     for p in written:
         print(f"wrote {p}")
     return 0
 
 
-def group_particle_counts(model) -> dict:
-    """``{group name: rlnGroupNrParticles}`` when the model lists them (RELION < 3.1)."""
-    gt = getattr(model, "group_table", None)
-    if gt is None or "rlnGroupName" not in gt or "rlnGroupNrParticles" not in gt:
-        return {}
-    return {str(n): int(c) for n, c in zip(gt["rlnGroupName"], gt["rlnGroupNrParticles"])}
+def _map_pixel_size(args):
+    """The map voxel size used (Å): ``--map-pixel-size``, else the header's."""
+    if args.map_pixel_size:
+        return args.map_pixel_size
+    from ..io.mrc import read_header
+
+    return read_header(args.map_path).pixel_size_A

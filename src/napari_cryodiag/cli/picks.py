@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CryodiagInputError
-from ._common import add_output_args, nonnegative_float, output_dir, positive_float, positive_int, save_figure, write_json
+from ._common import add_output_args, files_of, nonnegative_float, output_plan, positive_float, positive_int
 
 
 def register(subparsers) -> None:
@@ -92,7 +92,7 @@ def register(subparsers) -> None:
     t.add_argument("--export-rejected", action="store_true", help="also write the rejected picks (*_rejected)")
     t.add_argument("--bins", type=positive_int, default=100, help="histogram bins per axis")
     add_output_args(p, default_json="picks.json")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
 
 
 def _log(msg: str) -> None:
@@ -242,39 +242,60 @@ def _score_kwargs(args, apix, d_px) -> dict:
     return kw
 
 
-def _export(table, mask, args, out_info: dict, inputs: list[str], settings: dict) -> None:
-    from ..io.atomic import atomic_write_text
+def _export_targets(args) -> list[tuple[str, Path, str]]:
+    """``(kind, path, selection)`` of every pick file ``--export-star/--export-cs`` writes."""
+    out = []
+    for kind, given in (("star", args.export_star), ("cs", args.export_cs)):
+        if given:
+            path = Path(given)
+            out.append((kind, path, "kept"))
+            if args.export_rejected:
+                out.append((kind, path.with_name(f"{path.stem}_rejected{path.suffix}"), "rejected"))
+    return out
 
-    targets = []
-    if args.export_star:
-        targets.append(("star", Path(args.export_star)))
-    if args.export_cs:
-        targets.append(("cs", Path(args.export_cs)))
-    for kind, path in targets:
-        parts = [(path, mask, "kept")]
-        if args.export_rejected:
-            parts.append((path.with_name(f"{path.stem}_rejected{path.suffix}"), ~mask, "rejected"))
-        for dest, m, label in parts:
-            sub = table[m].copy()
-            sub.attrs = dict(table.attrs)
-            if kind == "star":
-                from ..io.star import write_star
 
-                write_star(dest, sub, overwrite=args.overwrite, protect=inputs)
-            else:
-                from ..io.cs import write_cs
+def _side_json(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".cryodiag.json")
 
-                shape = None
-                if "micrograph_ny" not in sub.columns and out_info.get("micrograph_shape"):
-                    shape = out_info["micrograph_shape"]
-                write_cs(dest, sub, overwrite=args.overwrite, protect=inputs, micrograph_shape=shape)
-            side = dest.with_name(dest.name + ".cryodiag.json")
-            meta = dict(settings, selection=label, n_rows=int(m.sum()), file=str(dest))
-            atomic_write_text(side, json.dumps(meta, indent=2, default=_json_default) + "\n",
-                              overwrite=args.overwrite, protect=inputs)
-            out_info.setdefault("exports", []).append({"file": str(dest), "settings": str(side),
-                                                       "selection": label, "n_rows": int(m.sum())})
-            _log(f"wrote {int(m.sum())} {label} picks to {dest}")
+
+def plan(args):
+    """Every input (pick files, also those found in folders or globs, micrographs, CTF table,
+    thresholds, templates) protected; figures, the JSON and every export (with ``_rejected`` and
+    the side JSONs) planned."""
+    inputs = [f for a in args.picks for f in files_of(a)]
+    inputs += files_of(args.micrographs) + files_of(args.denoised)
+    p = output_plan(args, inputs=inputs)
+    p.figure("pick_histogram")
+    p.figure("calibration")
+    p.file(args.json, "JSON of the numbers")
+    for kind, dest, label in _export_targets(args):
+        p.file(dest, f"{label} picks (--export-{kind})", in_folder=False)
+        p.file(_side_json(dest), "settings of an export", in_folder=False)
+    return p
+
+
+def _export(table, mask, args, out_info: dict, out, settings: dict) -> None:
+    for kind, dest, label in _export_targets(args):
+        m = mask if label == "kept" else ~mask
+        sub = table[m].copy()
+        sub.attrs = dict(table.attrs)
+        if kind == "star":
+            from ..io.star import write_star
+
+            write_star(dest, sub, **out.writer_kwargs(dest))
+        else:
+            from ..io.cs import write_cs
+
+            shape = None
+            if "micrograph_ny" not in sub.columns and out_info.get("micrograph_shape"):
+                shape = out_info["micrograph_shape"]
+            write_cs(dest, sub, micrograph_shape=shape, **out.writer_kwargs(dest))
+        side = _side_json(dest)
+        meta = dict(settings, selection=label, n_rows=int(m.sum()), file=str(dest))
+        out.write_text(side, json.dumps(meta, indent=2, default=_json_default) + "\n")
+        out_info.setdefault("exports", []).append({"file": str(dest), "settings": str(side),
+                                                   "selection": label, "n_rows": int(m.sum())})
+        _log(f"wrote {int(m.sum())} {label} picks to {dest}")
 
 
 def _json_default(o):
@@ -293,15 +314,14 @@ def run(args) -> int:
     from ..compute.picks.duplicates import find_duplicates
     from ..compute.picks.thresholds import PickInspection, Thresholds
 
-    out = output_dir(args)
+    out = plan(args).check()
     info: dict = {"command": "cryodiag picks", "notes": []}
-    inputs: list[str] = []
     stack = None
     if args.micrographs:
         from ..io.mrc import open_micrograph_stack
 
         stack = open_micrograph_stack(args.micrographs)
-        inputs += list(stack.paths)
+        out.protect(list(stack.paths))
         info["micrographs"] = {"source": args.micrographs, "n": len(stack), "shape_yx": list(stack.shape[1:]),
                                "pixel_size_A": stack.pixel_size_A}
         info["micrograph_shape"] = list(stack.shape[1:])
@@ -310,7 +330,7 @@ def run(args) -> int:
         from ..io.mrc import open_micrograph_stack
 
         denoised = open_micrograph_stack(args.denoised)
-        inputs += list(denoised.paths)
+        out.protect(list(denoised.paths))
 
     # 1. picks
     if args.pick:
@@ -338,7 +358,7 @@ def run(args) -> int:
         if not args.picks:
             raise CryodiagInputError("give pick files, or --pick with --micrographs")
         table = _read_picks(args)
-        inputs += [str(p) for p in (table.attrs.get("sources") or [table.attrs.get("source")]) if p]
+        out.protect([str(p) for p in (table.attrs.get("sources") or [table.attrs.get("source")]) if p])
         from ..io.picks import has_coordinates
 
         if len(table) and not has_coordinates(table):
@@ -347,8 +367,6 @@ def run(args) -> int:
                 f"not a picks file (fields: {', '.join(map(str, list(table.columns)[:12]))})",
                 table.attrs.get("source"),
             )
-    if args.ctf:
-        inputs.append(args.ctf)
     if args.export_cs and not args.micrograph_shape and stack is None and not (
         {"micrograph_ny", "micrograph_nx"} <= set(table.columns) or table.attrs.get("format") == "cs"
     ):
@@ -460,12 +478,12 @@ def run(args) -> int:
     plot = plot_pick_histogram(None, insp.hist, thresholds=t, n_kept=int(kept.sum()), n_total=len(table),
                                x_label=xl, y_label=yl,
                                extra_title=(f"{dup_info['n_removed']} duplicates removed" if dup_info["n_removed"] else ""))
-    figs = {"pick_histogram": save_figure(plot.fig, out, "pick_histogram", args.format, overwrite=True)}
+    figs = {"pick_histogram": out.save_figure(plot.fig, "pick_histogram")}
     cals = [insp.calibrations[a] for a in ("x", "y") if a in insp.calibrations]
     if cals:
         from ..plots.calibration import plot_calibration
 
-        figs["calibration"] = save_figure(plot_calibration(cals), out, "calibration", args.format, overwrite=True)
+        figs["calibration"] = out.save_figure(plot_calibration(cals), "calibration")
 
     # numbers
     per_mic = None
@@ -518,8 +536,8 @@ def run(args) -> int:
             ex[f"{insp.x_feature}_calibrated"] = insp.x
         if insp.y_units != "raw" and insp.y_feature != insp.x_feature:
             ex[f"{insp.y_feature}_calibrated"] = insp.y
-        _export(ex, kept, args, info, inputs, settings)
+        _export(ex, kept, args, info, out, settings)
     info.pop("micrograph_shape", None)
-    write_json(out / args.json, info, overwrite=True)
-    _log(f"kept {int(kept.sum())} of {len(table)} picks; wrote {out / args.json}")
+    js = out.write_json(args.json, info)
+    _log(f"kept {int(kept.sum())} of {len(table)} picks; wrote {js}")
     return 0

@@ -14,8 +14,6 @@ import time
 import traceback
 from pathlib import Path
 
-from ._common import write_json
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -27,13 +25,13 @@ def register(subparsers) -> None:
     p.add_argument("--data", help="a folder written by 'cryodiag sample' (default: simulate one into OUT/data)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated sample (default 0)")
     p.add_argument("--format", default="png", help="figure formats, comma separated (png,pdf,svg)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.set_defaults(func=run)
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
+    p.set_defaults(func=run, plan=plan)
 
 
-def _steps(data: Path, out: Path, fmt: str) -> list[tuple[str, list[str]]]:
+def _steps(data: Path, out: Path, fmt: str, overwrite: bool) -> list[tuple[str, list[str]]]:
     """The diagnostics to run: (name, argv for cryodiag)."""
-    common = ["--format", fmt, "--overwrite"]
+    common = ["--format", fmt] + (["--overwrite"] if overwrite else [])
     steps = [
         (
             "picks",
@@ -70,13 +68,33 @@ def _steps(data: Path, out: Path, fmt: str) -> list[tuple[str, list[str]]]:
     return steps
 
 
+def plan(args):
+    """``report.json`` and ``index.html`` in ``--out`` (the steps plan their own outputs)."""
+    from ._common import files_of, output_plan
+
+    data_files = []
+    if args.data and Path(args.data).is_dir():
+        data_files = [str(p) for p in Path(args.data).rglob("*") if p.is_file()]
+    p = output_plan(args, inputs=[*data_files, *files_of(args.data)])
+    p.file("report.json", "report JSON")
+    p.file("index.html", "report page")
+    return p
+
+
+def _check_steps(steps) -> None:
+    """Every step's output plan, checked before anything is simulated or computed."""
+    from . import build_parser
+
+    parser = build_parser()
+    for _, argv in steps:
+        ns = parser.parse_args(argv)
+        ns.plan(ns).check(create=False)
+
+
 def run(args) -> int:
     from . import main as cryodiag_main
 
     from ..errors import CryodiagInputError
-    from ._common import figure_formats, make_output_dir
-
-    figure_formats(args.format)  # before simulating anything
 
     if args.data and not Path(args.data).is_dir():
         raise CryodiagInputError(
@@ -84,18 +102,21 @@ def run(args) -> int:
             if not Path(args.data).exists() else "not a folder (give a folder written by 'cryodiag sample')",
             args.data,
         )
-    out = make_output_dir(args.out)
-    if args.data:
-        data = Path(args.data)
-    else:
+    out_plan = plan(args)
+    out = Path(args.out).expanduser()
+    data = Path(args.data) if args.data else out / "data"
+    steps = _steps(data, out, args.format, args.overwrite)
+    out_plan.check(create=False)
+    _check_steps(steps)
+    out_plan.check()
+    if not args.data:
         from ..simulate.dataset import write_sample_dataset
 
-        data = out / "data"
         print(f"report: simulating the sample dataset into {data}/ (seed {args.seed})")
         write_sample_dataset(data, seed=args.seed, overwrite=args.overwrite)
 
     results = []
-    for name, argv in _steps(data, out, args.format):
+    for name, argv in steps:
         print(f"report: cryodiag {' '.join(argv)}")
         t0 = time.perf_counter()
         try:
@@ -118,17 +139,15 @@ def run(args) -> int:
         )
         print(f"report: {name}: {results[-1]['status']} ({results[-1]['seconds']} s)")
 
-    write_json(out / "report.json", {"data": str(data), "steps": results})
-    _write_index(out, results)
+    out_plan.write_json("report.json", {"data": str(data), "steps": results})
+    _write_index(out_plan, results)
     failed = [r["step"] for r in results if r["status"] != "ok"]
     print(f"report: wrote {out / 'index.html'} and {out / 'report.json'}"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
 
-def _write_index(out: Path, results: list[dict]) -> None:
-    from ..io.atomic import atomic_write_text
-
+def _write_index(plan, results: list[dict]) -> None:
     parts = ["<!doctype html><meta charset='utf-8'><title>cryodiag report</title>",
              "<style>body{font-family:sans-serif;margin:2em}img{max-width:48%;margin:4px;border:1px solid #ccc}</style>",
              "<h1>napari-cryodiag report</h1>"]
@@ -141,7 +160,7 @@ def _write_index(out: Path, results: list[dict]) -> None:
             parts.append(f"<p>numbers: <a href='{html.escape(j)}'>{html.escape(j)}</a></p>")
         for f in r["figures"]:
             parts.append(f"<a href='{html.escape(f)}'><img src='{html.escape(f)}' alt='{html.escape(f)}'></a>")
-    atomic_write_text(out / "index.html", "\n".join(parts) + "\n", overwrite=True)
+    plan.write_text("index.html", "\n".join(parts) + "\n")
 
 
 __all__ = ["register", "run"]

@@ -54,16 +54,26 @@ def register(subparsers) -> None:
     p.add_argument("--refined-particles", type=_positive_int, default=1000,
                    help="particles in the refined set (default 1000)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args):
+    """The folder is created and checked writable first; the dataset writer refuses to replace a
+    dataset that is there without ``--overwrite`` (before simulating anything)."""
+    from ..io.outputs import OutputPlan
+
+    return OutputPlan(args.outdir, overwrite=args.overwrite, formats=None)
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from ..errors import CryodiagInputError
     from ..simulate.dataset import write_sample_dataset
 
     if not args.pixel_size > 0:
         raise CryodiagInputError(f"--pixel-size must be > 0, got {args.pixel_size}")
-    from pathlib import Path
+    plan(args).check()
 
     ds = write_sample_dataset(
         # absolute: the dataset relates the files it writes to the folder (relative_to)

@@ -1,6 +1,6 @@
-"""Progress generators: the one pattern of long computations in ``compute``.
+"""Progress generators: the one pattern of long computations in ``compute`` and ``workflows``.
 
-A long computation is a generator function named ``iter_<what>`` (or ``<what>_steps``) that yields
+A long computation is a generator function named ``iter_<what>`` that yields
 ``(done, total)`` tuples between chunks and *returns* its result; the napari worker forwards the
 tuples to a progress bar and stops the generator at a yield when the user cancels. The plain
 function of the same computation drains the generator with :func:`run_steps`.

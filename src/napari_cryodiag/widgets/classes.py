@@ -1,8 +1,8 @@
 """The "Classes" dock widget: posterior/ESS histograms, class-average grid, sortable table, export.
 
-Wiring only: numbers from :func:`napari_cryodiag.compute.particles.class_diagnostics.class_diagnostics_gen`
+Wiring only: numbers from :func:`napari_cryodiag.workflows.classes.iter_class_diagnostics`
 (run in a worker with progress and cancel), figures from :mod:`napari_cryodiag.plots.classes`,
-selection export through :func:`napari_cryodiag.compute.particles.class_diagnostics.write_selection`.
+selection export through :func:`napari_cryodiag.workflows.classes.write_selection`.
 
 Inputs: particles from a layer whose ``metadata["cryodiag"]["table"]`` holds a canonical table
 (the readers put it there) or from a STAR / ``.cs`` file; class averages from an image-stack
@@ -44,7 +44,6 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..compute.particles.class_diagnostics import class_diagnostics_gen, write_selection
 from ..compute.particles.classes import sort_summary
 from ..errors import CryodiagInputError
 from ..plots.classes import (
@@ -56,6 +55,7 @@ from ..plots.classes import (
     plot_frc_curves,
     plot_posterior_histograms,
 )
+from ..workflows.classes import iter_class_diagnostics, write_selection
 from ._canvas import MplCanvas
 from ._worker import start_worker
 
@@ -124,7 +124,7 @@ class _BadInput:
 def _job(particles, **kwargs):
     """The worker's generator (superqt re-raises a returned exception, hence the wrapper)."""
     try:
-        return (yield from class_diagnostics_gen(particles, **kwargs))
+        return (yield from iter_class_diagnostics(particles, **kwargs))
     except CryodiagInputError as err:
         return _BadInput(err)
 

@@ -1297,7 +1297,7 @@ class InspectPicksWidget(QWidget):
         """Write the kept picks to ``path`` (.star or .cs), the rejected ones to ``<stem>_rejected``
         when asked, and the thresholds and counts to ``<name>.thresholds.json``. Atomic; never
         over an input file. Returns the written paths."""
-        from ..cli._common import write_json
+        from ..io.jsonfile import write_json
 
         insp = self.inspection
         if insp is None:

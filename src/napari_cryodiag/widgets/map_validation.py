@@ -1,8 +1,9 @@
 """The "Map validation" dock widget.
 
-Wiring only: numbers come from :class:`napari_cryodiag.compute.maps.sharpen.ValidationSession`
-(FSC family with automatic masks and the corrected curve, diagnosis, Guinier fit, sharpening),
-computed in a worker with progress and cancel; figures from :mod:`napari_cryodiag.plots`.
+Wiring only: the validation runs through :mod:`napari_cryodiag.workflows.maps`
+(:class:`~napari_cryodiag.workflows.maps.MapValidation` keeps the compute session: FSC family
+with automatic masks and the corrected curve, diagnosis, Guinier fit, sharpening), computed in
+a worker with progress and cancel; figures and exports from the same workflow.
 
 Inputs are two half-map layers (3D images) and optionally a mask layer; files can be loaded as
 layers. The session is kept while the same half maps are selected, so changing the B-factor
@@ -76,10 +77,9 @@ def _spin(lo, hi, value, step=1.0, decimals=2, suffix=""):
     return w
 
 
-def _compute_job(session, kwargs):
+def _compute_job(validation, options):
     """Generator for the worker: progress tuples, then the session."""
-    result = yield from session.compute_steps(**kwargs)
-    return result
+    return (yield from validation.iter_compute(options))
 
 
 class MapValidationWidget(QWidget):
@@ -88,10 +88,10 @@ class MapValidationWidget(QWidget):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.session = None
+        self.validation = None  # workflows.maps.MapValidation
+        self.session = None  # its compute session
         self._session_key = None
         self.worker = None
-        self._sharpened_curve = None
 
         # --- inputs
         box = QGroupBox("Half maps")
@@ -312,68 +312,64 @@ class MapValidationWidget(QWidget):
         elif paths:
             show_error("Map validation: choose two half maps, and optionally a mask")
 
-    def mask_params(self):
-        from ..compute.maps.masks import MaskParams
+    def options(self):
+        """The :class:`~napari_cryodiag.workflows.maps.MapValidationOptions` of the controls."""
+        from ..workflows.maps import MapValidationOptions
 
-        return MaskParams(sphere_inner_fraction=self.sphere_inner.value(), threshold_fraction=self.threshold_spin.value(),
-                          lowpass_A=self.mask_lp_spin.value(), loose_dilate_A=self.loose_in.value(),
-                          loose_soft_A=self.loose_out.value(), tight_dilate_A=self.tight_in.value(),
-                          tight_soft_A=self.tight_out.value())
-
-    def _randomise_from(self):
         rule = RULES[self.rule_combo.currentText()]
-        return self.rule_A.value() if rule == "explicit" else rule
+        return MapValidationOptions(
+            randomise_from=rule, randomise_from_A=self.rule_A.value(), wait_shells=self.wait_spin.value(),
+            seed=self.seed_spin.value(), threshold_fraction=self.threshold_spin.value(),
+            mask_lowpass_A=self.mask_lp_spin.value(), loose_dilate_A=self.loose_in.value(),
+            loose_soft_A=self.loose_out.value(), tight_dilate_A=self.tight_in.value(),
+            tight_soft_A=self.tight_out.value(), sphere_inner_fraction=self.sphere_inner.value(),
+            guinier_window=self.window_combo.currentText(), guinier_quantity=self.quantity_combo.currentText())
+
+    def mask_params(self):
+        return self.options().mask_params()
 
     def _inputs(self):
+        """``(MapInputs, layer 1, layer 2)`` of the chosen layers (checked by the workflow)."""
+        from ..workflows.maps import load_half_maps
+
         n1, n2 = self.half1_combo.currentText(), self.half2_combo.currentText()
         if not n1 or not n2:
             raise CryodiagInputError("choose two half-map layers (3D images)")
         if n1 == n2:
             raise CryodiagInputError(f"half map 1 and half map 2 are the same layer ({n1})")
         l1, l2 = self.viewer.layers[n1], self.viewer.layers[n2]
-        a1, a2 = _voxel_size(l1), _voxel_size(l2)
-        from ..compute.maps.fsc import check_half_maps
-
-        check_half_maps(np.asarray(l1.data), np.asarray(l2.data), a1, a2, n1, n2)
-        apix = self.voxel_spin.value() or a1 or a2
-        if not apix:
-            raise CryodiagInputError("voxel size unknown (layer scale is 1 and no metadata): set it", n1)
-        mask = None
         mname = self.mask_combo.currentText()
+        mask = None
         if mname and mname != NO_MASK:
-            from ..compute.maps.masks import check_user_mask
-
-            mask = check_user_mask(np.asarray(self.viewer.layers[mname].data), np.shape(l1.data), mname)
-        return l1, l2, apix, mask, mname
+            mask = np.asarray(self.viewer.layers[mname].data)
+        inputs = load_half_maps(np.asarray(l1.data), np.asarray(l2.data), mask,
+                                pixel_size_A=self.voxel_spin.value() or None,
+                                voxel_sizes_A=(_voxel_size(l1), _voxel_size(l2)), names=(n1, n2),
+                                mask_name=mname if mask is not None else None)
+        inputs.files = [p for layer in (l1, l2) for p in _meta(layer).get("paths", [])]
+        return inputs, l1, l2
 
     # ------------------------------------------------------------------ compute
     def compute(self):
         """Start the computation in a worker; returns the worker (None on bad input)."""
-        from ..compute.maps.sharpen import ValidationSession
+        from ..workflows.maps import MapValidation
 
         try:
-            l1, l2, apix, mask, mname = self._inputs()
-            key = (l1.name, id(l1.data), l2.name, id(l2.data), float(apix))
-            if self.session is None or key != self._session_key:
-                self.session = ValidationSession(l1.data, l2.data, apix, l1.name, l2.name)
+            inputs, l1, l2 = self._inputs()
+            key = (l1.name, id(l1.data), l2.name, id(l2.data), float(inputs.pixel_size_A))
+            if self.validation is None or key != self._session_key:
+                self.validation = MapValidation(inputs)
+                self.session = self.validation.session
                 self._session_key = key
-                self._user_mask = None
+            else:  # same half maps: keep the cached transforms; the same mask values keep the curves
+                self.validation.use_mask(inputs.mask, inputs.mask_name)
         except CryodiagInputError as err:
             show_error(f"Map validation: {err}")
             self.summary.setText(f"error: {err}")
             return None
-        # keep the same mask object while the mask layer is unchanged, so the FSC cache holds
-        prev = getattr(self, "_user_mask", None)
-        if mask is not None and prev is not None and prev[0] == mname and np.array_equal(prev[1], mask):
-            mask = prev[1]
-        self._user_mask = (mname, mask) if mask is not None else None
-        kwargs = dict(mask=mask, mask_path=mname if mask is not None else None, mask_params=self.mask_params(),
-                      randomise_from=self._randomise_from(), wait_shells=self.wait_spin.value(),
-                      seed=self.seed_spin.value(), guinier_window_rule=self.window_combo.currentText(),
-                      guinier_quantity=self.quantity_combo.currentText())
         self.summary.setText("computing the FSC curves…")
         self.compute_btn.setEnabled(False)
-        self.worker = start_worker(_compute_job, self.session, kwargs, on_done=self._on_result,
+        self.worker = start_worker(_compute_job, self.validation, self.options(), on_done=self._on_result,
                                    progress_bar=self.progress, cancel_button=self.cancel_btn,
                                    description="Map validation")
         self.worker.finished.connect(lambda: self.compute_btn.setEnabled(True))
@@ -424,23 +420,20 @@ class MapValidationWidget(QWidget):
             self.b_spin.setValue(self.session.guinier.sharpening_bfactor_A2)
         self._what_if()
 
-    def sharpen_params(self):
-        from ..compute.maps.sharpen import SharpenParams
+    def sharpen_options(self):
+        """The :class:`~napari_cryodiag.workflows.maps.SharpenOptions` of the controls."""
+        from ..workflows.maps import SharpenOptions
 
-        return SharpenParams(
-            bfactor_A2=None if self.fitted_check.isChecked() else self.b_spin.value(),
-            fsc_weighting=self.fsc_weight_check.isChecked(),
-            lowpass_A=self.lowpass_spin.value() or None,
-            apply_mask=self.apply_mask_check.isChecked(),
-        )
+        return SharpenOptions(use_fitted_bfactor=self.fitted_check.isChecked(), bfactor_A2=self.b_spin.value(),
+                              fsc_weighting=self.fsc_weight_check.isChecked(), lowpass_A=self.lowpass_spin.value(),
+                              apply_mask=self.apply_mask_check.isChecked())
+
+    def sharpen_params(self):
+        return self.sharpen_options().params()
 
     def _sharpen(self):
-        from ..compute.maps.guinier import guinier_curve_of_map
-
         s = self.session
-        vol = s.sharpen(self.sharpen_params())
-        m = s.fsc.masks[s.fsc.corrected_mask]
-        self._sharpened_curve = guinier_curve_of_map(vol, s.halfmaps.pixel_size_A, s.guinier_curve.quantity, mask=m)
+        vol = self.validation.sharpen(self.sharpen_options())
         name = "sharpened"
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
@@ -498,13 +491,7 @@ class MapValidationWidget(QWidget):
         return added
 
     def _view_volume(self):
-        s = self.session
-        which = self.view_map_combo.currentText()
-        if which == "sharpened" and s.sharpened is not None:
-            return s.sharpened, "sharpened map"
-        if which == "half map 1":
-            return s.halfmaps.half1, "half map 1"
-        return s.halfmaps.average(), "half-map average"
+        return self.validation.view_volume(self.view_map_combo.currentText())
 
     def add_fourier_layer(self):
         """log|F| of the shown map as a 3D layer, placed beside the map (same voxel spacing)."""
@@ -556,25 +543,9 @@ class MapValidationWidget(QWidget):
 
     # ------------------------------------------------------------------ plots and saving
     def draw_view(self, view: str, fig):
-        from ..plots.fsc import plot_fsc
-        from ..plots.guinier import plot_guinier
-        from ..plots.volume_views import plot_triptych
-        from ..compute.maps import views as vv
+        from ..workflows.maps import draw_view
 
-        s = self.session
-        if view == "FSC":
-            plot_fsc(s.fsc, fig, flags=s.flags)
-        elif view == "Guinier":
-            plot_guinier(s.guinier_curve, s.guinier, fig,
-                         sharpened=self._sharpened_curve if s.sharpened is not None else None)
-        else:
-            vol, label = self._view_volume()
-            if view == "slices":
-                plot_triptych(vv.central_slices(vol), fig, title=f"central slices, {label}")
-            elif view == "projections":
-                plot_triptych(vv.projections(vol), fig, title=f"projections (sums), {label}")
-            else:
-                plot_triptych(vv.fourier_slices(vol), fig, title=f"Fourier slices log |F|, {label}", cmap="magma")
+        draw_view(self.validation, view, fig, view_map=self.view_map_combo.currentText())
 
     def redraw(self, *args):
         fig = self.canvas.clear()
@@ -589,36 +560,17 @@ class MapValidationWidget(QWidget):
         return atomic_write(path, lambda p: self.canvas.figure.savefig(p, dpi=150, format=fmt), overwrite=True)
 
     def export(self, folder, formats: str = "png,pdf,svg", overwrite: bool = True) -> list[Path]:
-        """Write every view's figure, fsc.csv, fsc_corrected.xml, postprocess.star and fsc.json into ``folder``."""
-        from matplotlib.figure import Figure
+        """Write every view's figure, fsc.csv, fsc_corrected.xml, postprocess.star and fsc.json into
+        ``folder`` (never over the maps the layers were read from)."""
+        from ..io.outputs import OutputPlan
+        from ..workflows.maps import plan_exports
 
-        from ..cli._common import save_figure, write_json
-        from ..compute.maps.guinier import fit_guinier
-        from ..io.fsc_export import write_fsc_csv, write_fsc_xml, write_postprocess_star
-
-        s = self.session
-        if s is None or s.fsc is None:
+        if self.session is None or self.session.fsc is None:
             raise CryodiagInputError("nothing to export: compute the FSC first")
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for view in VIEWS:
-            fig = Figure(figsize=(7, 5) if view in ("FSC", "Guinier") else (9, 3.4), layout="constrained")
-            self.draw_view(view, fig)
-            written += save_figure(fig, out, view.lower().replace(" ", "_"), formats, overwrite=overwrite)
-        written.append(write_fsc_csv(out / "fsc.csv", s.fsc, overwrite=overwrite))
-        written.append(write_fsc_xml(out / "fsc_corrected.xml", s.fsc, overwrite=overwrite))
-        ga = s.rule_guinier_curve("amplitude")
-        fa = fit_guinier(ga, s.guinier.low_A, s.guinier.high_A, s.guinier.window_rule) if s.guinier is not None else None
-        written.append(write_postprocess_star(
-            out / "postprocess.star", s.fsc, ga, fa, overwrite=overwrite,
-            half1_name=self.half1_combo.currentText(), half2_name=self.half2_combo.currentText(),
-            bfactor_used_A2=s.sharpen_used.bfactor_A2 if s.sharpened is not None else 0.0))
-        data = {"inputs": {"half1": self.half1_combo.currentText(), "half2": self.half2_combo.currentText(),
-                           "mask": self.mask_combo.currentText()}}
-        data.update(s.to_dict())
-        written.append(write_json(out / "fsc.json", data, overwrite=overwrite))
-        return written
+        plan = OutputPlan(folder, overwrite=overwrite, formats=formats).protect(self.validation.inputs.files)
+        plan_exports(plan, views=VIEWS)
+        plan.check()
+        return self.validation.export(plan, views=VIEWS, view_map=self.view_map_combo.currentText())
 
     def _save_figure_dialog(self):
         path, _ = QFileDialog.getSaveFileName(self, "Save figure", f"{self.view_combo.currentText().lower()}.png",

@@ -1,6 +1,6 @@
 """The "Noise model" dock widget.
 
-Wiring only: the numbers come from :mod:`napari_cryodiag.compute.particles.noise_model` (computed in a
+Wiring only: the numbers come from :mod:`napari_cryodiag.workflows.noise` (computed in a
 worker with progress and cancel), the figures from :mod:`napari_cryodiag.plots.noise_model`.
 
 Inputs: a particle table (a layer opened by this plugin's reader, or a .star/.cs file), the map
@@ -12,7 +12,6 @@ can be saved.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -233,9 +232,18 @@ class NoiseModelWidget(QWidget):
         return m.data, m.pixel_size_A
 
     # ------------------------------------------------------------------ compute
+    def options(self):
+        """The :class:`~napari_cryodiag.workflows.noise.NoiseOptions` of the controls."""
+        from ..workflows.noise import NoiseOptions
+
+        return NoiseOptions(scale=self.scale_combo.currentText(), apply_ctf=self.ctf_check.isChecked(),
+                            max_particles=self.max_particles.value(), chunk_size=self.chunk_size.value())
+
     def compute(self):
         """Start the noise model in a worker; returns the worker (None on bad input)."""
-        from ..compute.particles.noise_model import iter_noise_model
+        from dataclasses import replace
+
+        from ..workflows.noise import iter_noise_model, subset
 
         try:
             table, source = self._table()
@@ -243,19 +251,13 @@ class NoiseModelWidget(QWidget):
         except CryodiagInputError as err:
             show_error(f"Noise model: {err}")
             return None
-        n_max = self.max_particles.value()
-        if n_max and len(table) > n_max:
-            keep = np.sort(np.random.default_rng(0).choice(len(table), n_max, replace=False))
-            attrs = dict(table.attrs)
-            table = table.iloc[keep].reset_index(drop=True)
-            table.attrs = attrs
+        options = replace(self.options(), map_pixel_size_A=map_apix or 0.0)
+        n = len(subset(table, options.max_particles))
         stack = self.stack_file.text() or None
         self.result = None
-        self.summary.setText(f"computing the noise model of {len(table):,} particles…")
+        self.summary.setText(f"computing the noise model of {n:,} particles…")
         self.worker = start_worker(
-            iter_noise_model, table, volume,
-            stack=stack, map_pixel_size_A=map_apix, scale=self.scale_combo.currentText(),
-            apply_ctf=self.ctf_check.isChecked(), chunk_size=self.chunk_size.value(), source=source,
+            iter_noise_model, table, volume, options, stack=stack, source=source,
             on_done=self._on_result, progress_bar=self.progress, cancel_button=self.cancel_btn,
             description="Noise model",
         )
@@ -278,22 +280,19 @@ class NoiseModelWidget(QWidget):
 
     def load_model(self):
         """Read the model.star's per-group noise spectra and show them."""
-        from ..cli.noise import group_particle_counts
-        from ..compute.particles.noise_model import relion_noise_spectra
-        from ..io.relion_model import read_model_star
+        from ..workflows.noise import relion_spectra
 
         path = self.model_file.text()
         try:
             if not path:
                 raise CryodiagInputError("choose a RELION *_model.star file")
-            model = read_model_star(path)
-            spectra = relion_noise_spectra(model)
-            if not spectra:
-                raise CryodiagInputError("the model has no rlnSigma2Noise spectra", path)
+            got = relion_spectra(path)
         except CryodiagInputError as err:
             show_error(f"Noise model: {err}")
             return None
-        self.relion, self.relion_counts = spectra, group_particle_counts(model)
+        spectra, model = got["spectra"], got["model"]
+        self._relion = got
+        self.relion, self.relion_counts = spectra, got["counts"]
         self._relion_title = f"RELION noise spectra: {Path(path).name} ({len(spectra)} {model.group_kind}s)"
         self.view_combo.setCurrentText("RELION σ²")
         self.redraw()
@@ -320,13 +319,9 @@ class NoiseModelWidget(QWidget):
         self.canvas.draw()
 
     def numbers(self) -> dict:
-        out = {}
-        if self.result is not None:
-            out["noise_model"] = self.result.to_dict()
-        if self.relion:
-            out["relion_sigma2_noise"] = {"groups": {k: {**v, "particles": self.relion_counts.get(k)}
-                                                     for k, v in self.relion.items()}}
-        return out
+        from ..workflows.noise import numbers
+
+        return numbers(self.result, getattr(self, "_relion", None) if self.relion else None)
 
     def save_figure(self, path) -> Path:
         from ..io.atomic import atomic_write
@@ -334,10 +329,14 @@ class NoiseModelWidget(QWidget):
         return atomic_write(path, lambda p: self.canvas.figure.savefig(p, dpi=150, format=Path(path).suffix[1:] or "png"),
                             overwrite=True)
 
-    def save_json(self, path) -> Path:
-        from ..cli._common import write_json
+    def save_json(self, path, overwrite: bool = True) -> Path:
+        from ..io.outputs import OutputPlan
 
-        return write_json(path, self.numbers())
+        plan = OutputPlan(None, overwrite=overwrite, formats=None)
+        plan.protect(self.particles_file.text() or None, self.map_file.text() or None,
+                     self.stack_file.text() or None, self.model_file.text() or None)
+        dest = plan.file(path, "JSON of the numbers", in_folder=False)
+        return plan.check().write_json(dest, self.numbers())
 
     def _save_figure_dialog(self):
         path, _ = QFileDialog.getSaveFileName(self, "Save figure", "noise_model.png", "Images (*.png *.pdf *.svg)")

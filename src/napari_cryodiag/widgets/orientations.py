@@ -1,8 +1,8 @@
 """The "Orientations" dock widget: viewing directions, Fourier sampling, posterior precision,
 SCF* and (with two half maps) cFAR.
 
-Wiring only: numbers from :func:`napari_cryodiag.compute.particles.orientation_diagnostics.orientation_diagnostics_steps`
-(run in a worker with progress and cancel), figures from :mod:`napari_cryodiag.plots.orientations`.
+Wiring only: numbers from :func:`napari_cryodiag.workflows.orientations.iter_orientation_diagnostics`
+(run in a worker with progress and cancel), figures and their files from the same workflow.
 The particle table comes from a layer whose ``metadata["cryodiag"]["table"]`` holds a canonical
 table (the readers put it there), or from a STAR / ``.cs`` file chosen here.
 """
@@ -28,15 +28,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..compute.particles.orientation_diagnostics import orientation_diagnostics_steps
 from ..errors import CryodiagInputError
 from ..plots.orientations import (
     plot_conical_fsc,
     plot_directional_map,
-    plot_orientations_overview,
     plot_scf_cfar,
     plot_viewing_directions,
 )
+from ..workflows.orientations import OrientationsOptions, iter_orientation_diagnostics
 from ._canvas import MplCanvas
 from ._worker import start_worker
 
@@ -226,29 +225,28 @@ class OrientationsWidget(QWidget):
             show_error("Orientations: choose a particle layer or open a STAR / .cs file")
             return None
         h1, h2, hp = self._half_maps()
-        kwargs = dict(
-            radius_px=self.radius_spin.value() or None,
-            box_px=self.box_spin.value() or None,
-            resolution_A=self.res_spin.value() or None,
-            noise_variance=self.noise_spin.value(),
-            half1=h1,
-            half2=h2,
-            half_pixel_size_A=hp,
-            method=self.method_combo.currentText(),
-        )
         self.status.setText(f"computing on {len(table):,} particles…")
         self.compute_button.setEnabled(False)
         self.worker = start_worker(
-            orientation_diagnostics_steps,
+            iter_orientation_diagnostics,
             table,
+            self.options(),
+            half1=h1,
+            half2=h2,
+            half_pixel_size_A=hp,
             on_done=self._on_done,
             progress_bar=self.progress,
             cancel_button=self.cancel_button,
             description="Orientations",
-            **kwargs,
         )
         self.worker.finished.connect(lambda: self.compute_button.setEnabled(True))
         return self.worker
+
+    def options(self) -> OrientationsOptions:
+        """The :class:`~napari_cryodiag.workflows.orientations.OrientationsOptions` of the controls."""
+        return OrientationsOptions(radius_px=self.radius_spin.value(), box_px=self.box_spin.value(),
+                                   resolution_A=self.res_spin.value(), noise_variance=self.noise_spin.value(),
+                                   method=self.method_combo.currentText())
 
     def _on_done(self, result) -> None:
         self.result = result
@@ -285,23 +283,15 @@ class OrientationsWidget(QWidget):
             paths = self.save_figures(folder)
             show_info(f"Orientations: wrote {len(paths)} files to {folder}")
 
-    def save_figures(self, folder, fmt: str = "png") -> list[Path]:
+    def save_figures(self, folder, fmt: str = "png", overwrite: bool = True) -> list[Path]:
         """Write each figure and the JSON of the numbers into ``folder``; returns the paths."""
-        from ..cli._common import save_figure, write_json
+        from ..io.outputs import OutputPlan
+        from ..workflows.orientations import export, plan_outputs
 
         if self.result is None:
             raise RuntimeError("nothing computed yet")
-        r = self.result
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
-        paths += save_figure(plot_viewing_directions(r.histogram), out, "viewing_directions", fmt)
-        paths += save_figure(plot_directional_map(r.maps, "fourier_sampling", scf=r.scf), out, "fourier_sampling", fmt)
-        if r.maps.posterior_precision is not None:
-            paths += save_figure(plot_directional_map(r.maps, "posterior_precision"), out, "posterior_precision", fmt)
-        paths += save_figure(plot_scf_cfar(r.scf, r.cfsc), out, "scf_cfar", fmt)
-        if r.cfsc is not None:
-            paths += save_figure(plot_conical_fsc(r.cfsc), out, "conical_fsc", fmt)
-        paths += save_figure(plot_orientations_overview(r.histogram, r.maps, r.scf, r.cfsc), out, "orientations_overview", fmt)
-        paths.append(write_json(out / "orientations.json", r.to_dict()))
-        return paths
+        plan = OutputPlan(folder, overwrite=overwrite, formats=fmt)
+        src = self.result.source
+        plan.protect(src if src and Path(str(src)).is_file() else None)
+        plan_outputs(plan)
+        return export(self.result, plan.check())

@@ -466,7 +466,7 @@ def _resolutions(curve, n, apix):
     return {f"{t:g}": resolution_at(curve, n, apix, t) for t in THRESHOLDS}
 
 
-def fsc_family_steps(
+def iter_fsc_family(
     half1,
     half2,
     pixel_size_A: float,
@@ -488,7 +488,7 @@ def fsc_family_steps(
     """
     hm = halfmaps if halfmaps is not None else HalfMaps(half1, half2, pixel_size_A)
     n, apix = hm.n, hm.pixel_size_A
-    total = 7 + (mask is not None)
+    total = 6 + (mask is not None)  # the yields below: 0, no mask, masks, 3 curves, [user], corrected
     done = 0
     user = None if mask is None else check_user_mask(mask, hm.shape, mask_path)
     yield done, total
@@ -543,9 +543,9 @@ def fsc_family_steps(
 def fsc_family(half1, half2, pixel_size_A: float, *, progress=None, **kwargs) -> FSCResult:
     """All curves (no mask, spherical, loose, tight, [user], phase-randomised, corrected) at once.
 
-    Keyword arguments as :func:`fsc_family_steps`; ``progress(done, total)`` is called per step.
+    Keyword arguments as :func:`iter_fsc_family`; ``progress(done, total)`` is called per step.
     """
-    return run_steps(fsc_family_steps(half1, half2, pixel_size_A, **kwargs), progress)
+    return run_steps(iter_fsc_family(half1, half2, pixel_size_A, **kwargs), progress)
 
 
 __all__ = [
@@ -558,7 +558,7 @@ __all__ = [
     "cosine_edge",
     "fsc",
     "fsc_family",
-    "fsc_family_steps",
+    "iter_fsc_family",
     "fsc_from_transforms",
     "randomisation_shell",
     "resolution_at",

@@ -25,7 +25,7 @@ from ...errors import CryodiagInputError
 from ..fourier import n_shells, radial_frequency_invA
 from ..fourier import irfftn, rfftn
 from ..progress import run_steps
-from .fsc import FSCResult, HalfMaps, fsc_family_steps
+from .fsc import FSCResult, HalfMaps, iter_fsc_family
 from .diagnosis import DiagnosisParams, diagnose
 from .guinier import GuinierFit, fit_guinier, fsc_weighted_curve, guinier_curve, guinier_window
 from .masks import MaskParams, cosine_edge
@@ -115,7 +115,7 @@ def sharpen_map(volume, pixel_size_A: float, bfactor_A2: float, fsc=None, **filt
 class ValidationSession:
     """FSC family, diagnosis, Guinier fit and sharpening of one pair of half maps, with caching.
 
-    ``compute_steps()`` is a generator (``(done, total)`` progress) for a worker thread.
+    ``iter_compute()`` is a generator (``(done, total)`` progress) for a worker thread.
     """
 
     def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None):
@@ -146,7 +146,7 @@ class ValidationSession:
             self.recomputed.append("masks")
         return self._masks
 
-    def compute_steps(
+    def iter_compute(
         self,
         *,
         mask=None,
@@ -163,7 +163,7 @@ class ValidationSession:
         key = (id(mask), mask_params, str(randomise_from), wait_shells, seed)
         if self.fsc is None or key != self._fsc_key:
             masks = self.masks_for(mask_params)
-            self.fsc = yield from fsc_family_steps(
+            self.fsc = yield from iter_fsc_family(
                 None, None, self.halfmaps.pixel_size_A, mask=mask, mask_path=mask_path, mask_params=mask_params,
                 randomise_from=randomise_from, wait_shells=wait_shells, seed=seed, halfmaps=self.halfmaps,
                 masks=dict(masks),
@@ -204,7 +204,7 @@ class ValidationSession:
         return d
 
     def compute(self, progress=None, **kwargs):
-        return run_steps(self.compute_steps(**kwargs), progress)
+        return run_steps(self.iter_compute(**kwargs), progress)
 
     def weighting_fsc(self) -> tuple[np.ndarray, str]:
         """The curve that FSC weighting (and the "relion" window) uses, and its name.

@@ -3,7 +3,7 @@ FRC, viewing directions, Fourier sampling and posterior precision, SCF/SCF*, the
 cFAR, and the noise model from residuals against projections."""
 
 from .cfar import ConicalFSC, conical_fsc
-from .class_averages import ClassAverages, class_averages_gen, compute_class_averages
+from .class_averages import ClassAverages, iter_class_averages, compute_class_averages
 from .classes import class_statistics, ess_from_posteriors, posterior_histograms, summarise_classes
 from .fourier_sampling import DirectionalMaps, directional_distributions, posterior_precision_weights
 from .frc import FRCResult, frc, frc_result
@@ -21,7 +21,7 @@ from .scf import SCFResult, sampling_compensation_factor
 
 __all__ = [
     "ConicalFSC", "conical_fsc",
-    "ClassAverages", "class_averages_gen", "compute_class_averages",
+    "ClassAverages", "iter_class_averages", "compute_class_averages",
     "class_statistics", "ess_from_posteriors", "posterior_histograms", "summarise_classes",
     "DirectionalMaps", "directional_distributions", "posterior_precision_weights",
     "FRCResult", "frc", "frc_result",

@@ -21,17 +21,15 @@ The FRC of the two half averages (soft circular mask, :mod:`napari_cryodiag.comp
 each class's resolution at 0.5.
 
 Images come from an in-memory stack (``images=``, indexed by ``image_index`` or by row) or from
-the stack files named in ``image_path`` (searched next to the table and its parent folders, in
-``search_dirs``, or given as ``stacks``); :func:`locate_particle_images` says which are missing,
-and the caller reports ``"no particle images: <why>"`` instead of an FRC.
+an image source (``source=``): the stack files named in ``image_path`` are found and read by
+:mod:`napari_cryodiag.io.particle_images`, which says which are missing; the caller then reports
+``"no particle images: <why>"`` instead of an FRC.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -44,8 +42,8 @@ from .frc import frc, resolutions_at, soft_circular_mask
 __all__ = [
     "ClassAverages",
     "ParticleImages",
-    "locate_particle_images",
-    "class_averages_gen",
+    "array_images",
+    "iter_class_averages",
     "compute_class_averages",
     "align_images",
     "frc_weighted",
@@ -58,118 +56,33 @@ CTF_MODES = ("phase_flip", "wiener", "none")
 # --------------------------------------------------------------------------- image sources
 @dataclass
 class ParticleImages:
-    """Where each particle's image is: an in-memory stack, or files (path -> resolved file)."""
+    """An in-memory stack of particle images, indexed by ``image_index`` (or by row).
 
-    array: np.ndarray | None = None
-    files: dict[str, Path] = field(default_factory=dict)
+    The image-source protocol of :func:`iter_class_averages`: ``array`` (the stack, or ``None``
+    for a file-backed source), ``box()``, ``get(image_path, index)`` and ``pixel_size_A``
+    (:class:`napari_cryodiag.io.particle_images.StackImages` is the file-backed one).
+    """
+
+    array: np.ndarray
     pixel_size_A: float | None = None
-    _cache: dict = field(default_factory=dict, repr=False)
 
     def box(self) -> int:
-        if self.array is not None:
-            return int(self.array.shape[-1])
-        first = next(iter(self.files.values()))
-        return int(self._stack(first).shape[-1])
-
-    def _stack(self, path: Path) -> np.ndarray:
-        if path not in self._cache:
-            from ...io.mrc import read_stack
-
-            st = read_stack(path, mmap=True)
-            data = st.data if st.data.ndim == 3 else st.data[None]
-            self._cache[path] = data
-            if self.pixel_size_A is None and st.pixel_size_A:
-                self.pixel_size_A = float(st.pixel_size_A)
-        return self._cache[path]
+        return int(self.array.shape[-1])
 
     def get(self, image_path: str | None, index: np.ndarray) -> np.ndarray:
-        if self.array is not None:
-            return np.asarray(self.array[index], dtype=np.float32)
-        data = self._stack(self.files[str(image_path)])
-        if index.size and (index.min() < 0 or index.max() >= data.shape[0]):
-            raise CryodiagInputError(
-                f"image index {int(index.max()) + 1} out of range (stack holds {data.shape[0]} images)",
-                self.files[str(image_path)],
-            )
-        order = np.argsort(index, kind="stable")
-        out = np.empty((index.size,) + data.shape[1:], dtype=np.float32)
-        out[order] = data[index[order]]
-        return out
+        return np.asarray(self.array[index], dtype=np.float32)
 
 
-def _strip_cs(path: str) -> str:
-    return path[1:] if path.startswith(">") else path
-
-
-def locate_particle_images(
-    table: pd.DataFrame,
-    *,
-    images: np.ndarray | None = None,
-    stacks: Sequence[str | os.PathLike] = (),
-    search_dirs: Sequence[str | os.PathLike] = (),
-) -> tuple[ParticleImages | None, str]:
-    """Find the particle images of a table; returns ``(source, reason)``.
-
-    ``source`` is ``None`` when images are missing; ``reason`` then reads
-    ``"no particle images: <why>"`` (empty string when all were found).
-    """
-    if images is not None:
-        arr = np.asarray(images)
-        if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
-            return None, f"no particle images: expected a stack of square images, got shape {arr.shape}"
-        idx = table["image_index"].to_numpy() if "image_index" in table else np.arange(len(table))
-        if len(table) and (np.nanmax(idx) >= arr.shape[0] or np.nanmin(idx) < 0):
-            return None, f"no particle images: image index out of range of the {arr.shape[0]}-image stack"
-        return ParticleImages(array=arr), ""
-    stacks = [Path(s) for s in stacks]
-    for s in stacks:
-        if not s.exists():
-            return None, f"no particle images: {s} does not exist"
-    if "image_path" not in table or not table["image_path"].notna().any():
-        if len(stacks) == 1 and stacks[0].is_file():
-            return ParticleImages(files={"": stacks[0]}), ""
-        return None, "no particle images: the table names no image stacks (no rlnImageName / blob/path)"
-    wanted = [str(p) for p in pd.unique(table["image_path"].dropna())]
-    src = table.attrs.get("source")
-    roots: list[Path] = [Path(d) for d in search_dirs]
-    for s in stacks:
-        if s.is_dir():
-            roots.append(s)
-    if src:
-        here = Path(os.fspath(src)).resolve().parent
-        roots += [here, here.parent, here.parent.parent]
-    by_name = {s.name: s for s in stacks if s.is_file()}
-    found: dict[str, Path] = {}
-    missing: list[str] = []
-    for w in wanted:
-        rel = Path(_strip_cs(w))
-        hit = None
-        if rel.is_absolute() and rel.is_file():
-            hit = rel
-        if hit is None and rel.name in by_name:
-            hit = by_name[rel.name]
-        if hit is None:
-            for r in roots:
-                for cand in (r / rel, r / rel.name):
-                    if cand.is_file():
-                        hit = cand
-                        break
-                if hit is not None:
-                    break
-        if hit is None and len(stacks) == 1 and stacks[0].is_file() and len(wanted) == 1:
-            hit = stacks[0]
-        if hit is None:
-            missing.append(w)
-        else:
-            found[w] = hit
-    if missing:
-        where = ", ".join(str(r) for r in dict.fromkeys(roots)) or "nowhere (no search folders)"
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        return None, (
-            f"no particle images: {len(missing)} of {len(wanted)} stack files not found "
-            f"({missing[0]}{more}; searched {where})"
-        )
-    return ParticleImages(files=found), ""
+def array_images(table: pd.DataFrame, images: np.ndarray) -> tuple[ParticleImages | None, str]:
+    """The in-memory stack ``images`` as an image source for ``table``; returns ``(source, reason)``
+    with ``source`` None and ``reason`` ``"no particle images: <why>"`` when it does not fit."""
+    arr = np.asarray(images)
+    if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
+        return None, f"no particle images: expected a stack of square images, got shape {arr.shape}"
+    idx = table["image_index"].to_numpy() if "image_index" in table else np.arange(len(table))
+    if len(table) and (np.nanmax(idx) >= arr.shape[0] or np.nanmin(idx) < 0):
+        return None, f"no particle images: image index out of range of the {arr.shape[0]}-image stack"
+    return ParticleImages(array=arr), ""
 
 
 # --------------------------------------------------------------------------- alignment
@@ -356,13 +269,11 @@ def _halves(table: pd.DataFrame, codes: np.ndarray, mode: str) -> tuple[np.ndarr
     return rank % 2, "alternate"
 
 
-def class_averages_gen(
+def iter_class_averages(
     table: pd.DataFrame,
     *,
     images: np.ndarray | None = None,
-    source: ParticleImages | None = None,
-    stacks: Sequence[str | os.PathLike] = (),
-    search_dirs: Sequence[str | os.PathLike] = (),
+    source=None,
     labels=None,
     pixel_size_A: float | None = None,
     ctf: str = "phase_flip",
@@ -376,8 +287,10 @@ def class_averages_gen(
 ) -> Iterator[tuple[int, int]]:
     """Generator of ``(done, total)`` progress that returns a :class:`ClassAverages`.
 
-    Raises :class:`CryodiagInputError` when the images cannot be found (the message is the
-    ``"no particle images: ..."`` reason) or the table lacks what is needed.
+    The images are ``images`` (an in-memory stack) or ``source`` (an image source such as
+    :class:`napari_cryodiag.io.particle_images.StackImages`). Raises :class:`CryodiagInputError`
+    when there are none or they do not fit (the message is the ``"no particle images: ..."``
+    reason) or the table lacks what is needed.
     """
     if ctf not in CTF_MODES:
         raise ValueError(f"ctf must be one of {CTF_MODES}, got {ctf!r}")
@@ -385,7 +298,9 @@ def class_averages_gen(
     if "class" not in table:
         raise CryodiagInputError("the particle table has no class column", src_path)
     if source is None:
-        source, reason = locate_particle_images(table, images=images, stacks=stacks, search_dirs=search_dirs)
+        if images is None:
+            raise CryodiagInputError("no particle images: give the images or their stacks", src_path)
+        source, reason = array_images(table, images)
         if source is None:
             raise CryodiagInputError(reason, src_path)
     notes: list[str] = []
@@ -510,5 +425,5 @@ def class_averages_gen(
 
 
 def compute_class_averages(table: pd.DataFrame, *, progress=None, **kwargs) -> ClassAverages:
-    """:func:`class_averages_gen` run to completion (``progress(done, total)`` per batch)."""
-    return run_steps(class_averages_gen(table, **kwargs), progress)
+    """:func:`iter_class_averages` run to completion (``progress(done, total)`` per batch)."""
+    return run_steps(iter_class_averages(table, **kwargs), progress)

@@ -1,19 +1,17 @@
-"""Everything the class diagnostics show, from files or in-memory data, in one call.
+"""Everything the class diagnostics show, from in-memory data, in one call.
 
-:func:`class_diagnostics_gen` (a ``(done, total)`` generator for workers) and
-:func:`class_diagnostics` (blocking) read the particle table, optional full posteriors
-(``alignments3D_multi`` of a ``.cs``), class averages (MRCS) and a RELION model, compute the
-posterior/ESS histograms and the per-class summary (count, median ESS, FRC resolution at 0.5
-from half-set averages when the particle images are found, else the reason in ``frc_note``),
-and return a :class:`ClassDiagnostics` whose :meth:`~ClassDiagnostics.to_json` holds every
-number behind the figures. Both the CLI and the widget use it.
+:func:`iter_class_diagnostics` (a ``(done, total)`` generator for workers) and
+:func:`class_diagnostics` (blocking) take the particle table, optional full posteriors, class
+averages, a read RELION model and the particle images, compute the posterior/ESS histograms and
+the per-class summary (count, median ESS, FRC resolution at 0.5 from half-set averages when
+there are particle images, else the reason in ``frc_note``), and return a
+:class:`ClassDiagnostics` whose :meth:`~ClassDiagnostics.to_json` holds every number behind the
+figures. The files are read by :mod:`napari_cryodiag.workflows.classes`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,19 +19,18 @@ import pandas as pd
 
 from ...errors import CryodiagInputError
 from ..progress import run_steps
-from .class_averages import ClassAverages, class_averages_gen, locate_particle_images
+from .class_averages import ClassAverages, array_images, iter_class_averages
 from .classes import (
     Histogram,
     PosteriorColumns,
     class_base,
     posterior_columns,
     posterior_histograms,
-    read_cs_full_posteriors,
     summarise_classes,
 )
 
-__all__ = ["ClassDiagnostics", "class_diagnostics_gen", "class_diagnostics", "select_classes",
-           "write_selection", "read_averages"]
+__all__ = ["ClassDiagnostics", "iter_class_diagnostics", "class_diagnostics", "select_classes",
+           "posterior_class_columns"]
 
 
 @dataclass
@@ -95,59 +92,41 @@ class ClassDiagnostics:
         return out
 
 
-def read_averages(path) -> tuple[np.ndarray, float | None]:
-    """Class averages ``(K, n, n)`` float32 from an MRCS/MRC, and the header pixel size (None if 0)."""
-    from ...io.mrc import read_stack
-
-    st = read_stack(path)
-    data = np.asarray(st.data, dtype=np.float32)
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3 or data.shape[1] != data.shape[2]:
-        raise CryodiagInputError(f"class averages must be a stack of square images, got shape {data.shape}", path)
-    return data, st.pixel_size_A
-
-
-def _read_table(particles):
-    if isinstance(particles, pd.DataFrame):
-        return particles
-    from ...io.picks import read_table
-
-    return read_table(particles)
-
-
-def class_diagnostics_gen(
-    particles,
+def iter_class_diagnostics(
+    table: pd.DataFrame,
     *,
-    averages=None,
+    averages: np.ndarray | None = None,
+    averages_source: str = "given array",
+    averages_pixel_size_A: float | None = None,
     model=None,
     posteriors="auto",
-    images: np.ndarray | None = None,
-    stacks: Sequence[str | os.PathLike] = (),
-    search_dirs: Sequence[str | os.PathLike] = (),
+    images=None,
+    no_images_reason: str = "no particle images: none given",
     pixel_size_A: float | None = None,
     compute_frc: bool = True,
     ctf: str = "phase_flip",
     halves: str = "auto",
     bins: int = 50,
     batch_size: int = 128,
+    notes: Sequence[str] = (),
 ):
-    """Generator of ``(done, total)`` returning a :class:`ClassDiagnostics`.
+    """Generator of ``(done, total)`` returning a :class:`ClassDiagnostics` (arrays in: the files
+    are read by :mod:`napari_cryodiag.workflows.classes`).
 
-    ``particles``: a table path (STAR/.cs) or a canonical DataFrame. ``averages``: MRCS path or
-    ``(K, n, n)`` array (class ``base + i`` is row ``i``; RELION classes start at 1, cryoSPARC
-    at 0). ``model``: RELION ``_model.star`` path or a read :class:`ModelStar` (its pixel size
-    and, when ``averages`` is not given, its reference stack are used). ``posteriors``:
-    ``"auto"`` (the table's ``posterior_class_k`` columns, else ``alignments3D_multi/class_posterior``
-    of a ``.cs`` source, when present), a ``.cs`` path, an ``(N, K)`` array, or ``None``.
+    ``table``: a canonical particle table. ``averages``: ``(K, n, n)`` (class ``base + i`` is row
+    ``i``; RELION classes start at 1, cryoSPARC at 0), with ``averages_source`` (for the figures)
+    and ``averages_pixel_size_A``. ``model``: a read RELION model
+    (:class:`napari_cryodiag.io.relion_model.ModelStar`: its ``classes`` and ``pixel_size_A``
+    are used). ``posteriors``: ``"auto"`` (the table's ``posterior_class_k`` columns when present),
+    an ``(N, K)`` array, or ``None``. ``images``: the particle images, an ``(N', n, n)`` stack or an
+    image source (:class:`napari_cryodiag.io.particle_images.StackImages`); without them the FRC
+    columns say ``no_images_reason``.
     """
-    table = _read_table(particles)
     src = table.attrs.get("source")
-    notes: list[str] = []
+    notes = list(notes)
     # full posteriors as columns (the .cs reader's posterior_class_k from alignments3D_multi or
     # heterogeneous refinement's alignments_class_k)
-    post_cols = sorted((c for c in table.columns if str(c).startswith("posterior_class_")),
-                       key=lambda c: int(str(c).rsplit("_", 1)[1]) if str(c).rsplit("_", 1)[1].isdigit() else 0)
+    post_cols = posterior_class_columns(table)
     if "class" not in table and post_cols:
         table = table.copy()
         table["class"] = np.argmax(table[post_cols].to_numpy(dtype=np.float64), axis=1)
@@ -155,28 +134,17 @@ def class_diagnostics_gen(
     if "class" not in table:
         raise CryodiagInputError("the particle table has no class column (not a classification result?)", src)
 
-    model_obj = None
-    if model is not None:
-        from ...io.relion_model import read_model_star, resolve_reference_stack
-
-        model_obj = read_model_star(model) if isinstance(model, (str, os.PathLike)) else model
-        if averages is None:
-            ref = resolve_reference_stack(model_obj)
-            if ref is not None:
-                averages = ref
-            else:
-                notes.append("the model's class-average stack was not found next to it")
-
-    avg_arr, avg_apix, avg_source = None, None, "none"
+    avg_arr, avg_apix, avg_source = None, averages_pixel_size_A, "none"
     if averages is not None:
-        if isinstance(averages, (str, os.PathLike)):
-            avg_arr, avg_apix = read_averages(averages)
-            avg_source = os.fspath(averages)
-        else:
-            avg_arr = np.asarray(averages, dtype=np.float32)
-            avg_source = "given array"
-        if avg_apix is None and model_obj is not None and model_obj.pixel_size_A:
-            avg_apix = model_obj.pixel_size_A
+        avg_arr = np.asarray(averages, dtype=np.float32)
+        if avg_arr.ndim == 2:
+            avg_arr = avg_arr[None]
+        if avg_arr.ndim != 3 or avg_arr.shape[1] != avg_arr.shape[2]:
+            raise CryodiagInputError(f"class averages must be a stack of square images, got shape {avg_arr.shape}",
+                                     averages_source)
+        avg_source = averages_source
+        if avg_apix is None and model is not None and model.pixel_size_A:
+            avg_apix = model.pixel_size_A
             notes.append(f"class-average pixel size {avg_apix:g} Å/px from the model (header says 0)")
     if avg_apix is None and pixel_size_A:
         avg_apix = float(pixel_size_A)
@@ -184,20 +152,11 @@ def class_diagnostics_gen(
         avg_apix = float(table["pixel_size_A"].dropna().iloc[0])
 
     post = None
-    if isinstance(posteriors, str) and posteriors == "auto" and post_cols:
-        post = table[post_cols].to_numpy(dtype=np.float64)
-    elif isinstance(posteriors, str) and posteriors == "auto":
-        if table.attrs.get("format") == "cs" and src and len(table):
-            got = read_cs_full_posteriors(src)
-            if got is not None:
-                post = got[0]
-                if "source_row" in table:
-                    post = post[table["source_row"].to_numpy(dtype=np.int64)]
-    elif isinstance(posteriors, (str, os.PathLike)):
-        got = read_cs_full_posteriors(posteriors)
-        if got is None:
-            raise CryodiagInputError("no alignments3D_multi/class_posterior field", posteriors)
-        post = got[0]
+    if isinstance(posteriors, str):
+        if posteriors != "auto":
+            raise ValueError(f"posteriors must be 'auto', an (N, K) array or None, got {posteriors!r}")
+        if post_cols:
+            post = table[post_cols].to_numpy(dtype=np.float64)
     elif posteriors is not None:
         post = np.asarray(posteriors, dtype=np.float64)
     n_avg = None if avg_arr is None else int(avg_arr.shape[0])
@@ -206,7 +165,7 @@ def class_diagnostics_gen(
     base = class_base(table, n_avg)
     summary = summarise_classes(
         table, cols, n_averages=n_avg,
-        model_classes=None if model_obj is None else model_obj.classes,
+        model_classes=None if model is None else model.classes,
     )
     if n_avg is not None:
         used = summary["count"] > 0
@@ -220,11 +179,12 @@ def class_diagnostics_gen(
     if not compute_frc:
         reason = "no particle images: FRC not requested"
     else:
-        source, reason = locate_particle_images(table, images=images, stacks=stacks, search_dirs=search_dirs)
+        source, reason = (None, no_images_reason) if images is None else (
+            array_images(table, images) if isinstance(images, np.ndarray) else (images, ""))
         if source is not None:
             labels = summary["class"].to_numpy()
             try:
-                ca = yield from class_averages_gen(
+                ca = yield from iter_class_averages(
                     table, source=source, labels=labels, pixel_size_A=pixel_size_A, ctf=ctf,
                     halves=halves, batch_size=batch_size,
                 )
@@ -260,15 +220,21 @@ def class_diagnostics_gen(
         averages_pixel_size_A=avg_apix,
         class_averages=ca,
         frc_reason=reason,
-        model=model_obj,
+        model=model,
         class_base=base,
         notes=notes,
     )
 
 
-def class_diagnostics(particles, *, progress=None, **kwargs) -> ClassDiagnostics:
-    """:func:`class_diagnostics_gen` run to completion."""
-    return run_steps(class_diagnostics_gen(particles, **kwargs), progress)
+def class_diagnostics(table, *, progress=None, **kwargs) -> ClassDiagnostics:
+    """:func:`iter_class_diagnostics` run to completion."""
+    return run_steps(iter_class_diagnostics(table, **kwargs), progress)
+
+
+def posterior_class_columns(table: pd.DataFrame) -> list[str]:
+    """The table's full-posterior columns ``posterior_class_k``, in the order of ``k``."""
+    return sorted((c for c in table.columns if str(c).startswith("posterior_class_")),
+                  key=lambda c: int(str(c).rsplit("_", 1)[1]) if str(c).rsplit("_", 1)[1].isdigit() else 0)
 
 
 def select_classes(table: pd.DataFrame, classes) -> pd.DataFrame:
@@ -279,25 +245,3 @@ def select_classes(table: pd.DataFrame, classes) -> pd.DataFrame:
     out = table.loc[keep].copy()
     out.attrs = dict(table.attrs)
     return out
-
-
-def write_selection(table: pd.DataFrame, classes, path, *, overwrite: bool = False) -> tuple[Path, int]:
-    """Write the particles of ``classes`` to ``path`` (``.star`` or ``.cs``), atomically and never
-    over the table's source file. Returns ``(path, number of particles written)``."""
-    p = Path(path)
-    sub = select_classes(table, classes)
-    if sub.empty:
-        raise CryodiagInputError("no particles in the selected classes; nothing written", p)
-    suffix = p.suffix.lower()
-    if suffix == ".star":
-        from ...io.star import write_star
-
-        out = write_star(p, sub, overwrite=overwrite)
-    elif suffix == ".cs":
-        from ...io.cs import write_cs
-
-        src = table.attrs.get("source") if table.attrs.get("format") == "cs" else None
-        out = write_cs(p, sub, source=src, overwrite=overwrite)
-    else:
-        raise CryodiagInputError("selection must be written as .star or .cs", p)
-    return Path(out), int(len(sub))

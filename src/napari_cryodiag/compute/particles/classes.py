@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,7 +34,6 @@ __all__ = [
     "best_from_posteriors",
     "PosteriorColumns",
     "posterior_columns",
-    "read_cs_full_posteriors",
     "Histogram",
     "histogram_counts",
     "probability_edges",
@@ -83,32 +81,6 @@ def best_from_posteriors(posteriors, *, normalize: bool = True) -> tuple[np.ndar
             p = np.where(s > 0, p / np.where(s > 0, s, 1.0), np.nan)
     idx = np.argmax(np.nan_to_num(p, nan=-1.0), axis=1)
     return idx, p[np.arange(len(p)), idx]
-
-
-def read_cs_full_posteriors(path) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """Full class posteriors ``alignments3D_multi/class_posterior`` ``(N, K)`` of a NumPy-format
-    ``.cs`` (memory-mapped), with ``alignments3D_multi/class`` (class ids per column) when present.
-
-    Returns ``None`` when the file has no such field (e.g. 2D classification exports).
-    """
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            magic = fh.read(6)
-    except OSError as err:
-        raise CryodiagInputError(f"cannot open ({err})", p) from err
-    if magic != b"\x93NUMPY":
-        return None  # compressed .cs: the table reader handles it; full posteriors not offered
-    arr = np.load(p, mmap_mode="r", max_header_size=2**30)
-    names = arr.dtype.names or ()
-    key = "alignments3D_multi/class_posterior"
-    if key not in names:
-        return None
-    post = np.asarray(arr[key], dtype=np.float64)
-    if post.ndim == 1:
-        post = post[:, None]
-    cls = np.asarray(arr["alignments3D_multi/class"]) if "alignments3D_multi/class" in names else None
-    return post, cls
 
 
 @dataclass

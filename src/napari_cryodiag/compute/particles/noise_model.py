@@ -41,7 +41,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -263,89 +262,23 @@ def _particle_params(table, pixel_size_A, apply_ctf, ctf_defaults, notes, source
     return _Particles(mats, shifts, ctf)
 
 
-def resolve_image_path(path: str, source: str | os.PathLike | None = None) -> Path:
-    """Find a stack named in a particle table: as given, then relative to the table's folder
-    and up to three of its parents (RELION paths are relative to the project folder)."""
-    p = Path(str(path))
-    if p.is_file():
-        return p
-    if source is not None and not p.is_absolute():
-        base = Path(source).resolve().parent
-        for folder in [base, *list(base.parents)[:3]]:
-            if (folder / p).is_file():
-                return folder / p
-        if (base / p.name).is_file():
-            return base / p.name
-    raise CryodiagInputError(f"particle stack {path!s} not found (looked next to the table too)", source)
+class ArrayImages:
+    """Particle images in memory, one per table row (the image-source protocol of
+    :func:`iter_noise_model`: ``box``, ``header_pixel_size_A``, ``read(rows)``; the file-backed
+    one is :class:`napari_cryodiag.io.particle_images.TableStacks`)."""
 
+    header_pixel_size_A = 0.0
 
-class _ImageSource:
-    """Reads particle images for row indices: from an array, or from MRC stacks by chunk
-    (``io.mrc`` header checks, memory-mapped reads of only the rows asked for)."""
-
-    def __init__(self, table, images=None, stack=None, source=None):
+    def __init__(self, images: np.ndarray, n_rows: int, source=None):
+        if len(images) != n_rows:
+            raise CryodiagInputError(f"{len(images)} images for {n_rows} particles", source)
+        if images.ndim != 3 or images.shape[-2] != images.shape[-1]:
+            raise CryodiagInputError(f"particle images must be (n, N, N), got {images.shape}", source)
         self.images = images
-        self.source = source
-        if images is not None:
-            if len(images) != len(table):
-                raise CryodiagInputError(
-                    f"{len(images)} images for {len(table)} particles", source
-                )
-            self.box = int(images.shape[-1])
-            if images.ndim != 3 or images.shape[-2] != images.shape[-1]:
-                raise CryodiagInputError(f"particle images must be (n, N, N), got {images.shape}", source)
-            return
-        if "image_index" not in table.columns:
-            raise CryodiagInputError("particle table has no image_index (no particle images)", source)
-        self.index = pd.to_numeric(table["image_index"], errors="coerce").to_numpy()
-        if np.isnan(self.index).any():
-            raise CryodiagInputError("particle table has rows without an image index", source)
-        self.index = self.index.astype(np.int64)
-        if stack is not None:
-            p = Path(stack)
-            if not p.is_file():
-                raise CryodiagInputError("particle stack not found", p)
-            self.paths = np.array([str(p)] * len(table), dtype=object)
-        else:
-            if "image_path" not in table.columns:
-                raise CryodiagInputError("particle table has no image_path; pass the stack", source)
-            names = table["image_path"].astype(str).to_numpy()
-            uniq = {u: str(resolve_image_path(u, source)) for u in pd.unique(names)}
-            self.paths = np.array([uniq[u] for u in names], dtype=object)
-        from ...io.mrc import read_header
-
-        shapes = {}
-        for path in pd.unique(self.paths):
-            hdr = read_header(path)  # CryodiagInputError naming the file when unreadable
-            shape = hdr.shape
-            vs = hdr.voxel_size_xyz_A
-            apix = float(vs[0]) if vs is not None else 0.0
-            shapes[path] = (shape, apix)
-            sel = self.index[self.paths == path]
-            if sel.min() < 0 or sel.max() >= shape[0]:
-                raise CryodiagInputError(
-                    f"image index {int(sel.max()) + 1} beyond the {shape[0]} images of the stack", path
-                )
-        boxes = {s[0][1:] for s in shapes.values()}
-        if len(boxes) != 1 or len(next(iter(boxes))) != 2 or len(set(next(iter(boxes)))) != 1:
-            raise CryodiagInputError(f"particle stacks must hold square images of one size, got {boxes}", source)
-        self.box = int(next(iter(boxes))[0])
-        self.header_pixel_size_A = next(iter(shapes.values()))[1]
+        self.box = int(images.shape[-1])
 
     def read(self, rows: np.ndarray) -> np.ndarray:
-        if self.images is not None:
-            return np.asarray(self.images[rows], dtype=np.float32)
-        from ...io.mrc import read_data, read_header
-
-        out = np.empty((len(rows), self.box, self.box), dtype=np.float32)
-        paths = self.paths[rows]
-        for path in pd.unique(paths):
-            where = np.nonzero(paths == path)[0]
-            idx = self.index[rows[where]]
-            order = np.argsort(idx, kind="stable")
-            data = read_data(read_header(path), mmap=True)  # memory map: reads only these images
-            out[where[order]] = data[idx[order]]
-        return out
+        return np.asarray(self.images[rows], dtype=np.float32)
 
 
 def match_map_to_images(volume: np.ndarray, map_pixel_size_A: float, box: int, pixel_size_A: float,
@@ -424,8 +357,7 @@ def iter_noise_model(
     table: pd.DataFrame,
     volume: np.ndarray,
     *,
-    images: np.ndarray | None = None,
-    stack: str | os.PathLike | None = None,
+    images=None,
     pixel_size_A: float | None = None,
     map_pixel_size_A: float | None = None,
     scale: str | float = "global",
@@ -450,7 +382,9 @@ def iter_noise_model(
         raise CryodiagInputError("particle table is empty", source)
     if isinstance(scale, str) and scale not in SCALE_MODES:
         raise ValueError(f"scale must be one of {SCALE_MODES} or a number, got {scale!r}")
-    reader = _ImageSource(table, images=images, stack=stack, source=source)
+    if images is None:
+        raise CryodiagInputError("no particle images: give the images or their stacks", source)
+    reader = ArrayImages(images, len(table), source) if isinstance(images, np.ndarray) else images
     box = reader.box
     notes: list[str] = []
     if pixel_size_A is None:
@@ -562,8 +496,10 @@ def estimate_noise_model(
         The map [z, y, x] (cubic). ``map_pixel_size_A`` is its voxel size when it differs from
         the particles' (it is then Fourier-resampled; a different box is cropped/padded).
     images
-        Optional (n, N, N) array of the particle images in table order (else read from the
-        stacks named in the table, or from ``stack`` indexed by ``image_index``).
+        The particle images in table order: an (n, N, N) array, or an image source with
+        ``box``, ``header_pixel_size_A`` and ``read(rows)`` such as
+        :class:`napari_cryodiag.io.particle_images.TableStacks` (reads the stacks by chunk;
+        :func:`napari_cryodiag.workflows.noise.estimate_noise_model` builds it from files).
     scale
         ``"global"`` (one least-squares amplitude, default), ``"per_image"``, ``"none"`` or a number.
     apply_ctf

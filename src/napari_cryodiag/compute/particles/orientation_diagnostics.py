@@ -65,7 +65,7 @@ class OrientationDiagnostics:
         }
 
 
-def orientation_diagnostics_steps(
+def iter_orientation_diagnostics(
     table,
     *,
     radius_px: float | None = None,
@@ -171,5 +171,5 @@ def orientation_diagnostics_steps(
 
 
 def orientation_diagnostics(table, *, progress=None, **kwargs) -> OrientationDiagnostics:
-    """Run :func:`orientation_diagnostics_steps` to the end and return its result."""
-    return run_steps(orientation_diagnostics_steps(table, **kwargs), progress)
+    """Run :func:`iter_orientation_diagnostics` to the end and return its result."""
+    return run_steps(iter_orientation_diagnostics(table, **kwargs), progress)

@@ -386,7 +386,9 @@ def bin_directions(vectors, weights=None, grid: DirectionGrid | None = None) -> 
 
 
 def table_box_px(table) -> int | None:
-    """Particle box size (px) when the table records it (``box_px``, cryoSPARC ``blob/shape``)."""
+    """Particle box size (px) when the table records it (``box_px``, ``rlnImageSize``, cryoSPARC
+    ``blob/shape``, the optics table's ``rlnImageSize``); ``None`` otherwise (the files behind the
+    table may still tell: :func:`napari_cryodiag.workflows.orientations.particle_box_px`)."""
     cols = set(table.columns)
     for name in ("box_px", "box_size_px", "rlnImageSize"):
         if name in cols:
@@ -399,29 +401,9 @@ def table_box_px(table) -> int | None:
         if shp.size:
             return int(shp[-1])
     attrs = table.attrs if hasattr(table, "attrs") else {}
-    src = attrs.get("source")
-    if attrs.get("format") == "cs" and src and "blob/shape" in (attrs.get("fields") or []):
-        try:  # the canonical table drops blob/shape; read that one field (memory-mapped)
-            arr = np.load(src, mmap_mode="r", max_header_size=2**30)
-            if len(arr):
-                return int(np.asarray(arr["blob/shape"][0]).ravel()[-1])
-        except (OSError, ValueError, KeyError, IndexError):
-            pass
     optics = attrs.get("optics")
     if optics is not None and hasattr(optics, "columns") and "rlnImageSize" in optics.columns:
         return int(np.median(np.asarray(optics["rlnImageSize"], dtype=np.float64)))
-    if "image_path" in cols and len(table) and src:  # header of the first particle stack, if present
-        from pathlib import Path
-
-        from ...io.mrc import read_header
-
-        first = Path(str(table["image_path"].iloc[0]))
-        for cand in (first, Path(src).parent / first):
-            if cand.is_file():
-                try:
-                    return int(read_header(cand).shape[-1])
-                except (OSError, ValueError):
-                    return None
     return None
 
 

@@ -1,0 +1,21 @@
+"""Each diagnostic end to end, called by both the command line and the widgets.
+
+A workflow reads the inputs (paths, or arrays and tables from layers), runs the numerics of
+:mod:`napari_cryodiag.compute` (which never touches a file), and writes the figures and
+numbers through an :class:`~napari_cryodiag.io.outputs.OutputPlan`. Options are dataclasses
+with units in field names and ``typing.Annotated`` metadata (range, label), from which the
+widgets build their forms. Long steps are ``iter_<what>`` generators yielding ``(done, total)``.
+
+- :mod:`.maps`: map validation (FSC family, diagnosis, Guinier, sharpening, views, exports)
+- :mod:`.classes`: 2D class diagnostics and class selection
+- :mod:`.orientations`: viewing directions, sampling, SCF*, cFAR
+- :mod:`.noise`: noise model from residuals, RELION noise spectra
+"""
+
+from .classes import ClassesOptions
+from .maps import MapValidation, MapValidationOptions, SharpenOptions
+from .noise import NoiseOptions
+from .orientations import OrientationsOptions
+
+__all__ = ["ClassesOptions", "MapValidation", "MapValidationOptions", "SharpenOptions", "NoiseOptions",
+           "OrientationsOptions"]
