@@ -183,3 +183,29 @@ def test_the_file_io_check_finds_file_io(tmp_path):
     text = "\n".join(found)
     for what in ("import mrcfile", "from ..io.mrc", "from pathlib", "load()", "open()", "os.path", "read_text()"):
         assert what in text, (what, text)
+
+
+def test_widgets_never_import_cli():
+    graph = _graph()
+    bad = {m: sorted(d for d in deps if d.startswith(f"{PKG}.cli")) for m, deps in graph.items()
+           if m.startswith(f"{PKG}.widgets")}
+    assert not {m: d for m, d in bad.items() if d}, bad
+
+
+def test_cli_keeps_no_mutable_module_state():
+    """Nothing at module level of ``cli`` that a run could change for the next one (lists, dicts,
+    sets, or names rebound with ``global``): each subcommand builds its own output plan."""
+    found = []
+    for path in sorted((PKG_DIR / "cli").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in tree.body:
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(value, (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)) or (
+                    isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                    and value.func.id in ("list", "dict", "set", "defaultdict")):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [t.id for t in targets if isinstance(t, ast.Name)]
+                if names != ["__all__"]:
+                    found.append(f"{path.name}:{node.lineno} {names}")
+        found += [f"{path.name}:{n.lineno} global {n.names}" for n in ast.walk(tree) if isinstance(n, ast.Global)]
+    assert not found, f"mutable module state in cli: {found}"

@@ -13,9 +13,10 @@ import importlib
 import sys
 
 from ..errors import CryodiagInputError
+from ._common import one_line
 
 #: Modules that register subcommands, in the order they appear in ``--help``.
-SUBCOMMAND_MODULES = [
+SUBCOMMAND_MODULES = (
     "napari_cryodiag.cli.info",      # cryodiag info
     "napari_cryodiag.cli.sample",    # cryodiag sample
     "napari_cryodiag.cli.picks",     # cryodiag picks ...
@@ -24,7 +25,7 @@ SUBCOMMAND_MODULES = [
     "napari_cryodiag.cli.orientations",  # cryodiag orientations
     "napari_cryodiag.cli.noise",     # cryodiag noise
     "napari_cryodiag.cli.report",    # cryodiag report
-]
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,17 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CryodiagInputError as err:
-        print(f"cryodiag {args.command}: error: {_one_line(str(err))}", file=sys.stderr)
+        print(f"cryodiag {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except PermissionError as err:  # an unreadable input (outputs are checked before the work)
-        print(f"cryodiag {args.command}: error: {err.filename or ''}: permission denied", file=sys.stderr)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"cryodiag {args.command}: error: {one_line(where + 'permission denied')}", file=sys.stderr)
         return 2
-
-
-def _one_line(text: str, limit: int = 600) -> str:
-    """A message on one readable line (no newlines; at most ``limit`` characters)."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,13 @@ def add_output_args(parser: argparse.ArgumentParser, default_json: str = "result
     )
 
 
+def one_line(text: str, limit: int = 600) -> str:
+    """A message on one readable line: line breaks and runs of spaces as one space, at most
+    ``limit`` characters (the file name comes first and stays)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _number(kind, test, what):
     def parse(text):
         try:
@@ -50,8 +57,8 @@ nonnegative_int = _number(int, lambda v: v >= 0, ">= 0")
 
 
 #: arguments that name outputs (never counted as inputs)
-OUTPUT_ARGS = {"out", "json", "format", "export_star", "export_cs", "select_out", "map_name", "func", "plan",
-               "command"}
+OUTPUT_ARGS = frozenset({"out", "json", "format", "export_star", "export_cs", "select_out", "map_name", "func", "plan",
+                         "command"})
 
 
 def input_files(args) -> list[Path]:

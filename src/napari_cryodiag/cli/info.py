@@ -132,6 +132,8 @@ def plan(args):
 def run(args) -> int:
     import sys
 
+    from ._common import one_line
+
     out = plan(args).check()
     results = []
     status = 0
@@ -141,7 +143,7 @@ def run(args) -> int:
         except CryodiagInputError as err:
             # in the listing, and one line per unusable file on stderr (the others are still described)
             info = {"path": f, "error": str(err)}
-            print(f"cryodiag info: error: {err}", file=sys.stderr)
+            print(f"cryodiag info: error: {one_line(str(err))}", file=sys.stderr)
             status = 2
         _print(info)
         results.append(info)

@@ -180,13 +180,15 @@ class OrientationsWidget(QWidget):
 
     def load_file(self, path) -> None:
         """Read a STAR / .cs particle file and select it as the source."""
-        from ..io.picks import read_table
+        from ..workflows.orientations import load_particles
 
         try:
-            self.file_table = read_table(path)
+            self.file_table, warnings = load_particles(path)
         except CryodiagInputError as err:
             show_error(str(err))
             return
+        for w in warnings:
+            show_info(f"Orientations: {w}")
         self._refresh_layers()
         self.source_combo.setCurrentIndex(self.source_combo.findText(self._file_item_name()))
 

@@ -98,7 +98,9 @@ def iter_noise_model(particles, volume, options: NoiseOptions | None = None, *, 
                                                   else os.fspath(particles))
     table = subset(table, opts.max_particles)
     map_apix = opts.map_pixel_size_A or None
+    map_source = None
     if isinstance(volume, (str, os.PathLike)):
+        map_source = os.fspath(volume)
         from ..io.mrc import read_map
 
         m = read_map(volume)
@@ -107,7 +109,8 @@ def iter_noise_model(particles, volume, options: NoiseOptions | None = None, *, 
         return (yield from _nm.iter_noise_model(
             table, volume, images=image_source(table, images, stack, src), pixel_size_A=opts.pixel_size_A or None,
             map_pixel_size_A=map_apix, scale=opts.scale if scale is None else scale, apply_ctf=opts.apply_ctf,
-            chunk_size=opts.chunk_size, num_workers=num_workers, cancel=cancel, source=src, **kwargs))
+            chunk_size=opts.chunk_size, num_workers=num_workers, cancel=cancel, source=src, map_source=map_source,
+            **kwargs))
 
 
 def group_particle_counts(model) -> dict:

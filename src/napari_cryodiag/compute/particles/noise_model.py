@@ -296,6 +296,13 @@ def match_map_to_images(volume: np.ndarray, map_pixel_size_A: float, box: int, p
                 f"map pixel size {map_pixel_size_A:.4g} Å cannot be matched to the particles' "
                 f"{pixel_size_A:.4g} Å", path
             )
+        need = 2 * 16 * m**3  # the padded transform and its inverse (complex128)
+        if m > 4 * max(n, box) or need > _available_bytes() // 2:
+            raise CryodiagInputError(
+                f"map voxel size {map_pixel_size_A:.4g} Å is {map_pixel_size_A / pixel_size_A:.3g}x the particles' "
+                f"{pixel_size_A:.4g} Å: resampling the {n}^3 map to {m}^3 would need {need / 2**30:.1f} GiB; "
+                "check the voxel size (give the map's with --map-pixel-size)", path
+            )
         ft = np.fft.fftshift(np.fft.fftn(vol))
         out = np.zeros((m, m, m), dtype=np.complex128)
         k = min(n, m)
@@ -310,6 +317,13 @@ def match_map_to_images(volume: np.ndarray, map_pixel_size_A: float, box: int, p
         out[so:so + k, so:so + k, so:so + k] = vol[si:si + k, si:si + k, si:si + k]
         vol = out
     return vol
+
+
+def _available_bytes() -> int:
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 8 << 30
 
 
 # --------------------------------------------------------------------------- chunks
@@ -371,10 +385,12 @@ def iter_noise_model(
     num_workers: int | None = None,
     cancel: threading.Event | None = None,
     source: str | os.PathLike | None = None,
+    map_source: str | os.PathLike | None = None,
     projector: FourierProjector | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Generator form of :func:`estimate_noise_model`: yields ``(done, total)`` particles after
-    each group of chunks and returns the :class:`NoiseModel` (``StopIteration.value``)."""
+    each group of chunks and returns the :class:`NoiseModel` (``StopIteration.value``).
+    ``source``/``map_source``: the table's and the map's names for messages."""
     import dask
 
     source = source if source is not None else table.attrs.get("source")
@@ -397,7 +413,7 @@ def iter_noise_model(
             raise CryodiagInputError("pixel size unknown: not in the table nor the stack header", source)
     if not np.isfinite(pixel_size_A) or pixel_size_A <= 0:
         raise CryodiagInputError(f"invalid pixel size {pixel_size_A}", source)
-    vol = match_map_to_images(volume, map_pixel_size_A or pixel_size_A, box, pixel_size_A)
+    vol = match_map_to_images(volume, map_pixel_size_A or pixel_size_A, box, pixel_size_A, map_source)
     defaults = {"voltage_kV": voltage_kV, "cs_mm": cs_mm, "amplitude_contrast": amplitude_contrast,
                 "phase_shift_deg": 0.0}
     params = _particle_params(table, pixel_size_A, apply_ctf, defaults, notes, source)
