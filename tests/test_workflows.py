@@ -178,3 +178,22 @@ def test_class_selection_refuses_inputs(tmp_path):
     with pytest.raises(CryodiagInputError, match="input"):
         write_selection(d.table, [1], other, overwrite=True, protect=[other])
     assert other.read_text() == "keep me"
+
+
+def test_output_plan_writes_only_what_it_planned(tmp_path):
+    src = tmp_path / "in.star"
+    src.write_text("input")
+    plan = OutputPlan(tmp_path / "o", formats="png,svg").protect(src)
+    js = plan.file("a.json")
+    assert [p.name for p in plan.figure("f")] == ["f.png", "f.svg"]
+    plan.check()
+    plan.write_json("a.json", {"v": np.float64("nan"), "n": np.int64(3)})
+    assert json.loads(js.read_text()) == {"v": None, "n": 3}
+    with pytest.raises(RuntimeError, match="not in the output plan"):
+        plan.write_json("b.json", {})
+    plan.protect(tmp_path / "other.star")  # inputs found later: checked again, own outputs not refused
+    with pytest.raises(CryodiagInputError, match="input"):
+        plan.protect(js)  # an output that turns out to be an input
+    assert OutputPlan(tmp_path / "o2", overwrite=True).file(src, in_folder=False) == src
+    with pytest.raises(CryodiagInputError, match="format"):
+        OutputPlan(tmp_path, formats="png,nope")

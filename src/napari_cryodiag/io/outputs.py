@@ -70,6 +70,7 @@ class OutputPlan:
         self._inputs: dict = {}  # (dev, ino) -> path
         self._input_paths: set[Path] = set()  # absolute paths (also of inputs that do not exist yet)
         self._outputs: dict[Path, str] = {}  # absolute path -> what it is
+        self._written: set[Path] = set()  # outputs written through the plan (absolute)
         self.checked = False
 
     # ------------------------------------------------------------------ inputs
@@ -160,6 +161,8 @@ class OutputPlan:
                     f"the {what} would overwrite an input file; choose another output name or folder "
                     "(--overwrite never replaces an input)", p)
         for p, what in self._outputs.items():
+            if p in self._written:
+                continue
             if p.is_dir():
                 raise CryodiagInputError(f"the {what} is an existing folder; choose a file name", p)
             if p.exists() and not self.overwrite:
@@ -179,14 +182,20 @@ class OutputPlan:
 
     def write(self, path, write: Callable[[Path], None]) -> Path:
         """Write a planned file atomically (``write(tmp_path)`` creates it)."""
-        return atomic_write(self._planned(path), write, overwrite=self.overwrite)
+        p = self._planned(path)
+        out = atomic_write(p, write, overwrite=self.overwrite)
+        self._written.add(p.absolute())
+        return out
 
     def write_text(self, path, text: str) -> Path:
         return self.write(path, lambda p: p.write_text(text))
 
     def write_json(self, path, data) -> Path:
         """A planned JSON of the numbers (NaN -> null), atomically."""
-        return write_json(self._planned(path), data, overwrite=self.overwrite)
+        p = self._planned(path)
+        out = write_json(p, data, overwrite=self.overwrite)
+        self._written.add(p.absolute())
+        return out
 
     def save_figure(self, fig, stem: str, *, dpi: int = 120) -> list[Path]:
         """Save a matplotlib figure as ``<folder>/<stem>.<fmt>`` for each planned format."""
@@ -198,7 +207,7 @@ class OutputPlan:
     def writer_kwargs(self, path) -> dict:
         """``overwrite``/``protect`` for an io writer that does its own atomic write (e.g.
         :func:`napari_cryodiag.io.star.write_star`), after checking ``path`` is planned."""
-        self._planned(path)
+        self._written.add(self._planned(path).absolute())
         return {"overwrite": self.overwrite, "protect": self.inputs}
 
 
