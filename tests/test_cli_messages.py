@@ -24,8 +24,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     f = {"data": data, "half1": data / "half_maps" / "half1.mrc", "half2": data / "half_maps" / "half2.mrc",
          "particles": data / "refinement" / "particles.star"}
     vol = mrcfile.read(f["half1"]).astype(np.float32)
+    vol2 = mrcfile.read(f["half2"]).astype(np.float32)
     for name, arr, apix in (("nan_map.mrc", np.where(np.arange(vol.size).reshape(vol.shape) == 7, np.nan, vol), 2.0),
-                            ("coarse_map.mrc", vol, 20.0)):
+                            ("coarse_map.mrc", vol, 20.0), ("coarse_map2.mrc", vol2, 20.0)):
         with mrcfile.new(root / name) as m:
             m.set_data(arr.astype(np.float32))
             m.voxel_size = apix
@@ -38,7 +39,7 @@ CASES = [
     ("guinier-window-holds-no-shell", ["guinier", "{coarse_map}", "--guinier-window", "10,4"],
      "coarse_map.mrc", "holds 0 shells"),
     ("fsc-empty-threshold-mask", ["fsc", "{half1}", "{half2}", "--threshold", "1.5"], "half1.mrc", "empty"),
-    ("sharpen-without-a-fit", ["sharpen", "{coarse_map}", "{coarse_map}"], "coarse_map.mrc", "B-factor"),
+    ("sharpen-without-a-fit", ["sharpen", "{coarse_map}", "{coarse_map2}"], "coarse_map.mrc", "B-factor"),
     ("noise-map-far-coarser-than-the-particles", ["noise", "--particles", "{particles}", "--map", "{coarse_map}",
                                                   "--quiet"], "coarse_map.mrc", "GiB"),
 ]
