@@ -199,3 +199,37 @@ def test_half_map_checks_name_both_files():
     with pytest.raises(CryodiagInputError, match="NaN"):
         check_half_maps(a, bad, 1.0, 1.0, "a.mrc", "b.mrc")
     assert check_half_maps(a, a, (1.2, 1.2, 1.2), 1.2) == pytest.approx(1.2)
+
+
+def test_lean_run_gives_the_same_curves_and_frees_the_half_maps():
+    """The command line's lean run (masked curves first, masks dropped after use, real half maps
+    freed before the randomisation) computes what the widget's full session computes."""
+    from napari_cryodiag.compute.maps.fsc import HalfMaps
+    from napari_cryodiag.compute.maps.sharpen import ValidationSession
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=48, pixel_size_A=1.5, resolution_A=5.0, seed=4)
+    full = ValidationSession(sim.half1, sim.half2, 1.5).compute(mask=sim.mask)
+    lean = ValidationSession(sim.half1.copy(), sim.half2.copy(), 1.5, lean=True, keep_masks=()).compute(mask=sim.mask)
+    for name, curve in full.fsc.curves.items():
+        np.testing.assert_allclose(lean.fsc.curves[name], curve, atol=2e-3, err_msg=name)
+    assert lean.fsc.randomise_shell == full.fsc.randomise_shell
+    assert lean.guinier.bfactor_A2 == pytest.approx(full.guinier.bfactor_A2, rel=1e-3)
+    assert set(lean.fsc.masks) == {"user"} and set(full.fsc.masks) == {"spherical", "loose", "tight", "user"}
+    assert lean.halfmaps.half1 is None and lean.halfmaps.half2 is None
+    np.testing.assert_allclose(lean.sharpen(), full.sharpen(), atol=1e-4)
+    with pytest.raises(RuntimeError, match="lean"):
+        lean.compute(mask=None)
+    # without a user mask the corrected curve's (tight) mask is the one kept
+    hm = HalfMaps(sim.half1.copy(), sim.half2.copy(), 1.5, lean=True)
+    r = fsc_family(None, None, 1.5, halfmaps=hm, keep_masks=())
+    assert set(r.masks) == {"tight"} and list(r.curves)[:2] == ["no_mask", "spherical"]
+
+
+@pytest.mark.parametrize("n, k", [(32, 5), (33, 7), (40, 3)])
+def test_pruned_forward_transform_is_the_corner_of_rfftn(n, k):
+    from napari_cryodiag.compute.maps.masks import _rfftn_corner
+
+    v = np.random.default_rng(n).normal(size=(n, n, n)).astype(np.float32)
+    both = np.r_[0 : k + 1, n - k : n]
+    np.testing.assert_array_equal(_rfftn_corner(v, k), rfftn(v)[np.ix_(both, both, np.arange(k + 1))])

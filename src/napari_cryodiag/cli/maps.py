@@ -128,7 +128,9 @@ def options(args):
 def _validation(args, h1_path, h2_path):
     from ..workflows.maps import MapValidation, load_half_maps
 
-    v = MapValidation(load_half_maps(h1_path, h2_path, args.mask, pixel_size_A=args.pixel_size))
+    # one-shot: a lean session keeps only the masks written out (and the corrected curve's)
+    v = MapValidation(load_half_maps(h1_path, h2_path, args.mask, pixel_size_A=args.pixel_size), lean=True,
+                      keep_masks=None if getattr(args, "write_masks", False) else ())
     v.compute(options(args))
     return v
 

@@ -29,11 +29,14 @@ def rfftn(x: np.ndarray) -> np.ndarray:
     return scipy.fft.rfftn(np.asarray(x, dtype=np.float32), workers=FFT_WORKERS)
 
 
-def irfftn(f: np.ndarray, shape) -> np.ndarray:
-    """c2r transform back to a float32 map of ``shape``."""
-    return scipy.fft.irfftn(np.asarray(f, dtype=np.complex64), s=tuple(shape), workers=FFT_WORKERS).astype(
-        np.float32, copy=False
-    )
+def irfftn(f: np.ndarray, shape, *, overwrite: bool = False) -> np.ndarray:
+    """c2r transform back to a float32 map of ``shape``.
+
+    ``overwrite=True`` lets the transform use ``f`` as its work array (``f`` is destroyed): for a
+    3D map that saves a complex temporary the size of ``f`` (one map's worth of memory).
+    """
+    return scipy.fft.irfftn(np.asarray(f, dtype=np.complex64), s=tuple(shape), workers=FFT_WORKERS,
+                            overwrite_x=overwrite).astype(np.float32, copy=False)
 
 
 
@@ -53,9 +56,11 @@ def _box_side(shape) -> int:
 def _shell_index_cached(shape: tuple[int, ...]) -> np.ndarray:
     n = _box_side(shape)
     m = n_shells(n)
+    # uint16 (shells up to 65535: boxes to 131068) halves the index of an int32 one: 64 MiB at 512³
+    itype = np.uint16 if m < 65536 else np.int32
     # integer |k|^2 -> shell through a lookup table: exact, and no float sqrt per coefficient
     kmax = n // 2
-    lookup = np.minimum(np.rint(np.sqrt(np.arange(len(shape) * kmax**2 + 1))), m).astype(np.int32)
+    lookup = np.minimum(np.rint(np.sqrt(np.arange(len(shape) * kmax**2 + 1))), m).astype(itype)
     k_full = np.rint(np.fft.fftfreq(n, d=1.0 / n)).astype(np.int64)
     kx2 = np.arange(n // 2 + 1, dtype=np.int64) ** 2
     if len(shape) == 1:
@@ -63,11 +68,11 @@ def _shell_index_cached(shape: tuple[int, ...]) -> np.ndarray:
     elif len(shape) == 2:
         index = lookup[k_full[:, None] ** 2 + kx2[None, :]]
     else:
-        index = np.empty((n, n, n // 2 + 1), dtype=np.int32)
+        index = np.empty((n, n, n // 2 + 1), dtype=itype)
         r2_yx = k_full[:, None] ** 2 + kx2[None, :]
         for z, kz in enumerate(k_full):  # one plane at a time keeps the int64 temporaries small
             index[z] = lookup[r2_yx + kz * kz]
-    index = np.ascontiguousarray(index, dtype=np.int32)
+    index = np.ascontiguousarray(index, dtype=itype)
     index.setflags(write=False)
     return index
 
@@ -75,26 +80,39 @@ def _shell_index_cached(shape: tuple[int, ...]) -> np.ndarray:
 def shell_index(shape_real) -> np.ndarray:
     """Shell number of every coefficient of ``rfftn`` of a real array of ``shape_real``.
 
-    Returns a read-only int32 array of the r2c shape (cached per shape); values beyond Nyquist
-    are set to ``n_shells(n)``.
+    Returns a read-only uint16 array (int32 for boxes beyond 131,068) of the r2c shape, cached per
+    shape; values beyond Nyquist are set to ``n_shells(n)``.
     """
     return _shell_index_cached(tuple(int(s) for s in shape_real))
 
 
+#: elements per slab of the shell sums: ``bincount`` converts its index (and weights) to 8-byte
+#: numbers, so whole-array calls on a 512³ transform would allocate two more map-sized arrays
+SUM_SLAB_ELEMENTS = 1 << 20
+
+
+def _binned(index: np.ndarray, values, m: int) -> np.ndarray:
+    ix = index.reshape(-1)
+    v = None if values is None else np.asarray(values).reshape(-1)
+    out = np.zeros(m + 1)
+    for i in range(0, ix.size, SUM_SLAB_ELEMENTS):
+        sl = slice(i, i + SUM_SLAB_ELEMENTS)
+        out += np.bincount(ix[sl], weights=None if v is None else v[sl], minlength=m + 1)[: m + 1]
+    return out[:m]
+
+
 def shell_sums(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
-    """Sum ``values`` (same shape as ``index``) over shells ``0 .. n//2``; float64 result."""
+    """Sum ``values`` (same shape as ``index``) over shells ``0 .. n//2``; float64 result (slab by slab)."""
     m = n_shells(n)
     v = np.asarray(values)
     if np.iscomplexobj(v):
-        re = np.bincount(index.ravel(), weights=v.real.ravel(), minlength=m + 1)[:m]
-        im = np.bincount(index.ravel(), weights=v.imag.ravel(), minlength=m + 1)[:m]
-        return re + 1j * im
-    return np.bincount(index.ravel(), weights=v.ravel().astype(np.float64, copy=False), minlength=m + 1)[:m]
+        return _binned(index, v.real, m) + 1j * _binned(index, v.imag, m)
+    return _binned(index, v, m)
 
 
 def shell_counts(index: np.ndarray, n: int) -> np.ndarray:
     """Number of coefficients in each shell ``0 .. n//2`` (of the half transform)."""
-    return np.bincount(index.ravel(), minlength=n_shells(n) + 1)[: n_shells(n)]
+    return _binned(index, None, n_shells(n)).astype(np.int64)
 
 
 def shell_frequencies_invA(n: int, pixel_size_A: float) -> np.ndarray:

@@ -1,6 +1,6 @@
 """MRC files: micrographs, maps, particle stacks, lazy folders of micrographs, writing.
 
-Headers are parsed with :data:`mrcfile.dtypes.HEADER_DTYPE` (the MRC2014 layout) and checked
+Headers are parsed (the MRC2014 layout, with :mod:`struct`) and checked
 before any data is touched, so a truncated file, a header with an impossible mode or a file
 that is not MRC at all gives a :class:`~napari_cryodiag.errors.CryodiagInputError` naming the
 file and the problem. Data are then read straight from the file (``numpy.fromfile`` /
@@ -36,8 +36,10 @@ before anything is read). A cubic, isotropic voxel where it is needed:
 from __future__ import annotations
 
 import glob as _glob
+import math
 import os
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -48,11 +50,6 @@ from ..compute.arrays import count_nonfinite
 from ..errors import CryodiagInputError
 from ..micrographs import micrograph_key
 from .atomic import atomic_write
-
-try:  # the header layout; mrcfile is a dependency, but keep a fallback to be safe
-    from mrcfile.dtypes import HEADER_DTYPE as _HEADER_DTYPE
-except Exception:  # pragma: no cover
-    _HEADER_DTYPE = None
 
 __all__ = [
     "MrcHeader",
@@ -139,6 +136,7 @@ class MrcHeader:
     ispg: int
     has_map_id: bool
     notes: list[str] = field(default_factory=list)
+    mtime_ns: int = 0  #: the file's modification time when the header was read
 
     @property
     def nbytes(self) -> int:
@@ -195,6 +193,21 @@ class MrcHeader:
                 "cryodiag reads modes 0, 1, 2, 6, 12 and 101 and does not take a real part", self.path)
 
 
+#: the MRC2014 fields read (byte offsets in the 1024-byte header): nx..nz, mode, n[xyz]start,
+#: m[xyz] (0-36), cella (40), mapc/mapr/maps (64), ispg, nsymbt (88), origin (196), map id (208)
+_FIELDS = struct.Struct("3i i 3i 3i 3f 12x 3i 12x i i")
+_ORIGIN = struct.Struct("3f")
+
+
+def _unpack(raw: bytes, order: str) -> dict:
+    """The header fields (``struct``: ~40x faster than numpy's structured record for 10,000 files)."""
+    v = struct.unpack_from(order + _FIELDS.format, raw, 0)
+    o = struct.unpack_from(order + _ORIGIN.format, raw, 196)
+    return {"nx": v[0], "ny": v[1], "nz": v[2], "mode": v[3], "nxstart": v[4], "nystart": v[5], "nzstart": v[6],
+            "mx": v[7], "my": v[8], "mz": v[9], "cella": v[10:13], "mapc": v[13], "mapr": v[14], "maps": v[15],
+            "ispg": v[16], "nsymbt": v[17], "origin": o, "map": raw[208:212]}
+
+
 def _plausible(h) -> bool:
     nx, ny, nz = int(h["nx"]), int(h["ny"]), int(h["nz"])
     return 0 < nx < _MAX_DIM and 0 < ny < _MAX_DIM and 0 < nz < _MAX_DIM * 64
@@ -204,9 +217,10 @@ def read_header(path: str | os.PathLike) -> MrcHeader:
     """Parse and validate the 1024-byte header of an MRC file (data are not read)."""
     path = os.fspath(path)
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())  # one system call for size and time (10,000 files in a folder)
             raw = f.read(1024)
+        size = st.st_size
     except FileNotFoundError:
         raise CryodiagInputError("file not found", path) from None
     except IsADirectoryError:
@@ -217,10 +231,10 @@ def read_header(path: str | os.PathLike) -> MrcHeader:
         raise CryodiagInputError(
             f"not an MRC file: {size} bytes is shorter than the 1024-byte MRC header", path
         )
-    h = np.frombuffer(raw, dtype=_HEADER_DTYPE)[0]
+    h = _unpack(raw, "<")
     byteorder = "<"
     if not _plausible(h):
-        hb = np.frombuffer(raw, dtype=_HEADER_DTYPE.newbyteorder(">"))[0]
+        hb = _unpack(raw, ">")
         if _plausible(hb):
             h, byteorder = hb, ">"
         else:
@@ -244,19 +258,18 @@ def read_header(path: str | os.PathLike) -> MrcHeader:
         raise CryodiagInputError(
             f"corrupt MRC header: extended header size {nsymbt} does not fit in the file", path
         )
-    has_map = bytes(h["map"]) == b"MAP "
+    has_map = h["map"] == b"MAP "
     if not has_map:
         notes.append("header lacks the 'MAP ' id (older IMOD/MotionCor2 file); read permissively")
     axis = (int(h["mapc"]), int(h["mapr"]), int(h["maps"]))
     if sorted(axis) != [1, 2, 3]:
         notes.append(f"axis order {axis} is not a permutation of 1,2,3; assumed 1,2,3")
         axis = (1, 2, 3)
-    cella = h["cella"]
-    cell = (float(cella["x"]), float(cella["y"]), float(cella["z"]))
+    cell = tuple(float(c) for c in h["cella"])
     sampling = (int(h["mx"]), int(h["my"]), int(h["mz"]))
     for c, m, name in zip(cell, sampling, "xyz"):
         v = c / m if m > 0 else 0.0
-        if not np.isfinite(c) or c < 0 or v > MAX_VOXEL_A:
+        if not math.isfinite(c) or c < 0 or v > MAX_VOXEL_A:
             raise CryodiagInputError(
                 f"implausible voxel size along {name} (cell {c:.4g} Å over {m} voxels); voxel sizes must be "
                 f"finite, positive and at most {MAX_VOXEL_A:g} Å (0 = unknown). Fix the header "
@@ -271,11 +284,12 @@ def read_header(path: str | os.PathLike) -> MrcHeader:
         cell_A=cell,
         sampling=sampling,
         start=(int(h["nxstart"]), int(h["nystart"]), int(h["nzstart"])),
-        origin_field_A=(float(h["origin"]["x"]), float(h["origin"]["y"]), float(h["origin"]["z"])),
+        origin_field_A=tuple(float(c) for c in h["origin"]),
         axis_order=axis,
         ispg=int(h["ispg"]),
         has_map_id=has_map,
         notes=notes,
+        mtime_ns=st.st_mtime_ns,
     )
     expected = hdr.data_offset + hdr.nbytes
     if size < expected:
@@ -288,7 +302,7 @@ def read_header(path: str | os.PathLike) -> MrcHeader:
     if size > expected:
         notes.append(f"{size - expected} trailing bytes after the data ignored")
     origin = hdr.origin_field_A
-    if not all(np.isfinite(origin)):
+    if not all(math.isfinite(o) for o in origin):
         hdr.origin_field_A = (0.0, 0.0, 0.0)
         notes.append(f"header origin {origin} is not finite; 0 used")
     return hdr
@@ -590,8 +604,9 @@ def list_mrc_files(source, suffixes: Sequence[str] = (".mrc",)) -> list[str]:
         s = os.fspath(source)
         if os.path.isdir(s):
             suf = tuple(x.lower() for x in suffixes)
-            paths = [os.path.join(s, n) for n in os.listdir(s) if n.lower().endswith(suf) and not n.startswith(".")]
-            paths = [p for p in paths if os.path.isfile(p)]
+            with os.scandir(s) as it:  # file types from the directory entries: no stat per file
+                paths = [e.path for e in it
+                         if e.name.lower().endswith(suf) and not e.name.startswith(".") and e.is_file()]
             if not paths:
                 raise CryodiagInputError(
                     f"folder has no files ending in {', '.join(suffixes)}", s
@@ -649,9 +664,25 @@ def _read_micrograph(hdr: MrcHeader) -> np.ndarray:
     return read_data(hdr, sections=slice(0, 1), dtype=np.float32)[0]
 
 
-def _load_block(headers, block_id=None):
-    i = block_id[0]
-    return _read_micrograph(headers[i])[None]
+def _load_block(hdr: MrcHeader) -> np.ndarray:
+    return _read_micrograph(hdr)[None]
+
+
+def _lazy_stack(hdrs: list[MrcHeader], name: str):
+    """A dask array ``(n, ny, nx)`` float32 with one task per file, each holding only its own header.
+
+    The graph is written out directly: ``map_blocks`` with the list of headers as an argument made
+    dask walk every header of every task (13 s for 2,000 files); here each task is an opaque
+    ``partial`` and building the graph costs ~1 µs a file.
+    """
+    import functools
+
+    import dask.array as da
+
+    ny, nx = hdrs[0].shape[1:]
+    dsk = {(name, i, 0, 0): (functools.partial(_load_block, h),) for i, h in enumerate(hdrs)}
+    return da.Array(dsk, name, chunks=((1,) * len(hdrs), (ny,), (nx,)), dtype=np.float32,
+                    meta=np.empty((0, 0, 0), np.float32))
 
 
 def open_micrograph_stack(source, *, suffixes: Sequence[str] = (".mrc",), skip_mismatched: bool = False) -> MicrographStack:
@@ -662,8 +693,6 @@ def open_micrograph_stack(source, *, suffixes: Sequence[str] = (".mrc",), skip_m
     in ``.skipped`` with ``skip_mismatched=True``). Files with unreadable headers are reported
     the same way.
     """
-    import dask.array as da
-
     paths = list_mrc_files(source, suffixes)
     label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else os.path.dirname(paths[0])
     headers: list[MrcHeader | None] = []
@@ -710,15 +739,7 @@ def open_micrograph_stack(source, *, suffixes: Sequence[str] = (".mrc",), skip_m
         raise CryodiagInputError("no readable 2D micrograph", label)
     paths = [p for p, _ in good]
     hdrs = [h for _, h in good]
-    ny, nx = hdrs[0].shape[1:]
-    data = da.map_blocks(
-        _load_block,
-        hdrs,
-        chunks=((1,) * len(hdrs), (ny,), (nx,)),
-        dtype=np.float32,
-        meta=np.empty((0, 0, 0), np.float32),
-        name="cryodiag-micrographs-" + _token(paths),
-    )
+    data = _lazy_stack(hdrs, "cryodiag-micrographs-" + _token(hdrs))
     psizes = [h.pixel_size_A for h in hdrs]
     known = [p for p in psizes if p]
     notes = []
@@ -745,14 +766,11 @@ def open_micrograph_stack(source, *, suffixes: Sequence[str] = (".mrc",), skip_m
     )
 
 
-def _token(paths: list[str]) -> str:
+def _token(hdrs: list[MrcHeader]) -> str:
+    """Name of a stack's graph: its files' absolute paths, sizes and modification times."""
     import hashlib
 
     m = hashlib.sha1()
-    for p in paths:
-        m.update(os.path.abspath(p).encode())
-        try:
-            m.update(str(os.path.getmtime(p)).encode())
-        except OSError:
-            pass
+    for h in hdrs:
+        m.update(f"{os.path.abspath(h.path)}\0{h.file_size}\0{h.mtime_ns}\n".encode())
     return m.hexdigest()[:16]

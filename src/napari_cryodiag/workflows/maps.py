@@ -200,10 +200,15 @@ class MapValidation:
     ``sharpened_curve`` the Guinier curve of the last sharpened map (under the corrected mask).
     """
 
-    def __init__(self, inputs: MapInputs):
+    def __init__(self, inputs: MapInputs, *, lean: bool = False, keep_masks=None):
+        """``lean=True`` (a one-shot run: the command line): the session keeps only the masks in
+        ``keep_masks`` (and the corrected curve's) and frees the real half maps once only their
+        transforms are needed, so ``inputs`` lets go of them here (``view_volume`` has none then)."""
         self.inputs = inputs
         self.session = ValidationSession(inputs.half1, inputs.half2, inputs.pixel_size_A, inputs.half1_name,
-                                         inputs.half2_name)
+                                         inputs.half2_name, lean=lean, keep_masks=keep_masks)
+        if lean:
+            inputs.half1 = inputs.half2 = None
         self.options = MapValidationOptions()
         self.sharpened_curve = None
 
@@ -403,7 +408,7 @@ def guinier_of_map(map_path, options: MapValidationOptions | None = None, *, pix
     if isinstance(window, tuple):
         lo, hi, rule = max(window), min(window), "explicit"
     elif half1 and half2:
-        v = MapValidation(load_half_maps(half1, half2, mask, pixel_size_A=pixel_size_A))
+        v = MapValidation(load_half_maps(half1, half2, mask, pixel_size_A=pixel_size_A), lean=True, keep_masks=())
         s = v.compute(opts)
         weighting = s.weighting_fsc()[0] if window == "relion" else None
         lo, hi, rule = guinier_window(window, weighting if weighting is not None else s.fsc.curves["corrected"],

@@ -34,7 +34,7 @@ from ...errors import CryodiagInputError
 from ..arrays import arrays_equal, count_nonfinite
 from ..fourier import FFT_WORKERS, irfftn, n_shells, rfftn, shell_counts, shell_frequencies_invA, shell_index
 from ..progress import run_steps
-from .masks import MaskParams, auto_masks, check_user_mask, cosine_edge
+from .masks import AutoMasks, MaskParams, auto_masks, check_user_mask, cosine_edge
 from .phase_randomisation import randomise_phases
 
 THRESHOLDS = (0.143, 0.5)
@@ -276,7 +276,12 @@ class HalfMaps:
     randomisation shell) recomputes only the transforms it needs.
     """
 
-    def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None):
+    def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None, *, lean: bool = False):
+        """``lean=True`` (one-shot runs such as the command line): :func:`iter_fsc_family` computes
+        the masked curves before the half maps' transforms exist, drops each automatic mask after its
+        curve, and frees the real half maps once only the transforms are needed
+        (:meth:`release_real`), so that a 512³ run stays within ~7 map sizes; a lean object cannot
+        recompute a masked curve."""
         check_half_maps(half1, half2, path1=path1, path2=path2)
         if not pixel_size_A or pixel_size_A <= 0:
             raise CryodiagInputError("voxel size unknown (0 in the header); give it explicitly", path1)
@@ -291,20 +296,70 @@ class HalfMaps:
         self._f1 = self._f2 = None
         self._unmasked = None
         self._masked: dict[int, tuple] = {}
+        self._average_means: dict[int, tuple] = {}
+        self._buf = None  # real work array of the masked products (reused from curve to curve)
+        self.lean = bool(lean)
+
+    def _real(self):
+        if self.half1 is None:
+            raise RuntimeError("the real half maps were released (lean run): recompute from the files")
+        return self.half1, self.half2
 
     @property
     def transforms(self):
         if self._f1 is None:
-            self._f1 = rfftn(self.half1)
-            self._f2 = rfftn(self.half2)
+            h1, h2 = self._real()
+            self._f1 = rfftn(h1)
+            self._f2 = rfftn(h2)
         return self._f1, self._f2
+
+    def release_real(self) -> None:
+        """Keep only the transforms: compute them if needed, then free the real half maps."""
+        self._buf = None
+        self.transforms
+        self.half1 = self.half2 = None
 
     def average_ft(self) -> np.ndarray:
         f1, f2 = self.transforms
         return (f1 + f2) * np.float32(0.5)
 
     def average(self) -> np.ndarray:
-        return (self.half1 + self.half2) * np.float32(0.5)
+        h1, h2 = self._real()
+        return (h1 + h2) * np.float32(0.5)
+
+    def _work(self) -> np.ndarray:
+        if self._buf is None:
+            self._buf = np.empty(self.shape, dtype=np.float32)
+        return self._buf
+
+    def masked_average_means(self, mask: np.ndarray) -> dict:
+        """Per-shell means of |F|^2 and |F| of the half-map average times ``mask`` (cached per mask):
+        what the Guinier plot of the masked average needs, kept after :meth:`release_real`."""
+        from .guinier import shell_means
+
+        hit = self._average_means.get(id(mask))
+        if hit is not None and hit[0] is mask:
+            return hit[1]
+        h1, h2 = self._real()
+        buf = self._work()
+        np.add(h1, h2, out=buf)
+        buf *= np.float32(0.5)
+        buf *= mask
+        means = shell_means(rfftn(buf), self.index, self.n, counts=self.counts)
+        self._average_means[id(mask)] = (mask, means)
+        return means
+
+    def masked_fsc_and_spectra(self, mask: np.ndarray):
+        """FSC and :func:`shell_spectra` of the half maps times ``mask`` (not cached)."""
+        h1, h2 = self._real()
+        buf = self._work()
+        np.multiply(h1, mask, out=buf)
+        g1 = rfftn(buf)
+        np.multiply(h2, mask, out=buf)
+        g2 = rfftn(buf)
+        sums = shell_sums_fsc(g1, g2, self.index, self.n)
+        del g1, g2
+        return fsc_from_sums(*sums), shell_spectra(*sums, self.counts)
 
     def fsc_unmasked(self) -> np.ndarray:
         if self._unmasked is None:
@@ -319,9 +374,8 @@ class HalfMaps:
         hit = self._masked.get(key)
         if hit is not None and hit[0] is mask:
             return hit[1]
-        sums = shell_sums_fsc(rfftn(self.half1 * mask), rfftn(self.half2 * mask), self.index, self.n)
-        curve = fsc_from_sums(*sums)
-        self._masked[key] = (mask, curve, shell_spectra(*sums, self.counts))
+        curve, spectra = self.masked_fsc_and_spectra(mask)
+        self._masked[key] = (mask, curve, spectra)
         return curve
 
     def spectra(self, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -339,11 +393,14 @@ class HalfMaps:
         """
         f1, f2 = self.transforms
         rng = np.random.default_rng(seed)
-        r1 = irfftn(randomise_phases(f1, self.shape, start_shell, rng, self.index, convention), self.shape)
+        # the randomised transforms are temporaries: the c2r may use them as its work array
+        r1 = irfftn(randomise_phases(f1, self.shape, start_shell, rng, self.index, convention), self.shape,
+                    overwrite=True)
         r1 *= mask
         g1 = rfftn(r1)
         del r1
-        r2 = irfftn(randomise_phases(f2, self.shape, start_shell, rng, self.index, convention), self.shape)
+        r2 = irfftn(randomise_phases(f2, self.shape, start_shell, rng, self.index, convention), self.shape,
+                    overwrite=True)
         r2 *= mask
         g2 = rfftn(r2)
         del r2
@@ -479,45 +536,70 @@ def iter_fsc_family(
     seed: int = 0,
     halfmaps: HalfMaps | None = None,
     masks: dict | None = None,
+    keep_masks=None,
 ) -> Iterator[tuple[int, int]]:
     """Generator: yields ``(done, total)`` progress and returns an :class:`FSCResult`.
 
     ``mask`` is an optional user mask (same grid, values in [0, 1]); with it the corrected curve
     uses it (as RELION does) and it is reported as the ``"user"`` curve. Pass ``halfmaps`` (and
-    ``masks``) to reuse transforms/masks computed before.
+    ``masks``) to reuse transforms/masks computed before. ``keep_masks``: names of the masks to
+    keep in the result (default: all; the corrected curve's mask is always kept); the others are
+    freed as soon as their curve is computed. A lean ``halfmaps`` (:class:`HalfMaps`) also frees
+    its real maps on the way (see there).
     """
     hm = halfmaps if halfmaps is not None else HalfMaps(half1, half2, pixel_size_A)
     n, apix = hm.n, hm.pixel_size_A
-    total = 6 + (mask is not None)  # the yields below: 0, no mask, masks, 3 curves, [user], corrected
+    total = 6 + (mask is not None)  # the yields after the first: masks, 3 curves, [user], no mask, corrected
     done = 0
     user = None if mask is None else check_user_mask(mask, hm.shape, mask_path)
-    yield done, total
-    curves: dict[str, np.ndarray] = {"no_mask": hm.fsc_unmasked()}
-    done += 1
-    yield done, total
-    if masks is None:
-        # the low-pass for the threshold needs only the low-frequency block of the averaged
-        # transform: pass the halves' transforms instead of forming (f1 + f2) / 2 in full
-        masks = auto_masks(hm.average(), apix, mask_params, which=("spherical", "loose", "tight"),
-                           half_fts=hm.transforms)
-    done += 1
-    yield done, total
-    for name in ("spherical", "loose", "tight"):
-        curves[name] = hm.fsc_masked(masks[name])
-        done += 1
-        yield done, total
-    if user is not None:
-        masks = dict(masks, user=user)
-        curves["user"] = hm.fsc_masked(user)
-        done += 1
-        yield done, total
     cmask_name = "user" if user is not None else "tight"
-    cmask = masks[cmask_name]
+    keep = {"spherical", "loose", "tight", "user"} if keep_masks is None else set(keep_masks)
+    keep.add(cmask_name)
+    yield done, total
+    curves: dict[str, np.ndarray] = {}
+    spectra: dict[str, dict] = {}
+    maker = None
+    if masks is None:
+        # the threshold's low-pass needs only the low-frequency corner of the average's transform:
+        # a pruned forward transform of the average gives it before any full transform exists
+        maker = AutoMasks(hm.average(), apix, mask_params, which=("spherical", "loose", "tight"),
+                          half_fts=None if hm.lean or hm._f1 is None else hm.transforms)
+    done += 1
+    yield done, total
+    kept: dict[str, np.ndarray] = {}
+    for name in ("spherical", "loose", "tight"):
+        m = maker.make(name) if maker is not None else masks[name]
+        if hm.lean or maker is not None:
+            curves[name], spectra[name] = hm.masked_fsc_and_spectra(m)
+        else:
+            curves[name] = hm.fsc_masked(m)
+            spectra[name] = hm.spectra(m)
+        if name in keep:
+            kept[name] = m
+        del m
+        done += 1
+        yield done, total
+    maker = None  # frees the distance transform
+    if user is not None:
+        kept["user"] = user
+        curves["user"], spectra["user"] = hm.masked_fsc_and_spectra(user)
+        done += 1
+        yield done, total
+    if hm.lean:  # what the Guinier plot needs from the real maps (the corrected curve's mask)
+        hm.masked_average_means(kept[cmask_name])
+    curves = {"no_mask": hm.fsc_unmasked(), **curves}
+    spectra = {"no_mask": hm.spectra(), **spectra}
+    if hm.lean:  # from here on only the transforms are needed
+        hm.release_real()
+    done += 1
+    yield done, total
+    cmask = kept[cmask_name]
     rule = randomise_from if isinstance(randomise_from, str) and randomise_from in RANDOMISE_RULES else str(randomise_from)
     shell = randomisation_shell(randomise_from, n, apix, fsc_tight=curves[cmask_name], fsc_unmasked=curves["no_mask"])
     convention = randomisation_convention(randomise_from)
     curves["phase_randomised"] = hm.fsc_randomised(cmask, shell, seed, convention)
     curves["corrected"] = corrected_fsc(curves[cmask_name], curves["phase_randomised"], shell, wait_shells)
+    hm._buf = None
     done += 1
     yield done, total
     resolutions = {k: _resolutions(v, n, apix) for k, v in curves.items() if k != "phase_randomised"}
@@ -534,9 +616,9 @@ def iter_fsc_family(
         wait_shells=wait_shells,
         seed=seed,
         mask_params=mask_params,
-        masks=masks,
+        masks=kept,
         randomise_convention=convention,
-        spectra={"no_mask": hm.spectra(), **{k: hm.spectra(masks[k]) for k in curves if k in masks}},
+        spectra=spectra,
     )
 
 

@@ -69,15 +69,34 @@ def guinier_curve(ft: np.ndarray, shape_real, pixel_size_A: float, quantity: str
     n = int(shape_real[0])
     if index is None:
         index = shell_index(shape_real)
+    counts = shell_counts(index, n)
+    return guinier_curve_from_means(shell_means(ft, index, n, (quantity,), counts)[quantity], n, pixel_size_A,
+                                    quantity, counts)
+
+
+def shell_means(ft: np.ndarray, index: np.ndarray, n: int, quantities=QUANTITIES, counts=None) -> dict:
+    """Per-shell means of |F|^2 (``"amplitude2"``) and/or |F| (``"amplitude"``) of a half transform."""
+    if counts is None:
+        counts = shell_counts(index, n)
     p = ft.real * ft.real
     p += ft.imag * ft.imag
-    vals = p if quantity == "amplitude2" else np.sqrt(p)
-    counts = shell_counts(index, n)
-    mean = shell_sums(vals, index, n) / np.maximum(counts, 1)
-    with np.errstate(divide="ignore"):
+    out = {}
+    c = np.maximum(counts, 1)
+    if "amplitude2" in quantities:
+        out["amplitude2"] = shell_sums(p, index, n) / c
+    if "amplitude" in quantities:
+        np.sqrt(p, out=p)
+        out["amplitude"] = shell_sums(p, index, n) / c
+    return out
+
+
+def guinier_curve_from_means(mean: np.ndarray, n: int, pixel_size_A: float, quantity: str, counts) -> GuinierCurve:
+    """Guinier curve from per-shell means (:func:`shell_means`); empty shells give ``y = NaN``."""
+    mean = np.asarray(mean, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
         y = np.log(np.where(mean > 0, mean, np.nan))
     x = (np.arange(len(mean)) / (n * pixel_size_A)) ** 2
-    return GuinierCurve(x, y, quantity, counts)
+    return GuinierCurve(x, y, quantity, np.asarray(counts))
 
 
 def guinier_curve_of_map(volume: np.ndarray, pixel_size_A: float, quantity: str = "amplitude2", mask=None,

@@ -48,6 +48,8 @@ def _hermitian_fix_plane(new: np.ndarray, old: np.ndarray, randomised: np.ndarra
 
 
 CONVENTIONS = ("shell", "radius")
+#: elements per slab of the randomisation (temporaries stay small: ~20 MB)
+RANDOMISE_SLAB_ELEMENTS = 1 << 21
 
 
 def randomised_coefficients(index: np.ndarray, shape_real, start_shell: int, convention: str = "shell") -> np.ndarray:
@@ -95,21 +97,27 @@ def randomise_phases(
     sel = randomised_coefficients(index, shape_real, start_shell, convention)
     if not sel.any():
         return ft.astype(np.complex64, copy=True)
-    # whole-array work (unit phasors from float32 angles), then the few unrandomised low-resolution
-    # coefficients are put back: cheaper than gathering/scattering the randomised majority
-    phi = rng.random(ft.shape, dtype=np.float32)
-    phi *= np.float32(2 * np.pi)
-    amp = np.abs(ft).astype(np.float32, copy=False)
+    # slab by slab along the first axis: the same random stream as one whole-array draw (float32
+    # angles, C order), with temporaries of one slab; unrandomised coefficients are put back
     out = np.empty(ft.shape, dtype=np.complex64)
-    tmp = np.cos(phi)
-    tmp *= amp
-    out.real = tmp
-    np.sin(phi, out=tmp)
-    tmp *= amp
-    out.imag = tmp
-    del phi, tmp, amp
-    keep = ~sel
-    out[keep] = ft[keep]
+    plane = int(np.prod(ft.shape[1:])) or 1
+    step = max(1, RANDOMISE_SLAB_ELEMENTS // plane)
+    two_pi = np.float32(2 * np.pi)
+    for z0 in range(0, ft.shape[0], step):
+        sl = slice(z0, z0 + step)
+        src = ft[sl]
+        phi = rng.random(src.shape, dtype=np.float32)
+        phi *= two_pi
+        amp = np.abs(src).astype(np.float32, copy=False)
+        o = out[sl]
+        tmp = np.cos(phi)
+        tmp *= amp
+        o.real = tmp
+        np.sin(phi, out=tmp)
+        tmp *= amp
+        o.imag = tmp
+        keep = ~sel[sl]
+        o[keep] = src[keep]
     n_last = int(shape_real[-1])
     planes = [0] + ([n_last // 2] if n_last % 2 == 0 else [])
     for j in planes:

@@ -27,7 +27,7 @@ from ..fourier import irfftn, rfftn
 from ..progress import run_steps
 from .fsc import FSCResult, HalfMaps, iter_fsc_family
 from .diagnosis import DiagnosisParams, diagnose
-from .guinier import GuinierFit, fit_guinier, fsc_weighted_curve, guinier_curve, guinier_window
+from .guinier import GuinierFit, fit_guinier, fsc_weighted_curve, guinier_curve_from_means, guinier_window
 from .masks import MaskParams, cosine_edge
 
 
@@ -104,7 +104,7 @@ class Sharpener:
         shells = shell_filter(self.n, self.pixel_size_A, fsc, **filter_kwargs).astype(np.float32)
         filt = np.exp(np.float32(-bfactor_A2 / 4.0) * self.s2)
         filt *= shells[self.index]
-        return irfftn(self.ft * filt, self.shape)
+        return irfftn(self.ft * filt, self.shape, overwrite=True)
 
 
 def sharpen_map(volume, pixel_size_A: float, bfactor_A2: float, fsc=None, **filter_kwargs) -> np.ndarray:
@@ -118,8 +118,13 @@ class ValidationSession:
     ``iter_compute()`` is a generator (``(done, total)`` progress) for a worker thread.
     """
 
-    def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None):
-        self.halfmaps = HalfMaps(half1, half2, pixel_size_A, path1, path2)
+    def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None, *, lean: bool = False,
+                 keep_masks=None):
+        """``lean=True``: a one-shot run (the command line) that keeps only the masks named in
+        ``keep_masks`` (and the corrected curve's) and frees the real half maps on the way
+        (:class:`HalfMaps`); a second :meth:`iter_compute` with other FSC settings is then refused."""
+        self.halfmaps = HalfMaps(half1, half2, pixel_size_A, path1, path2, lean=lean)
+        self.keep_masks = keep_masks
         self.path1 = path1
         self._masks: dict | None = None
         self._mask_params: MaskParams | None = None
@@ -162,11 +167,14 @@ class ValidationSession:
         self.recomputed = []
         key = (id(mask), mask_params, str(randomise_from), wait_shells, seed)
         if self.fsc is None or key != self._fsc_key:
-            masks = self.masks_for(mask_params)
+            lean = self.halfmaps.lean
+            if lean and self.fsc is not None:
+                raise RuntimeError("a lean session computes once; make a new one for other FSC settings")
+            masks = None if lean else dict(self.masks_for(mask_params))
             self.fsc = yield from iter_fsc_family(
                 None, None, self.halfmaps.pixel_size_A, mask=mask, mask_path=mask_path, mask_params=mask_params,
                 randomise_from=randomise_from, wait_shells=wait_shells, seed=seed, halfmaps=self.halfmaps,
-                masks=dict(masks),
+                masks=masks, keep_masks=self.keep_masks,
             )
             self._fsc_key = key
             self._mask_ref = mask
@@ -236,7 +244,8 @@ class ValidationSession:
         """Guinier curve of the half-map average under the corrected curve's mask."""
         hm = self.halfmaps
         m = self.fsc.masks[self.fsc.corrected_mask]
-        return guinier_curve(rfftn(hm.average() * m), hm.shape, hm.pixel_size_A, quantity, hm.index)
+        return guinier_curve_from_means(hm.masked_average_means(m)[quantity], hm.n, hm.pixel_size_A, quantity,
+                                        hm.counts)
 
     def sharpen(self, params: SharpenParams = SharpenParams()) -> np.ndarray:
         """Sharpened average; only the filter and one inverse FFT are recomputed when B changes."""
