@@ -115,6 +115,22 @@ def shell_counts(index: np.ndarray, n: int) -> np.ndarray:
     return _binned(index, None, n_shells(n)).astype(np.int64)
 
 
+def shell_means(ft: np.ndarray, index: np.ndarray, n: int, quantities=("amplitude2", "amplitude"), counts=None) -> dict:
+    """Per-shell means of |F|^2 (``"amplitude2"``) and/or |F| (``"amplitude"``) of a half transform."""
+    if counts is None:
+        counts = shell_counts(index, n)
+    p = ft.real * ft.real
+    p += ft.imag * ft.imag
+    out = {}
+    c = np.maximum(counts, 1)
+    if "amplitude2" in quantities:
+        out["amplitude2"] = shell_sums(p, index, n) / c
+    if "amplitude" in quantities:
+        np.sqrt(p, out=p)
+        out["amplitude"] = shell_sums(p, index, n) / c
+    return out
+
+
 def shell_frequencies_invA(n: int, pixel_size_A: float) -> np.ndarray:
     """Spatial frequency of shells ``0 .. n//2`` in 1/Å: ``i / (n * pixel_size_A)``."""
     return np.arange(n_shells(n)) / (n * float(pixel_size_A))

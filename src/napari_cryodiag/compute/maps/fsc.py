@@ -32,7 +32,7 @@ import scipy.fft
 
 from ...errors import CryodiagInputError
 from ..arrays import arrays_equal, count_nonfinite
-from ..fourier import FFT_WORKERS, irfftn, n_shells, rfftn, shell_counts, shell_frequencies_invA, shell_index
+from ..fourier import FFT_WORKERS, irfftn, n_shells, rfftn, shell_counts, shell_frequencies_invA, shell_index, shell_means
 from ..progress import run_steps
 from .masks import AutoMasks, MaskParams, auto_masks, check_user_mask, cosine_edge
 from .phase_randomisation import randomise_phases
@@ -335,8 +335,6 @@ class HalfMaps:
     def masked_average_means(self, mask: np.ndarray) -> dict:
         """Per-shell means of |F|^2 and |F| of the half-map average times ``mask`` (cached per mask):
         what the Guinier plot of the masked average needs, kept after :meth:`release_real`."""
-        from .guinier import shell_means
-
         hit = self._average_means.get(id(mask))
         if hit is not None and hit[0] is mask:
             return hit[1]

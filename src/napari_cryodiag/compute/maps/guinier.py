@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..fourier import shell_counts, shell_index, shell_sums
+from ..fourier import shell_counts, shell_index, shell_means, shell_sums
 from ..fourier import rfftn
 
 QUANTITIES = ("amplitude2", "amplitude")
@@ -72,22 +72,6 @@ def guinier_curve(ft: np.ndarray, shape_real, pixel_size_A: float, quantity: str
     counts = shell_counts(index, n)
     return guinier_curve_from_means(shell_means(ft, index, n, (quantity,), counts)[quantity], n, pixel_size_A,
                                     quantity, counts)
-
-
-def shell_means(ft: np.ndarray, index: np.ndarray, n: int, quantities=QUANTITIES, counts=None) -> dict:
-    """Per-shell means of |F|^2 (``"amplitude2"``) and/or |F| (``"amplitude"``) of a half transform."""
-    if counts is None:
-        counts = shell_counts(index, n)
-    p = ft.real * ft.real
-    p += ft.imag * ft.imag
-    out = {}
-    c = np.maximum(counts, 1)
-    if "amplitude2" in quantities:
-        out["amplitude2"] = shell_sums(p, index, n) / c
-    if "amplitude" in quantities:
-        np.sqrt(p, out=p)
-        out["amplitude"] = shell_sums(p, index, n) / c
-    return out
 
 
 def guinier_curve_from_means(mean: np.ndarray, n: int, pixel_size_A: float, quantity: str, counts) -> GuinierCurve:
