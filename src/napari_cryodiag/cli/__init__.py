@@ -19,6 +19,7 @@ from ._common import one_line
 SUBCOMMAND_MODULES = (
     "napari_cryodiag.cli.info",      # cryodiag info
     "napari_cryodiag.cli.sample",    # cryodiag sample
+    "napari_cryodiag.cli.open",      # cryodiag open
     "napari_cryodiag.cli.picks",     # cryodiag picks ...
     "napari_cryodiag.cli.maps",      # cryodiag fsc / guinier / sharpen / views
     "napari_cryodiag.cli.classes",   # cryodiag classes

@@ -53,6 +53,13 @@ def register(subparsers) -> None:
                    help="skip the refined 3D particle set (poses, CTF, images, map)")
     p.add_argument("--refined-particles", type=_positive_int, default=1000,
                    help="particles in the refined set (default 1000)")
+    p.add_argument("--layout", choices=("flat", "relion", "cryosparc"), default="flat",
+                   help="flat (default): the files side by side; relion: a RELION project (default_pipeline.star, "
+                        "MotionCorr/ CtfFind/ ManualPick/ AutoPick/ Extract/ Class2D/ Refine3D/ MaskCreate/ "
+                        "PostProcess/ jobs); cryosparc: a cryoSPARC project (J1..J6 with job.json and .cs outputs)")
+    p.add_argument("--relion-version", choices=("5", "4", "3.1"), default="5",
+                   help="with --layout relion: RELION 4/5 files (default) or 3.1's (numbered pipeline, "
+                        "coords_suffix_*.star picks)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.set_defaults(func=run, plan=plan)
 
@@ -74,6 +81,8 @@ def run(args) -> int:
     if not args.pixel_size > 0:
         raise CryodiagInputError(f"--pixel-size must be > 0, got {args.pixel_size}")
     plan(args).check()
+    if args.layout != "flat":
+        return _run_project(args)
 
     ds = write_sample_dataset(
         # absolute: the dataset relates the files it writes to the folder (relative_to)
@@ -105,5 +114,31 @@ def run(args) -> int:
     if ds.refinement:
         print(f"  refined particle set (poses, CTF, images, map) in {ds.refinement['star'].parent.name}/")
     for what, why in ds.skipped.items():
+        print(f"  skipped {what}: {why}")
+    return 0
+
+
+def _run_project(args) -> int:
+    from pathlib import Path
+
+    from ..io.projects import open_project
+    from ..simulate.project import write_sample_project
+
+    if args.no_half_maps:
+        print("  note: --no-half-maps has no effect with a project layout (the half maps are the refinement's)")
+    sp = write_sample_project(
+        Path(args.outdir).expanduser().absolute(), args.layout, relion_version=args.relion_version, seed=args.seed,
+        n_micrographs=args.n_micrographs, shape=args.size, pixel_size_A=args.pixel_size,
+        particles_per_micrograph=args.particles, classes=not args.no_classes, refinement=not args.no_refinement,
+        n_refined_particles=args.refined_particles, overwrite=args.overwrite,
+    )
+    what = "RELION " + sp.relion_version if sp.layout == "relion" else "cryoSPARC"
+    sim = sp.simulation
+    print(f"wrote {sp.folder} ({what} project)")
+    print(f"  {len(sp.micrographs)} micrographs, {len(sim.truth)} picks; bad micrographs (CTF fit only to 12-15 Å): "
+          + (", ".join(sp.bad_micrographs) or "none"))
+    for line in open_project(sp.folder).describe()[1:]:
+        print("  " + line)
+    for what, why in sp.skipped.items():
         print(f"  skipped {what}: {why}")
     return 0
