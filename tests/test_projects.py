@@ -10,7 +10,6 @@ modified (the tree is hashed before and after).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,24 +21,11 @@ import numpy as np
 import pytest
 
 from napari_cryodiag.errors import CryodiagInputError
+from tree_hash import tree_hash
 from napari_cryodiag.io.projects import open_project, is_project, coordinate_file_of
 from napari_cryodiag.workflows.project import (
     class2d_source, map_source, particle_source, pick_source, project_summary, read_particles, read_pick_source,
 )
-
-
-def tree_hash(folder: Path) -> str:
-    """Names, sizes, modes and contents of every file and folder under ``folder``."""
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for n in sorted(filenames) + [f"{d}/" for d in dirnames]:
-            p = Path(dirpath) / n.rstrip("/")
-            st = p.lstat()
-            h.update(f"{p.relative_to(folder)}|{st.st_mode}|{st.st_size if p.is_file() else 0}|{st.st_mtime_ns}".encode())
-            if p.is_file():
-                h.update(hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
