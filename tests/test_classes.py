@@ -291,3 +291,43 @@ def test_full_posteriors_through_the_table_reader(tmp_path):
     d2 = class_diagnostics(t)
     np.testing.assert_array_equal(d2.summary["count"], s["count"])
     assert any("argmax" in n for n in d2.notes)
+
+
+# ----------------------------------------------------------------------------- values that are no classes
+@pytest.mark.parametrize(
+    "value, message",
+    [(2.5, "whole numbers; the class column holds 2.5 (row 3)"), (-3, "start at 1 (RELION) or 0 (cryoSPARC)"),
+     ("x", "holds 'x' (row 3), not a class number")],
+)
+def test_class_numbers_that_no_classification_writes_are_refused(value, message):
+    t = pd.DataFrame({"class": [1, 2, value, 1], "class_posterior": [0.9, 0.8, 0.7, 0.95]}, dtype=object)
+    t.attrs["source"] = "run_it025_data.star"
+    with pytest.raises(CryodiagInputError, match="run_it025_data.star") as err:
+        summarise_classes(t)
+    assert message in str(err.value)
+
+
+def test_particles_without_a_class_are_left_out_and_counted():
+    t = pd.DataFrame({"class": [1.0, 2.0, np.nan, 1.0], "class_posterior": [0.9, 0.8, 0.7, 0.95]})
+    s = summarise_classes(t)
+    assert s["count"].tolist() == [2, 1]
+    assert s.attrs["notes"] == ["1 of 4 particles have no class number; they are left out"]
+
+
+@pytest.mark.parametrize(
+    "column, values, message",
+    [("class_posterior", [0.9, 7.5, 0.7], "must lie in [0, 1], the table holds 7.5 (row 2)"),
+     ("class_posterior", [-0.2, 0.5, -1.0], "the table holds -0.2 (row 1; 2 rows in all)"),
+     ("class_ess", [1.0, 0.3, 2.0], "values start at 1, the table holds 0.3 (row 2)"),
+     ("class_ess", [1.0, 9.0, 2.0], "at most 3, the table holds 9 (row 2)"),
+     ("rlnMaxValueProbDistribution", [0.5, 1.5, 0.2], "RELION rlnMaxValueProbDistribution")],
+)
+def test_posteriors_out_of_range_are_refused(column, values, message):
+    t = pd.DataFrame({"class": [0, 1, 2], column: values})
+    t.attrs["source"] = "J12_particles.cs"
+    with pytest.raises(CryodiagInputError, match="J12_particles.cs") as err:
+        posterior_columns(t)
+    assert message in str(err.value)
+    # in range: read as it is
+    ok = pd.DataFrame({"class": [0, 1, 2], column: np.clip(values, 1 if "ess" in column else 0, 1)})
+    assert posterior_columns(ok).source in ("cryosparc", "relion")

@@ -12,6 +12,11 @@ task per chunk of particles) all build a list of ``dask.delayed`` tasks and hand
   remaining futures are cancelled (distributed);
 - returns the results in task order (``StopIteration.value``).
 
+A job that runs its tasks in several rounds (the noise model and the class averages add the
+partial sums of each round before starting the next, so memory stays flat in the number of
+particles) uses a :class:`TaskRunner`: one client for the whole job, objects shared by every
+round sent to the cluster once (:meth:`TaskRunner.share`).
+
 What travels in the graph: the tasks' own arguments, and whatever :func:`shared` wraps once for
 all tasks (options, template stacks, a projector). Inputs from files are read *inside* the tasks,
 from paths: a :class:`~napari_cryodiag.io.mrc.MicrographStack` chunk is a read task that names
@@ -31,7 +36,7 @@ import queue
 import threading
 from typing import Callable
 
-__all__ = ["JobCancelled", "run_tasks", "shared", "open_client", "task_key", "scheduler_name"]
+__all__ = ["JobCancelled", "TaskRunner", "run_tasks", "shared", "open_client", "task_key", "scheduler_name"]
 
 _counter = itertools.count()
 
@@ -44,6 +49,61 @@ def task_key(prefix: str) -> Callable[[int], str]:
     """Unique, readable dask keys for one run: ``task_key("cryodiag-score")(i)``."""
     run = next(_counter)
     return lambda i: f"{prefix}-{run}-{i}"
+
+
+class TaskRunner:
+    """One job's scheduler: ``with TaskRunner(client, num_workers) as runner:`` then
+    ``node = runner.share(big)`` and ``results = yield from runner.run(delayeds)`` per round.
+
+    ``client`` is ``None`` (local threads), a :class:`distributed.Client` or a scheduler
+    address (opened here and closed on exit).
+    """
+
+    def __init__(self, client=None, num_workers: int | None = None, *, cancel: threading.Event | None = None,
+                 cancelled: type[Exception] = JobCancelled, what: str = "tasks"):
+        self._given = client
+        self.client = None
+        self._owned = False
+        self.num_workers = num_workers
+        self.cancel = cancel
+        self.cancelled = cancelled
+        self.what = what
+
+    def __enter__(self) -> "TaskRunner":
+        self.client, self._owned = open_client(self._given)
+        return self
+
+    def __exit__(self, *exc):
+        if self._owned and self.client is not None:
+            self.client.close()
+        self.client = None
+        return False
+
+    @property
+    def scheduler(self) -> str:
+        return scheduler_name(self.client)
+
+    @property
+    def n_workers(self) -> int:
+        """Threads that run tasks at once (all workers' threads on a cluster)."""
+        if self.client is not None:
+            info = self.client.scheduler_info().get("workers", {})
+            return max(1, sum(int(w.get("nthreads", 1)) for w in info.values()))
+        import os
+
+        return max(1, self.num_workers or os.cpu_count() or 1)
+
+    def share(self, obj, name: str | None = None):
+        """``obj`` once for every task of every round: scattered to the workers (a cluster) or
+        one node of the graph (threads)."""
+        if self.client is not None:
+            return self.client.scatter(obj, broadcast=True, hash=False)
+        return shared(obj, name)
+
+    def run(self, delayeds: list):
+        """Generator: one round (see :func:`run_tasks`)."""
+        return run_tasks(delayeds, client=self.client, num_workers=self.num_workers, cancel=self.cancel,
+                         cancelled=self.cancelled, what=self.what)
 
 
 def shared(obj, name: str | None = None):

@@ -43,6 +43,8 @@ __all__ = [
     "class_base",
     "average_index_of_class",
     "summarise_classes",
+    "check_class_labels",
+    "check_posterior_values",
     "sort_summary",
     "SORT_KEYS",
 ]
@@ -100,6 +102,73 @@ class PosteriorColumns:
         return self.source == "relion"
 
 
+def _first_bad(values: np.ndarray, bad: np.ndarray) -> str:
+    """``"7.5 (row 3; 2 rows in all)"`` for the first row where ``bad`` holds (rows counted from 1)."""
+    i = int(np.flatnonzero(bad)[0])
+    n = int(bad.sum())
+    return f"{values[i]:g} (row {i + 1}" + (f"; {n} rows in all)" if n > 1 else ")")
+
+
+def check_class_labels(table: pd.DataFrame, n_averages: int | None = None) -> list[str]:
+    """Refuse class numbers that no classification writes; return warnings for the usable rest.
+
+    Class numbers are whole numbers from the first class on (RELION counts from 1, cryoSPARC
+    from 0): a fraction (2.5) or a number below 0 (-3) is a damaged or mislabelled column, and
+    is refused naming the value and the row (:class:`CryodiagInputError`) rather than read as a
+    class of its own. Rows without a class are dropped with a warning.
+    """
+    if "class" not in table:
+        return []
+    source = table.attrs.get("source")
+    c = pd.to_numeric(table["class"], errors="coerce").to_numpy(np.float64)
+    raw = table["class"].to_numpy()
+    notes = []
+    missing = np.isnan(c)
+    unreadable = missing & ~pd.isna(raw)
+    if unreadable.any():
+        i = int(np.flatnonzero(unreadable)[0])
+        raise CryodiagInputError(f"class column holds {raw[i]!r} (row {i + 1}), not a class number", source)
+    ok = ~missing
+    frac = ok & (c != np.round(c))
+    if frac.any():
+        raise CryodiagInputError(f"class numbers must be whole numbers; the class column holds {_first_bad(c, frac)}",
+                                 source)
+    neg = ok & (c < 0)
+    if neg.any():
+        raise CryodiagInputError(
+            f"class numbers start at 1 (RELION) or 0 (cryoSPARC); the class column holds {_first_bad(c, neg)}", source
+        )
+    if missing.any():
+        notes.append(f"{int(missing.sum())} of {len(c)} particles have no class number; they are left out")
+    return notes
+
+
+def check_posterior_values(cols: "PosteriorColumns", n_classes: int | None, source=None) -> None:
+    """Refuse best-class probabilities outside [0, 1] and class ESS below 1 (or above the number
+    of classes, for cryoSPARC's ESS): such values are not posteriors, and plotting them would
+    give empty or misleading histograms."""
+    if cols.best_prob is not None:
+        p = cols.best_prob
+        bad = np.isfinite(p) & ((p < 0) | (p > 1 + 1e-6))
+        if bad.any():
+            raise CryodiagInputError(
+                f"{cols.best_label}: a probability must lie in [0, 1], the table holds {_first_bad(p, bad)}", source
+            )
+    if cols.ess is not None:
+        e = cols.ess
+        bad = np.isfinite(e) & (e < 1 - 1e-6)
+        if bad.any():
+            raise CryodiagInputError(f"{cols.ess_label}: values start at 1, the table holds {_first_bad(e, bad)}",
+                                     source)
+        if cols.source in ("cryosparc", "full posteriors") and n_classes:
+            bad = np.isfinite(e) & (e > n_classes * (1 + 1e-6))
+            if bad.any():
+                raise CryodiagInputError(
+                    f"{cols.ess_label}: an ESS over {n_classes} classes is at most {n_classes}, the table holds "
+                    f"{_first_bad(e, bad)}", source,
+                )
+
+
 def posterior_columns(
     table: pd.DataFrame, posteriors: np.ndarray | None = None, n_classes: int | None = None
 ) -> PosteriorColumns:
@@ -108,7 +177,15 @@ def posterior_columns(
     Priority: full ``(N, K)`` ``posteriors`` (ESS computed as ``1/sum p^2``) > cryoSPARC
     ``class_posterior``/``class_ess`` > RELION ``rlnMaxValueProbDistribution``/
     ``rlnNrOfSignificantSamples`` (also when a STAR reader stored the former as ``class_posterior``).
+    Values that are no posteriors (a probability of 7.5, an ESS below 1) are refused naming the
+    column, value and row (:func:`check_posterior_values`).
     """
+    cols = _posterior_columns(table, posteriors, n_classes)
+    check_posterior_values(cols, cols.n_classes, table.attrs.get("source"))
+    return cols
+
+
+def _posterior_columns(table, posteriors, n_classes) -> PosteriorColumns:
     fmt = str(table.attrs.get("format", "")).lower()
     k = n_classes
     if k is None and "class" in table and len(table):
@@ -433,8 +510,11 @@ def summarise_classes(
     """
     if "class" not in table:
         raise CryodiagInputError("the particle table has no class column", table.attrs.get("source"))
-    cls = table["class"].to_numpy()
-    ok = ~pd.isna(cls)
+    notes = check_class_labels(table, n_averages)
+    cls = pd.to_numeric(table["class"], errors="coerce").to_numpy()
+    ok = ~np.isnan(cls)
+    if np.all(cls[ok] == np.round(cls[ok])):
+        cls = np.where(ok, cls, 0).astype(np.int64)
     if cols is None:
         cols = posterior_columns(table)
     base = class_base(table, n_averages)
@@ -450,6 +530,7 @@ def summarise_classes(
         dist = dict(zip(model_classes["class"].astype(int), model_classes["class_distribution"]))
         df["model_distribution"] = [dist.get(int(c), np.nan) for c in df["class"]]
         df["model_expected_count"] = df["model_distribution"] * int(ok.sum())
+    df.attrs["notes"] = notes
     return df
 
 
