@@ -15,7 +15,10 @@ One 4096² float32 micrograph (noise plus 400 dark disks of 150 px), measured in
    15 Å-to-half-a-diameter band, sees only their rims and finds few or none);
 5. a simulated micrograph of the sample data's kind (``simulate_micrographs``: CTF, shot noise,
    carbon, aggregates; 2 Å/px, 100 particles per 1024²) of the same size: time, recall and
-   precision within a quarter diameter, energy detector vs disk NCC (before/after issue 10).
+   precision within a quarter diameter, energy detector vs disk NCC (before/after issue 10);
+6. ``pick_micrographs`` over ``--n`` such micrographs written as MRC files (a lazy
+   ``MicrographStack``): 1 local thread, 2 local threads, and a ``dask.distributed``
+   LocalCluster of 2 worker processes that read the files themselves (same picks checked).
 
 Results: ``benchmarks/results/bench_picker.json``.
 """
@@ -98,10 +101,45 @@ def _simulated(rep: int) -> dict:
     return out
 
 
+def _set(data: Path, n: int, rep: int) -> dict:
+    """pick_micrographs on n simulated micrographs from MRC files: threads vs 2 worker processes."""
+    import pandas as pd
+
+    from napari_cryodiag.compute.picks.jobs import pick_micrographs
+    from napari_cryodiag.io.mrc import open_micrograph_stack
+    from napari_cryodiag.simulate.micrographs import simulate_micrographs
+
+    sim = simulate_micrographs(n, (N_PX, N_PX), seed=5, particles_per_micrograph=int(100 * (N_PX / 1024) ** 2),
+                               score=False)
+    folder = data / "set"
+    folder.mkdir(exist_ok=True)
+    for img, name in zip(sim.images, sim.names):
+        write_mrc(folder / name, img, sim.pixel_size_A, overwrite=True)
+    stack = open_micrograph_stack(folder)
+    d = sim.particle_diameter_px
+    out = {"n_micrographs": n}
+    t1, ref = _time(lambda: pick_micrographs(stack, diameter_px=d, num_workers=1), rep)
+    t2, _ = _time(lambda: pick_micrographs(stack, diameter_px=d, num_workers=2), rep)
+    out.update(threads_1_s_per_micrograph=t1 / n, threads_2_s_per_micrograph=t2 / n, speedup_2_threads=t1 / t2)
+    try:
+        import distributed
+    except ImportError:
+        out["cluster"] = "distributed not installed"
+        return out
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            distributed.Client(cl) as client:
+        pick_micrographs(stack, diameter_px=d, client=client)  # warm the workers (imports)
+        tc, picks = _time(lambda: pick_micrographs(stack, diameter_px=d, client=client), rep)
+    pd.testing.assert_frame_equal(picks, ref)
+    out.update(cluster_2_workers_s_per_micrograph=tc / n, speedup_cluster_vs_1_thread=t1 / tc)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="one repeat, 1024² instead of 4096² (checks the script runs)")
+    ap.add_argument("--n", type=int, default=6, help="micrographs for the threads / cluster comparison")
     args = ap.parse_args()
     rep = 1 if args.quick else args.repeat
     global N_PX, D
@@ -140,6 +178,8 @@ def main():
         print("planted disks, recall:", res["recall"], "picks:", res["n_picks"])
         res["simulated"] = _simulated(rep)
         print("simulated sample-like micrograph:", res["simulated"])
+        res["set"] = _set(data, 2 if args.quick else args.n, rep)
+        print("micrograph set, pick_micrographs:", res["set"])
         out = ROOT / "benchmarks" / "results"
         out.mkdir(exist_ok=True)
         (out / "bench_picker.json").write_text(json.dumps(res, indent=2) + "\n")
