@@ -72,3 +72,41 @@ def test_relion_plot_values(shared_data):
     many = {f"g{i}": first for i in range(15)}
     fig3 = plot_relion_sigma2(many)
     assert fig3.axes[0].get_lines()[-1].get_label() == "median of 15 groups"
+
+
+def test_relion_spectra_that_are_nan_everywhere(shared_data, tmp_path):
+    """A model.star whose rlnSigma2Noise is NaN: one group is left out with a note; all of them
+    is an error naming the file (no empty plot)."""
+    from napari_cryodiag.errors import CryodiagInputError
+    from napari_cryodiag.io.relion_model import read_model_star
+
+    src = (shared_data / "relion13-tutorial/Class2D/manual_it025_model.star").read_text().splitlines()
+    model = read_model_star(shared_data / "relion13-tutorial/Class2D/manual_it025_model.star")
+    first = next(iter(model.groups))
+    # NaN in every shell of every group: rewrite the sigma2 column of each model_group block
+    out, block, col, ncols = [], None, None, 0
+    for line in src:
+        t = line.strip()
+        if t.startswith("data_"):
+            block, col, ncols = t, None, 0
+        elif t.startswith("_rln"):
+            if t.split()[0] == "_rlnSigma2Noise":
+                col = ncols
+            ncols += 1
+        elif block and block.startswith("data_model_group_") and col is not None and t and not t.startswith(("loop_", "#")):
+            parts = t.split()
+            if len(parts) == ncols:
+                parts[col] = "nan"
+                line = " ".join(parts)
+        out.append(line)
+    bad = tmp_path / "nan_model.star"
+    bad.write_text("\n".join(out) + "\n")
+    with pytest.raises(CryodiagInputError, match="nan_model.star") as err:
+        relion_noise_spectra(read_model_star(bad))
+    assert "NaN in every shell of all 3 groups" in str(err.value)
+    # only one group NaN: the others are shown, the note says which was left out
+    one = read_model_star(shared_data / "relion13-tutorial/Class2D/manual_it025_model.star")
+    one.groups[first] = one.groups[first].assign(sigma2_noise=np.nan)
+    spectra = relion_noise_spectra(one)
+    assert first not in spectra and len(spectra) == 2
+    assert spectra.notes == [f"rlnSigma2Noise is NaN in every shell of group(s) {first}: left out"]

@@ -547,17 +547,34 @@ def estimate_noise_model(
 # --------------------------------------------------------------------------- RELION spectra
 
 
-def relion_noise_spectra(model, image_size_px: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+class NoiseSpectra(dict):
+    """``{group name: spectrum}`` with ``notes`` on what was left out."""
+
+    def __init__(self, *args, notes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notes = list(notes)
+
+
+def relion_noise_spectra(model, image_size_px: int | None = None) -> NoiseSpectra:
     """Per-group ``rlnSigma2Noise`` spectra of a RELION model (:class:`io.relion_model.ModelStar`).
 
     Returns ``{group name: {"shell", "frequency_invA", "resolution_A", "sigma2_noise",
     "per_pixel"}}``; ``per_pixel = 2 N^2 sigma2_noise`` (``N`` = ``rlnOriginalImageSize``) puts
     RELION's values in this module's per-pixel convention (NaN when ``N`` is unknown).
+
+    A group whose ``rlnSigma2Noise`` is NaN (or missing) in every shell is left out, with a note
+    in ``.notes``; when no group has a value, :class:`CryodiagInputError` names the model file
+    (an empty plot would say nothing).
     """
     n = image_size_px or model.image_size_px
-    out = {}
+    out = NoiseSpectra()
+    empty = []
     for name, df in model.groups.items():
-        s2 = df["sigma2_noise"].to_numpy(float)
+        s2 = pd.to_numeric(df["sigma2_noise"], errors="coerce").to_numpy(float) if "sigma2_noise" in df \
+            else np.full(len(df), np.nan)
+        if not np.isfinite(s2).any():
+            empty.append(str(name))
+            continue
         shell = df["shell"].to_numpy(int) if "shell" in df else np.arange(len(s2))
         if "frequency_invA" in df:
             f = df["frequency_invA"].to_numpy(float)
@@ -574,4 +591,10 @@ def relion_noise_spectra(model, image_size_px: int | None = None) -> dict[str, d
             "sigma2_noise": s2,
             "per_pixel": 2.0 * n * n * s2 if n else np.full(len(s2), np.nan),
         }
+    path = getattr(model, "path", None) or None
+    if empty and not out:
+        what = f"all {len(empty)} groups" if len(empty) > 1 else f"group {empty[0]}"
+        raise CryodiagInputError(f"no noise spectrum to show: rlnSigma2Noise is NaN in every shell of {what}", path)
+    if empty:
+        out.notes.append(f"rlnSigma2Noise is NaN in every shell of group(s) {', '.join(empty)}: left out")
     return out
