@@ -256,3 +256,38 @@ def test_phase_shift_columns_are_used():
         t2[col] = value
         nm = estimate_noise_model(t2, sim.volume, images=imgs)
         assert np.all(nm.noise_variance < 1e-5 * nm.signal_power), col
+
+
+def test_distributed_cluster_reads_the_stacks_and_gives_the_same_model(tmp_path, monkeypatch):
+    """Two worker processes (a LocalCluster) read the particle images from the stack files
+    themselves and give the threads' numbers bit for bit (partial sums added in chunk order)."""
+    distributed = pytest.importorskip("distributed")
+    import cloudpickle
+
+    from napari_cryodiag.compute import scheduling
+
+    sent = []
+    share = scheduling.TaskRunner.share
+
+    def spy(self, obj, name=None):
+        sent.append(len(cloudpickle.dumps(obj)))
+        return share(self, obj, name)
+
+    monkeypatch.setattr(scheduling.TaskRunner, "share", spy)
+    sub = simulate_particles(n=120, box=32, noise="coloured", seed=21)
+    paths = write_particle_set(sub, tmp_path)
+    table = sub.table.copy()
+    table["image_path"] = str(paths["stack"])
+    threads = estimate_noise_model(table, sub.volume, chunk_size=16, num_workers=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        seen = []
+        dist = estimate_noise_model(table, sub.volume, chunk_size=16, client=client,
+                                    progress=lambda d, t: seen.append(d))
+        assert len(client.scheduler_info()["workers"]) == 2
+    # what is sent once (image source, projector, parameters, mask) holds no image array: the
+    # image source is paths and indices (the images are 120 x 32² float32 = 480 kB)
+    assert len(sent) == 8 and sent[4] < 0.05 * sub.images.nbytes  # sent[4]: the image source
+    np.testing.assert_array_equal(dist.noise_variance, threads.noise_variance)
+    np.testing.assert_array_equal(dist.power_map, threads.power_map)
+    assert dist.scale == threads.scale and seen[-1] == 120 and len(seen) == 8

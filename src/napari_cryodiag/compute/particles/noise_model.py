@@ -32,8 +32,11 @@ Conventions
   are usually normalised to a zero-mean background, which the projection knows nothing of.
 
 Work is split into chunks of particles; each chunk (read its images, project, CTF, FFT,
-partial sums) is a dask task, computed a few chunks at a time so that progress is reported
-and cancel is honoured between groups (``iter_noise_model`` yields ``(done, total)``).
+partial sums) is a dask task through :mod:`napari_cryodiag.compute.scheduling` (local threads
+or a ``dask.distributed`` cluster, whose workers read the particle images from the stacks'
+paths; the projector and the particle parameters are sent once), computed a few chunks per
+worker at a time: progress is reported after each chunk, cancel is honoured between chunks, and
+the partial sums are added in chunk order (the same numbers on threads and on a cluster).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from ..fourier import (
     shell_sums,
 )
 from ..projection import FourierProjector, euler_to_matrix
+from ..scheduling import JobCancelled, TaskRunner, task_key
 
 SCALE_MODES = ("global", "per_image", "none")
 NORMALISATION = (
@@ -66,7 +70,7 @@ NORMALISATION = (
 )
 
 
-class NoiseModelCancelled(RuntimeError):
+class NoiseModelCancelled(JobCancelled):
     """Raised by :func:`estimate_noise_model` when its cancel event is set."""
 
 
@@ -381,15 +385,16 @@ def iter_noise_model(
     amplitude_contrast: float = 0.1,
     chunk_size: int = 256,
     pad: int = 2,
-    scheduler: str | Callable | None = "threads",
+    scheduler: str | None = "threads",
     num_workers: int | None = None,
     cancel: threading.Event | None = None,
     source: str | os.PathLike | None = None,
     map_source: str | os.PathLike | None = None,
     projector: FourierProjector | None = None,
+    client=None,
 ) -> Iterator[tuple[int, int]]:
     """Generator form of :func:`estimate_noise_model`: yields ``(done, total)`` particles after
-    each group of chunks and returns the :class:`NoiseModel` (``StopIteration.value``).
+    each chunk and returns the :class:`NoiseModel` (``StopIteration.value``).
     ``source``/``map_source``: the table's and the map's names for messages."""
     import dask
 
@@ -430,29 +435,42 @@ def iter_noise_model(
     n = len(table)
     chunk_size = max(int(chunk_size), 1)
     chunks = [np.arange(i, min(i + chunk_size, n)) for i in range(0, n, chunk_size)]
-    workers = num_workers or max(os.cpu_count() or 1, 1)
-    group = max(2 * workers, 1)
     acc: dict[str, np.ndarray | float] = {}
     scales = []
     done = 0
     task = dask.delayed(_chunk_sums, pure=False)
-    for g in range(0, len(chunks), group):
-        if cancel is not None and cancel.is_set():
-            raise NoiseModelCancelled("noise model cancelled")
-        batch = chunks[g:g + group]
-        tasks = [task(rows, reader, projector, params, box, pixel_size_A, scale_mode, scale_value,
-                      fit_mask, cancel) for rows in batch]
-        kw = {"scheduler": scheduler}
-        if num_workers and scheduler in ("threads", "processes"):
-            kw["num_workers"] = num_workers
-        results = dask.compute(*tasks, **kw)
-        for res in results:
-            if "scales" in res:
-                scales.append(res.pop("scales"))
-            for k, v in res.items():
-                acc[k] = acc[k] + v if k in acc else v
-        done += sum(len(r) for r in batch)
-        yield done, n
+    key = task_key("cryodiag-noise")
+    if scheduler == "sync":
+        num_workers = 1
+    elif scheduler not in (None, "threads"):
+        raise ValueError(f"scheduler must be 'threads' or 'sync' (or give client=), got {scheduler!r}")
+    # rounds of a few chunks per worker: partial sums are added (in chunk order, whatever the
+    # scheduler) before the next round starts, so memory does not grow with the particles
+    with TaskRunner(client, num_workers, cancel=cancel, cancelled=NoiseModelCancelled,
+                    what="chunks of particles") as runner:
+        common = [runner.share(v) for v in (reader, projector, params, fit_mask)]
+        group = 2 * runner.n_workers
+        for g in range(0, len(chunks), group):
+            if cancel is not None and cancel.is_set():
+                raise NoiseModelCancelled("noise model cancelled")
+            batch = chunks[g:g + group]
+            tasks = [task(rows, common[0], common[1], common[2], box, pixel_size_A, scale_mode, scale_value,
+                          common[3], None, dask_key_name=key(g + j)) for j, rows in enumerate(batch)]
+            sizes = np.cumsum([len(r) for r in batch])
+            run = runner.run(tasks)
+            while True:
+                try:
+                    k, _ = next(run)
+                except StopIteration as stop:
+                    results = stop.value
+                    break
+                yield done + int(sizes[k - 1]), n
+            for res in results:
+                if "scales" in res:
+                    scales.append(res.pop("scales"))
+                for k_, v in res.items():
+                    acc[k_] = acc[k_] + v if k_ in acc else v
+            done += int(sizes[-1])
 
     norm = float(box * box) * n
     xx, xs, ss = acc["xx"] / norm, acc["xs"] / norm, acc["ss"] / norm
@@ -521,8 +539,12 @@ def estimate_noise_model(
     apply_ctf
         Multiply projections by each particle's CTF (defocus from the table; voltage, Cs and
         amplitude contrast from the table or the keyword defaults, reported in ``notes``).
-    chunk_size, scheduler, num_workers
-        Particles per dask task; dask scheduler (``"threads"``, ``"sync"``, a client's ``get``).
+    chunk_size, num_workers, client
+        Particles per dask task; local threads (``num_workers``, default one per core;
+        ``scheduler="sync"`` means one), or a :class:`distributed.Client` / scheduler address as
+        ``client``: each worker then reads its own chunks of particle images from the stacks'
+        paths (:mod:`napari_cryodiag.compute.scheduling`). Partial sums are added in chunk order
+        either way, so both give the same numbers.
     projector
         A :class:`FourierProjector` of this map already built on the particles' grid (reused
         to save its set-up; it must be the projector of ``volume``).
