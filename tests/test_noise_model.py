@@ -291,3 +291,26 @@ def test_distributed_cluster_reads_the_stacks_and_gives_the_same_model(tmp_path,
     np.testing.assert_array_equal(dist.noise_variance, threads.noise_variance)
     np.testing.assert_array_equal(dist.power_map, threads.power_map)
     assert dist.scale == threads.scale and seen[-1] == 120 and len(seen) == 8
+
+
+def test_particles_without_pose_or_ctf_are_left_out_with_a_note(white):
+    t = white.table.copy()
+    t.loc[t.index[[3, 50]], "tilt_deg"] = np.nan
+    t["defocus_u_A"] = t["defocus_u_A"].astype(object)
+    t.loc[t.index[7], "defocus_u_A"] = "n/a"
+    t.attrs["source"] = "run_data.star"
+    keep = np.setdiff1d(np.arange(N), [3, 7, 50])
+    nm = estimate_noise_model(t, white.volume, images=white.images, projector=_vol_proj()[1], chunk_size=64)
+    ref = estimate_noise_model(white.table.iloc[keep], white.volume, images=white.images[keep],
+                               projector=_vol_proj()[1], chunk_size=64)
+    assert nm.n_images == N - 3
+    np.testing.assert_allclose(nm.noise_variance, ref.noise_variance, rtol=1e-10)
+    assert any(n.startswith("3 of 200 particles have missing or non-numeric tilt_deg, defocus_u_A (first: row 4)")
+               for n in nm.notes), nm.notes
+    # without the CTF, a bad defocus does not matter
+    no_ctf = estimate_noise_model(t, white.volume, images=white.images, projector=_vol_proj()[1], apply_ctf=False)
+    assert no_ctf.n_images == N - 2
+    t["tilt_deg"] = np.nan
+    with pytest.raises(CryodiagInputError, match="run_data.star") as err:
+        estimate_noise_model(t, white.volume, images=white.images, projector=_vol_proj()[1])
+    assert "all 200 have missing or non-numeric tilt_deg" in str(err.value)

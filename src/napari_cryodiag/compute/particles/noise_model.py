@@ -330,6 +330,38 @@ def _available_bytes() -> int:
         return 8 << 30
 
 
+#: columns a particle needs for its model image (CTF columns only with the CTF on)
+_POSE_COLUMNS = ("rot_deg", "tilt_deg", "psi_deg", "shift_x_A", "shift_y_A")
+_CTF_COLUMNS = ("defocus_u_A", "defocus_v_A", "defocus_A", "defocus_angle_deg", "voltage_kV", "cs_mm",
+                "amplitude_contrast", "phase_shift_deg")
+
+
+def _usable_rows(table: pd.DataFrame, apply_ctf: bool, notes: list, source):
+    """``(table, kept)``: rows with a missing or non-numeric pose (or CTF, with the CTF on) are
+    left out, with a note naming the columns and the first row; ``table`` has those rows' values
+    zeroed (never used) so that the parameters can be built for every row, ``kept`` are the rows
+    to use. No usable row at all is a :class:`CryodiagInputError`."""
+    cols = [c for c in _POSE_COLUMNS + (_CTF_COLUMNS if apply_ctf else ()) if c in table.columns]
+    if not cols:
+        return table, np.arange(len(table))
+    values = table[cols].apply(pd.to_numeric, errors="coerce")
+    bad_cols = values.isna()
+    bad = bad_cols.any(axis=1).to_numpy()
+    if not bad.any():
+        return table, np.arange(len(table))
+    which = [c for c in cols if bad_cols[c].any()]
+    first = int(np.flatnonzero(bad)[0]) + 1
+    if bad.all():
+        raise CryodiagInputError(
+            f"no particle can be modelled: all {len(table)} have missing or non-numeric {', '.join(which)}", source
+        )
+    notes.append(f"{int(bad.sum())} of {len(table)} particles have missing or non-numeric {', '.join(which)} "
+                 f"(first: row {first}): left out of the noise model")
+    clean = table.copy()
+    clean[cols] = values.where(~bad_cols, 0.0)
+    return clean, np.flatnonzero(~bad)
+
+
 # --------------------------------------------------------------------------- chunks
 
 
@@ -421,6 +453,7 @@ def iter_noise_model(
     vol = match_map_to_images(volume, map_pixel_size_A or pixel_size_A, box, pixel_size_A, map_source)
     defaults = {"voltage_kV": voltage_kV, "cs_mm": cs_mm, "amplitude_contrast": amplitude_contrast,
                 "phase_shift_deg": 0.0}
+    table, kept = _usable_rows(table, apply_ctf, notes, source)
     params = _particle_params(table, pixel_size_A, apply_ctf, defaults, notes, source)
     if projector is None or projector.n != box:
         projector = FourierProjector(vol, pad=pad)
@@ -432,9 +465,9 @@ def iter_noise_model(
     scale_mode = scale if isinstance(scale, str) else "fixed"
     scale_value = 1.0 if scale_mode == "none" else (None if isinstance(scale, str) else float(scale))
 
-    n = len(table)
+    n = len(kept)
     chunk_size = max(int(chunk_size), 1)
-    chunks = [np.arange(i, min(i + chunk_size, n)) for i in range(0, n, chunk_size)]
+    chunks = [kept[i:i + chunk_size] for i in range(0, n, chunk_size)]
     acc: dict[str, np.ndarray | float] = {}
     scales = []
     done = 0
