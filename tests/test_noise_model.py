@@ -278,12 +278,13 @@ def test_distributed_cluster_reads_the_stacks_and_gives_the_same_model(tmp_path,
     paths = write_particle_set(sub, tmp_path)
     table = sub.table.copy()
     table["image_path"] = str(paths["stack"])
-    threads = estimate_noise_model(table, sub.volume, chunk_size=16, num_workers=2)
+    from napari_cryodiag.workflows.noise import estimate_noise_model as from_files  # images read from the stack
+
+    threads = from_files(table, sub.volume, chunk_size=16, num_workers=2)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         seen = []
-        dist = estimate_noise_model(table, sub.volume, chunk_size=16, client=client,
-                                    progress=lambda d, t: seen.append(d))
+        dist = from_files(table, sub.volume, chunk_size=16, client=client, progress=lambda d, t: seen.append(d))
         assert len(client.scheduler_info()["workers"]) == 2
     # what is sent once (image source, projector, parameters, mask) holds no image array: the
     # image source is paths and indices (the images are 120 x 32² float32 = 480 kB)

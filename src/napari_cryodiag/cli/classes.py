@@ -94,6 +94,8 @@ def run(args) -> int:
     if n_without:
         print(f"cryodiag classes: warning: {args.particles}: {n_without} of {len(diag.table)} particles have no "
               "class number (NaN); they are left out of the per-class numbers", file=sys.stderr)
+    for path, message in diag.warnings:
+        print(f"cryodiag classes: warning: {path or args.particles}: {message}", file=sys.stderr)
     extra = {"n_without_class": n_without}
     written = []
     if selected is not None:

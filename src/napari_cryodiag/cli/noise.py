@@ -40,6 +40,9 @@ def register(subparsers) -> None:
                    help="use a random subset of this many particles (seed 0)")
     p.add_argument("--chunk-size", type=positive_int, default=256, help="particles per dask task")
     p.add_argument("--workers", type=positive_int, default=None, help="threads (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask.distributed scheduler address: chunks run on its workers, which read the stacks "
+                        "(default: local threads)")
     p.add_argument("--per-pixel", action="store_true",
                    help="plot RELION spectra as 2 N^2 sigma2 (per-pixel convention) instead of RELION units")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -90,7 +93,7 @@ def run(args) -> int:
         options = wf.NoiseOptions(apply_ctf=not args.no_ctf, chunk_size=args.chunk_size,
                                   pixel_size_A=args.pixel_size or 0.0, map_pixel_size_A=args.map_pixel_size or 0.0)
         gen = wf.iter_noise_model(table, args.map_path, options, images=images, scale=scale,
-                                  num_workers=args.workers, cancel=threading.Event())
+                                  num_workers=args.workers, cancel=threading.Event(), client=args.scheduler)
         nm = run_steps(gen, progress)
         if not args.quiet:
             print(file=sys.stderr)
@@ -99,10 +102,16 @@ def run(args) -> int:
         d = nm.to_dict()
         print(f"noise model: {nm.n_images:,} particles, box {nm.box} px at {nm.pixel_size_A:.4g} Å/px, "
               f"scale {d.get('scale', 'per image')}")
+        warned = {m for _, m in nm.warnings}
         for note in nm.notes:
-            print(f"  note: {note}")
+            if note not in warned:
+                print(f"  note: {note}")
+        for path, message in nm.warnings:
+            print(f"cryodiag noise: warning: {path or args.particles}: {message}", file=sys.stderr)
     if args.model:
         relion = wf.relion_spectra(args.model)
+        for message in getattr(relion["spectra"], "notes", []):
+            print(f"cryodiag noise: warning: {args.model}: {message}", file=sys.stderr)
         print(f"RELION noise spectra: {len(relion['spectra'])} {relion['model'].group_kind}s from {args.model}")
     written = wf.export(out, nm, relion, inputs=inputs, per_pixel=args.per_pixel, json_name=args.json)
     for p in written:

@@ -47,6 +47,9 @@ class ClassDiagnostics:
     model: object | None = None
     class_base: int = 0
     notes: list[str] = field(default_factory=list)
+    #: ``(file, message)``: inputs that do not fit together (fewer averages than classes, averages
+    #: of another size than the particles); the CLI prints them as warnings naming the file
+    warnings: list[tuple[str | None, str]] = field(default_factory=list)
 
     def average_for(self, cls) -> np.ndarray | None:
         """The class-average image of class label ``cls`` (None if there is none)."""
@@ -72,6 +75,7 @@ class ClassDiagnostics:
             "frc": {"available": self.class_averages is not None, "reason": self.frc_reason},
             "classes": self.summary.to_dict(orient="records"),
             "notes": list(self.posterior.notes) + list(self.notes),
+            "warnings": [{"file": f, "message": m} for f, m in self.warnings],
         }
         ca = self.class_averages
         if ca is not None:
@@ -167,12 +171,17 @@ def iter_class_diagnostics(
         table, cols, n_averages=n_avg,
         model_classes=None if model is None else model.classes,
     )
+    warnings: list[tuple[str | None, str]] = []
+    notes += list(summary.attrs.get("notes", []))
     if n_avg is not None:
         used = summary["count"] > 0
         bad = summary.loc[used & (summary["average_index"] < 0), "class"].tolist()
         if bad:
-            notes.append(f"classes {bad} have no image in the {n_avg}-image average stack "
-                         f"(classes counted from {base})")
+            shown = ", ".join(str(c) for c in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+            msg = (f"{n_avg} class averages for {int(used.sum())} classes with particles: classes {shown} have "
+                   f"no average (classes counted from {base}); is this the stack of this classification?")
+            notes.append(msg)
+            warnings.append((avg_source, msg))
 
     ca = None
     reason = ""
@@ -182,6 +191,12 @@ def iter_class_diagnostics(
         source, reason = (None, no_images_reason) if images is None else (
             array_images(table, images) if isinstance(images, np.ndarray) else (images, ""))
         if source is not None:
+            box = source.box() if callable(getattr(source, "box", None)) else getattr(source, "box", None)
+            if avg_arr is not None and box and int(box) != avg_arr.shape[-1]:
+                msg = (f"class averages of {avg_arr.shape[-1]} px, particle images of {int(box)} px: the averages "
+                       "are shown as they are, the FRC comes from the particles")
+                notes.append(msg)
+                warnings.append((avg_source, msg))
             labels = summary["class"].to_numpy()
             try:
                 ca = yield from iter_class_averages(
@@ -223,6 +238,7 @@ def iter_class_diagnostics(
         model=model,
         class_base=base,
         notes=notes,
+        warnings=warnings,
     )
 
 

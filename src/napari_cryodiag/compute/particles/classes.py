@@ -181,7 +181,10 @@ def posterior_columns(
     column, value and row (:func:`check_posterior_values`).
     """
     cols = _posterior_columns(table, posteriors, n_classes)
-    check_posterior_values(cols, cols.n_classes, table.attrs.get("source"))
+    k = cols.n_classes
+    if "class" in table and len(table):  # the classes the particles are in count too
+        k = max(k or 0, int(pd.unique(table["class"].dropna()).size))
+    check_posterior_values(cols, k, table.attrs.get("source"))
     return cols
 
 

@@ -91,6 +91,9 @@ class NoiseModel:
     apply_ctf: bool = True
     normalisation: str = NORMALISATION
     notes: list[str] = field(default_factory=list)
+    #: ``(file, message)``: what was changed or left out of the inputs (particles dropped, the map
+    #: resampled or cropped); the CLI prints them as warnings naming the file
+    warnings: list[tuple[str | None, str]] = field(default_factory=list)
 
     @property
     def shells(self) -> np.ndarray:
@@ -159,6 +162,7 @@ class NoiseModel:
             "coefficients_per_shell": self.counts,
             "relative_standard_error": self.relative_standard_error(),
             "notes": list(self.notes),
+            "warnings": [{"file": None if f is None else os.fspath(f), "message": m} for f, m in self.warnings],
         }
         if np.ndim(self.scale) == 0:
             d["scale"] = float(self.scale)
@@ -336,7 +340,7 @@ _CTF_COLUMNS = ("defocus_u_A", "defocus_v_A", "defocus_A", "defocus_angle_deg", 
                 "amplitude_contrast", "phase_shift_deg")
 
 
-def _usable_rows(table: pd.DataFrame, apply_ctf: bool, notes: list, source):
+def _usable_rows(table: pd.DataFrame, apply_ctf: bool, notes: list, warnings: list, source):
     """``(table, kept)``: rows with a missing or non-numeric pose (or CTF, with the CTF on) are
     left out, with a note naming the columns and the first row; ``table`` has those rows' values
     zeroed (never used) so that the parameters can be built for every row, ``kept`` are the rows
@@ -357,6 +361,7 @@ def _usable_rows(table: pd.DataFrame, apply_ctf: bool, notes: list, source):
         )
     notes.append(f"{int(bad.sum())} of {len(table)} particles have missing or non-numeric {', '.join(which)} "
                  f"(first: row {first}): left out of the noise model")
+    warnings.append((source, notes[-1]))
     clean = table.copy()
     clean[cols] = values.where(~bad_cols, 0.0)
     return clean, np.flatnonzero(~bad)
@@ -450,10 +455,21 @@ def iter_noise_model(
             raise CryodiagInputError("pixel size unknown: not in the table nor the stack header", source)
     if not np.isfinite(pixel_size_A) or pixel_size_A <= 0:
         raise CryodiagInputError(f"invalid pixel size {pixel_size_A}", source)
+    warnings: list[tuple[str | None, str]] = []
     vol = match_map_to_images(volume, map_pixel_size_A or pixel_size_A, box, pixel_size_A, map_source)
+    n_map = int(np.shape(volume)[0])
+    if map_pixel_size_A and abs(map_pixel_size_A / pixel_size_A - 1) > 1e-3:
+        m = int(round(n_map * map_pixel_size_A / pixel_size_A))
+        warnings.append((map_source, f"map voxel size {map_pixel_size_A:.4g} Å resampled (Fourier) to the particles' "
+                                     f"{pixel_size_A:.4g} Å ({n_map}³ -> {m}³)"))
+        n_map = m
+    if n_map != box:
+        how = "cropped" if n_map > box else "padded with zeros"
+        warnings.append((map_source, f"map box {n_map} {how} to the particles' box {box}"))
+    notes += [w for _, w in warnings]
     defaults = {"voltage_kV": voltage_kV, "cs_mm": cs_mm, "amplitude_contrast": amplitude_contrast,
                 "phase_shift_deg": 0.0}
-    table, kept = _usable_rows(table, apply_ctf, notes, source)
+    table, kept = _usable_rows(table, apply_ctf, notes, warnings, source)
     params = _particle_params(table, pixel_size_A, apply_ctf, defaults, notes, source)
     if projector is None or projector.n != box:
         projector = FourierProjector(vol, pad=pad)
@@ -541,6 +557,7 @@ def iter_noise_model(
         scale=scale_out,
         apply_ctf=apply_ctf,
         notes=notes,
+        warnings=warnings,
     )
 
 
