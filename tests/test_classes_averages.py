@@ -201,3 +201,34 @@ def test_frc_weighting_keeps_signal_and_damps_noise():
     np.testing.assert_allclose(out, img.mean(axis=(1, 2), keepdims=True) * np.ones_like(img), atol=1e-5)
     nan = np.full((2, 17), np.nan)
     np.testing.assert_array_equal(frc_weighted(img, nan), img)  # no FRC: unfiltered
+
+
+def test_distributed_cluster_reads_the_stacks_and_gives_the_same_averages(sim, tmp_path):
+    """Half-set class averages on a LocalCluster of two worker processes, images read by the
+    workers from the stack file: the threads' averages and FRC bit for bit (sums in batch order);
+    the image source travels as a path (its memory maps are not pickled)."""
+    distributed = pytest.importorskip("distributed")
+    import pickle
+
+    stack = tmp_path / "particles.mrcs"
+    with mrcfile.new(stack) as m:
+        m.set_data(sim.images)
+        m.voxel_size = sim.pixel_size_A
+    t = sim.table.copy()
+    t["image_path"] = "particles.mrcs"
+    t.attrs = dict(sim.table.attrs)
+    src, reason = locate_particle_images(t, stacks=[stack])
+    assert reason == ""
+    threads = compute_class_averages(t, source=src, batch_size=64, num_workers=2, ctf="wiener")
+    assert src._cache  # the stack is mapped in this process ...
+    assert len(pickle.dumps(src)) < 2000 < sim.images.nbytes  # ... but travels as its path
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        progress = []
+        dist = compute_class_averages(t, source=src, batch_size=64, client=client, ctf="wiener",
+                                      progress=lambda d, n: progress.append(d))
+        assert len(client.scheduler_info()["workers"]) == 2
+    np.testing.assert_array_equal(dist.averages, threads.averages)
+    np.testing.assert_array_equal(dist.half1, threads.half1)
+    np.testing.assert_array_equal(dist.frc_resolution_A, threads.frc_resolution_A)
+    assert progress[0] == 0 and progress[-1] == len(t) and len(progress) == 1 + -(-len(t) // 64)

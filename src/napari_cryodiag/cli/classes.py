@@ -38,6 +38,11 @@ def register(subparsers) -> None:
     p.add_argument("--halves", choices=["auto", "split", "alternate"], default="auto",
                    help="half sets: the split column (auto when present) or alternating rows")
     p.add_argument("--no-frc", action="store_true", help="do not build half-set averages")
+    p.add_argument("--workers", type=positive_int, default=None, help="threads for the half-set averages "
+                   "(default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask.distributed scheduler address: the half-set averages run on its workers, which "
+                        "read the particle stacks (default: local threads)")
     p.add_argument("--sort", choices=["count", "resolution", "median_ess", "class"], default="count",
                    help="order of the class grid (default count)")
     p.add_argument("--bins", type=positive_int, default=50, help="histogram bins (default 50)")
@@ -86,7 +91,8 @@ def run(args) -> int:
     options = ClassesOptions(ctf=args.ctf, halves=args.halves, compute_frc=not args.no_frc, bins=args.bins,
                              sort_by=args.sort, pixel_size_A=args.pixel_size or 0.0)
     diag = class_diagnostics(args.particles, options, averages=args.averages, model=args.model,
-                             posteriors=args.posteriors if args.posteriors else "auto", stacks=args.stack)
+                             posteriors=args.posteriors if args.posteriors else "auto", stacks=args.stack,
+                             client=args.scheduler, num_workers=args.workers)
     out.protect(diag.table.attrs.get("sources") or [])  # the files a folder or glob stood for
     n_without = int(diag.table["class"].isna().sum()) if "class" in diag.table.columns else 0
     if n_without == len(diag.table) and n_without:

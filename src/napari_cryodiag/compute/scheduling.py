@@ -108,10 +108,11 @@ class TaskRunner:
 
 def shared(obj, name: str | None = None):
     """``obj`` as one node of the graph, shared by every task that takes it (sent to a cluster
-    once, not once per task)."""
+    once, not once per task). The node gets a fresh name: ``obj`` is never hashed (an image stack
+    in memory would be read whole to tokenize it)."""
     import dask
 
-    return dask.delayed(obj, pure=True, name=name)
+    return dask.delayed(obj, pure=True, name=name or f"cryodiag-shared-{next(_counter)}-{type(obj).__name__}")
 
 
 def open_client(client):

@@ -45,6 +45,13 @@ class StackImages:
     _cache: dict = field(default_factory=dict, repr=False)
     array = None  #: (the image source protocol: no in-memory stack)
 
+    def __getstate__(self):
+        """Pickled (sent to dask workers) without the open memory maps: paths travel, and each
+        worker maps the stacks itself."""
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        return state
+
     def box(self) -> int:
         first = next(iter(self.files.values()))
         return int(self._stack(first).shape[-1])

@@ -100,6 +100,8 @@ def iter_class_diagnostics(
     search_dirs: Sequence[str | os.PathLike] = (),
     pixel_size_A: float | None = None,
     batch_size: int = 128,
+    client=None,
+    num_workers: int | None = None,
     **option_fields,
 ):
     """Generator of ``(done, total)`` returning a :class:`ClassDiagnostics`.
@@ -113,7 +115,9 @@ def iter_class_diagnostics(
     source), a ``.cs`` path, an ``(N, K)`` array, or ``None``. ``images``: the particle images
     in memory; else the stacks the table names, looked for in ``stacks`` (files or folders),
     ``search_dirs`` and next to the table. ``option_fields`` set fields of ``options``
-    (``ctf=``, ``halves=``, ``compute_frc=``, ``bins=``).
+    (``ctf=``, ``halves=``, ``compute_frc=``, ``bins=``). ``client`` (a ``dask.distributed``
+    client or scheduler address) / ``num_workers`` (local threads): where the half-set averages
+    are computed; a cluster's workers read the particle stacks themselves.
     """
     opts = ClassesOptions(**{**(asdict(options) if options else {}), **option_fields})
     table = _table(particles)
@@ -161,7 +165,7 @@ def iter_class_diagnostics(
         return (yield from _iter_compute(
             table, model=model_obj, posteriors=post, images=source, no_images_reason=reason or "no particle images",
             pixel_size_A=apix, compute_frc=opts.compute_frc, ctf=opts.ctf, halves=opts.halves, bins=opts.bins,
-            batch_size=batch_size, notes=notes, **avg_kw,
+            batch_size=batch_size, notes=notes, client=client, num_workers=num_workers, **avg_kw,
         ))
 
 

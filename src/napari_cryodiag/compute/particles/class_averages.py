@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from ...errors import CryodiagInputError
 from ..progress import run_steps
+from ..scheduling import TaskRunner, task_key
 from .frc import frc, resolutions_at, soft_circular_mask
 
 __all__ = [
@@ -269,6 +270,29 @@ def _halves(table: pd.DataFrame, codes: np.ndarray, mode: str) -> tuple[np.ndarr
     return rank % 2, "alternate"
 
 
+#: CTF columns a batch needs (the rest of the table stays with the client)
+_CTF_COLUMNS = ("defocus_u_A", "defocus_v_A", "defocus_A", "defocus_angle_deg", "voltage_kV", "cs_mm",
+                "amplitude_contrast", "phase_shift_deg")
+
+
+def _batch_sums(source, path, index, ctf_rows, psi, shifts, key, n, apix, ctf, order):
+    """One batch (a dask task): read its images, CTF-correct, centre, un-rotate, and sum them per
+    (class, half) ``key``. Returns ``(keys, sums (m, n, n) float64, CTF² sums or None)``."""
+    imgs = source.get(path, index)
+    if imgs.shape[-1] != n or imgs.shape[-2] != n:
+        raise CryodiagInputError(f"particle images of different sizes ({imgs.shape[-1]} vs {n})", path)
+    ctfs = _particle_ctfs(ctf_rows, n, apix) if ctf != "none" else None
+    aligned = align_images(imgs, psi, shifts, ctfs=ctfs, ctf_mode=ctf, order=order)
+    o = np.argsort(key, kind="stable")
+    uk, st = np.unique(key[o], return_index=True)
+    part = np.add.reduceat(aligned[o].astype(np.float64), st, axis=0)
+    den_part = None
+    if ctf == "wiener":
+        c_al = _particle_ctfs(ctf_rows, n, apix, extra_angle_deg=psi)
+        den_part = np.add.reduceat((c_al.astype(np.float64) ** 2)[o], st, axis=0)
+    return uk, part, den_part
+
+
 def iter_class_averages(
     table: pd.DataFrame,
     *,
@@ -284,11 +308,17 @@ def iter_class_averages(
     mask_radius_px: float | None = None,
     threshold: float = 0.5,
     min_per_half: int = 2,
+    client=None,
+    num_workers: int | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Generator of ``(done, total)`` progress that returns a :class:`ClassAverages`.
 
     The images are ``images`` (an in-memory stack) or ``source`` (an image source such as
-    :class:`napari_cryodiag.io.particle_images.StackImages`). Raises :class:`CryodiagInputError`
+    :class:`napari_cryodiag.io.particle_images.StackImages`). Batches of ``batch_size``
+    particles are dask tasks (:mod:`napari_cryodiag.compute.scheduling`: ``num_workers`` local
+    threads, or a ``dask.distributed`` ``client``/address whose workers read their batches from
+    the stack files); their per-(class, half) sums are added in batch order, so threads and a
+    cluster give the same averages. Raises :class:`CryodiagInputError`
     when there are none or they do not fit (the message is the ``"no particle images: ..."``
     reason) or the table lacks what is needed.
     """
@@ -355,27 +385,40 @@ def iter_class_averages(
             groups = [(p, np.nonzero(paths == p)[0]) for p in pd.unique(paths)]
         else:
             groups = [("", np.arange(len(t)))]
+    import dask
+
     total = len(t)
-    done = 0
     yield (0, total)
-    for path, rows_all in groups:
-        for b in range(0, len(rows_all), batch_size):
-            rows = rows_all[b : b + batch_size]
-            imgs = source.get(path, img_idx[rows])
-            if imgs.shape[-1] != n or imgs.shape[-2] != n:
-                raise CryodiagInputError(f"particle images of different sizes ({imgs.shape[-1]} vs {n})", path)
-            sub = t.iloc[rows]
-            ctfs = _particle_ctfs(sub, n, apix) if ctf != "none" else None
-            aligned = align_images(imgs, psi[rows], shifts[rows], ctfs=ctfs, ctf_mode=ctf, order=order)
-            key = codes[rows] * 2 + half[rows]
-            o = np.argsort(key, kind="stable")
-            uk, st = np.unique(key[o], return_index=True)
-            acc[uk] += np.add.reduceat(aligned[o].astype(np.float64), st, axis=0)
-            if den is not None:
-                c_al = _particle_ctfs(sub, n, apix, extra_angle_deg=psi[rows])
-                den[uk] += np.add.reduceat((c_al.astype(np.float64) ** 2)[o], st, axis=0)
-            done += len(rows)
-            yield (done, total)
+    ctf_cols = [c for c in _CTF_COLUMNS if c in t.columns]
+    batches = [(path, rows_all[b : b + batch_size]) for path, rows_all in groups
+               for b in range(0, len(rows_all), batch_size)]
+    key = task_key("cryodiag-class-averages")
+    done = 0
+    with TaskRunner(client, num_workers, what="batches of particles") as runner:
+        src_node = runner.share(source)
+        round_size = 2 * runner.n_workers
+        for r0 in range(0, len(batches), round_size):
+            tasks, sizes = [], []
+            for j, (path, rows) in enumerate(batches[r0 : r0 + round_size]):
+                sub = t.iloc[rows][ctf_cols].reset_index(drop=True) if ctf != "none" else None
+                tasks.append(dask.delayed(_batch_sums, pure=False)(
+                    src_node, path, img_idx[rows], sub, psi[rows], shifts[rows], codes[rows] * 2 + half[rows],
+                    n, apix, ctf, order, dask_key_name=key(r0 + j)))
+                sizes.append(len(rows))
+            ends = done + np.cumsum(sizes)
+            run = runner.run(tasks)
+            while True:
+                try:
+                    finished, _ = next(run)
+                except StopIteration as stop:
+                    results = stop.value
+                    break
+                yield (int(ends[finished - 1]), total)
+            for uk, part, den_part in results:
+                acc[uk] += part
+                if den is not None:
+                    den[uk] += den_part
+            done = int(ends[-1])
 
     acc = acc.reshape(k, 2, n, n)
     cnt = counts.astype(np.float64)

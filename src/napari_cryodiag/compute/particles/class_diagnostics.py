@@ -113,6 +113,8 @@ def iter_class_diagnostics(
     bins: int = 50,
     batch_size: int = 128,
     notes: Sequence[str] = (),
+    client=None,
+    num_workers: int | None = None,
 ):
     """Generator of ``(done, total)`` returning a :class:`ClassDiagnostics` (arrays in: the files
     are read by :mod:`napari_cryodiag.workflows.classes`).
@@ -124,7 +126,8 @@ def iter_class_diagnostics(
     are used). ``posteriors``: ``"auto"`` (the table's ``posterior_class_k`` columns when present),
     an ``(N, K)`` array, or ``None``. ``images``: the particle images, an ``(N', n, n)`` stack or an
     image source (:class:`napari_cryodiag.io.particle_images.StackImages`); without them the FRC
-    columns say ``no_images_reason``.
+    columns say ``no_images_reason``. ``client``/``num_workers``: where the half-set averages are
+    computed (:func:`~.class_averages.iter_class_averages`).
     """
     src = table.attrs.get("source")
     notes = list(notes)
@@ -201,7 +204,7 @@ def iter_class_diagnostics(
             try:
                 ca = yield from iter_class_averages(
                     table, source=source, labels=labels, pixel_size_A=pixel_size_A, ctf=ctf,
-                    halves=halves, batch_size=batch_size,
+                    halves=halves, batch_size=batch_size, client=client, num_workers=num_workers,
                 )
                 reason = ""
             except CryodiagInputError as err:  # images found but unusable: say why, keep the rest
