@@ -19,6 +19,9 @@ Run: ``.venv/bin/python benchmarks/bench_classes.py [--quick]``.
    ``compute_class_averages`` (batched Fourier shift + one ``map_coordinates`` per batch) vs a
    per-particle loop with ``scipy.ndimage.shift`` and ``scipy.ndimage.rotate`` (same CTF
    correction), both including the FRC.
+4. The same half-set averages with the images in an MRCS file read by batch: 1 and 2 local
+   threads, and a ``dask.distributed`` LocalCluster of 2 worker processes that read the stack
+   themselves (same averages checked).
 
 Times are medians of repeated runs (wall clock); results go to ``benchmarks/results/bench_classes.json``.
 """
@@ -165,6 +168,42 @@ def bench_averages(n_particles=2000, box=100):
             "particles_per_s": n_particles / tm}
 
 
+def bench_averages_cluster(n_particles=2000, box=100):
+    import tempfile
+
+    import mrcfile
+
+    from napari_cryodiag.io.particle_images import locate_particle_stacks
+    from napari_cryodiag.simulate.classes import simulate_classes
+
+    sim = simulate_classes(seed=0, n_particles=n_particles, n_classes=10, n_junk=2, box=box)
+    with tempfile.TemporaryDirectory(prefix="bench_classes_") as tmp:
+        stack = Path(tmp) / "particles.mrcs"
+        with mrcfile.new(stack) as m:
+            m.set_data(sim.images)
+            m.voxel_size = sim.pixel_size_A
+        t = sim.table.copy()
+        t["image_path"] = "particles.mrcs"
+        src, _ = locate_particle_stacks(t, stacks=[stack])
+        kw = dict(source=src, labels=np.arange(1, 11), batch_size=128)
+        t1, ref = _time(lambda: compute_class_averages(t, num_workers=1, **kw), 2)
+        t2, _ = _time(lambda: compute_class_averages(t, num_workers=2, **kw), 2)
+        out = {"threads_1_s": t1, "threads_2_s": t2}
+        try:
+            import distributed
+        except ImportError:
+            return out
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cl, distributed.Client(cl) as client:
+            compute_class_averages(t.iloc[:128], client=client, **kw)  # warm the workers
+            tc, got = _time(lambda: compute_class_averages(t, client=client, **kw), 2)
+        assert np.array_equal(got.averages, ref.averages)
+        out.update(cluster_2_workers_s=tc)
+    print(f"class averages from an MRCS, {n_particles} x {box}^2: 1 thread {t1:.2f} s, 2 threads {t2:.2f} s "
+          f"({t1 / t2:.2f}x), 2 worker processes {out.get('cluster_2_workers_s', float('nan')):.2f} s", flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1e5 and 1e6 only, small averages")
@@ -174,6 +213,7 @@ def main():
         "histograms_and_class_stats": bench_histograms(sizes),
         "ess_full_posteriors": bench_ess([100_000, 1_000_000]),
         "class_averages": bench_averages(500 if args.quick else 2000),
+        "class_averages_threads_vs_cluster": bench_averages_cluster(500 if args.quick else 2000),
     }
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True, parents=True)

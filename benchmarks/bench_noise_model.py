@@ -10,6 +10,9 @@ temporary folder by a child process (so its memory does not count), then in this
 - ``projections, dask threads``: the same chunks as dask tasks on ``--workers`` threads;
 - ``noise model, dask threads``: ``estimate_noise_model`` reading the stack by chunks (memory
   map), FFT, CTF, projections and the per-coefficient sums, same threads and chunk size;
+- unless ``--no-cluster``: the same noise model on a ``dask.distributed`` LocalCluster of
+  ``--workers`` worker processes (one thread each) that read the stack themselves (same numbers
+  checked): local threads vs worker processes;
 - unless ``--no-reference``: in a child process (its memory is its own), the same serial
   projections by the former ``map_coordinates`` projector (``bench_projection.MapCoordinatesProjector``),
   the before/after of the vectorised projector.
@@ -79,6 +82,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=256)
     ap.add_argument("--no-reference", action="store_true", help="skip the former projector's run")
+    ap.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster run")
     ap.add_argument("--prepare", help=argparse.SUPPRESS)
     ap.add_argument("--reference-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -132,6 +136,17 @@ def main() -> None:
         t_noise = time.perf_counter() - t0  # includes its own projector build
         z = (nm.noise_variance / truth - 1) / nm.relative_standard_error()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t_cluster = None
+        if not args.no_cluster:
+            import distributed
+
+            with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                          dashboard_address=None) as cl, distributed.Client(cl) as client:
+                estimate_noise_model(table.iloc[: args.chunk], volume, pixel_size_A=args.apix, client=client)  # warm-up
+                t0 = time.perf_counter()
+                nm_c = estimate_noise_model(table, volume, pixel_size_A=args.apix, chunk_size=args.chunk, client=client)
+                t_cluster = time.perf_counter() - t0
+            assert np.array_equal(nm_c.noise_variance, nm.noise_variance), "cluster and threads differ"
         if not args.no_reference:
             subprocess.run([sys.executable, __file__, "--reference-child", tmp, "--n", str(args.n),
                             "--apix", str(args.apix), "--chunk", str(args.chunk)], check=True)
@@ -140,6 +155,9 @@ def main() -> None:
     print(f"projections alone, serial:            {t_proj_serial:8.2f} s  ({t_proj_serial / args.n * 1e3:.2f} ms/particle)")
     print(f"projections alone, dask {args.workers} threads:    {t_proj_threads:8.2f} s")
     print(f"noise model (read+FFT+CTF+proj+sums): {t_noise:8.2f} s  ({args.n / t_noise:,.0f} particles/s)")
+    if t_cluster is not None:
+        print(f"noise model, LocalCluster of {args.workers} worker processes: {t_cluster:8.2f} s "
+              f"({t_noise / t_cluster:.2f}x the {args.workers} local threads; same numbers)")
     print(f"ratio noise model / projections (same threads): {t_noise / (t_proj_threads + t_build):.2f}")
     print(f"ratio noise model / projections (serial):       {t_noise / (t_proj_serial + t_build):.2f}")
     print(f"accuracy: worst shell {np.abs(z).max():.2f} s.e., rms {np.sqrt(np.mean(z**2)):.2f} s.e. "
