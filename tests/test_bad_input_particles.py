@@ -124,6 +124,11 @@ def bad(tmp_path_factory) -> dict[str, Path]:
     f["defocus_text"] = _edit_star(star, ref / "defocus_text.star", _set("rlnDefocusU", [5], "n/a"))
     f["defocus_nan"] = _edit_star(star, ref / "defocus_nan.star", _set("rlnDefocusU", [5, 6], np.nan))
     f["shift_nan"] = _edit_star(star, ref / "shift_nan.star", _set("rlnOriginXAngst", [0, 1], np.nan))
+    def unset(df):
+        df["rlnAngleRot"] = 0.0
+        df["rlnAngleTilt"] = 0.0
+
+    f["poses_unset"] = _edit_star(star, ref / "poses_unset.star", unset)
     f["rot_all_text"] = _edit_star(star, ref / "rot_all_text.star", _set("rlnAngleRot", slice(None), "x"))
     # a map of another box, and of another voxel size
     with mrcfile.open(f["refined_map"], permissive=True) as m:
@@ -239,6 +244,8 @@ CASES = {
                                     ["3 of 60"]),
     "orientations all tilts NaN": (["orientations", "{tilt_all_nan}", "-o", "{out}"], "error", ["tilt_all_nan"], []),
     "orientations rot all text": (["orientations", "{rot_all_text}", "-o", "{out}"], "error", ["rot_all_text"], []),
+    "orientations all poses unset": (["orientations", "{poses_unset}", "-o", "{out}"], "error", ["poses_unset"],
+                                     ["rot = 0° and tilt = 0°"]),
 }
 
 RELION_CASES = {
@@ -252,6 +259,9 @@ RELION_CASES = {
                                      ["NaN in every shell"]),
     "RELION sigma2 NaN in one group": (["noise", "--model", "{model_one_nan}", "-o", "{out}"], "warn",
                                        ["model_one_nan"], ["left out"]),
+    # a 2D classification's particles (rot = tilt = 0): no "preferred orientation" from them
+    "RELION 2D classification as orientations": (["orientations", "{data_star}", "-o", "{out}"], "error",
+                                                 ["data_star"], ["not refined 3D orientations"]),
 }
 
 

@@ -65,6 +65,22 @@ class OrientationDiagnostics:
         }
 
 
+def _refuse_unrefined_poses(table, source) -> None:
+    """Refuse a particle set whose every particle has the same rot and tilt: no refinement gives
+    that (a 2D classification writes rot = tilt = 0, an import leaves them unset). Reporting its
+    one viewing direction as "preferred orientation" would be advice drawn from a wrong input."""
+    if not {"rot_deg", "tilt_deg"} <= set(getattr(table, "columns", [])) or len(table) < 2:
+        return
+    rot = np.asarray(table["rot_deg"], dtype=np.float64)
+    tilt = np.asarray(table["tilt_deg"], dtype=np.float64)
+    if np.ptp(rot) == 0 and np.ptp(tilt) == 0:
+        raise CryodiagInputError(
+            f"all {len(table)} particles have rot = {rot[0]:g}° and tilt = {tilt[0]:g}°: these are not refined 3D "
+            "orientations (a 2D classification writes 0, an import leaves them unset); use a 3D refinement's particles",
+            source,
+        )
+
+
 def iter_orientation_diagnostics(
     table,
     *,
@@ -97,6 +113,7 @@ def iter_orientation_diagnostics(
     n = len(vectors)
     if n == 0:
         raise CryodiagInputError("the particle table is empty", source)
+    _refuse_unrefined_poses(table, source)
     yield (1, total)
     hist = viewing_direction_histogram(vectors, n_azimuth, n_elevation)
     yield (2, total)
