@@ -36,6 +36,8 @@ import queue
 import threading
 from typing import Callable
 
+import numpy as np
+
 __all__ = ["JobCancelled", "TaskRunner", "run_tasks", "shared", "open_client", "task_key", "scheduler_name"]
 
 _counter = itertools.count()
@@ -104,6 +106,18 @@ class TaskRunner:
         """Generator: one round (see :func:`run_tasks`)."""
         return run_tasks(delayeds, client=self.client, num_workers=self.num_workers, cancel=self.cancel,
                          cancelled=self.cancelled, what=self.what)
+
+    def run_items(self, delayeds: list, sizes, done: int, total: int):
+        """Generator: one round whose tasks hold ``sizes`` items (particles) each, after ``done``
+        items of ``total``; yields ``(items done, total)`` after each task, returns the results."""
+        ends = done + np.cumsum(np.asarray(sizes, dtype=np.int64))
+        gen = self.run(delayeds)
+        while True:
+            try:
+                k, _ = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield int(ends[k - 1]), total
 
 
 def shared(obj, name: str | None = None):

@@ -405,20 +405,12 @@ def iter_class_averages(
                     src_node, path, img_idx[rows], sub, psi[rows], shifts[rows], codes[rows] * 2 + half[rows],
                     n, apix, ctf, order, dask_key_name=key(r0 + j)))
                 sizes.append(len(rows))
-            ends = done + np.cumsum(sizes)
-            run = runner.run(tasks)
-            while True:
-                try:
-                    finished, _ = next(run)
-                except StopIteration as stop:
-                    results = stop.value
-                    break
-                yield (int(ends[finished - 1]), total)
+            results = yield from runner.run_items(tasks, sizes, done, total)
             for uk, part, den_part in results:
                 acc[uk] += part
                 if den is not None:
                     den[uk] += den_part
-            done = int(ends[-1])
+            done += int(sum(sizes))
 
     acc = acc.reshape(k, 2, n, n)
     cnt = counts.astype(np.float64)

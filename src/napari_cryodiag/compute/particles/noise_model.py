@@ -505,21 +505,14 @@ def iter_noise_model(
             batch = chunks[g:g + group]
             tasks = [task(rows, common[0], common[1], common[2], box, pixel_size_A, scale_mode, scale_value,
                           common[3], None, dask_key_name=key(g + j)) for j, rows in enumerate(batch)]
-            sizes = np.cumsum([len(r) for r in batch])
-            run = runner.run(tasks)
-            while True:
-                try:
-                    k, _ = next(run)
-                except StopIteration as stop:
-                    results = stop.value
-                    break
-                yield done + int(sizes[k - 1]), n
+            sizes = [len(r) for r in batch]
+            results = yield from runner.run_items(tasks, sizes, done, n)
             for res in results:
                 if "scales" in res:
                     scales.append(res.pop("scales"))
                 for k_, v in res.items():
                     acc[k_] = acc[k_] + v if k_ in acc else v
-            done += int(sizes[-1])
+            done += int(sum(sizes))
 
     norm = float(box * box) * n
     xx, xs, ss = acc["xx"] / norm, acc["xs"] / norm, acc["ss"] / norm
