@@ -7,7 +7,7 @@ from .duplicates import KEEP_RULES, DuplicateResult, find_duplicates
 from .histogram import PickHistogram
 from .jobs import PickJobCancelled, iter_pick_micrographs, iter_score_picks, pick_micrographs, score_picks
 from .picker import pick_micrograph
-from .scores import score_micrograph
+from .scores import ScoreOptions, score_micrograph
 from .thresholds import (
     PickInspection,
     SelectionCounts,
@@ -23,7 +23,7 @@ __all__ = [
     "KEEP_RULES", "DuplicateResult", "find_duplicates",
     "PickHistogram",
     "PickJobCancelled", "iter_pick_micrographs", "iter_score_picks", "pick_micrographs", "score_picks",
-    "pick_micrograph", "score_micrograph",
+    "pick_micrograph", "score_micrograph", "ScoreOptions",
     "PickInspection", "SelectionCounts", "Thresholds", "default_features", "micrograph_summary",
     "numeric_features", "suggest_thresholds",
 ]
