@@ -1,20 +1,32 @@
 """RELION STAR files: picks and particles (RELION 3.0, 3.1+ with optics, 5), postprocess.star,
 writing.
 
-The parser is a small block scanner that hands each loop's data lines to pandas' C reader
-(``sep=r"\\s+"``), with name columns (micrograph/image names) always read as strings so that
-a micrograph called ``0003`` stays ``"0003"``.
+The text layer (blocks, quoting, the loop parser and the chunked writer) is
+:mod:`napari_cryodiag.io.star_text`; this module gives the tables their RELION meaning.
 
 Canonical table (docs/ARCHITECTURE.md): RELION labels with a canonical meaning are renamed
 (``rlnCoordinateX`` -> ``x_px``, ``rlnDefocusU`` -> ``defocus_u_A`` ...); every other column
-keeps its RELION label without the ``rln`` prefix removed (``rlnAutopickFigureOfMerit``).
-Optics-group values (RELION >= 3.1) are merged per row. Coordinates are used as they are
-(``x_px = rlnCoordinateX``, ``y_px = rlnCoordinateY``, pixel centres at integers).
+keeps its RELION label (``rlnAutopickFigureOfMerit``). Optics-group values (RELION >= 3.1) are
+merged per row. Coordinates are used as they are (``x_px = rlnCoordinateX``,
+``y_px = rlnCoordinateY``, pixel centres at integers).
+
+Columns are kept compact and exact: micrograph names are categoricals (one copy per distinct
+name), a float column is float32 when float32 holds every value exactly (integer coordinates,
+halves...; the numbers are then the same as in float64, and the writer, printing the shortest
+text of each value, writes back what was read), integers are int32 when they fit. Text columns (names, paths) stay text even when
+they look like numbers (a micrograph called ``0003`` stays ``"0003"``, one called ``nan`` stays
+``"nan"``).
+
+Refused (``CryodiagInputError`` naming the file, block and row): see :mod:`.star_text` for the
+text-level cases; here a number column with words or ``-`` in it, comma decimals, an optics
+group that is not an integer or not in ``data_optics``, two blocks of the same name, several
+pick blocks that do not say which micrograph they belong to. Rows whose coordinates are NaN,
+±inf or negative (off every micrograph) are dropped with a note that counts them
+(``table.attrs["notes"]``).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from pathlib import Path
@@ -25,14 +37,19 @@ import pandas as pd
 
 from ..errors import CryodiagInputError
 from ..micrographs import categorical_names_and_keys, micrograph_key
-from .paths import expand_table_paths
 from .atomic import atomic_write
+from .paths import expand_table_paths
+from .star_text import Block, clip, read_blocks, write_loop, write_pairs
 
 __all__ = [
     "read_star",
+    "read_star_blocks",
     "read_star_table",
     "read_postprocess",
     "write_star",
+    "write_star_blocks",
+    "relion_frame",
+    "compact_numeric",
     "RLN_TO_CANONICAL",
     "STAR_CONVENTION",
 ]
@@ -62,186 +79,129 @@ RLN_TO_CANONICAL = {
     "rlnOriginYAngst": "shift_y_A",
 }
 CANONICAL_TO_RLN = {v: k for k, v in RLN_TO_CANONICAL.items()}
+_STRING_LABEL = re.compile(r"(Name|Image|Zernike|Movie|File|Coordinates|Path|Metadata|Spectrum)$|^rlnImageName"
+                           r"|^rlnMicrograph", re.I)
+_NUMERIC_MICROGRAPH = {"rlnMicrographPixelSize", "rlnMicrographOriginalPixelSize", "rlnMicrographId",
+                       "rlnMicrographBinning", "rlnMicrographDoseRate", "rlnMicrographPreExposure",
+                       "rlnMicrographStartFrame", "rlnMicrographEndFrame", "rlnMicrographFrameNumber",
+                       "rlnMicrographShiftX", "rlnMicrographShiftY", "rlnMicrographTiltAngle",
+                       "rlnMicrographTiltAxisDirection", "rlnMicrographTiltAxisOutOfPlane"}
+#: text columns with few distinct values, read as categoricals
+_CATEGORY_LABELS = {"rlnMicrographName", "rlnMicrographMovieName", "rlnCtfImage", "rlnOpticsGroupName",
+                    "rlnMtfFileName", "rlnGroupName", "rlnMicrographMetadata", "rlnCtfPowerSpectrum",
+                    "rlnMicrographGainName", "rlnMicrographDefectFile", "rlnTomoName"}
+#: RELION number labels whose values cryodiag uses: words in them are refused, never read as text
+_NUMBER_LABELS = set(RLN_TO_CANONICAL) - {"rlnMicrographName"} | {
+    "rlnOpticsGroup", "rlnRandomSubset", "rlnAutopickFigureOfMerit", "rlnMicrographPixelSize",
+    "rlnImagePixelSize", "rlnMicrographOriginalPixelSize", "rlnPixelSize", "rlnDetectorPixelSize",
+    "rlnMagnification", "rlnOriginX", "rlnOriginY", "rlnNrOfSignificantSamples", "rlnLogLikeliContribution",
+    "rlnCtfFigureOfMerit", "rlnCtfMaxResolution", "rlnImageSize", "rlnGroupNumber", "rlnSpectralIndex",
+    "rlnResolution", "rlnAngstromResolution", "rlnSigma2Noise", "rlnSsnrMap", "rlnGoldStandardFsc",
+    "rlnClassDistribution", "rlnHelicalTubeID", "rlnCtfBfactor", "rlnCtfScalefactor", "rlnPhaseShift",
+}
 _OPTICS_TO_CANONICAL = {
     "rlnVoltage": "voltage_kV",
     "rlnSphericalAberration": "cs_mm",
     "rlnAmplitudeContrast": "amplitude_contrast",
 }
-_STRING_LABEL = re.compile(r"(Name|Image|Zernike|Movie|File|Coordinates|Path)$|^rlnImageName|^rlnMicrograph", re.I)
-_NUMERIC_MICROGRAPH = {"rlnMicrographPixelSize", "rlnMicrographOriginalPixelSize", "rlnMicrographId",
-                       "rlnMicrographBinning", "rlnMicrographDoseRate", "rlnMicrographPreExposure",
-                       "rlnMicrographStartFrame", "rlnMicrographEndFrame", "rlnMicrographFrameNumber"}
-_DATA_RE = re.compile(rb"(?m)^[ \t]*data_(\S*)[ \t]*\r?$")
-_BLANK_RE = re.compile(rb"\n[ \t\r]*(?:\n|$)")
-
-
-# --------------------------------------------------------------------------- parsing
+_COMMA_DECIMAL = re.compile(r"^[+-]?\d+,\d+(?:[eE][+-]?\d+)?$")
 
 
 def _is_string_label(label: str) -> bool:
     return bool(_STRING_LABEL.search(label)) and label not in _NUMERIC_MICROGRAPH
 
 
-def _parse_value(tok: str):
-    tok = tok.strip()
-    if len(tok) >= 2 and tok[0] == tok[-1] and tok[0] in "\"'":
-        return tok[1:-1]
-    try:
-        v = int(tok)
-        return v
-    except ValueError:
-        pass
-    try:
-        return float(tok)
-    except ValueError:
-        return tok
+def _is_category_label(label: str) -> bool:
+    return label in _CATEGORY_LABELS
 
 
-def _block_starts(buf: bytes) -> list[tuple[int, int, str]]:
-    """(start, end of the ``data_name`` token, name) of each block; ``data_`` must begin a line
-    (after optional blanks). Uses ``bytes.find`` (fast on big files) instead of a regex scan."""
-    out = []
-    pos = 0
-    while True:
-        i = buf.find(b"data_", pos)
-        if i < 0:
-            return out
-        j = i
-        while j > 0 and buf[j - 1] in b" \t":
-            j -= 1
-        if j == 0 or buf[j - 1] in b"\r\n":
-            m = _DATA_RE.match(buf, j)
-            if m:
-                out.append((m.start(), m.end(), m.group(1).decode(errors="replace")))
-                pos = m.end()
-                continue
-        pos = i + 5
+# --------------------------------------------------------------------------- compact columns
+
+
+def float32_exact(values: np.ndarray) -> bool:
+    """True when float32 holds every value exactly (the same number, not a rounding of it):
+    integers below 2^24, halves, quarters... A column read as float32 then gives the same
+    numbers as float64 would, and the writer writes back the text it was read from."""
+    v = np.asarray(values)
+    if v.dtype == np.float32:
+        return True
+    return bool(np.array_equal(v.astype(np.float32).astype(np.float64), v, equal_nan=True))
+
+
+def compact_numeric(s: pd.Series) -> pd.Series:
+    """``s`` as float32 when :func:`float32_exact`, int32 when its integers fit; else as is."""
+    kind = s.dtype.kind
+    if kind == "f" and s.dtype.itemsize > 4 and float32_exact(s.to_numpy()):
+        return s.astype(np.float32)
+    if kind in "iu" and s.dtype.itemsize > 4 and len(s):
+        lo, hi = s.min(), s.max()
+        if -(2**31) <= lo and hi < 2**31:
+            return s.astype(np.int32)
+    return s
+
+
+def _type_loop(df: pd.DataFrame, blk: Block, path: str) -> pd.DataFrame:
+    """Number columns checked and made compact; refuses a word in a number column, naming the
+    first row (comma decimals are named as such)."""
+    out = {}
+    for lab in df.columns:
+        s = df[lab]
+        if _is_string_label(lab):
+            out[lab] = s
+            continue
+        if pd.api.types.is_bool_dtype(s.dtype):
+            s = s.astype(np.int8)
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            out[lab] = compact_numeric(s)
+            continue
+        obj = s.astype(object)
+        num = pd.to_numeric(obj, errors="coerce")
+        bad = (num.isna() & obj.notna()).to_numpy()
+        if not bad.any():
+            out[lab] = compact_numeric(num.astype(np.float64) if num.dtype == object else num)
+            continue
+        i = int(np.argmax(bad))
+        v = obj.iloc[i]
+        where = f"_{lab} in row {i + 1} of the loop of block data_{blk.name}"
+        if isinstance(v, str) and _COMMA_DECIMAL.match(v.strip()):
+            raise CryodiagInputError(f"{clip(v)} in {where}: a comma as the decimal separator; STAR numbers use a "
+                                     "point (1.5, not 1,5)", path)
+        if bad.all() and lab not in _NUMBER_LABELS:
+            out[lab] = s  # a text column under a label cryodiag does not know
+            continue
+        raise CryodiagInputError(f"{clip(v)} in {where} is not a number", path)
+    return pd.DataFrame(out, index=df.index, copy=False)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_star_blocks(path, *, names: Iterable[str] | None = None) -> list[Block]:
+    """Every block of a STAR file in file order (:class:`~.star_text.Block`), loops typed."""
+    path = os.fspath(path)
+    blocks = read_blocks(path, string_label=_is_string_label, category_label=_is_category_label, names=names)
+    for b in blocks:
+        if b.loop is not None:
+            b.loop = _type_loop(b.loop, b, path)
+    return blocks
 
 
 def read_star(path, *, blocks: Iterable[str] | None = None) -> dict[str, "pd.DataFrame | dict"]:
     """Read a STAR file into ``{block name: DataFrame (loops) | dict (key-value pairs)}``.
 
-    The block ``data_`` has the name ``""``. ``blocks`` limits which blocks are parsed.
+    The block ``data_`` has the name ``""``. ``blocks`` limits which blocks are parsed. Two
+    blocks of the same name are refused (which one is meant cannot be told).
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            buf = f.read()
-    except FileNotFoundError:
-        raise CryodiagInputError("file not found", path) from None
-    except IsADirectoryError:
-        raise CryodiagInputError("is a folder, not a STAR file", path) from None
-    starts = _block_starts(buf)
-    if not starts:
-        raise CryodiagInputError("not a STAR file: no 'data_' block", path)
-    want = None if blocks is None else set(blocks)
     out: dict = {}
-    for i, (s, e, name) in enumerate(starts):
-        end = starts[i + 1][0] if i + 1 < len(starts) else len(buf)
-        if want is not None and name not in want:
-            continue
-        out[name] = _parse_block(buf, e, end, path, name)
+    lines: dict = {}
+    for b in read_star_blocks(path, names=blocks):
+        if b.name in out:
+            raise CryodiagInputError(f"two blocks named data_{b.name} (lines {lines[b.name]} and {b.line}); "
+                                     "which one is meant cannot be told", path)
+        out[b.name] = b.loop if b.loop is not None else b.pairs
+        lines[b.name] = b.line
     return out
-
-
-def _parse_block(buf: bytes, pos: int, end: int, path: str, name: str):
-    pairs: dict = {}
-    labels: list[str] = []
-    in_loop = False
-    while pos < end:
-        nl = buf.find(b"\n", pos, end)
-        line_end = end if nl < 0 else nl
-        line = buf[pos:line_end].decode(errors="replace").strip()
-        if not line or line.startswith("#"):
-            pos = line_end + 1
-            continue
-        if line.startswith("loop_"):
-            in_loop = True
-            labels = []
-            pos = line_end + 1
-            continue
-        if line.startswith("_"):
-            parts = line.split(None, 1)
-            label = parts[0][1:]
-            if in_loop:
-                labels.append(label)
-            else:
-                val = parts[1].split("#")[0] if len(parts) > 1 else ""
-                pairs[label] = _parse_value(val) if val.strip() else ""
-            pos = line_end + 1
-            continue
-        if in_loop:
-            # data lines run to the first blank line (or the block's end)
-            m = _BLANK_RE.search(buf, pos, end)
-            data_end = m.start() + 1 if m else end
-            return _read_loop(buf[pos:data_end], labels, path, name)
-        raise CryodiagInputError(f"unexpected line in block data_{name}: {line[:60]!r}", path)
-    if in_loop:
-        return pd.DataFrame({lab: pd.Series(dtype=str if _is_string_label(lab) else float) for lab in labels})
-    return pairs
-
-
-def _read_loop(data: bytes, labels: list[str], path: str, name: str) -> pd.DataFrame:
-    if not labels:
-        raise CryodiagInputError(f"loop without labels in block data_{name}", path)
-    dtypes = {lab: object for lab in labels if _is_string_label(lab)}
-    try:
-        df = pd.read_csv(
-            io.BytesIO(data),
-            sep=r"\s+",
-            header=None,
-            names=labels,
-            dtype=dtypes,
-            quotechar='"',
-            engine="c",
-            na_values=["<NA>", "nan", "NaN"],
-            keep_default_na=False,
-            comment=None,
-        )
-    except (pd.errors.ParserError, ValueError) as err:
-        raise CryodiagInputError(f"cannot parse the loop of block data_{name}: {err}", path) from None
-    _check_loop(df, labels, path, name)
-    return df
-
-
-def _check_loop(df: pd.DataFrame, labels: list[str], path: str, name: str) -> None:
-    """Rows with fewer values than labels, and words in the numeric columns cryodiag uses, are errors.
-
-    The C parser pads a short row with empty strings (``keep_default_na=False``), so a short row
-    shows as ``""`` in the last column; only that column is scanned (and only when it is not numeric).
-    """
-    if not len(df):
-        return
-    last = df[labels[-1]]
-    if not pd.api.types.is_numeric_dtype(last.dtype):
-        short = (last.astype(object) == "").to_numpy()
-        if short.any():
-            i = int(np.argmax(short))
-            raise CryodiagInputError(
-                f"row {i + 1} of the loop of block data_{name} has fewer values than its {len(labels)} labels "
-                "(truncated or hand-edited file?)", path)
-    for lab in labels:
-        if lab in RLN_TO_CANONICAL and not _is_string_label(lab) and not pd.api.types.is_numeric_dtype(df[lab].dtype):
-            bad = pd.to_numeric(df[lab], errors="coerce").isna().to_numpy() & df[lab].notna().to_numpy()
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise CryodiagInputError(
-                    f"_{lab} has a value that is not a number ({df[lab].iloc[i]!r}) in row {i + 1} of the loop "
-                    f"of block data_{name}", path)
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def _pick_block(blocks: dict, path: str) -> tuple[str, pd.DataFrame]:
-    loops = {k: v for k, v in blocks.items() if isinstance(v, pd.DataFrame) and k != "optics"}
-    for pref in ("particles", "", "coordinates", "micrographs", "images"):
-        if pref in loops:
-            return pref, loops[pref]
-    if loops:
-        k = next(iter(loops))
-        return k, loops[k]
-    raise CryodiagInputError("STAR file has no table (loop_) of picks or particles", path)
 
 
 def _pixel_size_columns(df: pd.DataFrame) -> pd.Series | None:
@@ -249,93 +209,108 @@ def _pixel_size_columns(df: pd.DataFrame) -> pd.Series | None:
         if lab in df.columns:
             return pd.to_numeric(df[lab], errors="coerce")
     if "rlnDetectorPixelSize" in df.columns and "rlnMagnification" in df.columns:
-        det = pd.to_numeric(df["rlnDetectorPixelSize"], errors="coerce")
-        mag = pd.to_numeric(df["rlnMagnification"], errors="coerce")
+        det = pd.to_numeric(df["rlnDetectorPixelSize"], errors="coerce").astype(np.float64)
+        mag = pd.to_numeric(df["rlnMagnification"], errors="coerce").astype(np.float64)
         return det * 1e4 / mag  # detector pixel (µm) / magnification -> Å
     return None
 
 
-def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file_name_key: str | None = None) -> pd.DataFrame:
+def _group_codes(values: pd.Series, path: str, what: str) -> np.ndarray:
+    """Optics-group numbers as int64; a missing or non-integer group is refused naming the row."""
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(v) | (v != np.round(v))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CryodiagInputError(f"rlnOpticsGroup {clip(values.iloc[i])} in row {i + 1} of {what} is not an "
+                                 "optics-group number", path)
+    return v.astype(np.int64)
 
+
+def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file_name_key: str | None = None,
+               what: str = "the table") -> pd.DataFrame:
     n = len(df)
-    out = df.copy()
+    ren = {c: c[len("cryodiag_"):] for c in df.columns if c.startswith("cryodiag_") and c[len("cryodiag_"):] not in df}
+    out = df.rename(columns=ren) if ren else df  # columns written by write_star under _cryodiag_<name>
     derived: list[str] = []
     optics_cols: list[str] = []
-    # optics groups -> per-row values
+    notes: list[str] = []
+    cols: dict = {}
     if optics is not None and len(optics) and "rlnOpticsGroup" in optics.columns:
-        if "rlnOpticsGroup" not in out.columns:
-            if len(optics) == 1:
-                out["rlnOpticsGroup"] = int(optics["rlnOpticsGroup"].iloc[0])
-            else:
-                raise CryodiagInputError(
-                    f"{len(optics)} optics groups but the table has no rlnOpticsGroup column", path
-                )
-        opt = optics.set_index("rlnOpticsGroup")
-        grp = pd.to_numeric(out["rlnOpticsGroup"], errors="coerce")
-        missing = set(grp.dropna().unique()) - set(opt.index)
-        if missing:
-            raise CryodiagInputError(
-                f"rows refer to optics groups {sorted(missing)} missing from data_optics", path
-            )
-        for lab in opt.columns:
-            if lab in out.columns or lab == "rlnOpticsGroupName":
+        ogroups = _group_codes(optics["rlnOpticsGroup"], path, "data_optics")
+        if len(set(ogroups)) < len(ogroups):
+            raise CryodiagInputError("data_optics lists an optics group twice", path)
+        if "rlnOpticsGroup" in out.columns:
+            grp = _group_codes(out["rlnOpticsGroup"], path, what)
+        elif len(optics) == 1:
+            grp = np.full(n, ogroups[0], dtype=np.int64)
+            cols["rlnOpticsGroup"] = grp.astype(np.int32)
+        else:
+            raise CryodiagInputError(f"{len(optics)} optics groups but the table has no rlnOpticsGroup column", path)
+        lookup = pd.Index(ogroups)
+        idx = lookup.get_indexer(grp)
+        if (idx < 0).any():
+            missing = sorted(set(grp[idx < 0].tolist()))
+            raise CryodiagInputError(f"rows refer to optics groups {missing[:10]} missing from data_optics", path)
+        for lab in optics.columns:
+            if lab in out.columns or lab in ("rlnOpticsGroupName", "rlnOpticsGroup", "rlnOddZernike",
+                                             "rlnEvenZernike"):
                 continue
-            if lab in ("rlnOddZernike", "rlnEvenZernike"):
+            vals = optics[lab]
+            if not pd.api.types.is_numeric_dtype(vals.dtype) or vals.isna().all():
                 continue
-            vals = pd.to_numeric(opt[lab], errors="coerce") if lab not in ("rlnOpticsGroupName",) else opt[lab]
-            if vals.isna().all():
-                continue
-            out[lab] = grp.map(vals).to_numpy()
+            cols[lab] = vals.to_numpy()[idx]
             optics_cols.append(lab)
-    # pixel size
+    if cols:
+        out = out.assign(**cols)
     ps = _pixel_size_columns(out)
     if ps is not None:
-        out["pixel_size_A"] = ps.to_numpy(dtype=float)
+        out = out.assign(pixel_size_A=compact_numeric(ps.astype(np.float64)).to_numpy())
         derived.append("pixel_size_A")
-    # renames
     rename = {k: v for k, v in RLN_TO_CANONICAL.items() if k in out.columns}
     out = out.rename(columns=rename)
     optics_cols = [rename.get(c, c) for c in optics_cols]
+    add: dict = {}
     if "micrograph_name" in out.columns:
-        out["micrograph_name"], out["micrograph"] = categorical_names_and_keys(
-            out["micrograph_name"].to_numpy(dtype=object))
+        names = out["micrograph_name"]
+        if isinstance(names.dtype, pd.CategoricalDtype):
+            codes = names.cat.codes.to_numpy()
+            uniques = names.cat.categories.to_numpy(dtype=object)
+            if (codes < 0).any():
+                uniques = np.append(uniques, "")
+                codes = np.where(codes < 0, len(uniques) - 1, codes)
+            add["micrograph_name"], add["micrograph"] = categorical_names_and_keys(codes=codes, uniques=uniques)
+        else:
+            add["micrograph_name"], add["micrograph"] = categorical_names_and_keys(names.to_numpy(dtype=object))
         derived.append("micrograph")
     elif file_name_key is not None:
-        out["micrograph"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8),
+        add["micrograph"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8),
                                                       categories=pd.Index([file_name_key], dtype=object))
         derived.append("micrograph")
-    if "defocus_u_A" in out.columns and "defocus_v_A" in out.columns:
-        out["defocus_A"] = (out["defocus_u_A"].astype(float) + out["defocus_v_A"].astype(float)) / 2
+    if "defocus_u_A" in out.columns:
+        u = out["defocus_u_A"].to_numpy(dtype=np.float64)
+        v = out["defocus_v_A"].to_numpy(dtype=np.float64) if "defocus_v_A" in out.columns else u
+        add["defocus_A"] = (u + v) / 2
         derived.append("defocus_A")
-    elif "defocus_u_A" in out.columns:
-        out["defocus_A"] = out["defocus_u_A"].astype(float)
-        derived.append("defocus_A")
-    # RELION < 3.1 origins in pixels -> Å
-    if "shift_x_A" not in out.columns and "rlnOriginX" in out.columns:
-        img_ps = None
-        for lab in ("rlnImagePixelSize",):
-            if lab in out.columns:
-                img_ps = out[lab].astype(float)
-        if img_ps is None and "pixel_size_A" in out.columns:
-            img_ps = out["pixel_size_A"]
+    if "shift_x_A" not in out.columns and "rlnOriginX" in out.columns:  # RELION < 3.1: origins in pixels
+        img_ps = (out["rlnImagePixelSize"].to_numpy(dtype=np.float64) if "rlnImagePixelSize" in out.columns
+                  else add.get("pixel_size_A", out["pixel_size_A"].to_numpy(dtype=np.float64)
+                               if "pixel_size_A" in out.columns else None))
         if img_ps is not None:
-            out["shift_x_A"] = out["rlnOriginX"].astype(float) * img_ps
+            add["shift_x_A"] = out["rlnOriginX"].to_numpy(dtype=np.float64) * img_ps
             derived.append("shift_x_A")
             if "rlnOriginY" in out.columns:
-                out["shift_y_A"] = out["rlnOriginY"].astype(float) * img_ps
+                add["shift_y_A"] = out["rlnOriginY"].to_numpy(dtype=np.float64) * img_ps
                 derived.append("shift_y_A")
     if "rlnImageName" in out.columns:
-        idx, paths = _split_image_names(out["rlnImageName"].to_numpy(dtype=object))
-        out["image_index"] = idx
-        out["image_path"] = paths
+        add["image_index"], add["image_path"] = _split_image_names(out["rlnImageName"], path)
         derived += ["image_index", "image_path"]
     if "rlnRandomSubset" in out.columns:
-        out["split"] = pd.to_numeric(out["rlnRandomSubset"], errors="coerce") - 1
+        add["split"] = pd.to_numeric(out["rlnRandomSubset"], errors="coerce") - 1
         derived.append("split")
-    for col in list(out.columns):
-        if col.startswith("cryodiag_"):  # written by write_star for columns RELION has no label for
-            out = out.rename(columns={col: col[len("cryodiag_"):]})
-    out["source_row"] = np.arange(n, dtype=np.int64)
+    add["source_row"] = np.arange(n, dtype=np.int64)
+    out = out.assign(**add)
+    out, dropped = _drop_bad_coordinates(out)
+    notes += dropped
     out.attrs = {
         "source": path,
         "format": "star",
@@ -343,30 +318,115 @@ def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file
         "optics": optics,
         "derived_columns": derived,
         "optics_columns": optics_cols,
+        "notes": notes,
     }
     return out
 
 
-def _split_image_names(names: np.ndarray):
-    """``"000042@stack.mrcs"`` -> (41, "stack.mrcs") for every row, with pandas' C parser."""
+def _drop_bad_coordinates(t: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Rows whose coordinates are NaN, ±inf or negative (off every micrograph) are left out,
+    with a note that counts them."""
+    if "x_px" not in t.columns or "y_px" not in t.columns or not len(t):
+        return t, []
+    x = t["x_px"].to_numpy(dtype=np.float64)
+    y = t["y_px"].to_numpy(dtype=np.float64)
+    nonfinite = ~(np.isfinite(x) & np.isfinite(y))
+    negative = ~nonfinite & ((x < 0) | (y < 0))
+    notes = []
+    if nonfinite.any():
+        notes.append(f"{int(nonfinite.sum())} of {len(t)} picks have no finite coordinates (NaN or ±inf): left out")
+    if negative.any():
+        notes.append(f"{int(negative.sum())} of {len(t)} picks have negative coordinates (off the micrograph): left out")
+    bad = nonfinite | negative
+    if not bad.any():
+        return t, []
+    keep = t.loc[~bad].reset_index(drop=True)
+    return keep, notes
+
+
+def _split_image_names(names: pd.Series, path: str):
+    """``"000042@stack.mrcs"`` -> (41, "stack.mrcs"); a name without ``@`` is a single image
+    (index 0). Returns (int64 index array, categorical of paths)."""
     n = len(names)
     if n == 0:
-        return np.zeros(0, dtype=np.int64), np.array([], dtype=object)
-    text = "\n".join(str(v) for v in names) if n < 1000 else "\n".join(names.astype(str).tolist())
-    if "@" not in text:
-        return np.zeros(n, dtype=np.int64), names.astype(str).astype(object)
-    parts = pd.read_csv(io.StringIO(text), sep="@", header=None, names=["i", "p"], dtype={"i": object, "p": object},
-                        engine="c", na_filter=False, quoting=3)
-    if len(parts) != n:  # a name with a newline or quotes: fall back to Python
-        parts = pd.DataFrame([str(v).split("@", 1) if "@" in str(v) else ["", str(v)] for v in names], columns=["i", "p"])
-    no_at = parts["p"].eq("") & ~pd.Series(names).astype(str).str.contains("@", regex=False) if (parts["p"] == "").any() else None
-    idx = pd.to_numeric(parts["i"], errors="coerce")
-    paths = parts["p"].to_numpy(dtype=object)
-    if no_at is not None and no_at.any():
-        paths[no_at.to_numpy()] = parts["i"].to_numpy(dtype=object)[no_at.to_numpy()]
-        idx[no_at.to_numpy()] = np.nan
-    idx = idx - 1
-    return (idx.astype("Int64") if idx.isna().any() else idx.astype(np.int64)).to_numpy(), paths
+        return np.zeros(0, dtype=np.int64), pd.Categorical([])
+    s = names.astype(object).astype(str)
+    has_at = s.str.contains("@", regex=False).to_numpy()
+    parts = s.str.split("@", n=1, expand=True) if has_at.any() else None
+    if parts is None:
+        return np.zeros(n, dtype=np.int64), pd.Categorical(s.to_numpy(dtype=object))
+    idx_txt = parts[0].where(has_at, "1")
+    pth = parts[1].where(has_at, s) if parts.shape[1] > 1 else s
+    idx = pd.to_numeric(idx_txt, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(idx) | (idx < 1) | (idx != np.round(idx))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CryodiagInputError(f"rlnImageName {clip(s.iloc[i])} in row {i + 1}: the part before '@' is not an "
+                                 "image number (1, 2, ...)", path)
+    return idx.astype(np.int64) - 1, pd.Categorical(pth.to_numpy(dtype=object))
+
+
+def _loop_blocks(blocks: list[Block]) -> list[Block]:
+    return [b for b in blocks if b.loop is not None and b.name != "optics"]
+
+
+def _has_xy(b: Block) -> bool:
+    return "rlnCoordinateX" in b.loop.columns and "rlnCoordinateY" in b.loop.columns
+
+
+def _pick_block(blocks: list[Block], path: str, block: str | None) -> tuple[str, pd.DataFrame, list[str]]:
+    """The table of a STAR file: the named block, the one loop of picks/particles, or all pick
+    blocks merged (a file of many ``data_<micrograph>`` blocks, e.g. concatenated autopick files)."""
+    loops = _loop_blocks(blocks)
+    notes = [n for b in blocks for n in b.notes]
+    if block is not None:
+        sel = [b for b in loops if b.name == block]
+        if not sel:
+            raise CryodiagInputError(f"STAR file has no loop block data_{block}", path)
+        if len(sel) > 1:
+            raise CryodiagInputError(f"two blocks named data_{block} (lines {sel[0].line} and {sel[1].line})", path)
+        return block, sel[0].loop, notes
+    if not loops:
+        raise CryodiagInputError("STAR file has no table (loop_) of picks or particles", path)
+    picks = [b for b in loops if _has_xy(b)]
+    if len(picks) > 1:
+        return "all pick blocks", _merge_pick_blocks(picks, path), notes
+    names = [b.name for b in loops]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        d = sorted(dup)[0]
+        lines = [b.line for b in loops if b.name == d]
+        raise CryodiagInputError(f"two blocks named data_{d} (lines {lines[0]} and {lines[1]}); which one is meant "
+                                 "cannot be told", path)
+    if picks:
+        return picks[0].name, picks[0].loop, notes
+    for pref in ("particles", "", "coordinates", "micrographs", "images"):
+        for b in loops:
+            if b.name == pref:
+                return b.name, b.loop, notes
+    return loops[0].name, loops[0].loop, notes
+
+
+def _merge_pick_blocks(picks: list[Block], path: str) -> pd.DataFrame:
+    has_name = ["rlnMicrographName" in b.loop.columns for b in picks]
+    if not all(has_name):
+        names = [b.name for b in picks]
+        if any(not n for n in names) or len(set(names)) < len(names):
+            raise CryodiagInputError(
+                f"{len(picks)} blocks of picks, but they neither have rlnMicrographName nor distinct block names: "
+                "which micrograph each block's picks are on cannot be told (one file per micrograph, "
+                "or a rlnMicrographName column)", path)
+    frames = []
+    for b in picks:
+        df = b.loop
+        if "rlnMicrographName" not in df.columns:
+            df = df.assign(rlnMicrographName=b.name)
+        for c in df.columns:
+            if isinstance(df[c].dtype, pd.CategoricalDtype):
+                df = df.assign(**{c: df[c].astype(object)})
+        frames.append(df)
+    merged = pd.concat(frames, ignore_index=True, sort=False)
+    return merged.assign(rlnMicrographName=pd.Categorical(merged["rlnMicrographName"].astype(str)))
 
 
 def read_star_table(path, *, block: str | None = None, require_coordinates: bool = False) -> pd.DataFrame:
@@ -374,10 +434,11 @@ def read_star_table(path, *, block: str | None = None, require_coordinates: bool
 
     Several files (RELION autopick writes one per micrograph) become one table; a file without
     ``rlnMicrographName`` gets its micrograph from the file name (``mic_autopick.star`` ->
-    ``mic``) and the column ``source_file``. ``require_coordinates=True`` raises when the table
-    has no ``rlnCoordinateX/Y`` (a particle table cannot be shown as picks).
+    ``mic``) and the column ``source_file``. A file of many pick blocks is read whole (each
+    block's picks on the micrograph its ``rlnMicrographName`` or block name says).
+    ``require_coordinates=True`` raises when the table has no ``rlnCoordinateX/Y`` (a particle
+    table cannot be shown as picks).
     """
-
     if isinstance(path, (list, tuple)) or os.path.isdir(os.fspath(path)) or any(c in os.fspath(path) for c in "*?["):
         if isinstance(path, (list, tuple)):
             files = [os.fspath(p) for p in path]
@@ -385,38 +446,59 @@ def read_star_table(path, *, block: str | None = None, require_coordinates: bool
             files = [f for f in expand_table_paths(os.fspath(path)) if f.lower().endswith(".star")]
         if not files:
             raise CryodiagInputError("no STAR files", path)
-        tables = []
-        for f in files:
-            tables.append(read_star_table(f, block=block, require_coordinates=require_coordinates))
-        out = pd.concat(tables, ignore_index=True, sort=False)
-        out["source_file"] = np.concatenate([np.full(len(t), f, dtype=object) for f, t in zip(files, tables)])
-        out.attrs = dict(tables[0].attrs)
-        out.attrs["source"] = os.fspath(path) if not isinstance(path, (list, tuple)) else files[0]
-        out.attrs["sources"] = files
-        optics = [t.attrs.get("optics") for t in tables if t.attrs.get("optics") is not None]
-        out.attrs["optics"] = optics[0] if optics else None
-        return out
+        tables = [read_star_table(f, block=block, require_coordinates=require_coordinates) for f in files]
+        return _concat_tables(tables, files, os.fspath(path) if not isinstance(path, (list, tuple)) else files[0])
     path = os.fspath(path)
-    blocks = read_star(path)
+    return star_table_from_blocks(read_star_blocks(path), path, block=block, require_coordinates=require_coordinates)
+
+
+def _concat_tables(tables: list[pd.DataFrame], files: list[str], label: str) -> pd.DataFrame:
+    for t in tables:
+        for c in ("micrograph_name", "micrograph", "image_path"):
+            if c in t.columns and isinstance(t[c].dtype, pd.CategoricalDtype):
+                t[c] = t[c].astype(object)
+    out = pd.concat(tables, ignore_index=True, sort=False)
+    for c in ("micrograph_name", "micrograph", "image_path"):
+        if c in out.columns:
+            out[c] = pd.Categorical(out[c].astype(object).where(out[c].notna(), "").astype(str))
+    out["source_file"] = pd.Categorical.from_codes(
+        np.concatenate([np.full(len(t), i, dtype=np.int32) for i, t in enumerate(tables)]) if tables else [],
+        categories=pd.Index(files, dtype=object))
+    out.attrs = dict(tables[0].attrs)
+    out.attrs["source"] = label
+    out.attrs["sources"] = files
+    optics = [t.attrs.get("optics") for t in tables if t.attrs.get("optics") is not None]
+    out.attrs["optics"] = optics[0] if optics else None
+    out.attrs["notes"] = [f"{Path(f).name}: {n}" for f, t in zip(files, tables) for n in t.attrs.get("notes", [])]
+    if out.attrs["notes"]:
+        out.attrs["note"] = "; ".join(out.attrs["notes"])
+    return out
+
+
+def star_table_from_blocks(blocks: list[Block], path: str, *, block: str | None = None,
+                           require_coordinates: bool = False) -> pd.DataFrame:
+    """The canonical table of already-read STAR blocks (see :func:`read_star_table`)."""
     if _looks_like_postprocess(blocks):
         raise CryodiagInputError(
-            "this is a RELION postprocess.star (FSC/Guinier), not a table of picks; "
-            "use read_postprocess", path
-        )
-    name, df = _pick_block(blocks, path) if block is None else (block, blocks.get(block))
-    if df is None or not isinstance(df, pd.DataFrame):
-        raise CryodiagInputError(f"STAR file has no loop block data_{block}", path)
-    optics = blocks.get("optics") if isinstance(blocks.get("optics"), pd.DataFrame) else None
+            "this is a RELION postprocess.star (FSC/Guinier), not a table of picks; use read_postprocess", path)
+    name, df, notes = _pick_block(blocks, path, block)
+    optics_blocks = [b for b in blocks if b.name == "optics" and b.loop is not None]
+    if len(optics_blocks) > 1:
+        raise CryodiagInputError(f"two data_optics blocks (lines {optics_blocks[0].line} and {optics_blocks[1].line})",
+                                 path)
+    optics = optics_blocks[0].loop if optics_blocks else None
     if "rlnMicrographCoordinates" in df.columns and "rlnCoordinateX" not in df.columns:
         return _read_coordinate_index(path, df, optics)
     key = None if "rlnMicrographName" in df.columns else micrograph_key(os.path.basename(path))
-    table = _canonical(df, optics, path, file_name_key=key)
+    table = _canonical(df, optics, path, file_name_key=key, what=f"block data_{name}")
     table.attrs["block"] = name
+    table.attrs["notes"] = notes + table.attrs["notes"]
+    if table.attrs["notes"]:
+        table.attrs["note"] = "; ".join(table.attrs["notes"])
     if require_coordinates and not ("x_px" in table.columns and "y_px" in table.columns):
         raise CryodiagInputError(
             "STAR table has no rlnCoordinateX/rlnCoordinateY: nothing to place on micrographs "
-            "(it can still be read as a particle table)", path
-        )
+            "(it can still be read as a particle table)", path)
     table.attrs["has_locations"] = "x_px" in table.columns and "y_px" in table.columns
     return table
 
@@ -440,114 +522,139 @@ def _resolve_relion_path(index_path: str, rel: str) -> str | None:
 def _read_coordinate_index(path: str, df: pd.DataFrame, optics) -> pd.DataFrame:
     """RELION >= 3.1 ``autopick.star`` / ``manualpick.star``: a list of micrographs and their
     coordinate files; read every coordinate file into one table (micrograph from the index)."""
-    tables, missing = [], []
-    for _, row in df.iterrows():
-        rel = str(row["rlnMicrographCoordinates"])
+    tables, missing, notes = [], [], []
+    mics = df["rlnMicrographName"].astype(object).astype(str).tolist() if "rlnMicrographName" in df.columns else None
+    for i, rel in enumerate(df["rlnMicrographCoordinates"].astype(object).astype(str).tolist()):
         f = _resolve_relion_path(path, rel)
         if f is None:
             missing.append(rel)
             continue
-        blocks = read_star(f)
-        try:
-            _, loop = _pick_block(blocks, f)
-        except CryodiagInputError:
+        blocks = read_star_blocks(f)
+        loops = [b for b in _loop_blocks(blocks) if _has_xy(b)]
+        if not loops:
             continue  # a micrograph without picks may have an empty file
-        loop = loop.copy()
-        if "rlnMicrographName" not in loop.columns and "rlnMicrographName" in df.columns:
-            loop["rlnMicrographName"] = str(row["rlnMicrographName"])
-        loop["source_file"] = f
+        if len(loops) > 1:
+            raise CryodiagInputError(f"{len(loops)} blocks of picks in one coordinate file", f)
+        loop = loops[0].loop
+        notes += [f"{os.path.basename(f)}: {n}" for b in blocks for n in b.notes]
+        if mics is not None:
+            loop = loop.assign(rlnMicrographName=mics[i])
+        loop = loop.assign(source_file=f)
         tables.append(loop)
     if not tables:
         raise CryodiagInputError(
             f"coordinate index lists {len(df)} files but none was found "
-            f"(paths are relative to the RELION project folder; first: {missing[:1]})", path
-        )
+            f"(paths are relative to the RELION project folder; first: {missing[:1]})", path)
+    for t in tables:
+        for c in t.columns:
+            if isinstance(t[c].dtype, pd.CategoricalDtype):
+                t[c] = t[c].astype(object)
     merged = pd.concat(tables, ignore_index=True, sort=False)
     src = merged.pop("source_file").to_numpy(dtype=object)
     table = _canonical(merged, optics, path)
-    table["source_file"] = src
+    table["source_file"] = pd.Categorical(src[table["source_row"].to_numpy()])
     table.attrs["block"] = "coordinate index"
     table.attrs["has_locations"] = "x_px" in table.columns
     table.attrs["sources"] = sorted(set(src))
     if missing:
-        table.attrs["note"] = f"{len(missing)} coordinate files listed in the index were not found"
+        notes.append(f"{len(missing)} coordinate files listed in the index were not found")
+    table.attrs["notes"] = notes + table.attrs["notes"]
+    if table.attrs["notes"]:
+        table.attrs["note"] = "; ".join(table.attrs["notes"])
     return table
 
 
-def _looks_like_postprocess(blocks: dict) -> bool:
-    return "fsc" in blocks and isinstance(blocks.get("fsc"), pd.DataFrame) and "general" in blocks
+def _looks_like_postprocess(blocks) -> bool:
+    if isinstance(blocks, dict):
+        return "fsc" in blocks and isinstance(blocks.get("fsc"), pd.DataFrame) and "general" in blocks
+    names = {b.name: b for b in blocks}
+    return "fsc" in names and names["fsc"].loop is not None and "general" in names
 
 
-def read_postprocess(path) -> dict:
+def read_postprocess(path, *, blocks: list[Block] | None = None) -> dict:
     """RELION ``postprocess.star`` -> ``{"general": dict, "fsc": DataFrame, "guinier": DataFrame}``.
 
     Columns keep their RELION labels (``rlnResolution`` in 1/Å, ``rlnAngstromResolution``,
     ``rlnFourierShellCorrelationCorrected`` ...; Guinier ``rlnResolutionSquared`` and
-    ``rlnLogAmplitudes*``). ``general`` holds e.g. ``rlnFinalResolution``.
+    ``rlnLogAmplitudes*``). ``general`` holds e.g. ``rlnFinalResolution``. A truncated or
+    damaged file (shells missing or out of order, FSC values that are not finite, a RELION file
+    without its Guinier table) is refused naming the shell.
     """
     path = os.fspath(path)
-    blocks = read_star(path)
-    if "fsc" not in blocks or not isinstance(blocks["fsc"], pd.DataFrame):
+    if blocks is None:
+        blocks = read_star_blocks(path)
+    by = {}
+    for b in blocks:
+        if b.name in by:
+            raise CryodiagInputError(f"two blocks named data_{b.name} (lines {by[b.name].line} and {b.line})", path)
+        by[b.name] = b
+    fsc_b = by.get("fsc")
+    if fsc_b is None or fsc_b.loop is None:
         raise CryodiagInputError("not a RELION postprocess.star: no data_fsc table", path)
-    general = blocks.get("general")
-    if not isinstance(general, dict):
-        general = {}
-    guinier = blocks.get("guinier")
-    if not isinstance(guinier, pd.DataFrame):
+    fsc = fsc_b.loop
+    if len(fsc) < 2 or "rlnResolution" not in fsc.columns:
+        raise CryodiagInputError(f"data_fsc has {len(fsc)} shells"
+                                 + ("" if "rlnResolution" in fsc.columns else " and no rlnResolution column")
+                                 + ": truncated file?", path)
+    res = fsc["rlnResolution"].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(res) | (res < 0)
+    bad[1:] |= np.diff(res) <= 0
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CryodiagInputError(f"data_fsc shell {i} (row {i + 1}): rlnResolution {res[i]!r} is not a frequency "
+                                 "above the previous shell's", path)
+    if "rlnSpectralIndex" in fsc.columns:
+        si = fsc["rlnSpectralIndex"].to_numpy(dtype=np.float64)
+        wrong = si != np.arange(len(si))
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            raise CryodiagInputError(f"data_fsc row {i + 1} is shell {si[i]!r}, expected {i}: shells missing or "
+                                     "out of order", path)
+    for c in fsc.columns:
+        if "FourierShellCorrelation" in c:
+            v = pd.to_numeric(fsc[c], errors="coerce").to_numpy(dtype=np.float64)
+            nf = ~np.isfinite(v)
+            if nf.any():
+                i = int(np.argmax(nf))
+                raise CryodiagInputError(f"data_fsc shell {i}: _{c} is {fsc[c].iloc[i]!r}, not a finite FSC value",
+                                         path)
+    general_b = by.get("general")
+    general = general_b.pairs if general_b is not None else {}
+    guinier_b = by.get("guinier")
+    if guinier_b is not None and guinier_b.loop is not None:
+        guinier = guinier_b.loop
+    else:
+        if general_b is not None and "rlnFittedSlopeGuinierPlot" in general:
+            raise CryodiagInputError("data_general has the Guinier fit but the data_guinier table is missing "
+                                     "(truncated file?)", path)
         guinier = pd.DataFrame()
-    return {"general": general, "fsc": blocks["fsc"], "guinier": guinier, "path": path}
+    return {"general": general, "fsc": fsc, "guinier": guinier, "path": path}
 
 
 # --------------------------------------------------------------------------- writing
 
 
-def _fmt_series(s: pd.Series) -> pd.Series:
-    if s.dtype.kind == "f":
-        return s.map(lambda v: "%.6f" % v if np.isfinite(v) else "nan") if len(s) < 2000 else pd.Series(
-            np.char.mod("%.6f", s.to_numpy(dtype=float)), index=s.index)
-    if s.dtype.kind in "iu":
-        return s.astype(str)
-    if s.dtype.kind == "b":
-        return s.astype(int).astype(str)
-    vals = s.astype(str)
-    return vals.where(~vals.str.contains(r"\s", regex=True), '"' + vals + '"')
-
-
-def _loop_text(name: str, df: pd.DataFrame) -> str:
-    lines = [f"\n# version 30001\n\ndata_{name}\n\nloop_\n"]
-    for i, c in enumerate(df.columns, 1):
-        lines.append(f"_{c} #{i}\n")
-    head = "".join(lines)
-    if len(df) == 0:
-        return head + "\n"
-    cols = [_fmt_series(df[c]).to_numpy(dtype=object) for c in df.columns]
-    body = pd.DataFrame(dict(enumerate(cols))).to_csv(sep=" ", header=False, index=False, quoting=3, lineterminator="\n")
-    return head + body + "\n"
-
-
-def _to_relion_frame(table: pd.DataFrame, *, with_optics: bool, optics: pd.DataFrame | None = None) -> pd.DataFrame:
+def relion_frame(table: pd.DataFrame, *, with_optics: bool, optics: pd.DataFrame | None = None) -> dict:
+    """RELION label -> column values (array, Series or Categorical; nothing copied that need not
+    be) for the rows of a canonical table, in RELION's order of labels."""
     derived = set(table.attrs.get("derived_columns", []))
     optics_cols = set(table.attrs.get("optics_columns", [])) if with_optics else set()
     if with_optics and optics is not None:  # values carried by the optics block, not per particle
         optics_cols |= {RLN_TO_CANONICAL.get(c, c) for c in optics.columns if c != "rlnOpticsGroup"}
     src_format = table.attrs.get("format")
-    cols = {}
+    cols: dict = {}
     for c in table.columns:
-        if c in ("source_row", "source_file", "micrograph"):
+        if c in ("source_row", "source_file", "micrograph", "image_index", "image_path"):
             continue
         if c in optics_cols:
             continue
-        if src_format == "star" and c in derived and c not in ("shift_x_A", "shift_y_A"):
+        if src_format == "star" and c in derived:
             continue  # recomputed from the RELION labels kept beside it
-        if c in ("shift_x_A", "shift_y_A") and src_format == "star" and c in derived:
-            continue  # pre-3.1 origins (rlnOriginX in px) are kept as they were
         s = table[c]
-        if c == "image_index" or c == "image_path":
-            continue
         if c == "split":
             cols["rlnRandomSubset"] = (pd.to_numeric(s, errors="coerce") + 1).astype("Int64")
             continue
-        if c == "pixel_size_A" or c == "defocus_A":
+        if c in ("pixel_size_A", "defocus_A"):
             if c == "pixel_size_A" and not with_optics:
                 cols["rlnImagePixelSize" if "image_path" in table.columns else "rlnMicrographPixelSize"] = s
             if c == "defocus_A" and "defocus_u_A" not in table.columns and "defocus_v_A" not in table.columns:
@@ -560,19 +667,25 @@ def _to_relion_frame(table: pd.DataFrame, *, with_optics: bool, optics: pd.DataF
         elif c.startswith("rln"):
             cols[c] = s
         else:
-            if s.dtype.kind not in "iufb" and c not in ("image_path",):
-                if s.dtype == object and len(s) and not isinstance(s.iloc[0], str):
-                    continue
+            if s.dtype == object and len(s) and not isinstance(s.iloc[0], str):
+                continue
+            if s.dtype.kind not in "iufb" and not isinstance(s.dtype, pd.CategoricalDtype) and s.dtype != object \
+                    and not pd.api.types.is_string_dtype(s.dtype):
+                continue
             cols["cryodiag_" + re.sub(r"\s", "_", c)] = s
     if "image_path" in table.columns and "rlnImageName" not in cols:
-        idx = pd.to_numeric(table.get("image_index", pd.Series(0, index=table.index)), errors="coerce").fillna(0).astype(np.int64) + 1
+        idx = pd.to_numeric(table.get("image_index", pd.Series(0, index=table.index)),
+                            errors="coerce").fillna(0).astype(np.int64) + 1
         cols["rlnImageName"] = idx.map(lambda i: "%06d" % i) + "@" + table["image_path"].astype(str)
     if "rlnMicrographName" not in cols and "micrograph" in table.columns:
-        cols["rlnMicrographName"] = table["micrograph"].astype(str)
-    return pd.DataFrame(cols, index=table.index)
+        cols["rlnMicrographName"] = table["micrograph"]
+    order = ["rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY"]
+    return {k: cols[k] for k in order if k in cols} | {k: v for k, v in cols.items() if k not in order}
 
 
-def _optics_from_table(table: pd.DataFrame, optics) -> pd.DataFrame | None:
+def optics_from_table(table: pd.DataFrame, optics=None) -> pd.DataFrame | None:
+    """The optics block for a table: given, kept from the source (``attrs["optics"]``), or one
+    group per distinct (pixel size, voltage, Cs, amplitude contrast) when all four are columns."""
     if optics is not None:
         return optics
     opt = table.attrs.get("optics")
@@ -580,7 +693,7 @@ def _optics_from_table(table: pd.DataFrame, optics) -> pd.DataFrame | None:
         return opt
     need = ["pixel_size_A", "voltage_kV", "cs_mm", "amplitude_contrast"]
     if all(c in table.columns for c in need) and len(table):
-        g = table[need].astype(float).drop_duplicates().reset_index(drop=True)
+        g = table[need].astype(np.float64).drop_duplicates().reset_index(drop=True)
         if len(g) > 64:
             return None
         opt = pd.DataFrame({
@@ -597,8 +710,78 @@ def _optics_from_table(table: pd.DataFrame, optics) -> pd.DataFrame | None:
     return None
 
 
+def optics_groups_of_rows(table: pd.DataFrame, opt: pd.DataFrame) -> np.ndarray:
+    """``rlnOpticsGroup`` of each row: the table's own, the only group, or the group whose
+    (pixel size, voltage, Cs, amplitude contrast) the row has."""
+    if "rlnOpticsGroup" in table.columns:
+        return table["rlnOpticsGroup"].to_numpy()
+    if len(opt) == 1:
+        return np.full(len(table), int(opt["rlnOpticsGroup"].iloc[0]), dtype=np.int32)
+    need = ["pixel_size_A", "voltage_kV", "cs_mm", "amplitude_contrast"]
+    key = pd.MultiIndex.from_frame(table[need].astype(np.float64))
+    ref = pd.MultiIndex.from_arrays([opt["rlnMicrographPixelSize"].astype(np.float64), opt["rlnVoltage"].astype(np.float64),
+                                     opt["rlnSphericalAberration"].astype(np.float64),
+                                     opt["rlnAmplitudeContrast"].astype(np.float64)])
+    return opt["rlnOpticsGroup"].to_numpy()[ref.get_indexer(key)]
+
+
+def _frame_column(values, rows):
+    """Values of ``rows`` (a slice or an index array) of one column, without copying the rest."""
+    if isinstance(values, pd.Series):
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            return pd.Categorical.from_codes(values.cat.codes.to_numpy()[rows], dtype=values.dtype)
+        return values.to_numpy()[rows] if values.dtype != object else values.to_numpy(dtype=object)[rows]
+    if isinstance(values, pd.Categorical):
+        return pd.Categorical.from_codes(values.codes[rows], dtype=values.dtype)
+    if np.isscalar(values):
+        n = (rows.stop - rows.start) if isinstance(rows, slice) else len(rows)
+        return np.full(n, values)
+    return np.asarray(values)[rows]
+
+
+def write_star_blocks(path, blocks: list[tuple[str, object]], *, rows=None, overwrite: bool = False,
+                      protect: Iterable = (), chunk_rows: int = 200_000) -> Path:
+    """Write STAR blocks atomically: ``(name, dict)`` for key-value blocks, ``(name, {label:
+    column})`` (or a DataFrame) for loops. ``rows`` (an index array into every loop column of
+    the *last* block, e.g. the kept picks) selects rows without building a copy of the table;
+    text is formatted ``chunk_rows`` rows at a time."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
+            for k, (name, content) in enumerate(blocks):
+                last = k == len(blocks) - 1
+                if isinstance(content, dict) and not any(isinstance(v, (pd.Series, np.ndarray, pd.Categorical))
+                                                         for v in content.values()):
+                    write_pairs(out, name, content)
+                    continue
+                cols = dict(content.items()) if isinstance(content, dict) else {c: content[c] for c in content.columns}
+                labels = list(cols)
+                n_all = _n_rows(cols)
+                sel = rows if (last and rows is not None) else None
+                n = n_all if sel is None else len(sel)
+                vals = [cols[lab] for lab in labels]
+
+                def column(j, lo, hi, vals=vals, sel=sel):
+                    r = slice(lo, hi) if sel is None else sel[lo:hi]
+                    return _frame_column(vals[j], r)
+
+                try:
+                    write_loop(out, name, labels, n, column, chunk_rows=chunk_rows)
+                except ValueError as err:
+                    raise CryodiagInputError(f"cannot write block data_{name}: {err}", path) from None
+
+    return atomic_write(path, write, overwrite=overwrite, protect=protect)
+
+
+def _n_rows(cols: dict) -> int:
+    for v in cols.values():
+        if not np.isscalar(v):
+            return len(v)
+    return 1
+
+
 def write_star(path, table: pd.DataFrame, optics: pd.DataFrame | None = None, *, overwrite: bool = False,
-               protect: Iterable = ()) -> Path:
+               protect: Iterable = (), rows=None) -> Path:
     """Write a canonical table as a RELION STAR file (atomically).
 
     With optics (given, kept from the source in ``table.attrs["optics"]``, or derivable from
@@ -606,26 +789,17 @@ def write_star(path, table: pd.DataFrame, optics: pd.DataFrame | None = None, *,
     RELION 3.1 style: ``data_optics`` then ``data_particles`` with ``rlnOpticsGroup``.
     Otherwise a single ``data_`` block (RELION 3.0 style). Canonical columns get their RELION
     labels back; columns RELION has no label for are written as ``_cryodiag_<name>`` (read back
-    by this module under their own names). The source file (``table.attrs["source"]``) is never
-    overwritten.
+    by this module under their own names). ``rows`` (row positions) writes only those rows.
+    Values are written exactly (see :mod:`.star_text`); text with blanks is quoted. The source
+    file (``table.attrs["source"]``) is never overwritten.
     """
-    opt = _optics_from_table(table, optics)
+    opt = optics_from_table(table, optics)
     protect = list(protect) + [p for p in [table.attrs.get("source")] + list(table.attrs.get("sources", []) or []) if p]
-    frame = _to_relion_frame(table, with_optics=opt is not None, optics=opt)
+    frame = relion_frame(table, with_optics=opt is not None, optics=opt)
     if opt is not None:
-        opt = opt.copy()
-        if "rlnOpticsGroup" not in frame.columns:
-            if "rlnOpticsGroup" in table.columns:
-                frame["rlnOpticsGroup"] = table["rlnOpticsGroup"].to_numpy()
-            elif len(opt) == 1:
-                frame["rlnOpticsGroup"] = int(opt["rlnOpticsGroup"].iloc[0])
-            else:
-                need = ["pixel_size_A", "voltage_kV", "cs_mm", "amplitude_contrast"]
-                key = pd.MultiIndex.from_frame(table[need].astype(float))
-                ref = pd.MultiIndex.from_arrays([opt["rlnMicrographPixelSize"], opt["rlnVoltage"],
-                                                 opt["rlnSphericalAberration"], opt["rlnAmplitudeContrast"]])
-                frame["rlnOpticsGroup"] = opt["rlnOpticsGroup"].to_numpy()[ref.get_indexer(key)]
-        text = _loop_text("optics", opt) + _loop_text("particles", frame)
+        if "rlnOpticsGroup" not in frame:
+            frame["rlnOpticsGroup"] = optics_groups_of_rows(table, opt)
+        blocks = [("optics", opt), ("particles", frame)]
     else:
-        text = _loop_text("", frame)
-    return atomic_write(path, lambda p: p.write_text(text), overwrite=overwrite, protect=protect)
+        blocks = [("", frame)]
+    return write_star_blocks(path, blocks, rows=rows, overwrite=overwrite, protect=protect)
