@@ -162,24 +162,24 @@ def test_thresholds_counts_points_table_export(setup, qtbot, tmp_path):
     w.set_threshold("x_min", 0.3)
     out = tmp_path / "kept.star"
     paths = w.export(out, rejected=True)
-    assert [p.name for p in paths] == ["kept.star", "kept_rejected.star", "kept.star.thresholds.json"]
+    assert [p.name for p in paths] == ["kept.star", "kept_rejected.star", "kept.star.cryodiag.json"]
     kept = read_table(out)
     rej = read_table(tmp_path / "kept_rejected.star")
     assert len(kept) == w.result.n_kept and len(rej) == len(table) - w.result.n_kept
     np.testing.assert_allclose(np.sort(kept["ncc"]), np.sort(table["ncc"][w.result.mask]), rtol=1e-5)
-    info = json.loads((tmp_path / "kept.star.thresholds.json").read_text())
+    info = json.loads((tmp_path / "kept.star.cryodiag.json").read_text())
     assert info["thresholds"]["x_min"] == pytest.approx(0.3)
     assert info["n_kept"] == w.result.n_kept and info["x_units"] == "raw"
     # no silent overwrite, and a refused export writes nothing
     before = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    (tmp_path / "again.star.thresholds.json").write_text("{}")
+    (tmp_path / "again.star.cryodiag.json").write_text("{}")
     assert w.export(tmp_path / "again.star") == []
     assert "exists" in w.status.text() and not (tmp_path / "again.star").exists()
     assert w.export(out) == []
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
     # .cs: locations as fractions of the shown micrographs' shape
     paths = w.export(tmp_path / "kept.cs", rejected=False)
-    assert [p.name for p in paths] == ["kept.cs", "kept.cs.thresholds.json"]
+    assert [p.name for p in paths] == ["kept.cs", "kept.cs.cryodiag.json"]
     kept_cs = read_table(tmp_path / "kept.cs")
     assert len(kept_cs) == w.result.n_kept
     np.testing.assert_allclose(np.sort(kept_cs["x_px"]), np.sort(table["x_px"][w.result.mask]), atol=1e-3)

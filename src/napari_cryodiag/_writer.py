@@ -6,7 +6,9 @@ being the layer's attributes (``metadata``, ``features``, ``scale`` ...).
 - A cryodiag picks layer holds only the shown micrograph's points; its full table is in
   ``meta["metadata"]["cryodiag"]["table"]``. The writers write the **whole table's kept rows**
   (``metadata["cryodiag"]["kept"]``, a bool mask over rows, when set), with the source's other
-  fields kept (STAR columns; ``.cs`` rows taken from the source file by ``source_row``).
+  fields kept (STAR columns; ``.cs`` rows taken from the source file by ``source_row``), through
+  ``io.selection.write_selection``: the same files and side JSON (``<file>.cryodiag.json``) as the
+  command line and Inspect Picks' Export; micrograph names from the linked micrographs.
 - Any other Points layer is written from its data ``(.., y, x)`` (pixels: data coordinates) and
   numeric features.
 - Writes are atomic. The file the picks were read from is never overwritten. Other existing
@@ -72,26 +74,41 @@ def table_to_write(data, meta: dict) -> pd.DataFrame:
     return out
 
 
-def write_points_star(path: str, data, meta: dict) -> list[str]:
-    """Write a points layer's picks as a RELION STAR file (3.1 style when optics are known)."""
-    from .io.star import write_star
+def _write_points(path: str, data, meta: dict) -> list[str]:
+    """Both point writers: the kept rows through the one selection writer (``io.selection``)."""
+    from .io.selection import MicrographRefs, write_selection
 
-    table = table_to_write(data, meta)
     md = _cryodiag_meta(meta)
-    dest = write_star(path, table, overwrite=True, protect=_inputs(md.get("table"), md))
-    return [os.fspath(dest)]
+    table = md.get("table")
+    kept = None
+    if isinstance(table, pd.DataFrame):
+        kept = md.get("kept")
+        if kept is not None:
+            kept = np.asarray(kept, dtype=bool)
+            if kept.shape != (len(table),):
+                raise CryodiagInputError("kept mask does not match the picks table")
+    else:
+        table = table_to_write(data, meta)
+    refs = []
+    paths = md.get("micrograph_paths")
+    if paths:
+        refs.append(MicrographRefs.from_paths(paths, shapes=md.get("micrograph_shape"),
+                                              pixel_size_A=md.get("micrograph_pixel_size_A")))
+    shape = md.get("micrograph_shape")
+    out = write_selection(path, table, kept, settings=md.get("settings") or {"source": table.attrs.get("source")},
+                          micrographs=refs, micrograph_shape=tuple(shape) if shape is not None else None,
+                          protect=_inputs(md.get("table"), md), overwrite=True)
+    return [os.fspath(p) for p in out.files]
+
+
+def write_points_star(path: str, data, meta: dict) -> list[str]:
+    """Write a points layer's picks as a RELION 3.1+ particle STAR (and its side JSON)."""
+    return _write_points(path, data, meta)
 
 
 def write_points_cs(path: str, data, meta: dict) -> list[str]:
-    """Write a points layer's picks as a NumPy-format cryoSPARC .cs file."""
-    from .io.cs import write_cs
-
-    table = table_to_write(data, meta)
-    md = _cryodiag_meta(meta)
-    shape = md.get("micrograph_shape")
-    dest = write_cs(path, table, overwrite=True, protect=_inputs(md.get("table"), md),
-                    micrograph_shape=tuple(shape) if shape is not None else None)
-    return [os.fspath(dest)]
+    """Write a points layer's picks as a NumPy-format cryoSPARC .cs (and its side JSON)."""
+    return _write_points(path, data, meta)
 
 
 def write_image_mrc(path: str, data, meta: dict) -> list[str]:

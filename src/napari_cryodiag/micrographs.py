@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["micrograph_key", "micrograph_keys", "categorical_names_and_keys", "MatchReport", "match_to_micrographs",
-           "group_rows"]
+           "group_rows", "cryosparc_uid"]
 
 _EXTENSIONS = (
     ".mrc", ".mrcs", ".map", ".tif", ".tiff", ".eer", ".st", ".star", ".cbox", ".box", ".cs",
@@ -69,6 +69,18 @@ def micrograph_key(name) -> str:
     if m and len(s) > m.end():
         s = s[m.end():]
     return s
+
+
+def cryosparc_uid(name) -> int | None:
+    """The exposure uid cryoSPARC puts in front of the files it writes
+    (``J5/motioncorrected/012345678901234567890_mic_001_patch_aligned_doseweighted.mrc`` ->
+    ``12345678901234567890``), or ``None``."""
+    s = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    m = _CS_UID_RE.match(s)
+    if not m:
+        return None
+    v = int(s[: m.end() - 1])
+    return v if 0 < v < 2**64 else None
 
 
 def micrograph_keys(names) -> np.ndarray:

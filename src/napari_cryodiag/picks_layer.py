@@ -132,6 +132,8 @@ class PicksOnMicrographs:
         md["micrograph_of_row"] = self.micrograph_of_row
         if image_layer is not None:
             md["micrograph_shape"] = tuple(int(v) for v in image_layer.data.shape[-2:])
+            md["micrograph_paths"] = list(_meta(image_layer).get("paths", []))  # names for the exports
+            md["micrograph_pixel_size_A"] = _meta(image_layer).get("pixel_size_A")
         if notify and image_layer is not None and self.report is not None:
             if self.report["n_unmatched"] or self.report["micrographs_without_picks"]:
                 _warn(f"cryodiag: {self.points_layer.name} on {image_layer.name}: {self.report.summary()}")

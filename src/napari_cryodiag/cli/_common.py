@@ -57,7 +57,8 @@ nonnegative_int = _number(int, lambda v: v >= 0, ">= 0")
 
 
 #: arguments that name outputs (never counted as inputs)
-OUTPUT_ARGS = frozenset({"out", "json", "format", "export_star", "export_cs", "select_out", "map_name", "func", "plan",
+OUTPUT_ARGS = frozenset({"out", "json", "format", "export_star", "export_cs", "export_coords", "select_out", "map_name",
+                         "func", "plan",
                          "command"})
 
 

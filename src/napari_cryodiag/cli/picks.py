@@ -13,8 +13,9 @@ One command runs the steps that its flags ask for, in this order:
    calibrated), a thresholds JSON (``--thresholds``), or suggested defaults;
 5. **dedupe** (``--dedupe-A D``) among the kept picks, keeping the higher score
    (``--dedupe-keep first`` for RELION's rule);
-6. **export** the kept picks (``--export-star``, ``--export-cs``; ``--export-rejected`` adds
-   ``*_rejected`` files) with a side JSON of the settings, atomically, never over an input.
+6. **export** the kept picks (``--export-star`` RELION particle STAR, ``--export-coords`` RELION
+   coordinate files + index, ``--export-cs``; ``--export-rejected`` adds ``*_rejected`` files)
+   with a side JSON of the settings, atomically, never over an input (``io.selection``).
 
 Writes into ``--out``: ``pick_histogram.<fmt>``, ``calibration.<fmt>`` (when calibrated) and
 ``picks.json`` (per-micrograph medians and defocus, calibration fits, thresholds, counts).
@@ -87,6 +88,10 @@ def register(subparsers) -> None:
     t.add_argument("--dedupe-score", help="score ranking duplicates (default: the x feature)")
     t.add_argument("--export-star", metavar="PATH", help="write kept picks as RELION STAR")
     t.add_argument("--export-cs", metavar="PATH", help="write kept picks as cryoSPARC .cs")
+    t.add_argument("--export-coords", metavar="INDEX.star",
+                   help="write kept picks as RELION coordinate files (<micrograph>_<suffix>.star beside INDEX, "
+                        "mirroring the micrograph names) and the RELION 4/5 coordinate index INDEX")
+    t.add_argument("--coord-suffix", default="autopick", help="suffix of the coordinate files (default autopick)")
     t.add_argument("--micrograph-shape", nargs=2, type=positive_int, metavar=("NY", "NX"),
                    help="micrograph size for .cs export when neither the picks nor --micrographs give it")
     t.add_argument("--export-rejected", action="store_true", help="also write the rejected picks (*_rejected)")
@@ -242,71 +247,57 @@ def _score_kwargs(args, apix, d_px) -> dict:
     return kw
 
 
-def _export_targets(args) -> list[tuple[str, Path, str]]:
-    """``(kind, path, selection)`` of every pick file ``--export-star/--export-cs`` writes."""
-    out = []
-    for kind, given in (("star", args.export_star), ("cs", args.export_cs)):
-        if given:
-            path = Path(given)
-            out.append((kind, path, "kept"))
-            if args.export_rejected:
-                out.append((kind, path.with_name(f"{path.stem}_rejected{path.suffix}"), "rejected"))
-    return out
-
-
-def _side_json(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".cryodiag.json")
+def _export_targets(args) -> list[tuple[str, Path]]:
+    """``(kind, path)`` of every export (``io.selection`` kinds: particles, cs, coordinates)."""
+    return [(kind, Path(given)) for kind, given in (("particles", args.export_star), ("cs", args.export_cs),
+                                                    ("coordinates", args.export_coords)) if given]
 
 
 def plan(args):
     """Every input (pick files, also those found in folders or globs, micrographs, CTF table,
     thresholds, templates) protected; figures, the JSON and every export (with ``_rejected`` and
-    the side JSONs) planned."""
+    the side JSON) planned. (The per-micrograph files of ``--export-coords`` are checked by the
+    writer before it writes any.)"""
+    from ..io.selection import selection_destinations
+
     inputs = [f for a in args.picks for f in files_of(a)]
     inputs += files_of(args.micrographs) + files_of(args.denoised)
     p = output_plan(args, inputs=inputs)
     p.figure("pick_histogram")
     p.figure("calibration")
     p.file(args.json, "JSON of the numbers")
-    for kind, dest, label in _export_targets(args):
-        p.file(dest, f"{label} picks (--export-{kind})", in_folder=False)
-        p.file(_side_json(dest), "settings of an export", in_folder=False)
+    for kind, dest in _export_targets(args):
+        flag = {"particles": "star", "cs": "cs", "coordinates": "coords"}[kind]
+        kept, rej, side = selection_destinations(dest, args.export_rejected)
+        p.file(kept, f"kept picks (--export-{flag})", in_folder=False)
+        if rej is not None:
+            p.file(rej, f"rejected picks (--export-{flag} --export-rejected)", in_folder=False)
+        p.file(side, "settings of an export", in_folder=False)
     return p
 
 
-def _export(table, mask, args, out_info: dict, out, settings: dict) -> None:
-    for kind, dest, label in _export_targets(args):
-        m = mask if label == "kept" else ~mask
-        sub = table[m].copy()
-        sub.attrs = dict(table.attrs)
-        if kind == "star":
-            from ..io.star import write_star
+def _export(table, mask, args, out_info: dict, out, settings: dict, *, refs=(), extra=None, left_out=None) -> None:
+    """Kept (and rejected) picks through the one selection writer (``io.selection``)."""
+    from ..io.selection import selection_destinations, write_selection
 
-            write_star(dest, sub, **out.writer_kwargs(dest))
-        else:
-            from ..io.cs import write_cs
-
-            shape = None
-            if "micrograph_ny" not in sub.columns and out_info.get("micrograph_shape"):
-                shape = out_info["micrograph_shape"]
-            write_cs(dest, sub, micrograph_shape=shape, **out.writer_kwargs(dest))
-        side = _side_json(dest)
-        meta = dict(settings, selection=label, n_rows=int(m.sum()), file=str(dest))
-        out.write_text(side, json.dumps(meta, indent=2, default=_json_default) + "\n")
-        out_info.setdefault("exports", []).append({"file": str(dest), "settings": str(side),
-                                                   "selection": label, "n_rows": int(m.sum())})
-        _log(f"wrote {int(m.sum())} {label} picks to {dest}")
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        v = float(o)
-        return v if np.isfinite(v) else None
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    for kind, dest in _export_targets(args):
+        for f in selection_destinations(dest, args.export_rejected):
+            if f is not None:
+                kw = out.writer_kwargs(f)
+        res = write_selection(dest, table, mask, kind=kind, rejected=args.export_rejected, settings=settings,
+                              left_out=left_out, micrographs=list(refs), extra_columns=extra,
+                              coord_suffix=args.coord_suffix, micrograph_shape=out_info.get("micrograph_shape"),
+                              **kw)
+        for note in res.notes:
+            _warn(note, res.kept)
+        parts = [(res.kept, "kept", res.counts["kept"])]
+        if res.rejected is not None:
+            parts.append((res.rejected, "rejected", res.counts["rejected_written"]))
+        for path, label, n in parts:
+            out_info.setdefault("exports", []).append({"file": str(path), "settings": str(res.side_json),
+                                                       "selection": label, "n_rows": n, "kind": kind})
+            more = f" and {len(res.coordinate_files)} coordinate files" if kind == "coordinates" and label == "kept" else ""
+            _log(f"wrote {n} {label} picks to {path}{more}")
 
 
 def run(args) -> int:
@@ -359,6 +350,9 @@ def run(args) -> int:
             raise CryodiagInputError("give pick files, or --pick with --micrographs")
         table = _read_picks(args)
         out.protect([str(p) for p in (table.attrs.get("sources") or [table.attrs.get("source")]) if p])
+        for note in table.attrs.get("notes", []) or []:  # picks left out or read with care
+            info["notes"].append(note)
+            _warn(note, table.attrs.get("source"))
         from ..io.picks import has_coordinates
 
         if len(table) and not has_coordinates(table):
@@ -529,14 +523,23 @@ def run(args) -> int:
         "x_units": insp.x_units, "y_units": insp.y_units, "thresholds": t.to_dict(),
         "calibration": info["calibration"], "duplicates": dup_info,
     }
-    if args.export_star or args.export_cs:
-        ex = table.copy()
-        ex.attrs = dict(table.attrs)
+    if args.export_star or args.export_cs or args.export_coords:
+        extra = {}  # calibrated scores written beside, without a copy of the table
         if insp.x_units != "raw":
-            ex[f"{insp.x_feature}_calibrated"] = insp.x
+            extra[f"{insp.x_feature}_calibrated"] = insp.x
         if insp.y_units != "raw" and insp.y_feature != insp.x_feature:
-            ex[f"{insp.y_feature}_calibrated"] = insp.y
-        _export(ex, kept, args, info, out, settings)
+            extra[f"{insp.y_feature}_calibrated"] = insp.y
+        from ..io.selection import MicrographRefs
+
+        refs = []
+        if args.ctf:  # the micrograph STAR's names first, then the opened files'
+            from ..io.picks import read_table
+
+            refs.append(MicrographRefs.from_table(read_table(args.ctf)))
+        if stack is not None:
+            refs.append(MicrographRefs.from_stack(stack))
+        _export(table, kept, args, info, out, settings, refs=refs, extra=extra,
+                left_out={"thresholds": int(res.n_rejected), "duplicates": int(dup_info["n_removed"])})
     info.pop("micrograph_shape", None)
     js = out.write_json(args.json, info)
     _log(f"kept {int(kept.sum())} of {len(table)} picks; wrote {js}")

@@ -1,10 +1,16 @@
 """cryoSPARC ``.cs`` files (NumPy record format, and the compressed format via cryosparc-tools).
 
-Two formats, told apart by the first bytes: ``\\x93NUMPY`` is a NumPy ``.npy`` record array,
-read with ``np.load(..., max_header_size=2**30)`` (memory-mapped only when the file would not fit
-in memory), or, when only some fields are needed (``fields=``), read front to back in 64 MB chunks
-keeping just those fields (:func:`read_cs_fields`); ``\\x95CSDAT`` is cryoSPARC's compressed column format, which only
-cryosparc-tools reads (``pip install cryosparc-tools``).
+Two formats, told apart by the first bytes: ``\\x93NUMPY`` is a NumPy ``.npy`` record array;
+``\\x95CSDAT`` is cryoSPARC's compressed column format, which only cryosparc-tools reads
+(``pip install cryosparc-tools``).
+
+NumPy-format files are never handed to ``np.load`` blindly: :func:`read_cs_header` checks the
+magic, the header (its length, that it is a one-dimensional record array of plain fields, no
+Python objects) and that the file holds the rows the header claims, before anything is
+allocated. Fields are then copied out of a memory map of the file in chunks of rows, each
+chunk's pages released after use (:func:`read_cs_fields`): only the fields asked for are
+touched, and memory stays at the size of those fields. Big-endian files are read in native
+byte order.
 
 Conventions (docs/ARCHITECTURE.md):
 - picks: ``x_px = location/center_x_frac * nx``, ``y_px = location/center_y_frac * ny`` with
@@ -17,11 +23,22 @@ Conventions (docs/ARCHITECTURE.md):
 - shifts (pixels of the particle image) -> ``shift_x_A, shift_y_A`` = shift × ``psize_A`` of the
   same alignment, sign as stored by cryoSPARC.
 - ``class`` is 0-based as cryoSPARC stores it.
+- float32 fields stay float32 (the numbers of the file); micrograph names and paths are
+  categoricals decoded once per distinct micrograph uid.
+
+Refused (``CryodiagInputError`` naming the file and the field): a malformed or oversized header,
+a row count the file does not hold, a field of the wrong type or shape (``micrograph_shape`` of 3
+values, a pose of 4, numbers stored as text), text that is not UTF-8, a micrograph shape that is
+not a micrograph's. Picks on a micrograph of shape ``[0, 0]`` or whose fractions are NaN, ±inf or
+outside [0, 1] are left out with a note that counts them (refused when none is left).
 """
 
 from __future__ import annotations
 
+import ast
+import mmap as _mmap
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -32,22 +49,19 @@ from ..errors import CryodiagInputError
 from ..micrographs import categorical_names_and_keys
 from .atomic import atomic_write
 
-__all__ = ["read_cs_array", "read_cs_fields", "read_cs", "write_cs", "cs_format", "CS_CONVENTION", "MMAP_FRACTION"]
+__all__ = ["read_cs_array", "read_cs_fields", "read_cs_header", "read_cs", "write_cs", "check_cs_shapes",
+           "MicrographFields", "CsHeader", "cs_format", "CS_CONVENTION", "PICK_FIELDS"]
 
 NUMPY_MAGIC = b"\x93NUMPY"
 CSDAT_MAGIC = b"\x95CSDAT"
-#: Files larger than this fraction of the available memory are memory-mapped instead of read
-#: (sequential reads are much faster than page faults on a cold cache, so only when needed).
-MMAP_FRACTION = 0.5
-#: Chunk size of the sequential field reader.
+#: rows of fields copied per chunk (bytes of the file's rows)
 CHUNK_BYTES = 64 * 1024 * 1024
-
-
-def _available_bytes() -> int:
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return 8 << 30
+#: the largest header accepted (cryoSPARC's widest schemas need a few tens of KB)
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+#: the fields a pick view needs
+PICK_FIELDS = ("location/micrograph_uid", "location/micrograph_path", "location/micrograph_shape",
+               "location/center_x_frac", "location/center_y_frac", "location/micrograph_psize_A",
+               "pick_stats/ncc_score", "pick_stats/power")
 
 CS_CONVENTION = (
     "cryoSPARC .cs: x_px = center_x_frac * nx, y_px = center_y_frac * ny, "
@@ -60,6 +74,29 @@ _KNOWN_PREFIXES = (
     "quality_stats/", "sym_expand/", "filament/", "components_mode_", "background_blob/",
     "ctf_stats/", "exposure/", "gain_ref_blob/", "rigid_motion/", "spline_motion/", "intermediate",
 )
+#: kind (numpy dtype.kind letters) and per-row shape of the fields cryodiag reads
+_SPEC = {
+    "uid": ("iu", ()),
+    "location/micrograph_uid": ("iu", ()),
+    "location/micrograph_path": ("SU", ()),
+    "location/micrograph_shape": ("iu", (2,)),
+    "location/center_x_frac": ("f", ()),
+    "location/center_y_frac": ("f", ()),
+    "location/micrograph_psize_A": ("fiu", ()),
+    "pick_stats/ncc_score": ("fiu", ()),
+    "pick_stats/power": ("fiu", ()),
+    "blob/path": ("SU", ()),
+    "blob/idx": ("iu", ()),
+    "blob/psize_A": ("fiu", ()),
+    "alignments3D/pose": ("f", (3,)),
+    "alignments2D/pose": ("f", ()),
+    "alignments3D_multi/class_posterior": ("f", None),
+}
+for _al in ("alignments2D", "alignments3D"):
+    _SPEC.update({f"{_al}/shift": ("f", (2,)), f"{_al}/psize_A": ("fiu", ()), f"{_al}/class": ("iuf", ()),
+                  f"{_al}/class_posterior": ("f", ()), f"{_al}/class_ess": ("f", ()), f"{_al}/split": ("iuf", ())})
+for _c in ("df1_A", "df2_A", "df_angle_rad", "accel_kv", "cs_mm", "amp_contrast"):
+    _SPEC[f"ctf/{_c}"] = ("fiu", ())
 
 
 def cs_format(path) -> str:
@@ -72,6 +109,8 @@ def cs_format(path) -> str:
         raise CryodiagInputError("file not found", path) from None
     except IsADirectoryError:
         raise CryodiagInputError("is a folder, not a .cs file", path) from None
+    except OSError as err:
+        raise CryodiagInputError(f"cannot open: {err.strerror}", path) from None
     if magic == NUMPY_MAGIC:
         return "numpy"
     if magic == CSDAT_MAGIC:
@@ -81,9 +120,172 @@ def cs_format(path) -> str:
     )
 
 
+@dataclass
+class CsHeader:
+    """A checked NumPy-format ``.cs`` header: record ``dtype`` (as stored), ``n`` rows, data
+    ``offset`` in bytes."""
+
+    path: str
+    dtype: np.dtype
+    n: int
+    offset: int
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.dtype.names or [])
+
+
+def _short(err) -> str:
+    s = str(err).replace("\n", " ")
+    return s if len(s) <= 160 else s[:160] + "…"
+
+
+def read_cs_header(path) -> CsHeader:
+    """Parse and check the header of a NumPy-format ``.cs`` (see the module docstring)."""
+    path = os.fspath(path)
+    if cs_format(path) != "numpy":
+        raise CryodiagInputError("compressed .cs (\\x95CSDAT): no NumPy header", path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        pre = f.read(12)
+        if len(pre) < 10:
+            raise CryodiagInputError("truncated .cs file: the NumPy header is cut short", path)
+        major = pre[6]
+        if major == 1:
+            hlen = int.from_bytes(pre[8:10], "little")
+            start = 10
+        elif major in (2, 3):
+            if len(pre) < 12:
+                raise CryodiagInputError("truncated .cs file: the NumPy header is cut short", path)
+            hlen = int.from_bytes(pre[8:12], "little")
+            start = 12
+        else:
+            raise CryodiagInputError(f"unknown NumPy format version {major}.{pre[7]} in the .cs header", path)
+        if hlen > MAX_HEADER_BYTES or start + hlen > size:
+            raise CryodiagInputError(f"corrupt .cs header: it claims {hlen:,} bytes"
+                                     + (f" but the file has {size:,}" if start + hlen > size else
+                                        f" (more than the {MAX_HEADER_BYTES >> 20} MiB a .cs header needs)"), path)
+        f.seek(start)
+        raw = f.read(hlen)
+    try:
+        text = raw.decode("latin1" if major < 3 else "utf-8")
+        d = ast.literal_eval(text)
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError, TypeError) as err:
+        raise CryodiagInputError(f"corrupt .cs header (not a NumPy header: {_short(type(err).__name__)})", path) from None
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise CryodiagInputError("corrupt .cs header: expected the keys descr, fortran_order and shape", path)
+    shape = d["shape"]
+    if not (isinstance(shape, tuple) and len(shape) == 1 and isinstance(shape[0], int) and not isinstance(shape[0], bool)
+            and shape[0] >= 0):
+        raise CryodiagInputError(f"unknown .cs schema: shape {_short(repr(shape))[:60]} is not a number of rows "
+                                 "(a 1D record array)", path)
+    try:
+        from numpy.lib import format as npf
+
+        dtype = npf.descr_to_dtype(d["descr"])
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError, MemoryError) as err:
+        raise CryodiagInputError(f"corrupt .cs header: field types cannot be read ({_short(err)[:80]})", path) from None
+    if dtype.names is None:
+        raise CryodiagInputError(f"unknown .cs schema: expected a 1D record array with cryoSPARC fields (got {dtype})"[:300],
+                                 path)
+    if dtype.hasobject:
+        raise CryodiagInputError("the .cs holds Python objects (pickled), which cryodiag does not load", path)
+    if dtype.itemsize == 0 and shape[0]:
+        raise CryodiagInputError("corrupt .cs header: rows of 0 bytes", path)
+    n = shape[0]
+    need = start + hlen + n * dtype.itemsize
+    if need > size:
+        raise CryodiagInputError(f"truncated .cs file: the header says {n:,} rows of {dtype.itemsize} bytes "
+                                 f"({need:,} bytes) but the file has {size:,}", path)
+    return CsHeader(path=path, dtype=dtype, n=n, offset=start + hlen)
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    if a.dtype.byteorder not in ("=", "|") and a.dtype.byteorder != ("<" if np.little_endian else ">"):
+        return a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def _check_field(hdr: CsHeader, name: str) -> None:
+    spec = _SPEC.get(name)
+    if spec is None:
+        return
+    dt = hdr.dtype[name]
+    kinds, shape = spec
+    ok = dt.base.kind in kinds and (shape is None or dt.shape == shape)
+    if not ok:
+        want = {(): "a number", (2,): "2 numbers", (3,): "3 numbers"}.get(shape, "numbers")
+        if kinds == "SU":
+            want = "text"
+        elif kinds == "iu" and shape == (2,):
+            want = "2 integers [ny, nx]"
+        elif kinds == "iu":
+            want = "an integer"
+        got = f"{dt.base.str}{list(dt.shape) if dt.shape else ''}"
+        raise CryodiagInputError(f"field {name} is {got}, expected {want}: not a cryoSPARC field of this name", hdr.path)
+
+
+class FieldTable(dict):
+    """Selected ``.cs`` fields as contiguous native-order arrays (``t[name]``), with the record
+    ``dtype`` they have in the file and ``len(t)`` rows."""
+
+    def __init__(self, arrays: dict, dtype: np.dtype, n: int):
+        super().__init__(arrays)
+        self.dtype = dtype
+        self._n = n
+        self.lazy: dict = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+
+def read_cs_fields(path, fields: Sequence[str] | None = None, *, chunk_bytes: int = CHUNK_BYTES,
+                   header: CsHeader | None = None) -> FieldTable:
+    """Only ``fields`` (all when None) of a ``.cs``, as contiguous native-order arrays.
+
+    NumPy format: copied from a memory map of the file ``chunk_bytes`` of rows at a time, each
+    chunk's pages released after use (see the module docstring). Compressed format: through
+    cryosparc-tools. Fields that the file lacks are left out.
+    """
+    path = os.fspath(path)
+    if cs_format(path) != "numpy":
+        arr = read_cs_array(path)
+        keep = [f for f in (fields or arr.dtype.names) if f in arr.dtype.names]
+        return FieldTable({f: _native(np.ascontiguousarray(arr[f])) for f in keep},
+                          np.dtype([(f, arr.dtype[f]) for f in keep]), len(arr))
+    hdr = header or read_cs_header(path)
+    keep = [f for f in (fields if fields is not None else hdr.names) if f in hdr.dtype.names]
+    keep = list(dict.fromkeys(keep))
+    for f in keep:
+        _check_field(hdr, f)
+    dtype = np.dtype([(f, hdr.dtype[f]) for f in keep])
+    n = hdr.n
+    out = {f: np.empty((n,) + hdr.dtype[f].shape, hdr.dtype[f].base.newbyteorder("=")) for f in keep}
+    if n and keep:
+        row = hdr.dtype.itemsize
+        rows_per = max(1, chunk_bytes // row)
+        page = _mmap.ALLOCATIONGRANULARITY
+        with open(path, "rb") as fh:
+            for lo in range(0, n, rows_per):
+                hi = min(n, lo + rows_per)
+                start = hdr.offset + lo * row
+                base = start - start % page
+                length = hdr.offset + hi * row - base
+                mm = _mmap.mmap(fh.fileno(), length, access=_mmap.ACCESS_READ, offset=base)
+                try:
+                    chunk = np.frombuffer(mm, dtype=hdr.dtype, count=hi - lo, offset=start - base)
+                    for f in keep:
+                        out[f][lo:hi] = chunk[f]
+                    del chunk
+                    if hasattr(mm, "madvise"):
+                        mm.madvise(_mmap.MADV_DONTNEED)
+                finally:
+                    mm.close()
+    return FieldTable(out, dtype, n)
+
+
 def read_cs_array(path, *, mmap: bool | None = None) -> np.ndarray:
-    """The raw record array (memory-mapped when ``mmap``, or by default when the file is larger
-    than ``MMAP_FRACTION`` of the available memory)."""
+    """The raw record array (memory-mapped when ``mmap``; the header checked first)."""
     path = os.fspath(path)
     fmt = cs_format(path)
     if fmt == "csdat":
@@ -91,126 +293,74 @@ def read_cs_array(path, *, mmap: bool | None = None) -> np.ndarray:
             from cryosparc.dataset import Dataset  # type: ignore
         except ImportError:
             raise CryodiagInputError(
-                "compressed .cs format (\\x95CSDAT) needs cryosparc-tools: "
-                "pip install cryosparc-tools", path
+                "compressed .cs format (\\x95CSDAT) needs cryosparc-tools: pip install cryosparc-tools", path
             ) from None
         try:
             ds = Dataset.load(path)
             arr = ds.to_records(fixed=True)
-        except Exception as err:  # pragma: no cover - depends on cryosparc-tools
-            raise CryodiagInputError(f"cryosparc-tools could not read the file: {err}", path) from None
+        except Exception as err:  # noqa: BLE001 - cryosparc-tools raises many kinds on a bad file
+            raise CryodiagInputError(f"cryosparc-tools could not read the file: {_short(err)}", path) from None
         return arr
-    if mmap is None:
-        mmap = os.path.getsize(path) > MMAP_FRACTION * _available_bytes()
+    hdr = read_cs_header(path)
     try:
-        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False, max_header_size=2**30)
-    except (ValueError, OSError, EOFError) as err:
-        raise CryodiagInputError(f"corrupt .cs (NumPy format) file: {err}", path) from None
-    if not isinstance(arr, np.ndarray) or arr.dtype.names is None or arr.ndim != 1:
-        raise CryodiagInputError(
-            "unknown .cs schema: expected a 1D record array with cryoSPARC fields "
-            f"(got {getattr(arr, 'dtype', type(arr))})", path
-        )
-    return arr
+        return np.memmap(path, dtype=hdr.dtype, mode="r", offset=hdr.offset, shape=(hdr.n,)) if mmap and hdr.n else \
+            np.fromfile(path, dtype=hdr.dtype, count=hdr.n, offset=hdr.offset)
+    except (ValueError, OSError, MemoryError) as err:
+        raise CryodiagInputError(f"cannot read the .cs rows: {_short(err)}", path) from None
 
 
-class FieldTable(dict):
-    """Selected ``.cs`` fields as contiguous arrays (``t[name]``), with the record ``dtype`` they
-    would have in the file's layout and ``len(t)`` rows."""
-
-    def __init__(self, arrays: dict, dtype: np.dtype, n: int):
-        super().__init__(arrays)
-        self.dtype = dtype
-        self._n = n
-        self.lazy: dict = {}  # field -> file, for fields read on demand
-
-    def __len__(self) -> int:
-        return self._n
-
-
-def read_cs_fields(path, fields: Sequence[str], *, chunk_bytes: int = CHUNK_BYTES) -> "FieldTable":
-    """Only ``fields`` of a NumPy-format ``.cs``, read sequentially in chunks.
-
-    Memory stays at the size of the selected fields plus one chunk, and the file is read
-    front to back (fast on a cold cache, unlike strided page faults through a memory map).
-    """
-    path = os.fspath(path)
-    if cs_format(path) != "numpy":
-        arr = read_cs_array(path)
-        keep = [f for f in fields if f in arr.dtype.names]
-        return FieldTable({f: np.asarray(arr[f]) for f in keep}, np.dtype([(f, arr.dtype[f]) for f in keep]), len(arr))
-    from numpy.lib import format as npf
-
-    try:
-        with open(path, "rb") as f:
-            version = npf.read_magic(f)
-            reader = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
-            shape, fortran, dtype = reader(f, max_header_size=2**30)
-            if dtype.names is None or len(shape) != 1:
-                raise CryodiagInputError(
-                    f"unknown .cs schema: expected a 1D record array with cryoSPARC fields (got {dtype})", path)
-            keep = [fl for fl in fields if fl in dtype.names]
-            out_dtype = np.dtype([(fl, dtype[fl]) for fl in keep])
-            n = int(shape[0])
-            out = FieldTable({fl: np.empty((n,) + dtype[fl].shape, dtype[fl].base) for fl in keep}, out_dtype, n)
-            rows_per_chunk = max(1, chunk_bytes // max(dtype.itemsize, 1))
-            buf = bytearray(rows_per_chunk * dtype.itemsize)
-            done = 0
-            while done < n:
-                m = min(rows_per_chunk, n - done)
-                view = memoryview(buf)[: m * dtype.itemsize]
-                got = f.readinto(view)
-                if got != m * dtype.itemsize:
-                    raise CryodiagInputError(
-                        f"truncated .cs file: header says {n} rows of {dtype.itemsize} bytes", path)
-                chunk = np.frombuffer(buf, dtype=dtype, count=m)
-                for fl in keep:
-                    out[fl][done:done + m] = chunk[fl]
-                done += m
-    except (ValueError, OSError, EOFError) as err:
-        raise CryodiagInputError(f"corrupt .cs (NumPy format) file: {err}", path) from None
-    return out
-
-
-def _decode(values: np.ndarray) -> np.ndarray:
-    """Decode a bytes column once per distinct value (fast for millions of rows)."""
+def _decode_strict(values: np.ndarray, field: str, path, rows: np.ndarray | None = None) -> np.ndarray:
+    """Decode distinct byte strings (UTF-8); one that is not UTF-8 text is refused naming its row."""
     if values.dtype.kind == "U":
         return values.astype(object)
-    uniq, inv = np.unique(np.asarray(values), return_inverse=True)
-    dec = np.array([u.decode(errors="replace") if isinstance(u, bytes) else str(u) for u in uniq], dtype=object)
-    return dec[inv.ravel()]
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        try:
+            out[i] = bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            row = int(rows[i]) if rows is not None else i
+            raise CryodiagInputError(f"field {field} of row {row + 1} is not UTF-8 text", path) from None
+    return out
 
 
 def _strip_cs_path(s: np.ndarray) -> np.ndarray:
     # cryoSPARC marks imported absolute paths with a leading '>'
-    return np.array([p[1:] if p.startswith(">") else p for p in s], dtype=object) if len(s) < 64 else \
-        pd.Series(s).str.replace(r"^>", "", regex=True).to_numpy(dtype=object)
+    return np.array([p[1:] if p.startswith(">") else p for p in s], dtype=object)
 
 
-def _decode_paths(values, uid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _codes_of(uid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row -> code, first row of each code) of an integer column; runs of equal values (picks
+    stored micrograph by micrograph) are found without hashing."""
+    n = len(uid)
+    if n == 0:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    change = np.flatnonzero(uid[1:] != uid[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    run_vals = uid[starts]
+    if len(np.unique(run_vals)) == len(run_vals):  # every micrograph in one run
+        codes = np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(np.append(starts, n)))
+        return codes, starts
+    codes, uniq = pd.factorize(uid, use_na_sentinel=False)
+    first = np.empty(len(uniq), dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: the first row of each value
+    return codes.astype(np.int32), first
+
+
+def _decode_paths(values, uid: np.ndarray | None, field: str, path) -> tuple[np.ndarray, np.ndarray]:
     """Decode a path column once per distinct value: (row -> code, decoded distinct paths).
-
-    With ``uid`` (e.g. ``location/micrograph_uid``) the distinct values are found on the
-    integers, and only one path per uid is decoded (fast for millions of rows).
-    """
+    With ``uid`` the distinct micrographs are found on the integers and one path per uid is
+    decoded."""
     if len(values) == 0:
-        return np.zeros(0, dtype=np.int64), np.array([], dtype=object)
+        return np.zeros(0, dtype=np.int32), np.array([], dtype=object)
     if uid is not None:
-        import pandas as pd
-
-        # hash factorisation (O(n)) instead of sorting millions of uids
-        codes, uniq = pd.factorize(np.asarray(uid), use_na_sentinel=False)
-        first = np.empty(len(uniq), dtype=np.int64)
-        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # last write wins: the first row
-        dec = _strip_cs_path(_decode(np.asarray(values[first])))
-        return codes.astype(np.int64, copy=False), dec
+        codes, first = _codes_of(np.asarray(uid))
+        dec = _strip_cs_path(_decode_strict(np.asarray(values[first]), field, path, first))
+        return codes, dec
     uniq, inv = np.unique(np.asarray(values), return_inverse=True)
-    return inv.ravel(), _strip_cs_path(_decode(uniq))
+    return inv.ravel().astype(np.int32), _strip_cs_path(_decode_strict(uniq, field, path))
 
 
 def _categorical(codes, uniques):
-    import pandas as pd
-
     ucodes, uu = pd.factorize(np.asarray(uniques, dtype=object), use_na_sentinel=False, sort=True)
     return pd.Categorical.from_codes(ucodes[codes], categories=pd.Index(np.asarray(uu, dtype=object), dtype=object))
 
@@ -219,107 +369,106 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
             keep_other_fields: bool = True, require_coordinates: bool = False) -> pd.DataFrame:
     """Read a ``.cs`` file into the canonical table.
 
-    ``fields`` limits which source fields are read (with memory-mapping this avoids touching
-    the rest); by default all scalar fields are kept (``keep_other_fields``) under their own
-    names (``alignments3D/error`` ...). A file without ``location/*`` is still a table
-    (``attrs["has_locations"] = False``); ``require_coordinates=True`` raises instead.
+    ``fields`` limits which source fields are read (only those are touched in the file); by
+    default all scalar fields are kept (``keep_other_fields``) under their own names
+    (``alignments3D/error`` ...). ``cs.PICK_FIELDS`` are what a pick view needs. A file
+    without ``location/*`` is still a table (``attrs["has_locations"] = False``);
+    ``require_coordinates=True`` raises instead. ``mmap`` is accepted for compatibility (fields
+    are always copied out of a memory map).
     """
-
     path = os.fspath(path)
-    if fields is not None and not mmap and cs_format(path) == "numpy":
-        from numpy.lib import format as npf
-
-        with open(path, "rb") as f:
-            version = npf.read_magic(f)
-            reader = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
-            try:
-                _, _, file_dtype = reader(f, max_header_size=2**30)
-            except ValueError as err:
-                raise CryodiagInputError(f"corrupt .cs (NumPy format) file: {err}", path) from None
-        all_names = list(file_dtype.names or [])
-        if all_names:
-            sel = list(fields)
-            if "location/micrograph_uid" in sel and "location/micrograph_path" in sel:
-                # one path per micrograph is enough: fetched below through a memory map
-                sel.remove("location/micrograph_path")
-            arr = read_cs_fields(path, sel)
-            if len(sel) < len(fields):
-                arr.lazy["location/micrograph_path"] = path
-                arr.dtype = np.dtype(arr.dtype.descr + [("location/micrograph_path", file_dtype["location/micrograph_path"].str)])
-        else:
-            arr = read_cs_array(path)
-        names = all_names or list(arr.dtype.names or [])
+    fmt = cs_format(path)
+    if fmt == "numpy":
+        hdr = read_cs_header(path)
+        names = hdr.names
     else:
-        arr = read_cs_array(path, mmap=mmap)
-        names = list(arr.dtype.names)
+        hdr = None
+        names = None
+    sel = None if fields is None else list(fields)
+    if sel is not None and names is not None and "location/micrograph_uid" in names and "location/micrograph_path" in sel:
+        sel.append("location/micrograph_uid")  # one path per micrograph is decoded, found by uid
+    arr = read_cs_fields(path, sel, header=hdr)
+    if names is None:
+        names = list(arr.dtype.names or [])
     if not any(n == "uid" or n.startswith(_KNOWN_PREFIXES) for n in names):
         raise CryodiagInputError(
             "unknown .cs schema: none of the cryoSPARC fields (uid, location/*, blob/*, ctf/*, "
-            f"alignments*/ ...) is present; fields are {', '.join(names[:8])}", path
+            f"alignments*/ ...) is present; fields are {', '.join(names[:8])}"[:400], path
         )
     want = set(names if fields is None else [f for f in fields if f in names])
-    have = lambda f: f in want and f in arr.dtype.names  # noqa: E731
+    have = lambda f: f in want and f in arr  # noqa: E731
     n = len(arr)
     cols: dict[str, np.ndarray] = {}
     used: set[str] = set()
+    notes: list[str] = []
 
     def col(f):
         used.add(f)
-        return np.asarray(arr[f])
+        return arr[f]
 
     has_loc = have("location/center_x_frac") and have("location/center_y_frac") and have("location/micrograph_shape")
+    drop = None
     if has_loc:
         shape = col("location/micrograph_shape").reshape(n, 2)
-        ny = shape[:, 0].astype(np.int64)
-        nx = shape[:, 1].astype(np.int64)
-        x = col("location/center_x_frac").astype(np.float64) * nx
-        y = col("location/center_y_frac").astype(np.float64) * ny
+        if n and (shape.max() >= 2**20):
+            i = int(np.argmax(shape.max(axis=1)))
+            raise CryodiagInputError(f"location/micrograph_shape {shape[i].tolist()} of row {i + 1} is not a "
+                                     "micrograph's size", path)
+        ny = shape[:, 0].astype(np.int32)
+        nx = shape[:, 1].astype(np.int32)
+        fx = col("location/center_x_frac")
+        fy = col("location/center_y_frac")
+        x = fx * nx.astype(np.float64)
+        y = fy * ny.astype(np.float64)
         if flip_y:
             y = ny - y
+        zero = (ny <= 0) | (nx <= 0)
+        off = ~zero & ~((fx >= 0) & (fx <= 1) & (fy >= 0) & (fy <= 1))  # NaN fails the test too
+        if zero.any():
+            notes.append(f"{int(zero.sum())} of {n} picks are on micrographs of shape [0, 0] (position unknown): left out")
+        if off.any():
+            notes.append(f"{int(off.sum())} of {n} picks have fractions that are NaN, ±inf or outside [0, 1] (off the "
+                         "micrograph): left out")
+        if zero.any() or off.any():
+            drop = zero | off
+            if drop.all():
+                raise CryodiagInputError("no pick has a position on its micrograph: " + "; ".join(notes), path)
         cols["x_px"] = x
         cols["y_px"] = y
         cols["micrograph_ny"] = ny
         cols["micrograph_nx"] = nx
-    mic_uid = col("location/micrograph_uid") if have("location/micrograph_uid") else None
+    mic_uid = col("location/micrograph_uid") if have("location/micrograph_uid") or (
+        "location/micrograph_uid" in arr and have("location/micrograph_path")) else None
     if have("location/micrograph_path") or mic_uid is not None:
         if have("location/micrograph_path"):
-            lazy = getattr(arr, "lazy", {}).get("location/micrograph_path")
-            if lazy is not None:  # rows are read on demand through a memory map
-                values = np.load(lazy, mmap_mode="r", max_header_size=2**30)["location/micrograph_path"]
-            else:
-                values = arr["location/micrograph_path"]
-            codes, uniq = _decode_paths(values, mic_uid)
-            used.add("location/micrograph_path")
+            codes, uniq = _decode_paths(col("location/micrograph_path"), mic_uid, "location/micrograph_path", path)
         else:
-            codes, uniq = np.zeros(n, dtype=np.int64), np.array([], dtype=object)
+            codes, uniq = np.zeros(n, dtype=np.int32), np.array([], dtype=object)
         if n and (len(uniq) == 0 or all(u == "" for u in uniq)) and mic_uid is not None:
-            codes, uniq = _decode_paths(mic_uid.astype(str), None)  # no paths: name by uid
+            codes, uniq = _decode_paths(mic_uid.astype(str), None, "location/micrograph_uid", path)
         cols["micrograph_name"], cols["micrograph"] = categorical_names_and_keys(codes=codes, uniques=uniq)
-    if mic_uid is not None:
+    if mic_uid is not None and "location/micrograph_uid" in want:
         cols["micrograph_uid"] = mic_uid
-    # pixel size: the micrograph's when picks are located, else the particle image's
     if have("location/micrograph_psize_A"):
-        cols["pixel_size_A"] = col("location/micrograph_psize_A").astype(np.float64)
+        cols["pixel_size_A"] = col("location/micrograph_psize_A")
     elif have("blob/psize_A"):
-        cols["pixel_size_A"] = col("blob/psize_A").astype(np.float64)
-    # scores
+        cols["pixel_size_A"] = col("blob/psize_A")
     if have("pick_stats/ncc_score"):
-        cols["ncc"] = col("pick_stats/ncc_score").astype(np.float64)
+        cols["ncc"] = col("pick_stats/ncc_score")
     if have("pick_stats/power"):
-        cols["power"] = col("pick_stats/power").astype(np.float64)
-    # CTF
+        cols["power"] = col("pick_stats/power")
     if have("ctf/df1_A"):
-        cols["defocus_u_A"] = col("ctf/df1_A").astype(np.float64)
+        cols["defocus_u_A"] = col("ctf/df1_A")
     if have("ctf/df2_A"):
-        cols["defocus_v_A"] = col("ctf/df2_A").astype(np.float64)
+        cols["defocus_v_A"] = col("ctf/df2_A")
     if "defocus_u_A" in cols:
-        cols["defocus_A"] = (cols["defocus_u_A"] + cols.get("defocus_v_A", cols["defocus_u_A"])) / 2
+        u = cols["defocus_u_A"].astype(np.float64)
+        cols["defocus_A"] = (u + cols.get("defocus_v_A", u).astype(np.float64)) / 2
     if have("ctf/df_angle_rad"):
         cols["defocus_angle_deg"] = np.degrees(col("ctf/df_angle_rad").astype(np.float64))
     for src, dst in (("ctf/accel_kv", "voltage_kV"), ("ctf/cs_mm", "cs_mm"), ("ctf/amp_contrast", "amplitude_contrast")):
         if have(src):
-            cols[dst] = col(src).astype(np.float64)
-    # alignments: 3D preferred for class/split when both exist
+            cols[dst] = col(src)
     al = "alignments3D" if any(f.startswith("alignments3D/") for f in want) else (
         "alignments2D" if any(f.startswith("alignments2D/") for f in want) else None)
     if have("alignments3D/pose"):
@@ -334,47 +483,47 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
     elif have("alignments2D/pose"):
         cols["psi_deg"] = np.degrees(col("alignments2D/pose").reshape(n).astype(np.float64))
     if al is not None:
-        sh = f"{al}/shift"
-        ps = f"{al}/psize_A"
+        sh, ps = f"{al}/shift", f"{al}/psize_A"
         if have(sh):
-            s = col(sh).reshape(n, 2).astype(np.float64)
-            p = col(ps).astype(np.float64) if have(ps) else cols.get("pixel_size_A", np.full(n, np.nan))
-            cols["shift_x_A"] = s[:, 0] * p
-            cols["shift_y_A"] = s[:, 1] * p
+            sv = col(sh).reshape(n, 2).astype(np.float64)
+            p = col(ps).astype(np.float64) if have(ps) else np.asarray(cols.get("pixel_size_A", np.full(n, np.nan)),
+                                                                        dtype=np.float64)
+            cols["shift_x_A"] = sv[:, 0] * p
+            cols["shift_y_A"] = sv[:, 1] * p
         for src, dst in (("class", "class"), ("class_posterior", "class_posterior"), ("class_ess", "class_ess"),
                          ("split", "split")):
             if have(f"{al}/{src}"):
                 cols[dst] = col(f"{al}/{src}")
-    # full posteriors over classes: alignments3D_multi/class_posterior (N, K) or alignments_class_k/*
     if have("alignments3D_multi/class_posterior"):
         post = col("alignments3D_multi/class_posterior").reshape(n, -1).astype(np.float64)
         for k in range(post.shape[1]):
             cols[f"posterior_class_{k}"] = post[:, k]
     else:
         ks = sorted(int(f[len("alignments_class_"):].split("/")[0]) for f in want
-                    if f.startswith("alignments_class_") and f.endswith("/class_posterior"))
+                    if f.startswith("alignments_class_") and f.endswith("/class_posterior")
+                    and f[len("alignments_class_"):].split("/")[0].isdigit())
         for k in ks:
             cols[f"posterior_class_{k}"] = col(f"alignments_class_{k}/class_posterior").astype(np.float64)
-    # particle images
     if have("blob/path"):
-        cols["image_path"] = _categorical(*_decode_paths(arr["blob/path"]))
+        cols["image_path"] = _categorical(*_decode_paths(arr["blob/path"], None, "blob/path", path))
         used.add("blob/path")
     if have("blob/idx"):
         cols["image_index"] = col("blob/idx").astype(np.int64)
-    # everything else scalar & numeric under its own name
     if keep_other_fields:
         for f in names:
-            if f in used or f not in want or f in cols:
+            if f in used or f not in want or f in cols or f not in arr:
                 continue
             dt = arr.dtype[f]
             if dt.shape == () and dt.kind in "iufb":
-                cols[f] = np.asarray(arr[f])
+                cols[f] = arr[f]
             elif dt.shape and dt.kind in "iuf" and int(np.prod(dt.shape)) <= 4:
-                v = np.asarray(arr[f]).reshape(n, -1)
+                v = arr[f].reshape(n, -1)
                 for j in range(v.shape[1]):
                     cols[f"{f}[{j}]"] = v[:, j]
     cols["source_row"] = np.arange(n, dtype=np.int64)
     table = pd.DataFrame(cols, copy=False)
+    if drop is not None:
+        table = table.loc[~drop].reset_index(drop=True)
     if require_coordinates and not has_loc:
         raise CryodiagInputError(
             "the .cs file has no location/* fields: nothing to place on micrographs "
@@ -388,7 +537,9 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
         "flip_y": bool(flip_y),
         "has_locations": bool(has_loc),
         "fields": names,
-        "note": "" if has_loc else "no location/* fields: a particle table with nothing to place on micrographs",
+        "notes": notes,
+        "note": "; ".join(notes) if notes else (
+            "" if has_loc else "no location/* fields: a particle table with nothing to place on micrographs"),
     }
     return table
 
@@ -402,11 +553,17 @@ def _rotvec_from_euler(rot, tilt, psi) -> np.ndarray:
     return Rotation.from_euler("ZYZ", np.column_stack([rot, tilt, psi]), degrees=True).as_rotvec()
 
 
-def _update_from_table(out: np.ndarray, table: pd.DataFrame, flip_y: bool) -> None:
-    """Write canonical columns back into cryoSPARC fields that exist in ``out``."""
+def _update_from_table(out: np.ndarray, table: pd.DataFrame, flip_y: bool, rows=None) -> None:
+    """Write canonical columns back into cryoSPARC fields that exist in ``out`` (the records of
+    ``rows`` of ``table``)."""
     names = set(out.dtype.names)
     tc = table.columns
     n = len(out)
+    r = slice(None) if rows is None else rows
+
+    def col(c, dtype=None):
+        v = table[c].to_numpy()[r]
+        return v if dtype is None else v.astype(dtype)
 
     def put(field, values):
         if field in names:
@@ -416,116 +573,204 @@ def _update_from_table(out: np.ndarray, table: pd.DataFrame, flip_y: bool) -> No
         shape = np.asarray(out["location/micrograph_shape"]).reshape(n, 2).astype(np.float64)
         ny, nx = shape[:, 0], shape[:, 1]
         if "micrograph_ny" in tc:
-            ny = table["micrograph_ny"].to_numpy(dtype=np.float64)
-            nx = table["micrograph_nx"].to_numpy(dtype=np.float64)
+            ny = col("micrograph_ny", np.float64)
+            nx = col("micrograph_nx", np.float64)
             out["location/micrograph_shape"] = np.column_stack([ny, nx]).astype(out.dtype["location/micrograph_shape"].base)
-        y = table["y_px"].to_numpy(dtype=np.float64)
+        y = col("y_px", np.float64)
         if flip_y:
             y = ny - y
         with np.errstate(divide="ignore", invalid="ignore"):
-            put("location/center_x_frac", table["x_px"].to_numpy(dtype=np.float64) / nx)
+            put("location/center_x_frac", col("x_px", np.float64) / nx)
             put("location/center_y_frac", y / ny)
     for c, f in (("ncc", "pick_stats/ncc_score"), ("power", "pick_stats/power"), ("defocus_u_A", "ctf/df1_A"),
                  ("defocus_v_A", "ctf/df2_A"), ("voltage_kV", "ctf/accel_kv"), ("cs_mm", "ctf/cs_mm"),
                  ("amplitude_contrast", "ctf/amp_contrast")):
         if c in tc:
-            put(f, table[c].to_numpy())
+            put(f, col(c))
     if "defocus_angle_deg" in tc:
-        put("ctf/df_angle_rad", np.radians(table["defocus_angle_deg"].to_numpy(dtype=np.float64)))
+        put("ctf/df_angle_rad", np.radians(col("defocus_angle_deg", np.float64)))
 
 
-def _new_records(table: pd.DataFrame, micrograph_shape=None) -> np.ndarray:
-    """A fresh cryoSPARC-style record array from a canonical table (no source .cs)."""
+class MicrographFields:
+    """What a new ``.cs`` says about each pick's micrograph, per distinct micrograph: ``codes``
+    (row of the table -> micrograph), ``paths`` (``location/micrograph_path``), ``uids``
+    (``location/micrograph_uid``), ``shapes`` (``[ny, nx]``, 0 when unknown) and ``psize_A``
+    (NaN when unknown)."""
+
+    def __init__(self, codes, paths, uids, shapes, psize_A):
+        self.codes = np.asarray(codes, dtype=np.int64)
+        self.paths = [str(p) for p in paths]
+        self.uids = np.asarray(uids, dtype=np.uint64)
+        self.shapes = np.asarray(shapes, dtype=np.int64).reshape(-1, 2)
+        self.psize_A = np.asarray(psize_A, dtype=np.float64)
+
+
+def _micrograph_fields_of_table(table: pd.DataFrame, micrograph_shape) -> MicrographFields:
     n = len(table)
+    names = table.get("micrograph_name", table.get("micrograph"))
+    if names is None:
+        names = pd.Series([""] * n)
+    cat = pd.Categorical(names.astype(str) if not isinstance(names.dtype, pd.CategoricalDtype) else names)
+    k = len(cat.categories)
+    shapes = np.zeros((k, 2), dtype=np.int64)
+    if "micrograph_ny" in table.columns:
+        ny = table["micrograph_ny"].to_numpy()
+        nx = table["micrograph_nx"].to_numpy()
+        shapes[cat.codes, 0] = ny
+        shapes[cat.codes, 1] = nx
+    elif micrograph_shape is not None:
+        shapes[:] = np.asarray(micrograph_shape, dtype=np.int64)
+    psize = np.full(k, np.nan)
+    if "pixel_size_A" in table.columns:
+        psize[cat.codes] = table["pixel_size_A"].to_numpy(dtype=np.float64)
+    return MicrographFields(cat.codes, list(cat.categories), np.arange(1, k + 1), shapes, psize)
+
+
+def _new_fields(table: pd.DataFrame, mic: MicrographFields | None, micrograph_shape) -> tuple[list, MicrographFields | None]:
     tc = table.columns
     fields: list[tuple] = [("uid", "<u8")]
-    data: dict[str, np.ndarray] = {}
-    rng = np.random.default_rng()
-    data["uid"] = rng.integers(1, 2**63, size=n, dtype=np.uint64)
     if "x_px" in tc and "y_px" in tc:
-        if "micrograph_ny" in tc:
-            shape = np.column_stack([table["micrograph_ny"], table["micrograph_nx"]]).astype(np.uint32)
-        elif micrograph_shape is not None:
-            shape = np.tile(np.asarray(micrograph_shape, dtype=np.uint32), (n, 1))
-        else:
-            raise CryodiagInputError(
-                "writing picks to .cs needs the micrograph shape (location/micrograph_shape = "
-                "[ny, nx]); pass micrograph_shape=(ny, nx)"
-            )
-        names = table.get("micrograph_name", table.get("micrograph", pd.Series([""] * n))).astype(str).to_numpy()
-        width = max(1, max((len(s.encode()) for s in names), default=1))
-        fields += [("location/micrograph_uid", "<u8"), ("location/micrograph_path", f"S{width}"),
-                   ("location/micrograph_shape", "<u4", (2,)), ("location/center_x_frac", "<f4"),
-                   ("location/center_y_frac", "<f4")]
-        uniq, inv = np.unique(names, return_inverse=True)
-        data["location/micrograph_uid"] = (np.arange(len(uniq), dtype=np.uint64) + 1)[inv]
-        data["location/micrograph_path"] = np.char.encode(names.astype(str))
-        data["location/micrograph_shape"] = shape
-        data["location/center_x_frac"] = table["x_px"].to_numpy(dtype=np.float64) / shape[:, 1]
-        data["location/center_y_frac"] = table["y_px"].to_numpy(dtype=np.float64) / shape[:, 0]
-        if "pixel_size_A" in tc:
-            fields.append(("location/micrograph_psize_A", "<f4"))
-            data["location/micrograph_psize_A"] = table["pixel_size_A"].to_numpy()
+        if mic is None:
+            mic = _micrograph_fields_of_table(table, micrograph_shape)
+        width = max([1] + [len(p.encode()) for p in mic.paths])
+        fields += [("location/micrograph_uid", "<u8"), ("location/exp_group_id", "<u4"),
+                   ("location/micrograph_path", f"S{width}"), ("location/micrograph_shape", "<u4", (2,)),
+                   ("location/center_x_frac", "<f4"), ("location/center_y_frac", "<f4"),
+                   ("location/min_dist_A", "<f4"), ("location/micrograph_psize_A", "<f4")]
     for c, f in (("ncc", "pick_stats/ncc_score"), ("power", "pick_stats/power"), ("defocus_u_A", "ctf/df1_A"),
                  ("defocus_v_A", "ctf/df2_A"), ("voltage_kV", "ctf/accel_kv"), ("cs_mm", "ctf/cs_mm"),
                  ("amplitude_contrast", "ctf/amp_contrast")):
         if c in tc:
             fields.append((f, "<f4"))
-            data[f] = table[c].to_numpy()
     if "defocus_angle_deg" in tc:
         fields.append(("ctf/df_angle_rad", "<f4"))
-        data["ctf/df_angle_rad"] = np.radians(table["defocus_angle_deg"].to_numpy(dtype=np.float64))
     if "image_path" in tc:
-        paths = table["image_path"].astype(str).to_numpy()
-        width = max(1, max((len(s.encode()) for s in paths), default=1))
+        width = max([1] + [len(str(p).encode()) for p in pd.unique(table["image_path"].astype(str))])
         fields += [("blob/path", f"S{width}"), ("blob/idx", "<u4")]
-        data["blob/path"] = np.char.encode(paths.astype(str))
-        data["blob/idx"] = table.get("image_index", pd.Series(np.zeros(n))).to_numpy().astype(np.uint32)
         if "pixel_size_A" in tc:
             fields.append(("blob/psize_A", "<f4"))
-            data["blob/psize_A"] = table["pixel_size_A"].to_numpy()
     if {"rot_deg", "tilt_deg", "psi_deg"} <= set(tc):
         fields.append(("alignments3D/pose", "<f4", (3,)))
-        data["alignments3D/pose"] = _rotvec_from_euler(table["rot_deg"], table["tilt_deg"], table["psi_deg"]) if n else np.zeros((0, 3))
     if "class" in tc:
         fields.append(("alignments3D/class", "<u4"))
-        data["alignments3D/class"] = table["class"].to_numpy()
-    out = np.zeros(n, dtype=fields)
-    for k, v in data.items():
-        out[k] = np.asarray(v).reshape(out[k].shape)
-    return out
+    return fields, mic
+
+
+def _fill_new(out: np.ndarray, table: pd.DataFrame, rows: np.ndarray, mic: MicrographFields | None,
+              rng: np.random.Generator, path) -> None:
+    """Fill the records ``out`` of ``rows`` of ``table`` (see :func:`write_cs`)."""
+    tc = table.columns
+    names = out.dtype.names
+    n = len(out)
+    out["uid"] = rng.integers(1, 2**63, size=n, dtype=np.uint64)
+
+    def col(c, dtype=np.float64):
+        return table[c].to_numpy()[rows].astype(dtype, copy=False)
+
+    if "location/center_x_frac" in names:
+        code = mic.codes[rows]
+        shape = mic.shapes[code]
+        out["location/micrograph_uid"] = mic.uids[code]
+        paths = np.array([p.encode() for p in mic.paths], dtype=out.dtype["location/micrograph_path"])
+        out["location/micrograph_path"] = paths[code]
+        out["location/micrograph_shape"] = shape
+        out["location/center_x_frac"] = col("x_px") / shape[:, 1]
+        out["location/center_y_frac"] = col("y_px") / shape[:, 0]
+        ps = mic.psize_A[code]
+        if "pixel_size_A" in tc:
+            ps = np.where(np.isfinite(ps), ps, col("pixel_size_A"))
+        out["location/micrograph_psize_A"] = np.where(np.isfinite(ps), ps, 0.0)
+    for c, f in (("ncc", "pick_stats/ncc_score"), ("power", "pick_stats/power"), ("defocus_u_A", "ctf/df1_A"),
+                 ("defocus_v_A", "ctf/df2_A"), ("voltage_kV", "ctf/accel_kv"), ("cs_mm", "ctf/cs_mm"),
+                 ("amplitude_contrast", "ctf/amp_contrast")):
+        if f in names:
+            out[f] = col(c)
+    if "ctf/df_angle_rad" in names:
+        out["ctf/df_angle_rad"] = np.radians(col("defocus_angle_deg"))
+    if "blob/path" in names:
+        out["blob/path"] = np.char.encode(table["image_path"].astype(str).to_numpy()[rows].astype(str))
+        if "image_index" in tc:
+            out["blob/idx"] = col("image_index", np.int64).astype(np.uint32)
+        if "blob/psize_A" in names:
+            out["blob/psize_A"] = col("pixel_size_A")
+    if "alignments3D/pose" in names:
+        out["alignments3D/pose"] = _rotvec_from_euler(col("rot_deg"), col("tilt_deg"), col("psi_deg")) if n else \
+            np.zeros((0, 3))
+    if "alignments3D/class" in names:
+        out["alignments3D/class"] = col("class", np.int64)
+
+
+def check_cs_shapes(table: pd.DataFrame, rows, micrographs: MicrographFields | None, micrograph_shape, path) -> None:
+    """Refuse (before anything is written) new pick records whose micrograph shape is unknown."""
+    if not ("x_px" in table.columns and "y_px" in table.columns) or not len(rows):
+        return
+    mic = micrographs if micrographs is not None else _micrograph_fields_of_table(table, micrograph_shape)
+    code = mic.codes[np.asarray(rows)]
+    bad = (mic.shapes[code] <= 0).any(axis=1)
+    if bad.any():
+        name = mic.paths[code[int(np.argmax(bad))]]
+        raise CryodiagInputError(
+            "writing picks to .cs needs each micrograph's shape (location/micrograph_shape = [ny, nx]); "
+            f"unknown for {int(bad.sum())} picks (e.g. on {name!r}): open the micrographs or give "
+            "micrograph_shape=(ny, nx)", path)
 
 
 def write_cs(path, table: pd.DataFrame, source=None, *, overwrite: bool = False, protect: Iterable = (),
-             micrograph_shape=None) -> Path:
+             micrograph_shape=None, rows=None, micrographs: MicrographFields | None = None,
+             chunk_rows: int = 1_000_000) -> Path:
     """Write a table as a NumPy-format ``.cs`` (atomically; never over the source).
 
     When the table came from a ``.cs`` (``source`` or ``table.attrs["source"]``), the rows named
-    by ``source_row`` are taken from it with all their other fields, and the canonical columns
-    (locations from ``x_px``/``y_px`` with the table's ``flip_y``, scores, CTF) are written back.
-    Otherwise a new record array is built from the canonical columns (``micrograph_shape``
-    ``(ny, nx)`` is needed for picks when the table has no ``micrograph_ny/nx`` columns).
+    by ``source_row`` are taken from it with all their other fields (micrograph uids and paths
+    included), and the canonical columns (locations from ``x_px``/``y_px`` with the table's
+    ``flip_y``, scores, CTF) are written back. Otherwise new records are built in cryoSPARC's
+    pick schema (``uid``, ``location/*``, ``pick_stats/*``, ``ctf/*`` ...): ``micrographs``
+    (:class:`MicrographFields`) gives each micrograph's path, uid, shape and pixel size; without
+    it they come from the table (``micrograph_name``, ``micrograph_ny/nx`` or
+    ``micrograph_shape=(ny, nx)``). ``rows`` (positions) writes only those rows. Records are
+    written ``chunk_rows`` at a time.
     """
     src = source
     if src is None and table.attrs.get("format") == "cs":
         src = table.attrs.get("source")
     protect = list(protect) + [p for p in (src, table.attrs.get("source")) if p]
+    rows = np.arange(len(table)) if rows is None else np.asarray(rows, dtype=np.int64)
+    n = len(rows)
     if src is not None:
         base = read_cs_array(src, mmap=True)
         if "source_row" not in table.columns:
             raise CryodiagInputError("table has no source_row column to select rows of the source .cs", src)
-        rows = table["source_row"].to_numpy(dtype=np.int64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= len(base)):
-            raise CryodiagInputError(
-                f"source_row values out of range for the source .cs ({len(base)} rows)", src
-            )
-        out = np.array(base[rows])
-        _update_from_table(out, table, bool(table.attrs.get("flip_y", False)))
+        src_rows = table["source_row"].to_numpy(dtype=np.int64)[rows]
+        if n and (src_rows.min() < 0 or src_rows.max() >= len(base)):
+            raise CryodiagInputError(f"source_row values out of range for the source .cs ({len(base)} rows)", src)
+        dtype = base.dtype
+        flip = bool(table.attrs.get("flip_y", False))
+
+        def chunk(lo, hi):
+            out = np.array(base[src_rows[lo:hi]])
+            _update_from_table(out, table, flip, rows[lo:hi])
+            return out
     else:
-        out = _new_records(table, micrograph_shape)
+        fields, mic = _new_fields(table, micrographs, micrograph_shape)
+        dtype = np.dtype(fields)
+        rng = np.random.default_rng()
+
+        def chunk(lo, hi):
+            out = np.zeros(hi - lo, dtype=dtype)
+            _fill_new(out, table, rows[lo:hi], mic, rng, path)
+            return out
+        check_cs_shapes(table, rows, micrographs, micrograph_shape, path)
 
     def _write(tmp: Path):
+        from numpy.lib import format as npf
+
+        header = {"descr": npf.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
         with open(tmp, "wb") as f:
-            np.save(f, out, allow_pickle=False)
+            try:
+                npf.write_array_header_1_0(f, header)
+            except ValueError:  # a header over 64 KiB
+                npf.write_array_header_2_0(f, header)
+            for lo in range(0, n, chunk_rows):
+                f.write(chunk(lo, min(n, lo + chunk_rows)).tobytes())
 
     return atomic_write(path, _write, overwrite=overwrite, protect=protect)

@@ -1295,63 +1295,38 @@ class InspectPicksWidget(QWidget):
 
     def export(self, path, *, rejected: bool | None = None, overwrite: bool = False) -> list[Path]:
         """Write the kept picks to ``path`` (.star or .cs), the rejected ones to ``<stem>_rejected``
-        when asked, and the thresholds and counts to ``<name>.thresholds.json``. Atomic; never
-        over an input file. Returns the written paths."""
-        from ..io.jsonfile import write_json
+        when asked, and the thresholds and counts to ``<name>.cryodiag.json`` (``io.selection``:
+        the same files as the command line). Atomic; never over an input file. Returns the
+        written paths."""
+        from ..io.selection import MicrographRefs, write_selection
 
         insp = self.inspection
         if insp is None:
             return []
         if rejected is None:
             rejected = self.export_rejected_check.isChecked()
-        path = Path(path)
         res = insp.evaluate()
-        table = insp.table
-        source = table.attrs.get("source")
-        rpath = path.with_name(f"{path.stem}_rejected{path.suffix}")
-        jpath = path.with_name(f"{path.name}.thresholds.json")
+        refs = []
+        img = getattr(self.controller, "image_layer", None) if self.controller else None
+        if img is not None:
+            md = img.metadata.get("cryodiag", {}) if isinstance(img.metadata, dict) else {}
+            paths = [str(p) for p in md.get("paths", [])]
+            if paths:
+                refs.append(MicrographRefs.from_paths(paths, shapes=tuple(int(v) for v in np.shape(img.data)[-2:]),
+                                                      pixel_size_A=md.get("pixel_size_A")))
         try:
-            writer = self._writer_for(path)
-            # check every destination before writing any, so a refused export writes nothing
-            for dest in [path, jpath] + ([rpath] if rejected else []):
-                if source and dest.exists() and dest.resolve() == Path(source).resolve():
-                    raise CryodiagInputError("refusing to overwrite an input file", dest)
-                if dest.exists() and not overwrite:
-                    raise CryodiagInputError("file exists; choose another name", dest)
-            written = []
-            kept = table[res.mask].reset_index(drop=True)
-            kept.attrs = dict(table.attrs)
-            written.append(writer(path, kept, overwrite=overwrite))
-            if rejected:
-                rej = table[~res.mask].reset_index(drop=True)
-                rej.attrs = dict(table.attrs)
-                written.append(writer(rpath, rej, overwrite=overwrite))
-            report = insp.report(res)
-            report["written"] = [str(p) for p in written]
-            written.append(write_json(jpath, report, overwrite=overwrite))
+            out = write_selection(path, insp.table, res.mask, rejected=rejected, settings=insp.report(res),
+                                  left_out={"thresholds": int(res.n_rejected)}, micrographs=refs,
+                                  overwrite=overwrite)
         except CryodiagInputError as err:
             self._error(err)
             return []
-        msg = "wrote " + ", ".join(str(Path(p).name) for p in written)
+        msg = "wrote " + ", ".join(str(Path(p).name) for p in out.files)
+        if out.notes:
+            msg += "\n" + "\n".join(out.notes)
         self.export_label.setText(msg)
         show_info(msg)
-        return [Path(p) for p in written]
-
-    def _writer_for(self, path: Path):
-        suffix = path.suffix.lower()
-        if suffix == ".star":
-            from ..io.star import write_star
-
-            return lambda p, t, overwrite=False: write_star(p, t, overwrite=overwrite)
-        if suffix == ".cs":
-            from ..io.cs import write_cs
-
-            # a new .cs stores locations as fractions of the micrograph shape: take it from
-            # the micrographs the picks are shown on (a table read from a .cs brings its own)
-            img = getattr(self.controller, "image_layer", None) if self.controller else None
-            shape = tuple(int(v) for v in np.shape(img.data)[-2:]) if img is not None else None
-            return lambda p, t, overwrite=False: write_cs(p, t, overwrite=overwrite, micrograph_shape=shape)
-        raise CryodiagInputError("export to .star or .cs", path)
+        return [Path(p) for p in out.files]
 
     # ================================================== helpers
     def _error(self, err):
