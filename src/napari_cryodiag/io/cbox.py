@@ -25,9 +25,20 @@ CBOX_CONVENTION = (
 )
 
 
+#: crYOLO's number columns: a word in one of them is refused (never read as NaN)
+_NUMBERS = ("CoordinateX", "CoordinateY", "CoordinateZ", "Width", "Height", "Depth", "EstWidth", "EstHeight",
+            "Confidence", "NumBoxes", "Angle")
+
+
 def read_cbox(path, *, min_confidence: float | None = None) -> pd.DataFrame:
-    """Read a crYOLO ``.cbox`` file into the canonical table."""
-    from .star import read_star
+    """Read a crYOLO ``.cbox`` file into the canonical table.
+
+    Refused naming the row: a row with more or fewer values than labels, a word (``-``) in a
+    number column. Without a ``Width`` column the box corner cannot be moved to the centre: the
+    coordinates are then used as centres, and a note says so. Picks whose coordinates are NaN,
+    ±inf or negative are left out with a note.
+    """
+    from .star import drop_bad_coordinates, read_star
 
     path = os.fspath(path)
     blocks = read_star(path)
@@ -37,34 +48,57 @@ def read_cbox(path, *, min_confidence: float | None = None) -> pd.DataFrame:
     for need in ("CoordinateX", "CoordinateY"):
         if need not in df.columns:
             raise CryodiagInputError(f"crYOLO .cbox table lacks the column {need}", path)
-    df = df.apply(lambda s: pd.to_numeric(s, errors="coerce") if s.dtype == object else s)
-    df = df.dropna(axis=1, how="all") if len(df) else df
+    for c in _NUMBERS:
+        if c in df.columns and not pd.api.types.is_numeric_dtype(df[c].dtype):
+            v = pd.to_numeric(df[c].astype(object), errors="coerce")
+            bad = (v.isna() & df[c].notna()).to_numpy()
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise CryodiagInputError(f"{str(df[c].iloc[i])[:40]!r} in _{c} in row {i + 1} of data_cryolo is not "
+                                         "a number", path)
+            df = df.assign(**{c: v.astype(np.float64)})
+    notes: list[str] = []
     n = len(df)
-    w = df["Width"].astype(float) if "Width" in df.columns else pd.Series(np.zeros(n))
-    h = df["Height"].astype(float) if "Height" in df.columns else w
-    out = pd.DataFrame(index=df.index)
+    if "Width" in df.columns:
+        w = df["Width"].to_numpy(dtype=np.float64)
+    else:
+        w = np.zeros(n)
+        notes.append("no Width column: the box size is unknown, so CoordinateX/Y are used as the pick centres "
+                     "(crYOLO writes the box corner: x = CoordinateX + Width/2)")
+    h = df["Height"].to_numpy(dtype=np.float64) if "Height" in df.columns else w
+    cols = {}
     name = os.path.basename(path)
-    out["micrograph_name"] = np.full(n, os.path.splitext(name)[0], dtype=object)
-    out["micrograph"] = np.full(n, micrograph_key(name), dtype=object)
-    out["x_px"] = df["CoordinateX"].astype(float) + w / 2
-    out["y_px"] = df["CoordinateY"].astype(float) + h / 2
+    cols["micrograph_name"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8),
+                                                        categories=pd.Index([os.path.splitext(name)[0]], dtype=object))
+    cols["micrograph"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8),
+                                                   categories=pd.Index([micrograph_key(name)], dtype=object))
+    cols["x_px"] = df["CoordinateX"].to_numpy(dtype=np.float64) + w / 2
+    cols["y_px"] = df["CoordinateY"].to_numpy(dtype=np.float64) + h / 2
     if "EstWidth" in df.columns and "EstHeight" in df.columns:
-        est = (df["EstWidth"].astype(float) + df["EstHeight"].astype(float)) / 2
-        out["diameter_px"] = est.where(np.isfinite(est), w)
+        est = (df["EstWidth"].to_numpy(dtype=np.float64) + df["EstHeight"].to_numpy(dtype=np.float64)) / 2
+        cols["diameter_px"] = np.where(np.isfinite(est), est, w) if "Width" in df.columns else est
     elif "Width" in df.columns:
-        out["diameter_px"] = w
+        cols["diameter_px"] = w
     for c in df.columns:
-        if c not in ("CoordinateX", "CoordinateY"):
-            out[c] = df[c].to_numpy()
-    out["source_row"] = np.arange(n, dtype=np.int64)
+        if c in ("CoordinateX", "CoordinateY") or c in cols:
+            continue
+        if len(df) and df[c].isna().all():
+            continue  # crYOLO's <NA> columns (CoordinateZ, Depth, NumBoxes, Angle of 2D picks)
+        cols[c] = df[c].to_numpy()
+    cols["source_row"] = np.arange(n, dtype=np.int64)
+    out = pd.DataFrame(cols)
+    out, dropped = drop_bad_coordinates(out, path)
+    notes += dropped
     if min_confidence is not None and "Confidence" in out.columns:
         out = out[out["Confidence"] >= min_confidence].reset_index(drop=True)
     out.attrs = {
         "source": path,
         "format": "cbox",
-        "convention": CBOX_CONVENTION,
+        "convention": CBOX_CONVENTION + ("" if "Width" in df.columns else "; no Width: coordinates used as centres"),
         "optics": None,
         "has_locations": True,
         "general": blocks.get("global") if isinstance(blocks.get("global"), dict) else {},
+        "notes": notes,
+        "note": "; ".join(notes),
     }
     return out

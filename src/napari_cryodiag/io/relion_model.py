@@ -56,6 +56,7 @@ class ModelStar:
     group_table: pd.DataFrame | None = None
     group_kind: str = "group"  # "group" (RELION < 3.1) or "optics_group" (RELION >= 3.1)
     path: str = ""
+    notes: list[str] = field(default_factory=list)  #: what the user should know (e.g. a group without noise values)
 
     @property
     def n_classes(self) -> int:
@@ -75,13 +76,19 @@ _OPTICS_BLOCK = re.compile(r"^model_optics_group_(\d+)$")
 def _spectrum(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     if "rlnSpectralIndex" in out:
-        out.insert(0, "shell", out["rlnSpectralIndex"].astype(int))
+        out.insert(0, "shell", pd.to_numeric(out["rlnSpectralIndex"], errors="coerce").fillna(-1).astype(int))
     if "rlnResolution" in out:
         f = out["rlnResolution"].to_numpy(dtype=float)
         out["frequency_invA"] = f
         with np.errstate(divide="ignore"):
             out["resolution_A"] = np.where(f > 0, 1.0 / np.where(f > 0, f, 1.0), np.inf)
     return out
+
+
+def _note_empty(spec: pd.DataFrame, block: str, notes: list[str]) -> None:
+    v = spec["sigma2_noise"].to_numpy(dtype=float)
+    if len(v) and not np.isfinite(v).any():
+        notes.append(f"data_{block}: rlnSigma2Noise has no value (all NaN): no noise spectrum for this group")
 
 
 def _split_reference(name: str) -> tuple[float, str]:
@@ -95,25 +102,32 @@ def _split_reference(name: str) -> tuple[float, str]:
     return np.nan, name
 
 
-def read_model_star(path: str | os.PathLike) -> ModelStar:
+def read_model_star(path: str | os.PathLike, *, blocks=None) -> ModelStar:
     """Read a RELION ``_model.star`` file (RELION 1.3 to 5).
 
-    Raises :class:`CryodiagInputError` when the file is missing, unreadable as STAR, or lacks
-    the ``model_general``/``model_classes`` blocks of a model file.
+    Raises :class:`CryodiagInputError` when the file is missing, unreadable as STAR (a word or
+    ``-`` in a spectrum is refused naming the block and row), or lacks the
+    ``model_general``/``model_classes`` blocks of a model file. ``blocks``: the file's blocks
+    when already read (:func:`napari_cryodiag.io.star.read_star_blocks`).
     """
-    import starfile
+    from .star import read_star_blocks
 
     p = Path(path)
-    if not p.is_file():
-        raise CryodiagInputError("file not found", p)
-    try:
-        blocks = starfile.read(p, always_dict=True)
-    except Exception as err:  # starfile raises various errors on non-STAR input
-        raise CryodiagInputError(f"cannot read as a STAR file ({err})", p) from err
+    if blocks is None:
+        if not p.is_file():
+            raise CryodiagInputError("file not found", p)
+        blocks = read_star_blocks(p)
+    by: dict = {}
+    notes = [n for b in blocks for n in b.notes]
+    for b in blocks:
+        if b.name in by:
+            raise CryodiagInputError(f"two blocks named data_{b.name} (lines {by[b.name].line} and {b.line})", p)
+        by[b.name] = b
+    blocks = {name: (b.loop if b.is_loop else b.pairs) for name, b in by.items()}
     if "model_general" not in blocks or "model_classes" not in blocks:
         raise CryodiagInputError(
             "not a RELION model file: needs data_model_general and data_model_classes blocks "
-            f"(found: {', '.join(blocks) or 'none'})",
+            f"(found: {', '.join(list(blocks)[:12]) or 'none'})",
             p,
         )
     gen = blocks["model_general"]
@@ -121,7 +135,9 @@ def read_model_star(path: str | os.PathLike) -> ModelStar:
         gen = gen.iloc[0].to_dict() if len(gen) else {}
     general = {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(gen).items()}
     pixel = general.get("rlnPixelSize")
-    pixel_size_A = float(pixel) if pixel is not None and float(pixel) > 0 else None
+    if pixel is not None and not isinstance(pixel, (int, float)):
+        raise CryodiagInputError(f"rlnPixelSize {str(pixel)[:40]!r} in data_model_general is not a number", p)
+    pixel_size_A = float(pixel) if pixel is not None and np.isfinite(pixel) and float(pixel) > 0 else None
 
     classes = blocks["model_classes"]
     if not isinstance(classes, pd.DataFrame):
@@ -167,6 +183,7 @@ def read_model_star(path: str | os.PathLike) -> ModelStar:
             spec = _spectrum(df)
             spec["sigma2_noise"] = spec["rlnSigma2Noise"].astype(float)
             groups[names_by_number.get(num, f"group_{num}")] = spec
+            _note_empty(spec, name, notes)
             continue
         m = _OPTICS_BLOCK.match(name)
         if m and "rlnSigma2Noise" in df:
@@ -174,6 +191,7 @@ def read_model_star(path: str | os.PathLike) -> ModelStar:
             spec["sigma2_noise"] = spec["rlnSigma2Noise"].astype(float)
             groups[f"optics_group_{int(m.group(1))}"] = spec
             group_kind = "optics_group"
+            _note_empty(spec, name, notes)
     return ModelStar(
         classes=classes,
         groups=groups,
@@ -183,6 +201,7 @@ def read_model_star(path: str | os.PathLike) -> ModelStar:
         group_table=group_table if isinstance(group_table, pd.DataFrame) else None,
         group_kind=group_kind,
         path=str(p),
+        notes=notes,
     )
 
 

@@ -129,8 +129,9 @@ class MicrographRefs:
 @dataclass
 class SelectionFiles:
     """What :func:`write_selection` wrote: ``kept`` (the main file: STAR, ``.cs`` or coordinate
-    index), ``rejected`` (or None), ``coordinate_files``, ``side_json``, ``files`` (all, in the
-    order written; the side JSON last), ``counts`` and ``notes``."""
+    index), ``rejected`` (or None), ``side_json``, ``files`` (those three, in the order written;
+    the side JSON last), ``coordinate_files`` (per micrograph), ``counts``, ``notes`` (what the
+    user should act on: show them as warnings) and ``info`` (how the files were written)."""
 
     kept: Path
     rejected: Path | None
@@ -139,6 +140,7 @@ class SelectionFiles:
     counts: dict
     notes: list[str]
     coordinate_files: list[Path] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
 
 
 def selection_kind(path, kind: str | None = None) -> str:
@@ -400,15 +402,15 @@ _CTF_LABELS = {"rlnDefocusU": "cryodiag_defocus_u_A", "rlnDefocusV": "cryodiag_d
                "rlnCtfBfactor": "cryodiag_rlnCtfBfactor", "rlnCtfScalefactor": "cryodiag_rlnCtfScalefactor"}
 
 
-def _write_particles(dest, table, rows, name_cat, groups, opt, extra, overwrite, notes=None):
+def _write_particles(dest, table, rows, name_cat, groups, opt, extra, overwrite, info=None):
     frame = relion_frame(table, with_optics=True, optics=opt)
     if "rlnImageSize" not in opt.columns and any(k in frame for k in _CTF_LABELS):
         # picks, not particle images: RELION's re-extraction would keep these CTFs and then need a
         # box size that does not exist yet; it takes the CTF from the micrographs STAR instead
         frame = {(_CTF_LABELS.get(k, k)): v for k, v in frame.items()}
-        if notes is not None:
-            notes.append("per-pick CTF written as _cryodiag_defocus_* (read back by cryodiag): for picks without "
-                         "particle images RELION takes the CTF from the micrographs STAR it extracts from")
+        if info is not None and not any(i.startswith("per-pick CTF") for i in info):
+            info.append("per-pick CTF written as _cryodiag_defocus_* (read back by cryodiag): for picks without "
+                        "particle images RELION takes the CTF from the micrographs STAR it extracts from")
     frame["rlnMicrographName"] = name_cat
     frame["rlnOpticsGroup"] = groups
     for k, v in extra.items():
@@ -543,7 +545,8 @@ def write_selection(
         raise CryodiagInputError(f"the kept mask has {kept.shape} values for a table of {n} rows", path)
     refs = [] if micrographs is None else ([micrographs] if isinstance(micrographs, MicrographRefs) else list(micrographs))
     optics = dict(optics or {})
-    notes: list[str] = []
+    notes: list[str] = []  # what the user should act on
+    info: list[str] = []  # how the files were written
     main, rej, side = selection_destinations(path, rejected)
     extra = _extra(table, extra_columns)
     for k, v in extra.items():
@@ -582,7 +585,7 @@ def write_selection(
             per = np.array([np.nan if v is None else float(v) for v in got])
             mic_ps = per[np.where(codes >= 0, codes, 0)] if len(per) else None
         opt, groups = _particle_optics(table, optics, mic_ps, notes)
-        written.append(_write_particles(main, table, rows_k, name_cat, groups, opt, extra, overwrite, notes))
+        written.append(_write_particles(main, table, rows_k, name_cat, groups, opt, extra, overwrite, info))
         if rej is not None:
             written.append(_write_particles(rej, table, rows_r, name_cat, groups, opt, extra, overwrite))
     elif kind == "coordinates":
@@ -607,8 +610,8 @@ def write_selection(
         if rej is not None:
             written.append(write_cs(rej, table, rows=rows_r, micrographs=mic, overwrite=overwrite, protect=()))
         if extra:
-            notes.append(f"{', '.join(k[len('cryodiag_'):] for k in extra)}: not in the .cs (cryoSPARC has no field "
-                         "for them)")
+            info.append(f"{', '.join(k[len('cryodiag_'):] for k in extra)}: not in the .cs (cryoSPARC has no field "
+                        "for them)")
 
     counts = {"total": int(n), "kept": int(len(rows_k)), "left_out": int(n - len(rows_k)),
               "left_out_by": {str(k): int(v) for k, v in (left_out or {}).items()}}
@@ -625,10 +628,11 @@ def write_selection(
         export={"format": {"particles": "RELION 3.1+ particle STAR", "coordinates": "RELION coordinate files + index",
                            "cs": "cryoSPARC .cs (NumPy format)"}[kind],
                 "micrograph_names": origin, "n_coordinate_files": len(coordinate_files),
-                "notes": notes, "read_notes": read_notes},
+                "notes": notes, "info": info, "read_notes": read_notes},
     )
     import json
 
     atomic_write_text(side, json.dumps(to_jsonable(doc), indent=2) + "\n", overwrite=overwrite)
     return SelectionFiles(kept=written[0], rejected=written[1] if rej is not None else None, side_json=side,
-                          files=written + [side], counts=counts, notes=notes, coordinate_files=coordinate_files)
+                          files=written + [side], counts=counts, notes=notes, coordinate_files=coordinate_files,
+                          info=info)

@@ -50,6 +50,8 @@ __all__ = [
     "write_star_blocks",
     "relion_frame",
     "compact_numeric",
+    "drop_bad_coordinates",
+    "star_table_from_blocks",
     "RLN_TO_CANONICAL",
     "STAR_CONVENTION",
 ]
@@ -98,6 +100,9 @@ _NUMBER_LABELS = set(RLN_TO_CANONICAL) - {"rlnMicrographName"} | {
     "rlnCtfFigureOfMerit", "rlnCtfMaxResolution", "rlnImageSize", "rlnGroupNumber", "rlnSpectralIndex",
     "rlnResolution", "rlnAngstromResolution", "rlnSigma2Noise", "rlnSsnrMap", "rlnGoldStandardFsc",
     "rlnClassDistribution", "rlnHelicalTubeID", "rlnCtfBfactor", "rlnCtfScalefactor", "rlnPhaseShift",
+    "rlnAccuracyRotations", "rlnAccuracyTranslations", "rlnAccuracyTranslationsAngst", "rlnEstimatedResolution",
+    "rlnOverallFourierCompleteness", "rlnResolutionSquared", "rlnReferenceSigma2", "rlnReferenceTau2",
+    "rlnSpectralOrientabilityContribution", "rlnFourierCompleteness",
 }
 _OPTICS_TO_CANONICAL = {
     "rlnVoltage": "voltage_kV",
@@ -140,9 +145,18 @@ def compact_numeric(s: pd.Series) -> pd.Series:
     return s
 
 
-def _type_loop(df: pd.DataFrame, blk: Block, path: str) -> pd.DataFrame:
+def _type_loop(df: pd.DataFrame, blk: Block, path: str, run_blocks=None) -> pd.DataFrame:
     """Number columns checked and made compact; refuses a word in a number column, naming the
-    first row (comma decimals are named as such)."""
+    first row (comma decimals are named as such). ``run_blocks``: the blocks whose rows ``df``
+    holds one after the other (rows are then named within their block)."""
+
+    def where_row(i: int) -> tuple[str, int]:
+        if run_blocks:
+            for b in run_blocks:
+                if b.rows[0] <= i < b.rows[1]:
+                    return b.name, i - b.rows[0]
+        return blk.name, i
+
     out = {}
     for lab in df.columns:
         s = df[lab]
@@ -152,17 +166,22 @@ def _type_loop(df: pd.DataFrame, blk: Block, path: str) -> pd.DataFrame:
         if pd.api.types.is_bool_dtype(s.dtype):
             s = s.astype(np.int8)
         if pd.api.types.is_numeric_dtype(s.dtype):
+            if len(s) and s.dtype.kind == "f" and s.isna().all():
+                blk.notes.append(f"_{lab} has no values (all {len(s)} missing) in block data_{blk.name}")
             out[lab] = compact_numeric(s)
             continue
         obj = s.astype(object)
         num = pd.to_numeric(obj, errors="coerce")
         bad = (num.isna() & obj.notna()).to_numpy()
         if not bad.any():
+            if len(num) and num.isna().all():
+                blk.notes.append(f"_{lab} has no values (all {len(num)} missing) in block data_{blk.name}")
             out[lab] = compact_numeric(num.astype(np.float64) if num.dtype == object else num)
             continue
         i = int(np.argmax(bad))
         v = obj.iloc[i]
-        where = f"_{lab} in row {i + 1} of the loop of block data_{blk.name}"
+        bname, r = where_row(i)
+        where = f"_{lab} in row {r + 1} of the loop of block data_{bname}"
         if isinstance(v, str) and _COMMA_DECIMAL.match(v.strip()):
             raise CryodiagInputError(f"{clip(v)} in {where}: a comma as the decimal separator; STAR numbers use a "
                                      "point (1.5, not 1,5)", path)
@@ -180,8 +199,13 @@ def read_star_blocks(path, *, names: Iterable[str] | None = None) -> list[Block]
     """Every block of a STAR file in file order (:class:`~.star_text.Block`), loops typed."""
     path = os.fspath(path)
     blocks = read_blocks(path, string_label=_is_string_label, category_label=_is_category_label, names=names)
+    typed = set()
     for b in blocks:
-        if b.loop is not None:
+        if b.run is not None:
+            if id(b.run) not in typed:  # blocks read together are typed together
+                typed.add(id(b.run))
+                b.run.df = _type_loop(b.run.df, b, path, run_blocks=b.run.blocks)
+        elif b.loop is not None:
             b.loop = _type_loop(b.loop, b, path)
     return blocks
 
@@ -190,17 +214,28 @@ def read_star(path, *, blocks: Iterable[str] | None = None) -> dict[str, "pd.Dat
     """Read a STAR file into ``{block name: DataFrame (loops) | dict (key-value pairs)}``.
 
     The block ``data_`` has the name ``""``. ``blocks`` limits which blocks are parsed. Two
-    blocks of the same name are refused (which one is meant cannot be told).
+    blocks of the same name are refused (which one is meant cannot be told), except ``data_``
+    loops with the same labels (concatenated files), whose rows are given one after the other.
     """
     path = os.fspath(path)
     out: dict = {}
     lines: dict = {}
+    unnamed: list[Block] = []
     for b in read_star_blocks(path, names=blocks):
+        if not b.name and b.is_loop:
+            unnamed.append(b)
         if b.name in out:
-            raise CryodiagInputError(f"two blocks named data_{b.name} (lines {lines[b.name]} and {b.line}); "
-                                     "which one is meant cannot be told", path)
-        out[b.name] = b.loop if b.loop is not None else b.pairs
+            same = not b.name and b.is_loop and all(u.labels == b.labels for u in unnamed)
+            if not same:
+                raise CryodiagInputError(f"two blocks named data_{b.name} (lines {lines[b.name]} and {b.line}); "
+                                         "which one is meant cannot be told", path)
+            continue
+        out[b.name] = b.loop if b.is_loop else b.pairs
         lines[b.name] = b.line
+    if len(unnamed) > 1:  # concatenated files (data_ blocks with the same labels): their rows one after the other
+        out[""] = pd.concat([u.loop.astype({c: object for c in u.loop.columns
+                                            if isinstance(u.loop[c].dtype, pd.CategoricalDtype)})
+                             for u in unnamed], ignore_index=True)
     return out
 
 
@@ -309,7 +344,8 @@ def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file
         derived.append("split")
     add["source_row"] = np.arange(n, dtype=np.int64)
     out = out.assign(**add)
-    out, dropped = _drop_bad_coordinates(out)
+    _check_values(out, path, what)
+    out, dropped = drop_bad_coordinates(out, path)
     notes += dropped
     out.attrs = {
         "source": path,
@@ -323,9 +359,28 @@ def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file
     return out
 
 
-def _drop_bad_coordinates(t: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def _check_values(t: pd.DataFrame, path: str, what: str) -> None:
+    """Class numbers that are not whole numbers >= 0 and best-class probabilities outside
+    [0, 1] are refused naming the row (a wrong column, not a class or a probability)."""
+    if "class" in t.columns and len(t):
+        c = pd.to_numeric(t["class"], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isfinite(c) & ((c < 0) | (c != np.round(c)))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise CryodiagInputError(f"class number {c[i]:g} in row {i + 1} of {what} is not a class (whole "
+                                     "numbers from 0)", path)
+    if "class_posterior" in t.columns and len(t):
+        p = pd.to_numeric(t["class_posterior"], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isfinite(p) & ((p < -1e-6) | (p > 1 + 1e-6))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise CryodiagInputError(f"best-class probability {p[i]:g} in row {i + 1} of {what} is not a "
+                                     "probability (0 to 1)", path)
+
+
+def drop_bad_coordinates(t: pd.DataFrame, path=None) -> tuple[pd.DataFrame, list[str]]:
     """Rows whose coordinates are NaN, ±inf or negative (off every micrograph) are left out,
-    with a note that counts them."""
+    with a note that counts them; when no row is left, the table is refused."""
     if "x_px" not in t.columns or "y_px" not in t.columns or not len(t):
         return t, []
     x = t["x_px"].to_numpy(dtype=np.float64)
@@ -340,6 +395,8 @@ def _drop_bad_coordinates(t: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     bad = nonfinite | negative
     if not bad.any():
         return t, []
+    if bad.all():
+        raise CryodiagInputError("no pick has coordinates on a micrograph: " + "; ".join(notes), path)
     keep = t.loc[~bad].reset_index(drop=True)
     return keep, notes
 
@@ -367,11 +424,11 @@ def _split_image_names(names: pd.Series, path: str):
 
 
 def _loop_blocks(blocks: list[Block]) -> list[Block]:
-    return [b for b in blocks if b.loop is not None and b.name != "optics"]
+    return [b for b in blocks if b.is_loop and b.name != "optics"]
 
 
 def _has_xy(b: Block) -> bool:
-    return "rlnCoordinateX" in b.loop.columns and "rlnCoordinateY" in b.loop.columns
+    return "rlnCoordinateX" in b.labels and "rlnCoordinateY" in b.labels
 
 
 def _pick_block(blocks: list[Block], path: str, block: str | None) -> tuple[str, pd.DataFrame, list[str]]:
@@ -389,15 +446,16 @@ def _pick_block(blocks: list[Block], path: str, block: str | None) -> tuple[str,
     if not loops:
         raise CryodiagInputError("STAR file has no table (loop_) of picks or particles", path)
     picks = [b for b in loops if _has_xy(b)]
+    seen: dict = {}
+    for b in loops:
+        if b.name in seen:
+            if not b.name and len(picks) > 1:
+                break  # concatenated files of picks (data_ blocks): read whole when each says its micrograph
+            raise CryodiagInputError(f"two blocks named data_{b.name} (lines {seen[b.name]} and {b.line}); which "
+                                     "one is meant (or whether both are) cannot be told", path)
+        seen[b.name] = b.line
     if len(picks) > 1:
         return "all pick blocks", _merge_pick_blocks(picks, path), notes
-    names = [b.name for b in loops]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        d = sorted(dup)[0]
-        lines = [b.line for b in loops if b.name == d]
-        raise CryodiagInputError(f"two blocks named data_{d} (lines {lines[0]} and {lines[1]}); which one is meant "
-                                 "cannot be told", path)
     if picks:
         return picks[0].name, picks[0].loop, notes
     for pref in ("particles", "", "coordinates", "micrographs", "images"):
@@ -408,7 +466,7 @@ def _pick_block(blocks: list[Block], path: str, block: str | None) -> tuple[str,
 
 
 def _merge_pick_blocks(picks: list[Block], path: str) -> pd.DataFrame:
-    has_name = ["rlnMicrographName" in b.loop.columns for b in picks]
+    has_name = ["rlnMicrographName" in b.labels for b in picks]
     if not all(has_name):
         names = [b.name for b in picks]
         if any(not n for n in names) or len(set(names)) < len(names):
@@ -416,17 +474,27 @@ def _merge_pick_blocks(picks: list[Block], path: str) -> pd.DataFrame:
                 f"{len(picks)} blocks of picks, but they neither have rlnMicrographName nor distinct block names: "
                 "which micrograph each block's picks are on cannot be told (one file per micrograph, "
                 "or a rlnMicrographName column)", path)
-    frames = []
-    for b in picks:
-        df = b.loop
-        if "rlnMicrographName" not in df.columns:
-            df = df.assign(rlnMicrographName=b.name)
-        for c in df.columns:
-            if isinstance(df[c].dtype, pd.CategoricalDtype):
-                df = df.assign(**{c: df[c].astype(object)})
-        frames.append(df)
-    merged = pd.concat(frames, ignore_index=True, sort=False)
-    return merged.assign(rlnMicrographName=pd.Categorical(merged["rlnMicrographName"].astype(str)))
+    runs = {id(b.run) for b in picks}
+    if len(runs) == 1 and picks[0].run is not None and picks[0].run.blocks == picks:
+        merged = picks[0].run.df  # read together: one table already
+        counts = np.array([b.rows[1] - b.rows[0] for b in picks])
+    else:
+        frames = []
+        for b in picks:
+            df = b.loop
+            for c in df.columns:
+                if isinstance(df[c].dtype, pd.CategoricalDtype):
+                    df = df.assign(**{c: df[c].astype(object)})
+            frames.append(df)
+        merged = pd.concat(frames, ignore_index=True, sort=False)
+        counts = np.array([len(f) for f in frames])
+    if not all(has_name):
+        names = pd.Categorical.from_codes(np.repeat(np.arange(len(picks)), counts),
+                                          categories=pd.Index([b.name for b in picks], dtype=object))
+        return merged.assign(rlnMicrographName=names)
+    col = merged["rlnMicrographName"]
+    return merged if isinstance(col.dtype, pd.CategoricalDtype) else merged.assign(
+        rlnMicrographName=pd.Categorical(col.astype(str)))
 
 
 def read_star_table(path, *, block: str | None = None, require_coordinates: bool = False) -> pd.DataFrame:
@@ -482,7 +550,7 @@ def star_table_from_blocks(blocks: list[Block], path: str, *, block: str | None 
         raise CryodiagInputError(
             "this is a RELION postprocess.star (FSC/Guinier), not a table of picks; use read_postprocess", path)
     name, df, notes = _pick_block(blocks, path, block)
-    optics_blocks = [b for b in blocks if b.name == "optics" and b.loop is not None]
+    optics_blocks = [b for b in blocks if b.name == "optics" and b.is_loop]
     if len(optics_blocks) > 1:
         raise CryodiagInputError(f"two data_optics blocks (lines {optics_blocks[0].line} and {optics_blocks[1].line})",
                                  path)
@@ -568,7 +636,7 @@ def _looks_like_postprocess(blocks) -> bool:
     if isinstance(blocks, dict):
         return "fsc" in blocks and isinstance(blocks.get("fsc"), pd.DataFrame) and "general" in blocks
     names = {b.name: b for b in blocks}
-    return "fsc" in names and names["fsc"].loop is not None and "general" in names
+    return "fsc" in names and names["fsc"].is_loop and "general" in names
 
 
 def read_postprocess(path, *, blocks: list[Block] | None = None) -> dict:
@@ -589,7 +657,7 @@ def read_postprocess(path, *, blocks: list[Block] | None = None) -> dict:
             raise CryodiagInputError(f"two blocks named data_{b.name} (lines {by[b.name].line} and {b.line})", path)
         by[b.name] = b
     fsc_b = by.get("fsc")
-    if fsc_b is None or fsc_b.loop is None:
+    if fsc_b is None or not fsc_b.is_loop:
         raise CryodiagInputError("not a RELION postprocess.star: no data_fsc table", path)
     fsc = fsc_b.loop
     if len(fsc) < 2 or "rlnResolution" not in fsc.columns:
@@ -621,9 +689,14 @@ def read_postprocess(path, *, blocks: list[Block] | None = None) -> dict:
     general_b = by.get("general")
     general = general_b.pairs if general_b is not None else {}
     guinier_b = by.get("guinier")
-    if guinier_b is not None and guinier_b.loop is not None:
+    if guinier_b is not None and guinier_b.is_loop:
         guinier = guinier_b.loop
     else:
+        with open(path, "rb") as f:
+            relion_wrote_it = f.read(64).lstrip(b"\xef\xbb\xbf").startswith(b"# RELION postprocess")
+        if relion_wrote_it:
+            raise CryodiagInputError("RELION writes a data_guinier table after data_fsc; it is missing "
+                                     f"(truncated file? data_fsc has {len(fsc)} shells)", path)
         if general_b is not None and "rlnFittedSlopeGuinierPlot" in general:
             raise CryodiagInputError("data_general has the Guinier fit but the data_guinier table is missing "
                                      "(truncated file?)", path)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Sequence
 
@@ -42,7 +43,7 @@ __all__ = ["Block", "read_blocks", "write_loop", "write_pairs", "quote_value", "
 NA_VALUES = ["nan", "NaN", "NAN", "-nan", "<NA>", "NA", "None"]
 _CHUNK = 32 << 20
 _BOM = b"\xef\xbb\xbf"
-_DATA_LINE = re.compile(rb"[ \t]*data_(\S*)[ \t]*\r?\n?")
+_DATA_LINE = re.compile(rb"[ \t]*data_(\S*)[ \t]*\r?")
 _TOKEN = re.compile(r"""\s*(?:"([^"]*)"(?=\s|$)|'([^']*)'(?=\s|$)|(\S+))""")
 _SQ_TOKEN = re.compile(rb"""(?<![^\s])'([^'\n]*)'(?=\s)""")
 _COMMENT_LINE = re.compile(rb"(?m)^[ \t]*#")
@@ -55,72 +56,55 @@ def clip(text, n: int = 60) -> str:
 
 
 @dataclass
+class Run:
+    """The rows of consecutive small loop blocks with the same labels, read in one pass:
+    block ``k`` holds ``df.iloc[bounds[k]:bounds[k + 1]]``."""
+
+    df: pd.DataFrame
+    blocks: list
+
+
+@dataclass
 class Block:
-    """One ``data_`` block: ``pairs`` (``_label value`` lines) and/or a ``loop`` table."""
+    """One ``data_`` block: ``pairs`` (``_label value`` lines) and/or a ``loop`` table. Blocks of
+    a :class:`Run` share one table (``run``, ``rows``); ``loop`` is their slice of it."""
 
     name: str
     line: int  #: 1-based line of the ``data_`` line
     pairs: dict = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
-    loop: pd.DataFrame | None = None
+    _loop: pd.DataFrame | None = None
     first_row_line: int = 0  #: 1-based line of the first loop row
     notes: list[str] = field(default_factory=list)
+    has_loop: bool = False
+    run: Run | None = None
+    rows: tuple[int, int] = (0, 0)
+
+    @property
+    def loop(self) -> pd.DataFrame | None:
+        if self._loop is None and self.run is not None:
+            lo, hi = self.rows
+            self._loop = self.run.df.iloc[lo:hi].reset_index(drop=True)
+        return self._loop
+
+    @loop.setter
+    def loop(self, value) -> None:
+        self._loop = value
+        if value is not None:
+            self.has_loop = True
 
     @property
     def is_loop(self) -> bool:
-        return self.loop is not None
+        return self.has_loop
 
 
-# --------------------------------------------------------------------------- scanning
+# --------------------------------------------------------------------------- reading
 
 
-def _scan(f: BinaryIO, path: str) -> list[tuple[int, int, int, str]]:
-    """``(start, body, line, name)`` of every block: offset of the ``data_`` line, offset after
-    it, its 1-based line number, and the block's name. Reads the file once in chunks that end
-    at a line end; only lines that begin with ``data_`` (after blanks) and hold nothing else
-    start a block (a row whose first value is ``data_001.mrc`` does not)."""
-    out = []
-    offset = 0
-    lines_before = 0
-    first = True
-    while True:
-        chunk = f.read(_CHUNK)
-        if not chunk:
-            break
-        if not chunk.endswith(b"\n"):
-            chunk += f.readline()
-        start_skip = 0
-        if first:
-            first = False
-            if chunk.startswith(_BOM):
-                start_skip = 3
-        pos = start_skip
-        counted_to = 0
-        nl = lines_before
-        while True:
-            i = chunk.find(b"data_", pos)
-            if i < 0:
-                break
-            ls = chunk.rfind(b"\n", 0, i) + 1
-            if ls == 0 and offset == 0:
-                ls = start_skip if i >= start_skip else 0
-            if not chunk[ls:i].strip(b" \t"):
-                m = _DATA_LINE.match(chunk, ls)
-                if m and (m.end() == len(chunk) or chunk[m.end() - 1:m.end()] == b"\n"):
-                    nl += chunk.count(b"\n", counted_to, ls)
-                    counted_to = ls
-                    name = m.group(1)
-                    try:
-                        name_s = name.decode()
-                    except UnicodeDecodeError:
-                        raise CryodiagInputError(f"block name on line {nl + 1} is not UTF-8 text", path) from None
-                    out.append((offset + ls, offset + m.end(), nl + 1, name_s))
-                    pos = m.end()
-                    continue
-            pos = i + 5
-        lines_before = nl + chunk.count(b"\n", counted_to)
-        offset += len(chunk)
-    return out
+def _is_block_line(line: bytes) -> re.Match | None:
+    """``data_<name>`` alone on its line (a row whose first value is ``data_001.mrc`` is not)."""
+    m = _DATA_LINE.fullmatch(line)
+    return m
 
 
 def _tokens(line: str, where: Callable[[], str], path: str) -> list[str]:
@@ -159,42 +143,144 @@ def _value(tok: str):
         return tok
 
 
-class _Range(io.RawIOBase):
-    """A read-only view of ``[start, end)`` of an open binary file, for pandas' reader; counts
-    newlines and notes the bytes that need the careful path (single quotes, ``""``, ``#``)."""
+_SQ_FIX = re.compile(rb"""(?<![^\s])'([^'"\n]*)'(?=\s)""")
+_COMMENT_LINES = re.compile(rb"(?m)^[ \t]*#[^\n]*\n?")
+_BLANK_LINE = re.compile(rb"\n[ \t\r]*(?=\n)")
 
-    def __init__(self, f: BinaryIO, start: int, end: int):
-        self.f, self.pos, self.end = f, start, end
-        self.newlines = 0
-        self.last = b""
-        self.single_quote = self.empty_quotes = self.hash = False
+
+class _Src:
+    """The file read front to back once: lines, blocks of bytes, and bytes given back
+    (``unread``) when a look went past what the caller needed."""
+
+    def __init__(self, f: BinaryIO, pos: int = 0):
+        self.f = f
+        f.seek(pos)
+        self.pos = pos  # offset of the next byte handed out
+        self.buf = b""
+
+    def readline(self) -> bytes:
+        i = self.buf.find(b"\n")
+        if i >= 0:
+            line, self.buf = self.buf[:i + 1], self.buf[i + 1:]
+        else:
+            line, self.buf = self.buf + self.f.readline(), b""
+        self.pos += len(line)
+        return line
+
+    def read(self, n: int) -> bytes:
+        if len(self.buf) >= n:
+            data, self.buf = self.buf[:n], self.buf[n:]
+        else:
+            data, self.buf = self.buf + self.f.read(n - len(self.buf)), b""
+        self.pos += len(data)
+        return data
+
+    def unread(self, data: bytes) -> None:
+        self.buf = data + self.buf
+        self.pos -= len(data)
+
+
+class _Rows(io.RawIOBase):
+    """The rows of a loop from ``start`` to the next ``data_`` line (or the end), handed to
+    pandas' reader in chunks that end at line ends; one pass over the file.
+
+    On the way: comment lines are dropped, single-quoted values become double-quoted (pandas
+    reads those), ``stop`` (offset of the next block's ``data_`` line, or the file size) and
+    ``lines`` (lines of the rows) are found, and a blank line with rows after it is noted
+    (``inner_blank``, its line number relative to ``start``)."""
+
+    def __init__(self, src: _Src):
+        self.src = src
+        self.start = self.pos = src.pos
+        self.stop: int | None = None
+        self.buf = b""
+        self.lines = 0
+        self.inner_blank: int | None = None
+        self._pending_blank: int | None = None
+        self.empty_quotes = self.unfixable_quote = False
+        self._seen_row = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:
-        n = min(len(b), self.end - self.pos)
-        if n <= 0:
-            return 0
-        self.f.seek(self.pos)
-        data = self.f.read(n)
-        m = len(data)
-        b[:m] = data
-        self.pos += m
-        self.newlines += data.count(b"\n")
-        if not self.single_quote and b"'" in data:
-            self.single_quote = True
-        if not self.empty_quotes and (b'""' in data or (self.last == b'"' and data[:1] == b'"')):
+    def _fill(self) -> None:
+        if self.stop is not None:
+            return
+        data = self.src.read(_CHUNK)
+        if not data:
+            self.stop = self.pos
+            return
+        if not data.endswith(b"\n"):
+            data += self.src.readline()
+        j = 0
+        while True:  # the next block's data_ line ends these rows
+            i = data.find(b"data_", j)
+            if i < 0:
+                break
+            ls = data.rfind(b"\n", 0, i) + 1
+            le = data.find(b"\n", i)
+            le = len(data) if le < 0 else le + 1
+            if not data[ls:i].strip(b" \t") and _is_block_line(data[ls:le].rstrip(b"\n")):
+                self.stop = self.pos + ls
+                self.src.unread(data[ls:])  # the next block starts there
+                data = data[:ls]
+                break
+            j = i + 5
+        self.pos += len(data)
+        base_line = self.lines
+        self.lines += data.count(b"\n")
+        if self.inner_blank is None:
+            if data[:1] in (b"\n", b" ", b"\t", b"\r") or _BLANK_LINE.search(data):
+                self._blanks(data, base_line)
+            elif self._pending_blank is not None and data.strip():
+                self.inner_blank = self._pending_blank
+        if b"#" in data:
+            data = _COMMENT_LINES.sub(b"", data)
+        if b"'" in data:
+            data = _SQ_FIX.sub(rb'"\1"', data)
+            if re.search(rb"(?<![^\s])'", data):
+                self.unfixable_quote = True
+        if not self.empty_quotes and b'""' in data:
             self.empty_quotes = True
-        if not self.hash and b"#" in data:
-            self.hash = True
-        self.last = data[-1:]
-        return m
+        self.buf += data
+
+    def _blanks(self, data: bytes, base_line: int) -> None:
+        """Note the first blank line that has rows after it (line numbers relative to ``start``)."""
+        lines = data.split(b"\n")
+        if data.endswith(b"\n"):
+            lines.pop()
+        for k, line in enumerate(lines):
+            t = line.strip()
+            if t:
+                if t.startswith(b"#"):
+                    continue
+                if self._pending_blank is not None:
+                    self.inner_blank = self._pending_blank
+                    return
+                self._seen_row = True
+            elif self._seen_row and self._pending_blank is None:
+                self._pending_blank = base_line + k
+
+    def readinto(self, b) -> int:
+        while not self.buf and self.stop is None:
+            self._fill()
+        n = min(len(b), len(self.buf))
+        b[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n
+
+    def finish(self) -> int:
+        """Read on to the end of the rows (after a failed parse); returns ``stop``."""
+        while self.stop is None:
+            self.buf = b""
+            self._fill()
+        return self.stop
 
 
 def read_blocks(path, *, string_label: Callable[[str], bool], category_label: Callable[[str], bool] = lambda s: False,
                 names: Iterable[str] | None = None) -> list[Block]:
-    """Every block of the STAR file ``path`` in file order (see the module docstring).
+    """Every block of the STAR file ``path`` in file order (see the module docstring), in one
+    pass over the file.
 
     ``string_label(label)`` says which loop columns hold text (read as text even when they look
     like numbers: a micrograph called ``0003`` stays ``"0003"``); ``category_label`` which of
@@ -213,76 +299,192 @@ def read_blocks(path, *, string_label: Callable[[str], bool], category_label: Ca
         raise CryodiagInputError(f"cannot open: {err.strerror}", path) from None
     with f:
         size = os.fstat(f.fileno()).st_size
-        spans = _scan(f, path)
-        if not spans:
-            raise CryodiagInputError("not a STAR file: no 'data_' block", path)
-        blocks = []
-        for i, (start, body, line, name) in enumerate(spans):
-            end = spans[i + 1][0] if i + 1 < len(spans) else size
-            if want is not None and name not in want:
-                continue
-            blocks.append(_parse_block(f, path, name, line, body, end, string_label, category_label))
+        return _read_all(f, path, size, want, string_label, category_label)
+
+
+def _read_all(f, path, size, want, string_label, category_label) -> list[Block]:
+    head = f.read(3)
+    src = _Src(f, 3 if head == _BOM else 0)
+    ln = 1
+    blocks: list[Block] = []
+    run: list[tuple[Block, list]] = []  # small blocks waiting to be read together
+
+    def flush():
+        if len(run) == 1:
+            blk, rows = run[0]
+            blk.loop = _rows_frame(rows, blk.labels, _text_cols(blk.labels, string_label), category_label)
+        elif run:
+            _make_run(run, string_label, category_label)
+        run.clear()
+
+    line = src.readline()
+    seen_block = False
+    while line:
+        m = _is_block_line(line.rstrip(b"\n"))
+        if not m:  # before the first block (RELION and starfile skip such lines too)
+            line = src.readline()
+            ln += 1
+            continue
+        seen_block = True
+        try:
+            name = m.group(1).decode()
+        except UnicodeDecodeError:
+            raise CryodiagInputError(f"block name on line {ln} is not UTF-8 text", path) from None
+        blk = Block(name=name, line=ln)
+        skip = want is not None and name not in want
+        line, ln, first_row = _parse_header(src, path, blk, ln + 1, string_label)
+        if first_row is None:  # pairs only, an empty loop, or the file's end
+            if not skip:
+                flush()
+                blocks.append(blk)
+            continue
+        src.unread(line)
+        start = src.pos
+        region = _small_region(src)
+        if region is not None:  # a small loop: read its rows here
+            if not skip:
+                rows = _rows_of(region, blk, path)
+                if run and run[-1][0].labels != blk.labels:
+                    flush()
+                run.append((blk, rows))
+                blocks.append(blk)
+            ln += region.count(b"\n")
+            line = src.readline()
+            continue
+        flush()
+        if skip:
+            r = _Rows(src)
+            r.finish()
+            nlines = r.lines
+        else:
+            blk.loop, nlines = _read_loop(src, path, blk, string_label, category_label)
+            blocks.append(blk)
+        ln += nlines
+        line = src.readline()
+    flush()
+    if not seen_block:
+        raise CryodiagInputError("not a STAR file: no 'data_' block", path)
     return blocks
 
 
-def _parse_block(f, path, name, line, body, end, string_label, category_label) -> Block:
-    blk = Block(name=name, line=line)
-    f.seek(body)
-    pos, ln = body, line + 1
+def _small_region(src: _Src) -> bytes | None:
+    """The rows of a loop up to the next block when they fit in :data:`_SMALL` bytes (looked
+    at in growing steps, the rest given back); None (nothing consumed) for a bigger loop."""
+    n = 4096
+    got = b""
+    while True:
+        more = src.read(n - len(got))
+        got += more
+        q = _block_line_in(got)
+        if q is not None:
+            src.unread(got[q:])
+            return got[:q]
+        if len(got) < n:  # the end of the file
+            return got
+        if n >= _SMALL:
+            src.unread(got)
+            return None
+        n *= 4
+
+
+def _block_line_in(data: bytes) -> int | None:
+    """Offset of the first ``data_`` line in ``data`` (None)."""
+    j = 0
+    while True:
+        i = data.find(b"data_", j)
+        if i < 0:
+            return None
+        ls = data.rfind(b"\n", 0, i) + 1
+        le = data.find(b"\n", i)
+        le = len(data) if le < 0 else le
+        if not data[ls:i].strip(b" \t") and _is_block_line(data[ls:le]):
+            return ls
+        j = i + 5
+
+
+def _text_cols(labels, string_label) -> set:
+    return {i for i, lab in enumerate(labels) if string_label(lab)}
+
+
+#: a loop whose rows fit in this many bytes is read line by line (and with the small loops
+#: after it that have the same labels, as one table: files of 10,000 pick blocks)
+_SMALL = 256 * 1024
+
+
+def _make_run(run, string_label, category_label) -> None:
+    labels = run[0][0].labels
+    rows: list = []
+    bounds = [0]
+    for _, r in run:
+        rows += r
+        bounds.append(len(rows))
+    df = _rows_frame(rows, labels, _text_cols(labels, string_label), category_label)
+    shared = Run(df=df, blocks=[b for b, _ in run])
+    for k, (blk, _) in enumerate(run):
+        blk.run = shared
+        blk.rows = (bounds[k], bounds[k + 1])
+        blk.has_loop = True
+
+
+def _parse_header(src: _Src, path, blk: Block, ln: int, string_label):
+    """Pairs and loop labels of ``blk``; returns (the line after them, its line number, the
+    first row's line (bytes) or None). ``src`` is left after the returned line."""
     in_loop = False
-    while pos < end:
-        raw = f.readline()
+    while True:
+        raw = src.readline()
         if not raw:
-            break
-        if pos + len(raw) > end:
-            raw = raw[: end - pos]
+            if in_loop:
+                if not blk.labels:
+                    raise CryodiagInputError(f"loop_ without labels in block data_{blk.name}", path)
+                blk.first_row_line = ln
+                blk.loop = _empty_loop(blk.labels, string_label)
+            return b"", ln, None
+        if _is_block_line(raw.rstrip(b"\n")):
+            if in_loop:
+                if not blk.labels:
+                    raise CryodiagInputError(f"loop_ without labels in block data_{blk.name} (line {ln})", path)
+                blk.first_row_line = ln
+                blk.loop = _empty_loop(blk.labels, string_label)
+            return raw, ln, None
         try:
             s = raw.decode()
         except UnicodeDecodeError:
-            raise CryodiagInputError(f"line {ln} (block data_{name}) is not UTF-8 text", path) from None
+            raise CryodiagInputError(f"line {ln} (block data_{blk.name}) is not UTF-8 text", path) from None
         t = s.strip()
         if not t or t.startswith("#"):
-            pos += len(raw)
             ln += 1
             continue
-        where = lambda ln=ln: f"on line {ln} (block data_{name})"  # noqa: E731
+        where = lambda ln=ln: f"on line {ln} (block data_{blk.name})"  # noqa: E731
         if t.startswith("loop_"):
             if in_loop or blk.labels:
-                raise CryodiagInputError(f"a second loop_ in block data_{name} (line {ln}); one table per block", path)
+                raise CryodiagInputError(f"a second loop_ in block data_{blk.name} (line {ln}); one table per block",
+                                         path)
             in_loop = True
         elif t.startswith("_"):
             toks = _tokens(t, where, path)
             label = toks[0][1:]
             if in_loop:
                 if label in blk.labels:
-                    raise CryodiagInputError(f"label _{label} is listed twice in the loop of block data_{name} "
-                                             f"(line {ln})", path)
+                    raise CryodiagInputError(f"label _{clip(label, 40)[1:-1]} is listed twice in the loop of block "
+                                             f"data_{blk.name} (line {ln})", path)
                 blk.labels.append(label)
             else:
                 if len(toks) > 2:
                     raise CryodiagInputError(f"_{clip(label, 40)[1:-1]} has {len(toks) - 1} values {where()}; "
                                              "expected one (quote a value with blanks)", path)
                 if label in blk.pairs:
-                    raise CryodiagInputError(f"_{clip(label, 40)[1:-1]} is given twice in block data_{name} "
+                    raise CryodiagInputError(f"_{clip(label, 40)[1:-1]} is given twice in block data_{blk.name} "
                                              f"(line {ln})", path)
                 blk.pairs[label] = _value(toks[1]) if len(toks) > 1 and not _quoted(t, toks[1]) else (
                     toks[1] if len(toks) > 1 else "")
         elif in_loop and blk.labels:
             blk.first_row_line = ln
-            blk.loop = _read_loop(f, path, blk, pos, end, string_label, category_label)
-            return blk
+            return raw, ln, raw
         elif in_loop:
-            raise CryodiagInputError(f"loop_ without labels in block data_{name} (line {ln})", path)
+            raise CryodiagInputError(f"loop_ without labels in block data_{blk.name} (line {ln})", path)
         else:
             raise CryodiagInputError(f"unexpected line {clip(t)} {where()}: not a _label, loop_ or comment", path)
-        pos += len(raw)
         ln += 1
-    if in_loop:
-        if not blk.labels:
-            raise CryodiagInputError(f"loop_ without labels in block data_{name}", path)
-        blk.first_row_line = ln
-        blk.loop = _empty_loop(blk.labels, string_label)
-    return blk
 
 
 def _quoted(line: str, tok: str) -> bool:
@@ -294,141 +496,138 @@ def _empty_loop(labels, string_label) -> pd.DataFrame:
     return pd.DataFrame({lab: pd.Series(dtype=object if string_label(lab) else float) for lab in labels})
 
 
-def _data_end(f, start: int, end: int) -> int:
-    """End of the last row: trailing blank and comment lines (before the next block) dropped."""
-    pos = end
-    while pos > start:
-        lo = max(start, pos - 65536)
-        f.seek(lo)
-        tail = f.read(pos - lo)
-        j = len(tail)
-        while True:
-            a = tail.rfind(b"\n", 0, j) + 1
-            if a == 0 and lo > start:
-                if j == len(tail):
-                    return pos  # a line longer than the window: a row
-                break  # the line may begin before the window: read the window that ends here
-            piece = tail[a:j].strip()
-            if piece and not piece.startswith(b"#"):
-                return lo + j
-            if a == 0:
-                return start
-            j = a - 1
-        pos = lo + j
-    return start
-
-
-def _read_loop(f, path, blk: Block, start, end, string_label, category_label) -> pd.DataFrame:
+def _read_loop(src: _Src, path, blk: Block, string_label, category_label):
+    """A big loop through pandas' C reader, streamed (:class:`_Rows`); returns (table, lines)."""
     labels = blk.labels
-    stop = _data_end(f, start, end)
-    if stop <= start:
-        return _empty_loop(labels, string_label)
-    text_cols = [i for i, lab in enumerate(labels) if string_label(lab)]
+    n_lab = len(labels)
+    text_cols = _text_cols(labels, string_label)
     dtypes = {i: str for i in text_cols}
-    na = {i: NA_VALUES for i in range(len(labels)) if i not in dtypes}
-    rng = _Range(f, start, stop)
-    try:
-        df = pd.read_csv(io.BufferedReader(rng, 1 << 18), sep=r"\s+", header=None, dtype=dtypes, na_values=na,
-                         keep_default_na=False, quotechar='"', engine="c", comment=None, skip_blank_lines=True,
-                         encoding="utf-8", encoding_errors="strict", low_memory=True)
-    except pd.errors.EmptyDataError:
-        return _empty_loop(labels, string_label)
-    except (pd.errors.ParserError, ValueError, UnicodeDecodeError, IndexError, OverflowError):
-        df = None
-    n_lines = rng.newlines + (0 if rng.last == b"\n" else 1)
-    careful = df is None or df.shape[1] != len(labels)
-    if not careful and len(df) and not pd.api.types.is_numeric_dtype(df.dtypes.iloc[-1]):
-        last = df.iloc[:, -1]
-        if isinstance(last.dtype, pd.CategoricalDtype):
-            has_empty = "" in set(last.cat.categories)
-        else:
-            has_empty = bool((last.astype(object) == "").any())
-        careful = has_empty  # a short row is padded with "" (so is a real "" value)
-    if not careful and (rng.hash or rng.single_quote):
-        f.seek(start)
-        raw = f.read(stop - start)
-        careful = bool(_COMMENT_LINE.search(raw) or _SQ_TOKEN.search(raw))
-        del raw
-    if careful:
-        return _careful_loop(f, path, blk, start, stop, dtypes, na, category_label)
+    dtypes[n_lab] = str  # one column more than labels: a row with an extra value shows there
+    na = {i: NA_VALUES for i in range(n_lab) if i not in text_cols}
+    first = src.readline()
+    src.unread(first)
+    absurd = len(first.split()) > 2 * n_lab + 8 and not (b'"' in first or b"'" in first)
+    rows = _Rows(src)
+    start = rows.start
+    df = None
+    if not absurd:  # (pandas would make a column of each value of an absurdly long first row)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                df = pd.read_csv(io.BufferedReader(rows, 1 << 18), sep=r"\s+", header=None,
+                                 names=list(range(n_lab + 1)), index_col=False, dtype=dtypes, na_values=na,
+                                 keep_default_na=False, quotechar='"', engine="c", comment=None,
+                                 skip_blank_lines=True, encoding="utf-8", encoding_errors="strict", low_memory=True)
+            if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                df = None  # a row with many values too many (pandas would drop them)
+        except pd.errors.EmptyDataError:
+            df = _empty_loop(labels, string_label)
+            df[n_lab] = ""
+        except (pd.errors.ParserError, ValueError, UnicodeDecodeError, IndexError, OverflowError):
+            df = None
+    stop = rows.finish()
+    suspect = df is None or df.shape[1] != n_lab + 1 or rows.unfixable_quote
+    if not suspect:
+        extra = df.pop(n_lab)
+        suspect = bool(len(extra) and (extra.astype(object).fillna("") != "").any())
+    if not suspect and len(df) and not pd.api.types.is_numeric_dtype(df.dtypes.iloc[-1]):
+        suspect = bool((df.iloc[:, -1].astype(object) == "").any())  # a short row is padded with ""
+    if suspect:
+        with open(path, "rb") as g:  # the rows once more, line by line (odd files only)
+            _diagnose(g, path, blk, start, stop)  # raises naming the line when a row does not fit
+            if df is None or rows.unfixable_quote:
+                g.seek(start)
+                df = _rows_frame(_rows_of(g.read(stop - start), blk, path), labels, text_cols, category_label)
+                return df, rows.lines
     df.columns = labels
     for i in text_cols:  # parsed as text (a category parse would turn "0003" into 3), then factorised
         if category_label(labels[i]):
             df[labels[i]] = pd.Categorical(df[labels[i]])
-    if len(df) < n_lines:
-        blank = _first_blank_line(f, start, stop)
-        blk.notes.append(
-            f"blank line{'s' if n_lines - len(df) > 1 else ''} inside the loop of block data_{blk.name} "
-            f"(first on line {blk.first_row_line + blank}): RELION 3.1 stops reading the table there; "
-            f"all {len(df)} rows were read")
-    return df
+    if rows.inner_blank is not None:
+        blk.notes.append(f"blank line inside the loop of block data_{blk.name} (line "
+                         f"{blk.first_row_line + rows.inner_blank}): RELION 3.1 stops reading the table there; "
+                         f"all {len(df)} rows were read")
+    return df, rows.lines
 
 
-def _first_blank_line(f, start, stop) -> int:
+def _diagnose(f, path, blk: Block, start: int, stop: int) -> None:
+    """Walk the rows line by line and refuse the first one that does not fit the labels (a row
+    too long or short, a quote not closed, text that is not UTF-8); returns when every row fits."""
+    n_lab = len(blk.labels)
     f.seek(start)
-    k = 0
-    pos = start
+    pos, ln = start, blk.first_row_line
     while pos < stop:
         raw = f.readline()
         if not raw:
             break
-        if not raw.strip():
-            return k
         pos += len(raw)
-        k += 1
-    return k
+        try:
+            s = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise CryodiagInputError(f"line {ln} (loop of block data_{blk.name}) is not UTF-8 text", path) from None
+        if s and not s.startswith("#"):
+            _check_row(s, n_lab, ln, blk, path)
+        ln += 1
 
 
-def _careful_loop(f, path, blk: Block, start, stop, dtypes, na, category_label) -> pd.DataFrame:
-    """The loop read line by line: comment lines dropped, single quotes turned into double ones,
-    and every row checked to hold as many values as there are labels (else refused, naming the
-    line). Only files that the fast pass found odd come here."""
-    labels = blk.labels
-    n_lab = len(labels)
-    f.seek(start)
-    raw = f.read(stop - start)
+def _check_row(s: str, n_lab: int, ln: int, blk: Block, path):
+    if s.startswith("_") or s.startswith("loop_"):
+        raise CryodiagInputError(
+            f"line {ln} ({clip(s, 40)}) comes after the rows of the loop of block data_{blk.name}: "
+            "labels go before the rows, one loop per block", path)
+    toks = s.split() if '"' not in s and "'" not in s and "#" not in s else \
+        _tokens(s, lambda: f"on line {ln} (loop of block data_{blk.name})", path)
+    if len(toks) != n_lab:
+        more = len(toks) > n_lab
+        raise CryodiagInputError(
+            f"cannot parse line {ln}: it has {len(toks)} values but the loop of block data_{blk.name} has "
+            f"{n_lab} labels" + (" (a label line missing?)" if more else " (truncated or hand-edited row?)")
+            + f": {clip(s, 80)}", path)
+    return toks
+
+
+def _rows_of(raw: bytes, blk: Block, path) -> list:
+    """The rows of a (small) loop's bytes, line by line: comment lines dropped, quotes honoured,
+    every row checked to hold as many values as there are labels (else refused, naming the
+    line); a blank line with rows after it is noted."""
+    n_lab = len(blk.labels)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = blk.first_row_line + raw.count(b"\n", 0, err.start)
         raise CryodiagInputError(f"line {line} (loop of block data_{blk.name}) is not UTF-8 text", path) from None
-    rows: list[str] = []
-    blank_at = None
+    rows: list = []
+    blank_at = pending = None
     for k, line in enumerate(text.split("\n")):
         s = line.strip()
         ln = blk.first_row_line + k
         if not s:
-            if blank_at is None and rows:
-                blank_at = ln
+            if pending is None and rows:
+                pending = ln
             continue
         if s.startswith("#"):
             continue
-        if s.startswith("_") or s.startswith("loop_"):
-            raise CryodiagInputError(
-                f"line {ln} ({clip(s, 40)}) comes after the rows of the loop of block data_{blk.name}: "
-                "labels go before the rows, one loop per block", path)
-        toks = _tokens(s, lambda ln=ln: f"on line {ln} (loop of block data_{blk.name})", path)
-        if len(toks) != n_lab:
-            more = len(toks) > n_lab
-            raise CryodiagInputError(
-                f"cannot parse line {ln}: it has {len(toks)} values but the loop of block data_{blk.name} has "
-                f"{n_lab} labels"
-                + (" (a label line missing?)" if more else " (truncated or hand-edited row?)")
-                + f": {clip(s, 80)}", path)
-        rows.append(toks)
+        if pending is not None and blank_at is None:
+            blank_at = pending
+        rows.append(_check_row(s, n_lab, ln, blk, path))
     if blank_at is not None:
         blk.notes.append(f"blank line inside the loop of block data_{blk.name} (line {blank_at}): RELION 3.1 stops "
                          f"reading the table there; all {len(rows)} rows were read")
+    return rows
+
+
+def _rows_frame(rows: list, labels, text_cols, category_label) -> pd.DataFrame:
+    """A loop table from rows of text values (numbers parsed, NA texts as NaN in number columns)."""
     if not rows:
         return pd.DataFrame({lab: pd.Series(dtype=object) for lab in labels})
     cols = list(zip(*rows))
     out = {}
     for i, lab in enumerate(labels):
         vals = pd.Series(cols[i], dtype=object)
-        if i in dtypes:
+        if i in text_cols:
             out[lab] = pd.Categorical(vals) if category_label(lab) else vals.astype(str)
             continue
-        s = vals.where(~vals.isin(na[i]), None)
+        s = vals.where(~vals.isin(NA_VALUES), None)
         num = pd.to_numeric(s, errors="coerce")
         out[lab] = num if num.notna().sum() == s.notna().sum() else s
     return pd.DataFrame(out)
