@@ -31,6 +31,8 @@ _SUFFIXES = (
     "_coords", "_sum", "_ali", "_dw", "_pick", "_ctf", "_fft", "_ps", "_mic",
 )
 _SUFFIX_RE = re.compile("(" + "|".join(re.escape(s) for s in _SUFFIXES) + ")$", re.IGNORECASE)
+#: extensions and suffixes, longest first (lower case), for str.endswith
+_ENDINGS = tuple(sorted({e.lower() for e in _EXTENSIONS + _SUFFIXES}, key=len, reverse=True))
 _CS_UID_RE = re.compile(r"^\d{15,}_")  # cryoSPARC prefixes imported/motion-corrected files with a uid
 
 
@@ -52,19 +54,14 @@ def micrograph_key(name) -> str:
     if "@" in s:  # "000001@stack.mrcs"
         s = s.split("@", 1)[1]
     s = s.replace("\\", "/").rsplit("/", 1)[-1]
-    changed = True
-    while changed:
-        changed = False
+    while True:  # extensions and suffixes, repeatedly (mic_DW.mrc.bz2 -> mic), never the whole name
         low = s.lower()
-        for ext in _EXTENSIONS:
-            if low.endswith(ext) and len(s) > len(ext):
-                s = s[: -len(ext)]
-                changed = True
-                break
-        m = _SUFFIX_RE.search(s)
-        if m and m.start() > 0:
-            s = s[: m.start()]
-            changed = True
+        if not low.endswith(_ENDINGS):
+            break
+        end = next(e for e in _ENDINGS if low.endswith(e))
+        if len(end) >= len(s):
+            break
+        s = s[: -len(end)]
     m = _CS_UID_RE.match(s)
     if m and len(s) > m.end():
         s = s[m.end():]
