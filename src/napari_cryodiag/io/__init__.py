@@ -11,7 +11,7 @@ __all__ = ["open_path"]
 
 
 def __getattr__(name):
-    if name == "open_path":  # imported on use: `import napari_cryodiag.io.keys` stays light
+    if name == "open_path":  # imported on use: `import napari_cryodiag.io.paths` stays light
         from .opened import open_path
 
         return open_path

@@ -379,19 +379,21 @@ def _check_values(t: pd.DataFrame, path: str, what: str) -> None:
 
 
 def drop_bad_coordinates(t: pd.DataFrame, path=None) -> tuple[pd.DataFrame, list[str]]:
-    """Rows whose coordinates are NaN, ±inf or negative (off every micrograph) are left out,
-    with a note that counts them; when no row is left, the table is refused."""
+    """Rows whose coordinates are NaN, ±inf or below -0.5 (before the first pixel: off every
+    micrograph) are left out, with a note that counts them; when no row is left, the table is
+    refused."""
     if "x_px" not in t.columns or "y_px" not in t.columns or not len(t):
         return t, []
     x = t["x_px"].to_numpy(dtype=np.float64)
     y = t["y_px"].to_numpy(dtype=np.float64)
     nonfinite = ~(np.isfinite(x) & np.isfinite(y))
-    negative = ~nonfinite & ((x < 0) | (y < 0))
+    negative = ~nonfinite & ((x < -0.5) | (y < -0.5))  # pixel centres at integers: the first pixel starts at -0.5
     notes = []
     if nonfinite.any():
         notes.append(f"{int(nonfinite.sum())} of {len(t)} picks have no finite coordinates (NaN or ±inf): left out")
     if negative.any():
-        notes.append(f"{int(negative.sum())} of {len(t)} picks have negative coordinates (off the micrograph): left out")
+        notes.append(f"{int(negative.sum())} of {len(t)} picks have negative coordinates (before the first pixel, off "
+                     "the micrograph): left out")
     bad = nonfinite | negative
     if not bad.any():
         return t, []
