@@ -125,6 +125,11 @@ def make_cs(n: int) -> Path:
 
 def child(method: str, arg: str, out_dir: str) -> dict:
     out: dict = {"method": method}
+    cap = float(os.environ.get("BENCH_MAX_MEMORY_GB", "0"))
+    if cap > 0:  # a shared machine: a run that would blow up fails alone (MemoryError) instead
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (int(cap * 2**30), int(cap * 2**30)))
     import pandas  # noqa: F401  (imports outside the timing, for every method)
 
     from napari_cryodiag.io import cs, star
@@ -211,7 +216,11 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--only", default="star,cs")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--max-memory-gb", type=float, default=0,
+                    help="address-space cap of each measured process (0: none), for a shared machine")
     args = ap.parse_args()
+    if args.max_memory_gb:
+        os.environ["BENCH_MAX_MEMORY_GB"] = str(args.max_memory_gb)
     if args.child:
         print(json.dumps(child(*args.child)))
         return

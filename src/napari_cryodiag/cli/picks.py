@@ -307,6 +307,7 @@ def run(args) -> int:
 
     out = plan(args).check()
     info: dict = {"command": "cryodiag picks", "notes": []}
+    read_notes: list[str] = []
     stack = None
     if args.micrographs:
         from ..io.mrc import open_micrograph_stack
@@ -350,9 +351,8 @@ def run(args) -> int:
             raise CryodiagInputError("give pick files, or --pick with --micrographs")
         table = _read_picks(args)
         out.protect([str(p) for p in (table.attrs.get("sources") or [table.attrs.get("source")]) if p])
-        for note in table.attrs.get("notes", []) or []:  # picks left out or read with care
-            info["notes"].append(note)
-            _warn(note, table.attrs.get("source"))
+        read_notes = list(table.attrs.get("notes", []) or [])  # picks left out or read with care
+        info["notes"] += read_notes
         from ..io.picks import has_coordinates
 
         if len(table) and not has_coordinates(table):
@@ -542,5 +542,7 @@ def run(args) -> int:
                 left_out={"thresholds": int(res.n_rejected), "duplicates": int(dup_info["n_removed"])})
     info.pop("micrograph_shape", None)
     js = out.write_json(args.json, info)
+    for note in read_notes:  # said once the run succeeded (an error is one line)
+        _warn(note, table.attrs.get("source"))
     _log(f"kept {int(kept.sum())} of {len(table)} picks; wrote {js}")
     return 0
