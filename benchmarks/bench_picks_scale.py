@@ -86,38 +86,13 @@ def make_star(n: int) -> Path:
 
 
 def make_cs(n: int) -> Path:
-    p = DATA / f"picks_{n}.cs"
-    if p.exists():
-        return p
-    from numpy.lib import format as npf
+    """cryoSPARC's pick schema, ``n`` rows (the generator of ``bench_io.py``, written here)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_io
 
-    schema = np.load(SHARED / "cryosparc" / "4k_dataset.cs").dtype
-    names = [f for f in schema.names if f == "uid" or f.startswith(("location/", "pick_stats/"))]
-    dt = [(f, schema[f].base.str, schema[f].shape) if schema[f].shape else (f, schema[f].str) for f in names]
-    dt = [("location/micrograph_path", "S100") if d[0] == "location/micrograph_path" else d for d in dt]
-    dtype = np.dtype(dt)
-    rng = np.random.default_rng(1)
-    n_mic = max(1, n // 1000)
-    paths = np.array([f"J12/motioncorrected/{10**20 + i}_grid3_square{i // 40:03d}_hole{i % 40:02d}_patch_aligned_"
-                      f"doseweighted.mrc".encode() for i in range(n_mic)])
+    bench_io.DATA = DATA
     DATA.mkdir(parents=True, exist_ok=True)
-    with open(p, "wb") as f:
-        npf.write_array_header_1_0(f, {"descr": npf.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)})
-        for s in range(0, n, 1_000_000):
-            m = min(1_000_000, n - s)
-            a = np.zeros(m, dtype)
-            mic = np.sort(rng.integers(0, n_mic, m))
-            a["uid"] = rng.integers(1, 2**63, m, dtype=np.uint64)
-            a["location/micrograph_uid"] = mic + 1000
-            a["location/micrograph_path"] = paths[mic]
-            a["location/micrograph_shape"] = (4092, 5760)
-            a["location/center_x_frac"] = rng.uniform(0, 1, m)
-            a["location/center_y_frac"] = rng.uniform(0, 1, m)
-            a["location/micrograph_psize_A"] = 0.83
-            a["pick_stats/ncc_score"] = rng.uniform(0, 1, m)
-            a["pick_stats/power"] = rng.uniform(0, 500, m)
-            f.write(a.tobytes())
-    return p
+    return bench_io.make_picks_cs(n)
 
 
 # --------------------------------------------------------------------------- one measurement

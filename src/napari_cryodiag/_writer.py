@@ -40,16 +40,24 @@ def _inputs(table: pd.DataFrame | None, md: dict) -> list[str]:
     return [p for p in out if isinstance(p, (str, os.PathLike)) and os.path.isfile(p)]
 
 
+def _kept_mask(md: dict, table: pd.DataFrame):
+    """The layer's kept mask over the full table (None: every row)."""
+    kept = md.get("kept")
+    if kept is None:
+        return None
+    kept = np.asarray(kept, dtype=bool)
+    if kept.shape != (len(table),):
+        raise CryodiagInputError("kept mask does not match the picks table")
+    return kept
+
+
 def table_to_write(data, meta: dict) -> pd.DataFrame:
     """The table a points layer stands for (kept rows of the full table, or the layer's points)."""
     md = _cryodiag_meta(meta)
     table = md.get("table")
     if isinstance(table, pd.DataFrame):
-        kept = md.get("kept")
+        kept = _kept_mask(md, table)
         if kept is not None:
-            kept = np.asarray(kept, dtype=bool)
-            if kept.shape != (len(table),):
-                raise CryodiagInputError("kept mask does not match the picks table")
             out = table.loc[kept].reset_index(drop=True)
             out.attrs = dict(table.attrs)
             return out
@@ -80,15 +88,10 @@ def _write_points(path: str, data, meta: dict) -> list[str]:
 
     md = _cryodiag_meta(meta)
     table = md.get("table")
-    kept = None
     if isinstance(table, pd.DataFrame):
-        kept = md.get("kept")
-        if kept is not None:
-            kept = np.asarray(kept, dtype=bool)
-            if kept.shape != (len(table),):
-                raise CryodiagInputError("kept mask does not match the picks table")
+        kept = _kept_mask(md, table)
     else:
-        table = table_to_write(data, meta)
+        table, kept = table_to_write(data, meta), None
     refs = []
     paths = md.get("micrograph_paths")
     if paths:

@@ -31,8 +31,11 @@ _SUFFIXES = (
     "_coords", "_sum", "_ali", "_dw", "_pick", "_ctf", "_fft", "_ps", "_mic",
 )
 _SUFFIX_RE = re.compile("(" + "|".join(re.escape(s) for s in _SUFFIXES) + ")$", re.IGNORECASE)
-#: extensions and suffixes, longest first (lower case), for str.endswith
+#: extensions and suffixes (lower case) by length, longest first: a name's ending is looked up
+#: once per length instead of tried against every ending
 _ENDINGS = tuple(sorted({e.lower() for e in _EXTENSIONS + _SUFFIXES}, key=len, reverse=True))
+_ENDINGS_BY_LEN = tuple((n, frozenset(e for e in _ENDINGS if len(e) == n))
+                        for n in sorted({len(e) for e in _ENDINGS}, reverse=True))
 _CS_UID_RE = re.compile(r"^\d{15,}_")  # cryoSPARC prefixes imported/motion-corrected files with a uid
 
 
@@ -54,14 +57,16 @@ def micrograph_key(name) -> str:
     if "@" in s:  # "000001@stack.mrcs"
         s = s.split("@", 1)[1]
     s = s.replace("\\", "/").rsplit("/", 1)[-1]
+    low = s.lower()
     while True:  # extensions and suffixes, repeatedly (mic_DW.mrc.bz2 -> mic), never the whole name
-        low = s.lower()
-        if not low.endswith(_ENDINGS):
+        size = len(low)
+        for n, ends in _ENDINGS_BY_LEN:
+            if n < size and low[-n:] in ends:
+                low = low[:-n]
+                break
+        else:
             break
-        end = next(e for e in _ENDINGS if low.endswith(e))
-        if len(end) >= len(s):
-            break
-        s = s[: -len(end)]
+    s = s[: len(low)]
     m = _CS_UID_RE.match(s)
     if m and len(s) > m.end():
         s = s[m.end():]
@@ -99,12 +104,17 @@ def categorical_names_and_keys(names=None, *, codes=None, uniques=None):
     uniques = np.asarray(uniques, dtype=object)
     # de-duplicate and sort the categories, so that groupby and np.unique agree on the order
     ucodes, uu = pd.factorize(uniques, use_na_sentinel=False, sort=True)
-    codes = ucodes[np.asarray(codes)] if len(ucodes) else np.asarray(codes)
+    small = np.int16 if len(uu) < 2**15 else np.int32
+    codes = np.asarray(codes)
+    codes = ucodes.astype(small)[codes] if len(ucodes) else codes.astype(small)
     keys = np.array([micrograph_key(u) for u in uu], dtype=object)
     kcodes, kuniq = pd.factorize(keys, use_na_sentinel=False, sort=True)
-    kc = kcodes[codes] if len(kcodes) else np.asarray(codes)
-    name_cat = pd.Categorical.from_codes(codes, categories=pd.Index(np.asarray(uu, dtype=object), dtype=object))
-    key_cat = pd.Categorical.from_codes(kc, categories=pd.Index(np.asarray(kuniq, dtype=object), dtype=object))
+    kc = kcodes.astype(small)[codes] if len(kcodes) else codes
+    # the codes are in range by construction: no validation pass over 1e7 rows
+    name_cat = pd.Categorical.from_codes(codes, categories=pd.Index(np.asarray(uu, dtype=object), dtype=object),
+                                         validate=False)
+    key_cat = pd.Categorical.from_codes(kc, categories=pd.Index(np.asarray(kuniq, dtype=object), dtype=object),
+                                        validate=False)
     return name_cat, key_cat
 
 
