@@ -69,7 +69,10 @@ def test_delete_add_move_persist_and_are_exported(viewer_with_picks, sim, qtbot,
     assert w.result.n_rows == n0 - 3 and w.result.n_removed_by_hand == 3 and w.result.n_kept == n0 - 3
     assert "3 deleted by hand" in w.thresholds.counts.value
     assert int(w.thresholds._base_counts().sum()) == total_counts_before - 3  # the histogram follows
+    w.tabs.setCurrentIndex(1)  # the micrograph table follows
+    qtbot.waitUntil(lambda: w.table.model.rowCount() == 3, timeout=2000)
     assert int(w.table.model.values[1][list(w.table.model.names).index(key)]) == shown_before - 3
+    w.tabs.setCurrentIndex(0)
     # away and back: they stay deleted
     viewer.dims.set_current_step(0, 2)
     viewer.dims.set_current_step(0, 1)
@@ -154,6 +157,7 @@ def test_delete_add_move_persist_and_are_exported(viewer_with_picks, sim, qtbot,
 def test_point_style_set_by_the_user_persists_across_micrographs(viewer_with_picks):
     viewer, w, layer, star, mics = viewer_with_picks
     ctrl = w.controller
+    w.thresholds.keep_all_button.clicked.emit()  # every pick drawn in the kept colour
     viewer.dims.set_current_step(0, 0)
     # picks are thin circles of the particle diameter
     d = w.pickset.table["diameter_px"].to_numpy()

@@ -144,10 +144,12 @@ def test_thresholds_counts_points_table_export(setup, qtbot, tmp_path):
     assert w.inspection.thresholds.y_min == th.y_min and w.result.n_kept == before
     assert "inconsistent thresholds" in w.status.value and "above its max" in w.status.value
 
-    # ---- the per-micrograph table follows and drives the slider
+    # ---- the per-micrograph table (its tab shown, as a user clicks it) follows and drives the slider
     w.rejected.value = "dim"
     tb = w.table
     model = tb.model
+    w.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: model.rowCount() == N_MICS, timeout=2000)
     assert model.rowCount() == N_MICS
     assert [str(n) for n in model.names] == [f"mic_{i:02d}" for i in range(N_MICS)]
     assert list(model.values[1]) == table.groupby("micrograph").size().tolist()
@@ -276,6 +278,8 @@ def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
     viewer, w, layer, ctrl, table = setup
     raw_edges = w.inspection.hist.x_edges.copy()
     form = w.calibration.form
+    w.tabs.setCurrentIndex(2)  # the Calibration tab, as a user opens it
+    qtbot.wait(10)
     form.calibrate_x.value = True
     assert w.inspection.x_units == "calibrated (ratio)"
     assert "calibrated (ratio)" in w.thresholds._plot.ax.get_xlabel()
@@ -333,6 +337,8 @@ def test_real_relion_autopicks_then_ctf_table(make_napari_viewer, qtbot, shared_
     assert w.result.n_rows == len(picks) == 9470
     assert w.result.n_kept == 9470  # no silent default on a single score
     form = w.calibration.form
+    w.tabs.setCurrentIndex(2)
+    qtbot.wait(10)
     form.calibrate_x.value = True
     assert not form.calibrate_x.value and "no defocus" in w.calibration.note.value
     assert w.inspection.x_units == "raw"
@@ -348,7 +354,8 @@ def test_real_relion_autopicks_then_ctf_table(make_napari_viewer, qtbot, shared_
     cal = fit_calibration(picks, "rlnAutopickFigureOfMerit", defocus=per)
     np.testing.assert_allclose(w.inspection.x, cal.apply(picks, defocus=per).to_numpy(), equal_nan=True)
     model = w.table.model
-    assert model.rowCount() == 15
+    w.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: model.rowCount() == 15, timeout=2000)
     for name, v in zip(model.names, model.values[0]):
         assert v == pytest.approx(per[str(name)], rel=1e-3)
     assert "rlnAutopickFigureOfMerit: median =" in w.calibration.note.value

@@ -258,9 +258,12 @@ class PicksController:
         if (self.rejected_mode == "dim" and self._current == self.current_index() and layer.visible
                 and not self._stale and len(layer.data) == len(self._rows) == len(self.rows_of(self._current))):
             self._capture_style()  # the user's colours before ours
+            colors = self._colors(self._rows)
+            if self._last_drawn is not None and np.array_equal(colors, self._last_drawn["border_color"]):
+                return  # nothing changed on the shown micrograph: no redraw
             self._swapping = True
             try:
-                layer.border_color = self._colors(self._rows)
+                layer.border_color = colors
             finally:
                 self._swapping = False
             self._remember_drawn()
@@ -385,18 +388,25 @@ class PicksController:
         try:
             if len(layer.selected_data):
                 layer.selected_data = set()
-            layer.data = data
-            layer.features = feats
-            layer.size = self._sizes(rows)
-            layer.symbol = st.symbol
-            layer.border_width = st.border_width
-            layer.face_color = np.tile(np.asarray(st.face_color, dtype=np.float32), (len(rows), 1)) if len(rows) \
-                else np.zeros((0, 4), np.float32)
-            layer.border_color = self._colors(rows)
-            layer.current_symbol = st.symbol
-            layer.current_border_width = st.border_width
-            layer.current_face_color = st.face_color
-            layer.current_border_color = st.kept_color
+            # all properties under one event block, then one refresh: napari's visual is rebuilt
+            # once per swap instead of once per property
+            with layer.events.blocker_all():
+                layer.data = data
+                layer.features = feats
+                layer.size = self._sizes(rows)
+                layer.symbol = st.symbol
+                layer.border_width = st.border_width
+                layer.face_color = np.tile(np.asarray(st.face_color, dtype=np.float32), (len(rows), 1)) if len(rows) \
+                    else np.zeros((0, 4), np.float32)
+                layer.border_color = self._colors(rows)
+            layer.refresh()
+            drawn_style = (st.symbol, st.border_width, tuple(st.face_color), tuple(st.kept_color))
+            if drawn_style != getattr(self, "_current_style", None):  # new points get the same style
+                layer.current_symbol = st.symbol
+                layer.current_border_width = st.border_width
+                layer.current_face_color = st.face_color
+                layer.current_border_color = st.kept_color
+                self._current_style = drawn_style
         finally:
             self._swapping = False
         self._remember_drawn()

@@ -162,11 +162,19 @@ class PickSet:
     def thresholds(self) -> Thresholds | None:
         return None if self.inspection is None else self.inspection.thresholds
 
+    def _edit_state(self):
+        """(manual codes, any hand edit) of the current version, computed once per change."""
+        if getattr(self, "_edit_cache", (None,))[0] != (self.version, len(self.table)):
+            manual = self.manual
+            self._edit_cache = ((self.version, len(self.table)), manual,
+                                bool(np.any(manual > 0)) or bool(self.removed.any()))
+        return self._edit_cache[1], self._edit_cache[2]
+
     def evaluate(self, thresholds: Thresholds | None = None) -> Selection:
         """Apply the thresholds (and the hand edits): what is kept now (no duplicate search)."""
         n = len(self.table)
-        manual = self.manual
-        forced = manual > 0
+        manual, edited = self._edit_state()
+        res = None
         if self.inspection is not None:
             res = self.inspection.evaluate(thresholds)
             by_thresholds = res.mask
@@ -174,6 +182,12 @@ class PickSet:
         else:
             by_thresholds = np.ones(n, dtype=bool)
             words = "no scores"
+        if not edited and res is not None:  # the common case: the thresholds' own counts
+            return Selection(kept=by_thresholds, n_rows=n, n_removed_by_hand=0,
+                             n_rejected_by_thresholds=int(n - res.n_kept),
+                             kept_per_micrograph=res.kept_per_micrograph,
+                             total_per_micrograph=res.total_per_micrograph, thresholds=words)
+        forced = manual > 0
         kept = (by_thresholds | forced) & ~self.removed
         n_removed = int(np.count_nonzero(self.removed))
         codes, m = self.codes, len(self.names)

@@ -21,12 +21,14 @@ class CalibrationPanel:
     def __init__(self, session, dock):
         self.session = session
         self.dock = dock
+        self.shown = False  #: its tab is the current one (the dock sets it)
         self.form = options_form(CalibrationOptions)
         self.source = Label(value="")
         self.note = Label(value="")
         for lab in (self.source, self.note):
             lab.native.setWordWrap(True)
         self.canvas = MplCanvas(figsize=(4.0, 4.2), min_height=300, theme=dock.theme)
+        self._stale = True
         self.form.changed_value.connect(self._on_form)
         session.layer_changed.connect(self.redraw)
         session.view_changed.connect(self.redraw)
@@ -59,6 +61,19 @@ class CalibrationPanel:
             self.form.changed_value.connect(self._on_form)
 
     def redraw(self, *_):
+        """Redraw now when the tab is shown, else when it is next shown (``show``)."""
+        self.sync_form()
+        if not self.shown:
+            self._stale = True
+            return
+        self._redraw()
+
+    def show(self) -> None:
+        if self._stale:
+            self._redraw()
+
+    def _redraw(self):
+        self._stale = False
         s = self.session
         insp = s.inspection
         self.form.calibrate_y.enabled = insp is not None and not insp.one_d

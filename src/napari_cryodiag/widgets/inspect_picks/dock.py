@@ -83,6 +83,7 @@ class InspectPicksWidget(Dock):
         self.add(self.display)
         self.add(self.status)
 
+        self.tabs.currentChanged.connect(self._on_tab)
         self.picks.changed.connect(self._on_picks_chosen)
         self.rejected.changed.connect(self._on_rejected)
         self.circles.changed.connect(self._on_circles)
@@ -197,6 +198,14 @@ class InspectPicksWidget(Dock):
                     self.status.value = ""
         elif self.session.pickset is not None:
             self.status.value = f"{self.session.layer.name}: no scores; compute NCC and power in the Jobs tab"
+
+    def _on_tab(self, index: int) -> None:
+        """Panels whose tab is not the current one do not redraw; they catch up when it is."""
+        lazy = {1: self.table, 2: self.calibration, 4: self.export_panel}
+        for i, panel in lazy.items():
+            panel.shown = i == index
+        if index in lazy:
+            lazy[index].show()
 
     def _on_rejected(self, mode):
         ctrl = self.session.controller

@@ -43,6 +43,7 @@ class ExportPanel:
     def __init__(self, session, dock):
         self.session = session
         self.dock = dock
+        self.shown = False  #: its tab is the current one (the dock sets it)
         self.dedupe = options_form(DedupeOptions)
         self.path = FileEdit(label="write to", mode="w", filter="*.star *.cs",
                              tooltip="the suffix chooses the format: .star (RELION 3.1) or .cs (cryoSPARC)")
@@ -70,6 +71,10 @@ class ExportPanel:
         self.dedupe.changed_value.connect(lambda *_: self._needs())
         session.selection_changed.connect(lambda *_: self.update_summary())
         session.layer_changed.connect(lambda *_: self._needs())
+
+    def show(self) -> None:
+        """The tab is shown: what would be written, now."""
+        self.update_summary()
 
     def widgets(self):
         return [self.form, self.buttons, self.summary, Label(value="<b>session</b> (for cryodiag picks --session)"),
@@ -113,8 +118,10 @@ class ExportPanel:
         if s.pickset is None:
             self.summary.value = "no picks layer"
             return
+        if not dedupe and not self.shown:
+            return  # the Export tab is not shown: summarised when it is (show)
         try:
-            sel = self.selection(dedupe=dedupe)
+            sel = s.selection if (not dedupe and s.selection is not None) else self.selection(dedupe=dedupe)
         except CryodiagInputError as err:
             self.summary.value = str(err.problem if hasattr(err, "problem") else err)
             return

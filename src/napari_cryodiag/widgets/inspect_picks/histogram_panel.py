@@ -164,14 +164,20 @@ class HistogramPanel:
 
     def _relayout(self):
         """Lay the figure out once for the canvas size (constrained layout costs as much as a
-        draw), then keep the positions while lines move (the blitting background follows)."""
+        draw) in the same draw that takes the blitting background, then keep the positions
+        while lines move: one full draw per new figure or size."""
         if self._plot is None:
             return
         fig = self._plot.fig
         fig.set_layout_engine("constrained")
-        self.canvas.draw_now()
-        fig.set_layout_engine("none")
-        self._start_blit()
+        try:
+            self._start_blit()
+            if self.blitter.active:
+                self.blitter.update()
+            else:
+                self.canvas.draw_now()
+        finally:
+            fig.set_layout_engine("none")
 
     def _start_blit(self):
         if self._plot is None:

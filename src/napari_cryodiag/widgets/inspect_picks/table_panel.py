@@ -83,6 +83,7 @@ class MicrographTablePanel:
     def __init__(self, session, dock):
         self.session = session
         self.dock = dock
+        self.shown = False  #: its tab is the current one (the dock sets it)
         self.model = MicrographModel()
         self.proxy = QSortFilterProxyModel()
         self.proxy.setSourceModel(self.model)
@@ -100,6 +101,7 @@ class MicrographTablePanel:
         self.view.setMinimumHeight(160)
         self.view.clicked.connect(self._on_clicked)
         self._code_to_stack = np.zeros(0, dtype=np.int64)
+        self._stale = True
 
         self.assign_key = ComboBox(label="picks named", choices=[], nullable=True)
         self.assign_to = ComboBox(label="are on", choices=[], nullable=True)
@@ -119,12 +121,31 @@ class MicrographTablePanel:
         session.rows_changed.connect(lambda *_: self.fill())
         session.selection_changed.connect(lambda *_: self._timer.start())
         session.micrograph_changed.connect(self.select_current)
+        session.layer_changed.connect(self._codes_for_navigation)
+
+    def _codes_for_navigation(self, *_):
+        self._code_to_stack = self.session.stack_index_per_code()
 
     def widgets(self):
         return [self.view, self.assign_box]
 
     # ------------------------------------------------------------------ filling
     def fill(self, *_):
+        """Fill the table now when it is shown, else when it is next shown (``show``)."""
+        if not self.shown:
+            self._stale = True
+            return
+        self._fill()
+
+    def show(self) -> None:
+        """The tab is shown: bring the table up to date."""
+        if self._stale:
+            self._fill()
+        else:
+            self.update_kept()
+
+    def _fill(self):
+        self._stale = False
         s = self.session
         ps = s.pickset
         if ps is None:
@@ -160,6 +181,8 @@ class MicrographTablePanel:
         self.select_current()
 
     def update_kept(self):
+        if self._stale or not self.shown:
+            return
         sel = self.session.selection
         if sel is None or len(sel.kept_per_micrograph) != len(self.model.names):
             return
@@ -199,6 +222,8 @@ class MicrographTablePanel:
 
     def show_code(self, code: int) -> None:
         ctrl = self.session.controller
+        if len(self._code_to_stack) != len(getattr(self.session.pickset, "names", ())):
+            self._code_to_stack = self.session.stack_index_per_code()
         idx = int(self._code_to_stack[code]) if 0 <= code < len(self._code_to_stack) else -1
         if idx < 0 or ctrl is None:
             self.dock.report(f"micrograph {self.model.names[code]} is not open in the viewer", "warning")
@@ -224,18 +249,8 @@ class MicrographTablePanel:
 
 
 def _group_median(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """NaN-ignoring median of ``values`` per code (0..n-1) by one sort."""
-    out = np.full(n, np.nan)
-    ok = np.isfinite(values)
-    c, v = codes[ok], values[ok]
-    if not c.size:
-        return out
-    order = np.lexsort((v, c))
-    c, v = c[order], v[order]
-    starts = np.searchsorted(c, np.arange(n), "left")
-    ends = np.searchsorted(c, np.arange(n), "right")
-    has = ends > starts
-    lo = (starts + ends - 1) // 2
-    hi = (starts + ends) // 2
-    out[has] = 0.5 * (v[lo[has]] + v[hi[has]])
-    return out
+    """NaN-ignoring median of ``values`` per code (0..n-1)."""
+    import pandas as pd
+
+    med = pd.Series(values).groupby(codes).median()
+    return med.reindex(range(n)).to_numpy(dtype=np.float64)
