@@ -215,6 +215,11 @@ def _table_layers(source):
 
     label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else os.fspath(source[0])
     fname = Path(label.rstrip("/")).name
+    v = _current_viewer()
+    if v is not None:  # several files of one File > Open become one pick set: the batch waits for this one
+        from .widgets.picks_layer import note_reading
+
+        note_reading(v)
     if isinstance(source, (str, os.PathLike)) and _suffix(label) == ".star" and not _is_glob(label):
         blocks = st.read_star(label)
         if st._looks_like_postprocess(blocks):
@@ -240,7 +245,6 @@ def _table_layers(source):
         _notify("info", f"cryodiag: {name}: " + what.format(n=f"{len(table):,}"))
         return NO_LAYER
     out = [picks_layer_data(table, label, name=name)]
-    v = _current_viewer()
     if v is not None and not _has_micrographs(v, table):
         out.insert(0, placeholder_layer_data(table, name))
     _link_current_viewer()

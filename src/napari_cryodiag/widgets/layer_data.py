@@ -34,6 +34,7 @@ def micrograph_layer_data(raw, pixel_size_A, meta: dict, name: str, *, filtered:
               "contrast_limits": kw["contrast_limits"], "colormap": "gray", "metadata": {"cryodiag": md}}
     if np.ndim(raw) == 3:
         kwargs["multiscale"] = False
+        kwargs["axis_labels"] = ("micrograph", "y", "x")  # the slider is named for what it moves through
     return (kw["data"], kwargs, "image")
 
 
@@ -87,6 +88,7 @@ def picks_layer_data(table, path: str, *, name: str | None = None):
         "features": features,
         "metadata": meta,
         "out_of_slice_display": False,
+        "axis_labels": ("micrograph", "y", "x"),
     }
     # until a viewer's controller takes over, show the first micrograph's picks at index 0
     data = np.zeros((0, 3))
@@ -132,5 +134,6 @@ def placeholder_layer_data(table, name: str):
     meta = {"cryodiag": {"kind": "placeholder", "keys": keys, "names": keys, "paths": [], "pixel_size_A": ps,
                          "for": name}}
     kwargs = {"name": f"{name}: micrographs not open", "scale": (1.0, ps or 1.0, ps or 1.0),
-              "contrast_limits": (0, 1), "colormap": "gray", "metadata": meta, "opacity": 1.0}
+              "contrast_limits": (0, 1), "colormap": "gray", "metadata": meta, "opacity": 1.0,
+              "axis_labels": ("micrograph", "y", "x")}
     return (data, kwargs, "image")

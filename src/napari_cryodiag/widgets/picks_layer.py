@@ -34,6 +34,7 @@ Public API (used by the Inspect Picks widget): :func:`get_picks_controller`, :fu
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -587,11 +588,15 @@ def _on_removed(layer) -> None:
 
 # ---------------------------------------------------------------------------- several files, one set
 #
-# napari hands the files of one File > Open (or one drop) to the reader one by one; the picks
-# layers they make arrive before the event loop runs again. They are merged into one pick set
-# (as opening their folder does) when they are of one format, from one folder, and not yet edited.
+# napari hands the files of one File > Open (or one drop) to the reader one by one, and runs the
+# event loop between them (drawing each new layer). Picks layers of one format from one folder that
+# arrive within BATCH_GAP_S of each other, not yet edited, are merged into one pick set, as opening
+# their folder does; a merged set absorbs later files of the same batch (the merge runs when the
+# event loop is idle, so it may run several times during one long File > Open).
 
-_PENDING: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+BATCH_GAP_S = 10.0
+_BATCH: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # viewer -> {"last": t, "layers": [refs]}
+_TIMERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _later(fn) -> None:
@@ -601,32 +606,55 @@ def _later(fn) -> None:
     QTimer.singleShot(0, fn)
 
 
+def note_reading(viewer) -> None:
+    """A pick file is being read into ``viewer`` (the batch it may join stays open)."""
+    b = _BATCH.get(viewer)
+    if b is not None:
+        b["last"] = time.monotonic()
+
+
 def _queue_batch(viewer, layer) -> None:
-    pend = _PENDING.setdefault(viewer, [])
-    pend.append(weakref.ref(layer))
-    if len(pend) == 1:
-        _later(lambda: merge_batch(viewer))
+    from qtpy.QtCore import QTimer
+
+    now = time.monotonic()
+    b = _BATCH.get(viewer)
+    if b is None or now - b["last"] > BATCH_GAP_S:
+        b = _BATCH[viewer] = {"last": now, "layers": []}
+    b["last"] = now
+    b["layers"].append(weakref.ref(layer))
+    timer = _TIMERS.get(viewer)
+    if timer is None:
+        timer = QTimer()
+        timer.setSingleShot(True)
+        timer.setInterval(200)
+        vref = weakref.ref(viewer)
+        timer.timeout.connect(lambda: merge_batch(vref()) if vref() is not None else None)
+        _TIMERS[viewer] = timer
+    timer.start()
 
 
 def _batch_key(layer):
     md = meta(layer)
-    path = md.get("path")
+    paths = md.get("paths") or ([md.get("path")] if md.get("path") else [])
     table = md.get("table")
-    if not path or not os.path.isfile(str(path)) or table is None:
+    if not paths or not all(os.path.isfile(str(p)) for p in paths) or table is None:
         return None
     ps = md.get("pickset")
     if ps is not None and ps.version:
         return None  # edited already: keep it as it is
-    return (str(table.attrs.get("format")), os.path.dirname(os.path.abspath(str(path))))
+    return (str(table.attrs.get("format")), os.path.dirname(os.path.abspath(str(paths[0]))))
 
 
 def merge_batch(viewer) -> list:
-    """Merge the picks layers that arrived together (see above); returns the merged layers."""
+    """Merge the picks layers of the current batch (see above); returns the merged layers."""
     from napari.layers import Layer
 
     from ..io.picks import concat_tables
 
-    layers = [r() for r in _PENDING.pop(viewer, [])]
+    b = _BATCH.get(viewer)
+    if b is None:
+        return []
+    layers = [r() for r in b["layers"]]
     layers = [ly for ly in layers if ly is not None and ly in viewer.layers and is_picks(ly)]
     groups: dict = {}
     for ly in layers:
@@ -637,25 +665,31 @@ def merge_batch(viewer) -> list:
     for (fmt, folder), group in groups.items():
         if len(group) < 2:
             continue
-        files = [str(meta(ly)["path"]) for ly in group]
-        order = np.argsort(files)
-        group = [group[i] for i in order]
-        files = [files[i] for i in order]
-        table = concat_tables([meta(ly)["table"] for ly in group], files, label=folder)
-        for col in ("manual",):
-            if col in table.columns:
-                table = table.drop(columns=col)
+        files, tables = [], []
+        for ly in group:
+            md = meta(ly)
+            sub_files = [str(p) for p in (md.get("paths") or [md["path"]])]
+            t = md["table"]
+            if len(sub_files) == 1 and "source_file" not in t.columns:
+                t = t.assign(source_file=sub_files[0])
+            files += sub_files
+            tables.append(t.drop(columns=["manual"], errors="ignore"))
+        order = np.argsort([str(t["source_file"].iloc[0]) if len(t) else "" for t in tables], kind="stable")
+        tables = [tables[i] for i in order]
+        files = sorted(files)
+        table = concat_tables(tables, [str(t["source_file"].iloc[0]) if len(t) else "" for t in tables], label=folder)
+        table["source_file"] = np.concatenate([t["source_file"].to_numpy(dtype=object) for t in tables])
+        table.attrs["sources"] = files
         name = f"{os.path.basename(folder) or folder} ({len(files)} {fmt} files)"
-        had_placeholder = any(meta(ly).get("kind") == "placeholder" and meta(ly).get("for") in
-                              {g.name for g in group} for ly in viewer.layers)
+        had_placeholder = any(meta(ly).get("kind") == "placeholder" for ly in viewer.layers)
         for ly in group:
             viewer.layers.remove(ly)
         data = picks_layer_data(table, folder, name=name)
         data[1]["metadata"]["cryodiag"]["paths"] = files
-        if had_placeholder:
+        if had_placeholder and not any(is_micrographs(ly) for ly in viewer.layers):
             viewer.add_layer(Layer.create(*placeholder_layer_data(table, name)))
         new = viewer.add_layer(Layer.create(*data))
-        _PENDING.pop(viewer, None)  # the merged layer is not a batch of its own
+        b["layers"] = [r for r in b["layers"] if r() is not None and r() in viewer.layers]
         merged.append(new)
     _drop_unused_placeholders(viewer)
     return merged

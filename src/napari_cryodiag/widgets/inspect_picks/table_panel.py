@@ -103,8 +103,8 @@ class MicrographTablePanel:
         self._code_to_stack = np.zeros(0, dtype=np.int64)
         self._stale = True
 
-        self.assign_key = ComboBox(label="picks named", choices=[], nullable=True)
-        self.assign_to = ComboBox(label="are on", choices=[], nullable=True)
+        self.assign_key = ComboBox(label="picks named", choices=[])
+        self.assign_to = ComboBox(label="are on", choices=[])
         self.assign_button = PushButton(text="Assign")
         self.assign_note = Label(value="")
         self.assign_note.native.setWordWrap(True)
