@@ -140,7 +140,7 @@ def _is_stack(hdr, path: str) -> bool:
 
 def _mrc_layer(path: str):
     from .io import mrc
-    from .io.keys import micrograph_key
+    from .micrographs import micrograph_key
 
     hdr = mrc.read_header(path)
     name = Path(path).name

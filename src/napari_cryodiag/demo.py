@@ -56,8 +56,16 @@ def build_viewer(workflow: str = "picks", widgets=WIDGETS, viewer=None):
 
 
 def _is_busy(docks) -> bool:
-    """True while a job runs in one of the docked widgets."""
-    return any(getattr(d.widget(), "busy", False) for d in docks.values())
+    """True while a job runs in one of the docked widgets (its Cancel button is enabled)."""
+    from qtpy.QtWidgets import QPushButton
+
+    for d in docks.values():
+        w = d.widget()
+        if getattr(w, "busy", False):
+            return True
+        if any(b.isEnabled() and b.text().lower().startswith("cancel") for b in w.findChildren(QPushButton)):
+            return True
+    return False
 
 
 def main(argv=None) -> int:
