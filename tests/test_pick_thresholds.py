@@ -414,3 +414,22 @@ def test_log_scale_calibration_is_passed_to_the_fit():
     assert np.ptp(med(log)) < np.ptp(med(lin))
     log.configure(scale="linear", keep_thresholds=True)
     assert log.calibrations["x"].scale == "linear"
+
+
+def test_group_counter_counts_like_bincount():
+    """Kept picks per micrograph by reduceat (grouped picks) or a precomputed order (ungrouped),
+    with micrographs that have no pick, first, inside and last."""
+    from napari_cryodiag.compute.picks.thresholds import GroupCounter
+
+    rng = np.random.default_rng(5)
+    for grouped in (True, False):
+        for _ in range(10):
+            codes = rng.integers(1, 40, 2000)
+            codes[codes == 17] = 18
+            if grouped:
+                codes = np.sort(codes)
+            mask = rng.random(codes.size) < rng.uniform(0.05, 0.95)
+            gc = GroupCounter(codes, 45)
+            np.testing.assert_array_equal(gc.count(mask), np.bincount(codes[mask], minlength=45))
+            np.testing.assert_array_equal(gc.totals, np.bincount(codes, minlength=45))
+            assert (gc.order is None) == grouped

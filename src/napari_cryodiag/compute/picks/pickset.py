@@ -162,6 +162,12 @@ class PickSet:
     def thresholds(self) -> Thresholds | None:
         return None if self.inspection is None else self.inspection.thresholds
 
+    def _count(self, mask: np.ndarray) -> np.ndarray:
+        """Picks of ``mask`` per micrograph (the view's counter when it has one)."""
+        if self.inspection is not None and len(self.inspection.evaluator.counter.totals) == len(self.names):
+            return self.inspection.evaluator.counter.count(mask)
+        return np.bincount(self.codes[np.asarray(mask, bool)], minlength=len(self.names)).astype(np.int64)
+
     def _edit_state(self):
         """(manual codes, any hand edit) of the current version, computed once per change."""
         if getattr(self, "_edit_cache", (None,))[0] != (self.version, len(self.table)):
@@ -190,7 +196,6 @@ class PickSet:
         forced = manual > 0
         kept = (by_thresholds | forced) & ~self.removed
         n_removed = int(np.count_nonzero(self.removed))
-        codes, m = self.codes, len(self.names)
         return Selection(
             kept=kept,
             n_rows=n - n_removed,
@@ -198,8 +203,8 @@ class PickSet:
             n_rejected_by_thresholds=int(np.count_nonzero(~by_thresholds & ~forced & ~self.removed)),
             n_added_by_hand=int(np.count_nonzero((manual == 1) & ~self.removed)),
             n_moved_by_hand=int(np.count_nonzero((manual == 2) & ~self.removed)),
-            kept_per_micrograph=np.bincount(codes, weights=kept, minlength=m).astype(np.int64),
-            total_per_micrograph=np.bincount(codes, weights=~self.removed, minlength=m).astype(np.int64),
+            kept_per_micrograph=self._count(kept),
+            total_per_micrograph=self._count(~self.removed),
             thresholds=words,
         )
 
@@ -385,18 +390,15 @@ class PickSet:
             if kept.shape != (len(self.table),):
                 raise CryodiagInputError(f"kept mask of {kept.size} rows for {len(self.table)} picks", self.source)
             sel.kept = kept & ~self.removed
-            forced = self.manual > 0
             sel.n_rejected_by_thresholds = int(np.count_nonzero(~sel.kept & ~self.removed))
-            sel.kept_per_micrograph = np.bincount(self.codes, weights=sel.kept, minlength=len(self.names)).astype(np.int64)
-            if not forced[~self.removed].any():
-                sel.thresholds = sel.thresholds if self.inspection is not None else "no scores"
+            sel.kept_per_micrograph = self._count(sel.kept)
         if dedupe_A:
             dup = self.find_duplicates(dedupe_A, keep=dedupe_keep, score=dedupe_score,
                                        pixel_size_A=pixel_size_A, kept=sel.kept)
             sel.n_duplicates = int(np.count_nonzero(sel.kept & ~dup.keep))
             sel.kept = dup.keep & sel.kept
             sel.duplicates = dup.to_dict()
-            sel.kept_per_micrograph = np.bincount(self.codes, weights=sel.kept, minlength=len(self.names)).astype(np.int64)
+            sel.kept_per_micrograph = self._count(sel.kept)
         return sel
 
     def rows(self, which: str, selection: Selection | None = None) -> pd.DataFrame:
