@@ -27,7 +27,7 @@ def test_picks_workflow_shows_micrographs_picks_and_histogram(make_napari_viewer
 def test_other_workflows_compute_their_diagnostics(make_napari_viewer, qtbot, workflow):
     viewer = make_napari_viewer()
     _, docks = demo.build_viewer(workflow, viewer=viewer)
-    qtbot.waitUntil(lambda: not demo._is_busy(viewer.window._qt_window), timeout=120_000)
+    qtbot.waitUntil(lambda: not demo._is_busy(docks), timeout=120_000)
     widget = docks[demo.WORKFLOWS[workflow][1]].widget()
     if workflow == "maps":
         text = widget.summary_html()

@@ -286,10 +286,12 @@ def test_pick_inspection_state_units_features_and_missing_defocus():
     nodf = tab.drop(columns=["defocus_A"])
     insp2 = PickInspection(nodf, calibrate_x=True)
     assert insp2.x_units == "raw" and "no defocus" in insp2.calibration_errors["x"]
-    # any numeric column can be a feature; a lone score goes on both axes
+    # any numeric column can be a feature; a lone score is a 1D view (issue 9: no diagonal 2D histogram)
     fom = pd.DataFrame({"micrograph": ["a"] * 5, "x_px": np.arange(5.0), "rlnAutopickFigureOfMerit": np.arange(5.0)})
     assert numeric_features(fom) == ["rlnAutopickFigureOfMerit"]
-    assert default_features(fom) == ("rlnAutopickFigureOfMerit", "rlnAutopickFigureOfMerit")
+    assert default_features(fom) == ("rlnAutopickFigureOfMerit", None)
+    one = PickInspection(fom)
+    assert one.one_d and one.hist.n_y == 1 and one.thresholds.y_min is None and one.thresholds.y_max is None
     with pytest.raises(CryodiagInputError, match="no numeric score"):
         PickInspection(pd.DataFrame({"micrograph": ["a"], "x_px": [1.0]}))
 
@@ -365,31 +367,34 @@ def test_a_real_low_ncc_mode_is_cut_between_the_modes():
         suggest_thresholds(x, y, x_method="kmeans")
 
 
-def test_single_score_on_both_axes_real_relion_autopicks(shared_data):
-    """RELION 1.3 tutorial autopicks: one score (the figure of merit) on both axes. RELION
-    already cut them at its autopick threshold and the FOM is unimodal (Ashman's D 1.5), so the
-    suggestion keeps all 9,470 (the earlier rule kept 39 %); there is no band on the same score
-    (a high FOM is not junk)."""
+def test_single_score_real_relion_autopicks_is_a_1d_view_and_keeps_all(shared_data):
+    """RELION 1.3 tutorial autopicks: one score (the figure of merit), a 1D view. RELION already
+    cut them at its autopick threshold and the FOM is unimodal (Ashman's D 1.5): no thresholds by
+    default (not NCC x power: the suggestion is a proposal), and the proposal keeps all 9,470 too
+    (the earlier rule kept 39 %); there is no band on a single score (a high FOM is not junk)."""
     from napari_cryodiag.io.picks import read_table
 
     tab = read_table(str(shared_data / "relion13-tutorial" / "autopick" / "*.star"))
     insp = PickInspection(tab)
-    assert insp.x_feature == insp.y_feature == "rlnAutopickFigureOfMerit"
+    assert insp.x_feature == "rlnAutopickFigureOfMerit" and insp.y_feature is None and insp.one_d
     t = insp.thresholds
+    assert t.x_min is None and t.x_max is None and t.method.startswith("none")
+    assert insp.evaluate().n_kept == 9470
+    t = insp.suggest()
     assert t.y_min is None and t.y_max is None and "same score on both axes" in t.method
     fom = tab["rlnAutopickFigureOfMerit"].to_numpy()
     assert t.x_min == pytest.approx(fom.min())
-    r = insp.evaluate()
+    r = insp.evaluate(t)
     assert r.n_kept == r.n_total == 9470
 
 
-def test_default_features_put_a_single_score_on_both_axes():
+def test_default_features_put_a_single_score_on_a_1d_axis():
     # RELION autopick columns: an angle and a class number must not become the y axis
     table = pd.DataFrame({
         "micrograph": ["a", "a", "b"], "x_px": [1.0, 2.0, 3.0], "y_px": [1.0, 2.0, 3.0],
         "psi_deg": [10.0, 20.0, 30.0], "class": [1, 2, 1], "rlnAutopickFigureOfMerit": [0.5, 0.7, 0.9],
     })
-    assert default_features(table) == ("rlnAutopickFigureOfMerit", "rlnAutopickFigureOfMerit")
+    assert default_features(table) == ("rlnAutopickFigureOfMerit", None)
     table["power"] = [1.0, 2.0, 3.0]
     assert default_features(table) == ("rlnAutopickFigureOfMerit", "power")
 
@@ -409,3 +414,22 @@ def test_log_scale_calibration_is_passed_to_the_fit():
     assert np.ptp(med(log)) < np.ptp(med(lin))
     log.configure(scale="linear", keep_thresholds=True)
     assert log.calibrations["x"].scale == "linear"
+
+
+def test_group_counter_counts_like_bincount():
+    """Kept picks per micrograph by reduceat (grouped picks) or a precomputed order (ungrouped),
+    with micrographs that have no pick, first, inside and last."""
+    from napari_cryodiag.compute.picks.thresholds import GroupCounter
+
+    rng = np.random.default_rng(5)
+    for grouped in (True, False):
+        for _ in range(10):
+            codes = rng.integers(1, 40, 2000)
+            codes[codes == 17] = 18
+            if grouped:
+                codes = np.sort(codes)
+            mask = rng.random(codes.size) < rng.uniform(0.05, 0.95)
+            gc = GroupCounter(codes, 45)
+            np.testing.assert_array_equal(gc.count(mask), np.bincount(codes[mask], minlength=45))
+            np.testing.assert_array_equal(gc.totals, np.bincount(codes, minlength=45))
+            assert (gc.order is None) == grouped

@@ -36,7 +36,7 @@ def _make_folder(tmp_path, rng):
 
 
 def test_picks_follow_slider(make_napari_viewer, tmp_path):
-    from napari_cryodiag import picks_layer
+    from napari_cryodiag.widgets import picks_layer
 
     rng = np.random.default_rng(0)
     folder, star_path, table = _make_folder(tmp_path, rng)
@@ -106,7 +106,8 @@ def _micrograph_layer(keys, shape=(64, 64)):
 def test_million_picks_slider_touches_one_micrograph(make_napari_viewer):
     from napari.layers import Layer
 
-    from napari_cryodiag import _reader, picks_layer
+    from napari_cryodiag import _reader
+    from napari_cryodiag.widgets import picks_layer
 
     n_mic, n = 200, 1_000_000
     rng = np.random.default_rng(3)
@@ -147,7 +148,8 @@ def test_million_picks_slider_touches_one_micrograph(make_napari_viewer):
 def test_picks_before_micrographs_and_unmatched_report(make_napari_viewer, monkeypatch):
     from napari.layers import Layer
 
-    from napari_cryodiag import _reader, picks_layer
+    from napari_cryodiag import _reader
+    from napari_cryodiag.widgets import picks_layer
 
     warnings = []
     monkeypatch.setattr(picks_layer, "_warn", warnings.append)
@@ -180,7 +182,8 @@ def _viewer_with_small_picks(make_napari_viewer):
     """A viewer with a 4-micrograph stack and linked picks: (viewer, points, controller, mic, table)."""
     from napari.layers import Layer
 
-    from napari_cryodiag import _reader, picks_layer
+    from napari_cryodiag import _reader
+    from napari_cryodiag.widgets import picks_layer
 
     mic, table = _small_picks()
     viewer = make_napari_viewer()
@@ -214,7 +217,7 @@ def test_set_kept_on_the_same_micrograph_only_recolours(make_napari_viewer):
     assert data_events == []
     np.testing.assert_array_equal(pts.data, data_before)
     rows = ctrl.rows_shown()
-    from napari_cryodiag.picks_layer import KEPT_COLOR, REJECTED_COLOR
+    from napari_cryodiag.widgets.picks_layer import KEPT_COLOR, REJECTED_COLOR
 
     np.testing.assert_allclose(pts.border_color[kept[rows]], np.tile(KEPT_COLOR, (kept[rows].sum(), 1)))
     np.testing.assert_allclose(pts.border_color[~kept[rows]],
@@ -234,7 +237,8 @@ def test_set_table_replaces_the_picks(make_napari_viewer):
 def test_binding_an_image_of_another_pixel_size_rescales_the_picks(make_napari_viewer):
     from napari.layers import Layer
 
-    from napari_cryodiag import _reader, picks_layer
+    from napari_cryodiag import _reader
+    from napari_cryodiag.widgets import picks_layer
 
     mic, table = _small_picks()
     viewer = make_napari_viewer()

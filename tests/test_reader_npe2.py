@@ -16,14 +16,23 @@ def _read(path):
 
 
 def test_single_micrograph(tmp_path):
+    from napari_cryodiag.compute.display import display_contrast, display_image
+
     img = np.random.default_rng(0).normal(5, 1, (300, 200)).astype(np.float32)
     p = mrc.write_mrc(tmp_path / "mic_001_frames_sum.mrc", img, 0.83)
     [(data, kw, kind)] = _read(p)
-    assert kind == "image" and data.shape == (300, 200)
-    assert kw["scale"] == pytest.approx((0.83, 0.83))
-    lo, hi = kw["contrast_limits"]
-    assert 1.5 < lo < 3.0 and 7.0 < hi < 8.5
     md = kw["metadata"]["cryodiag"]
+    assert kind == "image" and md["raw"].shape == (300, 200)
+    np.testing.assert_array_equal(md["raw"], img)  # the raw micrograph stays what scoring reads
+    # shown low-passed at 20 Å (issue 9), binned so that 20 Å keeps 3 pixels (0.83 Å/px: 4x would
+    # leave fewer than 256 px here, so not binned), contrast from the filtered image
+    b = md["display"]["bin_used"]
+    assert md["display"]["enabled"] and md["display"]["lowpass_A"] == 20.0 and b == 1
+    shown = np.asarray(data)
+    np.testing.assert_allclose(shown, display_image(img, 0.83, lowpass_A=20.0, bin=b), rtol=1e-6)
+    assert shown.std() < 0.2 * img.std()  # shot noise gone
+    assert kw["scale"] == pytest.approx((0.83 * b, 0.83 * b))
+    assert kw["contrast_limits"] == pytest.approx(display_contrast(shown))
     assert md["kind"] == "micrograph" and md["keys"] == ["mic_001"]
 
 
@@ -37,15 +46,24 @@ def test_folder_is_one_lazy_stack(tmp_path, monkeypatch):
     monkeypatch.setattr(mrc, "_read_micrograph", lambda h: reads.append(h.path) or real(h))
     [(data, kw, kind)] = _read(d)
     assert kind == "image" and data.shape == (5, 64, 64)
-    assert reads == []  # no micrograph read in full: contrast from a memory-mapped subsample of the first
-    assert kw["contrast_limits"] == pytest.approx((0.0, 1.0))
+    # only the first micrograph is read at opening (it is shown first; its filtered copy sets the
+    # contrast and is cached for the display)
+    assert reads == [str(d / "m0.mrc")]
+    lo, hi = kw["contrast_limits"]
+    assert -0.1 < lo < hi < 0.5  # a constant 0 with a faint low-passed diagonal
     assert type(data).__module__.startswith("dask")
     assert kw["scale"] == pytest.approx((1.0, 1.2, 1.2))
-    assert kw["metadata"]["cryodiag"]["kind"] == "micrographs"
-    assert kw["metadata"]["cryodiag"]["keys"] == ["m0", "m1", "m2", "m3", "m4"]
+    md = kw["metadata"]["cryodiag"]
+    assert md["kind"] == "micrographs" and type(md["raw"]).__module__.startswith("dask")
+    assert md["keys"] == ["m0", "m1", "m2", "m3", "m4"]
     # a list of files works the same way
-    [(data2, _, _)] = _read([d / "m3.mrc", d / "m1.mrc"])
-    assert data2.shape == (2, 64, 64) and float(data2[1].compute().min()) == 3.0
+    [(data2, kw2, _)] = _read([d / "m3.mrc", d / "m1.mrc"])
+    raw2 = kw2["metadata"]["cryodiag"]["raw"]
+    assert data2.shape == raw2.shape == (2, 64, 64) and float(raw2[1].compute().min()) == 3.0
+    # showing micrograph 1 reads that file only
+    reads.clear()
+    np.asarray(data[3])
+    assert reads == [str(d / "m3.mrc")]
 
 
 def test_map_scale_and_translate(shared_data):
@@ -87,21 +105,19 @@ def test_cbox_sizes_are_diameters(shared_data):
     assert kw["features"]["Confidence"].iloc[0] == pytest.approx(0.6578449)
 
 
-def test_particles_without_coordinates(shared_data, monkeypatch):
+def test_particles_without_coordinates_are_a_table_not_a_layer(shared_data, monkeypatch):
     infos = []
-    monkeypatch.setattr(_reader, "_notify_info", infos.append)
-    [(data, kw, kind)] = _read(shared_data / "cryosparc" / "cryosparc_P12_J24_001_particles.cs")
-    assert kind == "points" and len(data) == 0
-    md = kw["metadata"]["cryodiag"]
-    assert md["kind"] == "particles" and len(md["table"]) == 2019
-    assert "nothing to place on micrographs" in infos[0]
+    monkeypatch.setattr(_reader, "_notify", lambda level, msg: infos.append(msg))
+    out = _read(shared_data / "cryosparc" / "cryosparc_P12_J24_001_particles.cs")
+    assert out == _reader.NO_LAYER  # napari's "read, no layer" (issue 9: no empty Points layer)
+    assert "2,019 particles without pick coordinates" in infos[0]
 
 
-def test_postprocess_layer(shared_data):
-    [(data, kw, kind)] = _read(shared_data / "relion-postprocess" / "postprocess.star")
-    md = kw["metadata"]["cryodiag"]
-    assert md["kind"] == "postprocess" and len(md["fsc"]) == 49 and len(md["guinier"]) > 0
-    assert md["general"]["rlnFinalResolution"] == pytest.approx(16.363636)
+def test_postprocess_is_a_table_not_a_layer(shared_data, monkeypatch):
+    infos = []
+    monkeypatch.setattr(_reader, "_notify", lambda level, msg: infos.append(msg))
+    assert _read(shared_data / "relion-postprocess" / "postprocess.star") == _reader.NO_LAYER
+    assert "final resolution 16.36 Å" in infos[0] and "Map validation" in infos[0]
 
 
 def test_npe2_manifest_reads(shared_data):
@@ -114,7 +130,6 @@ def test_npe2_manifest_reads(shared_data):
 
 def test_model_star_is_not_a_particle_table(shared_data, monkeypatch):
     infos = []
-    monkeypatch.setattr(_reader, "_notify_info", infos.append)
-    [(data, kw, kind)] = _read(shared_data / "relion13-tutorial" / "Class2D" / "manual_it025_model.star")
-    assert kw["metadata"]["cryodiag"]["kind"] == "relion_model" and len(data) == 0
+    monkeypatch.setattr(_reader, "_notify", lambda level, msg: infos.append(msg))
+    assert _read(shared_data / "relion13-tutorial" / "Class2D" / "manual_it025_model.star") == _reader.NO_LAYER
     assert "model.star" in infos[0]

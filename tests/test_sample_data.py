@@ -169,7 +169,8 @@ def test_sample_micrographs_layer_data():
     assert meta["kind"] == "micrographs" and meta["keys"] == ["sim_0001", "sim_0002"]
     assert meta["names"] == ["sim_0001.mrc", "sim_0002.mrc"] and meta["pixel_size_A"] == 2.0
     lo, hi = image.contrast_limits
-    assert lo < float(np.median(image.data[0])) < hi
+    assert lo < float(np.median(np.asarray(image.data[0]))) < hi
+    assert meta["raw"].shape == (2, 384, 384) and meta["display"]["enabled"]  # shown low-passed
     pm = points.metadata["cryodiag"]
     assert pm["kind"] == "picks"
     table = pm["table"]
@@ -191,11 +192,10 @@ def test_sample_half_maps_and_classes_layer_data():
     assert h1.data.ndim == 3 and h1.data.shape == mask.data.shape
     assert h1.metadata["cryodiag"]["kind"] == "map" and h1.scale[0] == h1.metadata["cryodiag"]["pixel_size_A"]
     assert 0 <= mask.data.min() and mask.data.max() <= 1
-    avg, parts = _check_layer_data(sample_class_averages())
+    [avg] = _check_layer_data(sample_class_averages())  # the particle set is a table, not a layer
     meta = avg.metadata["cryodiag"]
     assert meta["kind"] == "stack" and meta["n_images"] == avg.data.shape[0]
-    assert parts.metadata["cryodiag"]["kind"] == "particles"
-    assert "class" in parts.metadata["cryodiag"]["table"].columns
+    assert "class" in meta["table"].columns
 
 
 @pytest.mark.viewer
@@ -203,7 +203,8 @@ def test_open_sample_in_viewer(make_napari_viewer, monkeypatch):
     """napari's Open Sample route (npe2 manifest): picks follow the slider and sit on particles."""
     from scipy import ndimage
 
-    from napari_cryodiag import _sample_data, picks_layer
+    from napari_cryodiag import _sample_data
+    from napari_cryodiag.widgets import picks_layer
 
     monkeypatch.setattr(_sample_data, "SAMPLE_N_MICROGRAPHS", 3)
     monkeypatch.setattr(_sample_data, "SAMPLE_SHAPE", (512, 512))
@@ -211,7 +212,7 @@ def test_open_sample_in_viewer(make_napari_viewer, monkeypatch):
     viewer.open_sample("napari-cryodiag", "micrographs")
     assert len(viewer.layers) == 2
     img, pts = viewer.layers
-    assert img.data.shape == (3, 512, 512)
+    assert img.metadata["cryodiag"]["raw"].shape == (3, 512, 512)
     ctrl = picks_layer.get_picks_controller(pts)
     assert ctrl is not None and ctrl.image_layer is img
     table = pts.metadata["cryodiag"]["table"]
@@ -227,7 +228,7 @@ def test_open_sample_in_viewer(make_napari_viewer, monkeypatch):
         np.testing.assert_allclose(np.sort(pts.data[:, 1]), np.sort(rows["y_px"]))
         # the shown points are particles: dark on the band-passed micrograph, darker than
         # the same points moved by one particle diameter
-        mic = np.asarray(img.data[i], dtype=np.float32)
+        mic = np.asarray(img.metadata["cryodiag"]["raw"][i], dtype=np.float32)
         bp = ndimage.gaussian_filter(mic, 3.0) - ndimage.gaussian_filter(mic, 25.0)
         shown = pd.DataFrame(pts.data[:, 1:], columns=["y", "x"]).merge(
             rows[["y_px", "x_px", "truth"]], left_on=["y", "x"], right_on=["y_px", "x_px"])

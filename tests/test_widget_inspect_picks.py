@@ -49,7 +49,7 @@ def _table(seed=0):
 @pytest.fixture
 def setup(make_napari_viewer, tmp_path):
     from napari_cryodiag._reader import picks_layer_data
-    from napari_cryodiag.picks_layer import get_picks_controller, link_viewer
+    from napari_cryodiag.widgets.picks_layer import get_picks_controller, link_viewer
     from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
 
     viewer = make_napari_viewer()
@@ -89,29 +89,36 @@ def _counts_text(mask, table, shown_key):
     return f"kept {mask.sum():,} / {len(table):,}", f"shown micrograph {shown_key}: {mask[on].sum():,} / {on.sum():,}"
 
 
+def _counts_text(mask, table, shown_key):
+    on = (table["micrograph"] == shown_key).to_numpy()
+    return f"{mask.sum():,} of {len(table):,} picks kept", f"Shown micrograph {shown_key}: {mask[on].sum():,} / {on.sum():,}"
+
+
 def test_thresholds_counts_points_table_export(setup, qtbot, tmp_path):
-    from napari_cryodiag.picks_layer import KEPT_COLOR, REJECTED_COLOR
+    from napari_cryodiag.widgets.picks_layer import KEPT_COLOR, REJECTED_COLOR
 
     viewer, w, layer, ctrl, table = setup
-    assert w.layer is layer and w.inspection is not None
+    h = w.thresholds
+    assert w.layer is layer and w.inspection is not None and w.picks.value is layer
     assert (w.inspection.x_feature, w.inspection.y_feature) == ("ncc", "power")
-    t = dataclasses.replace(w.thresholds)
-    assert t.method.startswith("suggested")
+    assert (h.x_feature.value, h.y_feature.value) == ("ncc", "power")
+    t = dataclasses.replace(w.inspection.thresholds)
+    assert t.method.startswith("suggested")  # NCC x power: the suggestion is the default rule
     shown = f"mic_{ctrl.current_index():02d}"
     m0 = _expected(table, t.x_min, t.y_min, t.y_max)
     for part in _counts_text(m0, table, shown):
-        assert part in w.counts_label.text()
+        assert part in h.counts.value, (part, h.counts.value)
 
-    # move the NCC slider: counts follow exactly
-    w.x_slider.setValue(0.30)
-    x_min = w.thresholds.x_min
-    assert x_min == pytest.approx(0.30, abs=2e-3)
+    # move the NCC slider (a magicgui value): counts follow exactly
+    h.x_range.value = (0.30, h.x_range.max)
+    x_min = w.inspection.thresholds.x_min
+    assert x_min == pytest.approx(0.30, abs=2e-3) and w.inspection.thresholds.x_max is None
     m1 = _expected(table, x_min, t.y_min, t.y_max)
     assert m1.sum() != m0.sum()
     for part in _counts_text(m1, table, shown):
-        assert part in w.counts_label.text(), (part, w.counts_label.text())
+        assert part in h.counts.value, (part, h.counts.value)
     assert w.result.n_kept == m1.sum()
-    assert not w.result.mask[3]  # NaN score is rejected
+    assert not w.result.kept[3]  # NaN score is rejected
     # the shown micrograph's points: rejected ones dimmed
     rows = ctrl.rows_shown()
     assert len(layer.data) == len(rows) == (table["micrograph"] == shown).sum()
@@ -119,77 +126,88 @@ def test_thresholds_counts_points_table_export(setup, qtbot, tmp_path):
     np.testing.assert_allclose(colors[m1[rows]], np.tile(KEPT_COLOR, (m1[rows].sum(), 1)), atol=1e-6)
     np.testing.assert_allclose(colors[~m1[rows]], np.tile(REJECTED_COLOR, ((~m1[rows]).sum(), 1)), atol=1e-6)
     # hide rejected: only kept picks stay in the layer
-    w.rejected_combo.setCurrentText("hide")
+    w.rejected.value = "hide"
     assert len(layer.data) == m1[rows].sum() > 0
     np.testing.assert_allclose(layer.data[:, 1:], table[["y_px", "x_px"]].to_numpy()[rows][m1[rows]])
 
     # the power range slider (log axis: slider in log10 units)
-    assert w.inspection.log_y is False or w.y_slider_label.text().endswith("(log)")
-    lo, hi = w.y_slider.value()
-    w.y_slider.setValue((lo + 0.25 * (hi - lo), hi))
-    m2 = _expected(table, w.thresholds.x_min, w.thresholds.y_min, w.thresholds.y_max)
-    assert w.thresholds.y_min > t.y_min and m2.sum() < m1.sum()
-    assert f"kept {m2.sum():,} / {len(table):,}" in w.counts_label.text()
+    assert w.inspection.log_y is False or h.y_range.label.endswith("(log10)")
+    lo, hi = h.y_range.value
+    h.y_range.value = (lo + 0.25 * (hi - lo), hi)
+    th = w.inspection.thresholds
+    m2 = _expected(table, th.x_min, th.y_min, th.y_max)
+    assert th.y_min > t.y_min and m2.sum() < m1.sum()
+    assert f"{m2.sum():,} of {len(table):,} picks kept" in h.counts.value
+    # a min above its max is refused with a message, and changes nothing
+    before = w.result.n_kept
+    w.set_threshold("y_min", th.y_max * 2)
+    assert w.inspection.thresholds.y_min == th.y_min and w.result.n_kept == before
+    assert "inconsistent thresholds" in w.status.value and "above its max" in w.status.value
 
-    # ---- the per-micrograph table follows and drives the slider
-    w.rejected_combo.setCurrentText("dim")
-    tb = w.mic_table
-    assert tb.rowCount() == N_MICS
-    names = [tb.item(r, 0).text() for r in range(N_MICS)]
-    assert names == [f"mic_{i:02d}" for i in range(N_MICS)]
-    picks = [int(tb.item(r, 2).text()) for r in range(N_MICS)]
-    assert picks == table.groupby("micrograph").size().tolist()
-    r = 4
-    tb.cellClicked.emit(r, 0)
+    # ---- the per-micrograph table (its tab shown, as a user clicks it) follows and drives the slider
+    w.rejected.value = "dim"
+    tb = w.table
+    model = tb.model
+    w.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: model.rowCount() == N_MICS, timeout=2000)
+    assert model.rowCount() == N_MICS
+    assert [str(n) for n in model.names] == [f"mic_{i:02d}" for i in range(N_MICS)]
+    assert list(model.values[1]) == table.groupby("micrograph").size().tolist()
+    tb.view.clicked.emit(tb.proxy.index(4, 0))
     assert ctrl.current_index() == 4 and viewer.dims.current_step[0] == 4
-    assert "shown micrograph mic_04" in w.counts_label.text()
+    assert "Shown micrograph mic_04" in h.counts.value
     assert len(layer.data) == (table["micrograph"] == "mic_04").sum()
     # moving the viewer's slider selects the micrograph's row
     viewer.dims.set_current_step(0, 1)
     assert ctrl.current_index() == 1
-    assert tb.selectedItems() and tb.selectedItems()[0].row() == 1
-    assert "shown micrograph mic_01" in w.counts_label.text()
+    sel = tb.view.selectionModel().selectedRows()
+    assert sel and tb.proxy.mapToSource(sel[0]).row() == 1
+    assert "Shown micrograph mic_01" in h.counts.value
     # kept column follows a threshold change (after the debounce)
     w.set_threshold("x_min", 0.3)
-    qtbot.waitUntil(lambda: int(tb.item(0, 3).text()) == int(w.result.kept_per_micrograph[0]), timeout=2000)
+    qtbot.waitUntil(lambda: int(model.values[2][0]) == int(w.result.kept_per_micrograph[0]), timeout=2000)
     sub = table[table.micrograph == "mic_00"]
-    exp0 = _expected(sub, 0.3, w.thresholds.y_min, w.thresholds.y_max).sum()
-    assert int(tb.item(0, 3).text()) == exp0
+    th = w.inspection.thresholds
+    assert int(model.values[2][0]) == _expected(sub, 0.3, th.y_min, th.y_max).sum()
 
-    # ---- export kept (and rejected) picks with the thresholds in a side JSON
+    # ---- export kept (and rejected) picks with the settings beside each file
     from napari_cryodiag.io.picks import read_table
 
-    w.set_threshold("x_min", 0.3)
     out = tmp_path / "kept.star"
     paths = w.export(out, rejected=True)
     assert [p.name for p in paths] == ["kept.star", "kept_rejected.star", "kept.star.cryodiag.json"]
     kept = read_table(out)
     rej = read_table(tmp_path / "kept_rejected.star")
     assert len(kept) == w.result.n_kept and len(rej) == len(table) - w.result.n_kept
-    np.testing.assert_allclose(np.sort(kept["ncc"]), np.sort(table["ncc"][w.result.mask]), rtol=1e-5)
+    np.testing.assert_allclose(np.sort(kept["ncc"]), np.sort(table["ncc"][w.result.kept]), rtol=1e-5)
     info = json.loads((tmp_path / "kept.star.cryodiag.json").read_text())
     assert info["thresholds"]["x_min"] == pytest.approx(0.3)
-    assert info["n_kept"] == w.result.n_kept and info["x_units"] == "raw"
+    assert info["selection"]["n_kept"] == w.result.n_kept and info["x_units"] == "raw"
+    assert info["selection"]["n_rejected_by_thresholds"] == len(table) - w.result.n_kept
+    assert info["counts"]["kept"] == w.result.n_kept and info["counts"]["rejected_written"] == len(rej)
+    assert info["counts"]["left_out_by"]["thresholds"] == len(table) - w.result.n_kept
+    assert f"wrote {w.result.n_kept:,} picks" in w.status.value
     # no silent overwrite, and a refused export writes nothing
     before = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     (tmp_path / "again.star.cryodiag.json").write_text("{}")
     assert w.export(tmp_path / "again.star") == []
-    assert "exists" in w.status.text() and not (tmp_path / "again.star").exists()
+    assert "exists" in w.status.value and not (tmp_path / "again.star").exists()
     assert w.export(out) == []
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
     # .cs: locations as fractions of the shown micrographs' shape
-    paths = w.export(tmp_path / "kept.cs", rejected=False)
+    paths = w.export(tmp_path / "kept.cs")
     assert [p.name for p in paths] == ["kept.cs", "kept.cs.cryodiag.json"]
     kept_cs = read_table(tmp_path / "kept.cs")
     assert len(kept_cs) == w.result.n_kept
-    np.testing.assert_allclose(np.sort(kept_cs["x_px"]), np.sort(table["x_px"][w.result.mask]), atol=1e-3)
+    np.testing.assert_allclose(np.sort(kept_cs["x_px"]), np.sort(table["x_px"][w.result.kept]), atol=1e-3)
 
-    # ---- any numeric column on an axis
-    w.y_combo.setCurrentText("defocus_A")
+    # ---- any numeric column on an axis (offered after the scores, never chosen by default)
+    assert h.y_feature.choices[:3] == ("(none: 1D)", "ncc", "power")
+    h.y_feature.value = "defocus_A"
     assert w.inspection.y_feature == "defocus_A"
-    assert w._plot.ax.get_ylabel().startswith("defocus_A")
-    t = w.thresholds
-    m = _expected(table, t.x_min, t.y_min, t.y_max, y=table["defocus_A"].to_numpy())
+    assert w.thresholds._plot.ax.get_ylabel().startswith("defocus_A")
+    th = w.inspection.thresholds
+    m = _expected(table, th.x_min, th.y_min, th.y_max, y=table["defocus_A"].to_numpy())
     assert w.result.n_kept == m.sum()
 
 
@@ -197,10 +215,11 @@ def test_dragging_lines_and_polygon_on_the_histogram(setup, qtbot):
     from matplotlib.backend_bases import MouseEvent
 
     viewer, w, layer, ctrl, table = setup
-    canvas = w.hist_canvas.canvas
-    ax = w._plot.ax
+    h = w.thresholds
+    canvas = h.canvas.canvas
+    ax = h._plot.ax
     canvas.draw()
-    t = dataclasses.replace(w.thresholds)
+    t = dataclasses.replace(w.inspection.thresholds)
     y_mid = np.sqrt(t.y_min * t.y_max) if w.inspection.log_y else 0.5 * (t.y_min + t.y_max)
 
     def ev(name, xd, yd, button=1):
@@ -210,29 +229,29 @@ def test_dragging_lines_and_polygon_on_the_histogram(setup, qtbot):
 
     # grab the NCC line, drag it to 0.2, release
     ev("button_press_event", t.x_min, y_mid)
-    assert w._dragging == "x_min"
+    assert h._dragging == "x_min"
     ev("motion_notify_event", 0.25, y_mid)
     ev("motion_notify_event", 0.20, y_mid)
     ev("button_release_event", 0.20, y_mid)
-    assert w._dragging is None
-    assert w.thresholds.x_min == pytest.approx(0.20, abs=1e-6)
-    assert w.x_slider.value() == pytest.approx(0.20, abs=1e-3)
-    assert w._plot.lines["x_min"].get_xdata()[0] == pytest.approx(0.20)
+    assert h._dragging is None
+    assert w.inspection.thresholds.x_min == pytest.approx(0.20, abs=1e-6)
+    assert h.x_range.value[0] == pytest.approx(0.20, abs=1e-3)
+    assert h._plot.lines["x_min"].get_xdata()[0] == pytest.approx(0.20)
     m = _expected(table, 0.20, t.y_min, t.y_max)
     assert w.result.n_kept == m.sum()
-    assert f"kept {m.sum():,} / {len(table):,}" in w._plot.ax.get_title()
+    assert f"kept {m.sum():,} / {len(table):,}" in h._plot.ax.get_title()
     # grab the power minimum line and move it up
     xm = 0.5 * sum(ax.get_xlim())
     new_y = t.y_min * 1.5
     ev("button_press_event", xm, t.y_min)
-    assert w._dragging == "y_min"
+    assert h._dragging == "y_min"
     ev("motion_notify_event", xm, new_y)
     ev("button_release_event", xm, new_y)
-    assert w.thresholds.y_min == pytest.approx(new_y, rel=1e-6)
+    assert w.inspection.thresholds.y_min == pytest.approx(new_y, rel=1e-6)
     assert w.result.n_kept == _expected(table, 0.20, new_y, t.y_max).sum()
     # a press far from any line does not start a drag
     ev("button_press_event", xm, np.sqrt(new_y * t.y_max) if w.inspection.log_y else 0.5 * (new_y + t.y_max))
-    assert w._dragging is None
+    assert h._dragging is None
 
     # ---- a polygon drawn on the histogram
     from napari_cryodiag.compute.picks.thresholds import points_in_polygon
@@ -242,17 +261,16 @@ def test_dragging_lines_and_polygon_on_the_histogram(setup, qtbot):
     w.set_threshold("y_max", None)
     assert w.result.n_kept == len(table)  # no cut at all: even the NaN-score pick stays
     poly = [(0.25, 10.0), (0.7, 10.0), (0.7, 60.0), (0.25, 60.0)]
-    # the polygon tool hands its vertices to set_polygon
-    w.polygon_button.setChecked(True)
-    assert w._poly_selector is not None
-    w._poly_selector.onselect(poly)
+    # the polygon tool hands its vertices to the session
+    h.polygon_button.clicked.emit()
+    assert h._poly_selector is not None and "polygon" in w.status.value
+    h._poly_selector.onselect(poly)
     inside = points_in_polygon(table["ncc"], table["power"], poly, log_y=w.inspection.log_y)
     assert w.result.n_kept == inside.sum() > 0
-    assert w._plot.polygon is not None and w._plot.polygon.get_visible()
-    w.polygon_button.setChecked(False)
-    w.set_polygon(None)
+    assert h._plot.polygon is not None and h._plot.polygon.get_visible()
+    assert h._poly_selector is None and "polygon" not in w.status.value  # the hint goes with the mode
+    h.clear_polygon_button.clicked.emit()
     assert w.result.n_kept == len(table)
-
 
 
 def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
@@ -260,26 +278,29 @@ def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
 
     viewer, w, layer, ctrl, table = setup
     raw_edges = w.inspection.hist.x_edges.copy()
-    w.cal_x_check.setChecked(True)
+    form = w.calibration.form
+    w.tabs.setCurrentIndex(2)  # the Calibration tab, as a user opens it
+    qtbot.wait(10)
+    form.calibrate_x.value = True
     assert w.inspection.x_units == "calibrated (ratio)"
-    assert "calibrated (ratio)" in w._plot.ax.get_xlabel()
+    assert "calibrated (ratio)" in w.thresholds._plot.ax.get_xlabel()
     assert w.inspection.hist.x_edges[0] < 1.0 < w.inspection.hist.x_edges[-1] < raw_edges[-1] + 2
     cx = fit_calibration(table, "ncc").apply(table).to_numpy()
     np.testing.assert_allclose(w.inspection.x, cx, equal_nan=True)
-    t = w.thresholds
+    t = w.inspection.thresholds
     assert w.result.n_kept == _expected(table, t.x_min, t.y_min, t.y_max, x=cx).sum()
-    assert "ncc: median =" in w.cal_label.text()
-    w.cal_mode_combo.setCurrentText("difference")
+    assert "ncc: median =" in w.calibration.note.value
+    form.mode.value = "difference"
     assert w.inspection.x_units == "calibrated (difference)"
     assert w.inspection.hist.x_edges[0] < 0.0 < w.inspection.hist.x_edges[-1]
-    w.cal_x_check.setChecked(False)
+    form.calibrate_x.value = False
     assert w.inspection.x_units == "raw"
     np.testing.assert_allclose(w.inspection.hist.x_edges, raw_edges)
 
     # ---- look at it: screenshots to /tmp
     viewer.window._qt_window.resize(1400, 900)
-    w.cal_x_check.setChecked(True)
-    w.cal_y_check.setChecked(True)
+    form.calibrate_x.value = True
+    form.calibrate_y.value = True
     w.tabs.setCurrentIndex(0)
     qtbot.wait(50)
     img = viewer.screenshot(canvas_only=False, flash=False)
@@ -297,63 +318,60 @@ def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
     from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
 
     _, w2 = viewer.window.add_plugin_dock_widget("napari-cryodiag", "Inspect Picks")
-    assert isinstance(w2, InspectPicksWidget) and w2.layer is layer and w2.result.n_total == len(table)
-
+    assert isinstance(w2, InspectPicksWidget) and w2.layer is layer and w2.result.n_rows == len(table)
 
 
 def test_real_relion_autopicks_then_ctf_table(make_napari_viewer, qtbot, shared_data):
-    """Real RELION 1.3 autopicks (FOM only, no defocus): calibration is disabled with a
-    message; opening the CTF table of the same micrographs enables it."""
-    from napari_cryodiag._reader import get_reader
+    """Real RELION 1.3 autopicks (FOM only, no defocus): a 1D view that keeps every pick,
+    calibration disabled with a message; opening the CTF table of the same micrographs (a table,
+    not a layer) enables it."""
     from napari_cryodiag.compute.picks.calibration import fit_calibration
     from napari_cryodiag.io.picks import read_table
     from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
 
     tut = shared_data / "relion13-tutorial"
     viewer = make_napari_viewer()
-
-    def open_with_reader(path):
-        for data, kwargs, kind in get_reader(str(path))(str(path)):
-            getattr(viewer, f"add_{kind}")(data, **kwargs)
-
-    open_with_reader(tut / "autopick")
+    viewer.open(str(tut / "autopick"), plugin="napari-cryodiag")
     w = InspectPicksWidget(viewer)
     picks = read_table(tut / "autopick")
-    assert w.inspection.x_feature == "rlnAutopickFigureOfMerit"
-    assert w.result.n_total == len(picks) == 9470
-    t = w.thresholds
-    fom = picks["rlnAutopickFigureOfMerit"].to_numpy()
-    y = picks[w.inspection.y_feature].to_numpy(dtype=float)
-    assert w.result.n_kept == _expected(picks, t.x_min, t.y_min, t.y_max, x=fom, y=y).sum()
-    w.cal_x_check.setChecked(True)
-    assert not w.cal_x_check.isChecked() and "no defocus" in w.cal_label.text()
+    assert w.inspection.x_feature == "rlnAutopickFigureOfMerit" and w.inspection.one_d
+    assert w.result.n_rows == len(picks) == 9470
+    assert w.result.n_kept == 9470  # no silent default on a single score
+    form = w.calibration.form
+    w.tabs.setCurrentIndex(2)
+    qtbot.wait(10)
+    form.calibrate_x.value = True
+    assert not form.calibrate_x.value and "no defocus" in w.calibration.note.value
     assert w.inspection.x_units == "raw"
 
-    open_with_reader(tut / "all_micrographs_ctf.star")  # CTFFIND results of the same micrographs
-    assert w.inspection.defocus is not None and "all_micrographs_ctf.star" in w.status.text()
-    w.cal_x_check.setChecked(True)
-    assert w.cal_x_check.isChecked() and w.inspection.x_units == "calibrated (ratio)"
+    n_layers = len(viewer.layers)
+    viewer.open(str(tut / "all_micrographs_ctf.star"), plugin="napari-cryodiag")  # CTFFIND results
+    assert len(viewer.layers) == n_layers  # a table, not an empty layer
+    assert w.inspection.defocus is not None and "all_micrographs_ctf.star" in w.calibration.source.value
+    form.calibrate_x.value = True
+    assert form.calibrate_x.value and w.inspection.x_units == "calibrated (ratio)"
     ctf = read_table(tut / "all_micrographs_ctf.star")
     per = ctf.groupby("micrograph")["defocus_A"].median()
     cal = fit_calibration(picks, "rlnAutopickFigureOfMerit", defocus=per)
     np.testing.assert_allclose(w.inspection.x, cal.apply(picks, defocus=per).to_numpy(), equal_nan=True)
-    tb = w.mic_table
-    assert tb.rowCount() == 15
-    d = {tb.item(r, 0).text(): float(tb.item(r, 1).text()) for r in range(15)}
-    for key, v in d.items():
-        assert v == pytest.approx(per[key], rel=1e-3)
-    assert "rlnAutopickFigureOfMerit: median =" in w.cal_label.text()
+    model = w.table.model
+    w.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: model.rowCount() == 15, timeout=2000)
+    for name, v in zip(model.names, model.values[0]):
+        assert v == pytest.approx(per[str(name)], rel=1e-3)
+    assert "rlnAutopickFigureOfMerit: median =" in w.calibration.note.value
 
 
-def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot):
-    """Compute scores in a worker (new layer, values = score_micrograph on that micrograph),
-    pick the shown micrograph, remove duplicates (planted ones go, none closer than the
-    distance stays)."""
+def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot, tmp_path):
+    """Compute scores in a worker (the set's scores replaced, values = score_micrograph on that
+    micrograph), pick the shown micrograph, remove duplicates at export (planted ones go, none
+    closer than the distance stays), one job at a time, cancel."""
     from napari_cryodiag._reader import picks_layer_data
     from napari_cryodiag.compute.picks.scores import score_micrograph
-    from napari_cryodiag.picks_layer import link_viewer
+    from napari_cryodiag.io.picks import read_table
     from napari_cryodiag.simulate.micrographs import simulate_micrographs
     from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
+    from napari_cryodiag.widgets.picks_layer import link_viewer
 
     sim = simulate_micrographs(n_micrographs=2, shape=(320, 320), particles_per_micrograph=20, box=48,
                                seed=3, score=False)
@@ -365,52 +383,61 @@ def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot):
                      metadata={"cryodiag": {"kind": "micrographs", "paths": sim.names, "keys": sim.keys,
                                             "pixel_size_A": apix}})
     data, kwargs, _ = picks_layer_data(table, "/nonexistent/sim.star", name="picks")
-    viewer.add_points(data, **kwargs)
+    layer = viewer.add_points(data, **kwargs)
     link_viewer(viewer)
     w = InspectPicksWidget(viewer)
-    assert w.mic_layer_combo.currentText() == "micrographs"
-    w.diameter_spin.setValue(sim.particle_diameter_A)
+    assert w.jobs.micrographs.value.name == "micrographs"
+    assert w.jobs.templates.choices == (None,)  # the micrographs are not templates
+    w.jobs.scoring.diameter_A.value = sim.particle_diameter_A
 
-    # ---- scores, in a worker
+    # ---- scores, in a worker; one job at a time (a double click starts one)
+    n_layers = len(viewer.layers)
     worker = w.compute_scores()
-    assert worker is not None
-    qtbot.waitUntil(lambda: w.layer is not None and w.layer.name == "picks (scored)", timeout=30000)
+    assert worker is not None and not w.jobs.score_button.enabled
+    assert w.compute_scores() is None
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    assert w.jobs.score_button.enabled and len(viewer.layers) == n_layers  # no layer piled on top
     scored = w.inspection.table
-    assert (w.inspection.x_feature, w.inspection.y_feature) == ("ncc", "power")
-    assert "picks" in viewer.layers  # the input layer is kept
+    assert w.layer is layer and (w.inspection.x_feature, w.inspection.y_feature) == ("ncc", "power")
     on0 = (scored["micrograph"] == sim.keys[0]).to_numpy()
     ncc0, pow0 = score_micrograph(sim.images[0], scored["x_px"][on0], scored["y_px"][on0],
-                                  diameter_px=w.diameter_spin.value() / apix, pixel_size_A=apix)
+                                  diameter_px=w.jobs.scoring.diameter_A.value / apix, pixel_size_A=apix)
     np.testing.assert_allclose(scored["ncc"][on0], ncc0, rtol=1e-6, equal_nan=True)
     np.testing.assert_allclose(scored["power"][on0], pow0, rtol=1e-6, equal_nan=True)
     med = scored.groupby("truth")["ncc"].median()
     assert med["particle"] > med["empty"]  # scores mean something on the simulated truth
-    assert "scored" in w.jobs_label.text()
+    assert "scored" in w.jobs.note.value
 
     # ---- duplicates: plant 6 near-copies (3 px away, lower NCC) of particle picks
     part = scored.index[(scored["truth"] == "particle").to_numpy() & np.isfinite(scored["ncc"]).to_numpy()][:6]
-    dup = scored.loc[part].copy()
+    dup = scored.loc[part].drop(columns=["manual"]).copy()
     dup["x_px"] += 3.0
     dup["ncc"] -= 0.05
-    with_dups = pd.concat([scored, dup], ignore_index=True)
+    with_dups = pd.concat([scored.drop(columns=["manual"]), dup], ignore_index=True)
     with_dups.attrs = dict(scored.attrs)
     w.add_picks_layer(with_dups, "with duplicates")
-    res = w.remove_duplicates(20.0)
-    assert res is not None and w.layer.name == "with duplicates (no duplicates)"
-    out = w.inspection.table
-    assert res.n_removed == len(with_dups) - len(out) >= 6
-    assert f"removed {res.n_removed:,} duplicate picks within 20 Å" in w.dup_label.text()
+    w.thresholds.keep_all_button.clicked.emit()
+    w.export_panel.dedupe.distance_A.value = 20.0
+    w.export_panel.count_button.clicked.emit()
+    summary = w.export_panel.summary.value
+    assert "duplicates within 20 Å" in summary
+    paths = w.export(tmp_path / "nodup.star")
+    out = read_table(paths[0])
+    info = json.loads(paths[1].read_text())
+    n_removed = info["selection"]["n_duplicates"]
+    assert n_removed == len(with_dups) - len(out) >= 6
     for key, g in out.groupby("micrograph"):  # no two kept picks closer than 20 Å
         xy = g[["x_px", "y_px"]].to_numpy() * apix
         d = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) + np.eye(len(xy)) * 1e9
         assert d.min() >= 20.0
-    kept_keys = set(map(tuple, out[["x_px", "y_px"]].round(6).to_numpy()))
+    kept_keys = set(map(tuple, out[["x_px", "y_px"]].round(3).to_numpy()))
     for r in part:  # the originals (higher NCC) were kept, the copies removed
-        assert (round(scored.loc[r, "x_px"], 6), round(scored.loc[r, "y_px"], 6)) in kept_keys
-        assert (round(scored.loc[r, "x_px"] + 3.0, 6), round(scored.loc[r, "y_px"], 6)) not in kept_keys
+        assert (round(scored.loc[r, "x_px"], 3), round(scored.loc[r, "y_px"], 3)) in kept_keys
+        assert (round(scored.loc[r, "x_px"] + 3.0, 3), round(scored.loc[r, "y_px"], 3)) not in kept_keys
 
     # ---- picker on the shown micrograph
     viewer.dims.set_current_step(0, 1)
+    w.jobs.picker.diameter_A.value = sim.particle_diameter_A
     worker = w.run_picker(all_micrographs=False)
     assert worker is not None
     qtbot.waitUntil(lambda: w.layer is not None and w.layer.name == "picks (micrographs)", timeout=30000)
@@ -418,13 +445,15 @@ def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot):
     assert len(picks) > 5 and set(picks["micrograph"]) == {sim.keys[1]}
     assert {"ncc", "power", "defocus_A"} <= set(picks.columns)  # defocus from the open table
     assert np.allclose(picks["defocus_A"], sim.defocus_A[1])
-    assert w.result.n_total == len(picks)
+    assert w.result.n_rows == len(picks)
 
-    # ---- a cancelled job adds nothing
+    # ---- a cancelled job changes nothing
     n_layers = len(viewer.layers)
+    before = w.inspection.table["ncc"].to_numpy().copy()
     worker = w.compute_scores()
-    assert w.cancel_button.isEnabled()
-    w.cancel_button.click()
-    qtbot.waitUntil(lambda: worker not in w._workers, timeout=30000)
-    assert "cancelled" in w.jobs_label.text()
+    assert w.jobs.controls.cancel.enabled
+    w.jobs.controls.cancel.clicked.emit()
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    assert "cancelled" in w.status.value
     assert len(viewer.layers) == n_layers
+    np.testing.assert_array_equal(w.inspection.table["ncc"].to_numpy(), before)

@@ -22,7 +22,7 @@ def test_star_writer_writes_kept_rows_of_full_table(shared_data, tmp_path):
     table = kw["metadata"]["cryodiag"]["table"]
     kept = table["rlnAutopickFigureOfMerit"].to_numpy() > np.median(table["rlnAutopickFigureOfMerit"])
     kw["metadata"]["cryodiag"]["kept"] = kept
-    out, side = _writer.write_points_star(str(tmp_path / "kept.star"), data, kw)  # the file and its side JSON (<file>.cryodiag.json)
+    out, _side = _writer.write_points_star(str(tmp_path / "kept.star"), data, kw)
     back = pk.read_table(out)
     assert len(back) == kept.sum() and len(back) > len(data)  # the table, not the shown points
     np.testing.assert_allclose(back["x_px"], table.loc[kept, "x_px"], rtol=1e-7)
@@ -36,7 +36,7 @@ def test_cs_writer_from_cs_source_keeps_fields(shared_data, tmp_path):
     src = shared_data / "cryosparc" / "cryosparc_J2_particles_exported.cs"
     table = pk.read_table(src)
     meta = {"metadata": {"cryodiag": {"kind": "picks", "table": table, "kept": table["class"].to_numpy() == 1}}}
-    out, side = _writer.write_points_cs(str(tmp_path / "class1.cs"), np.zeros((0, 3)), meta)  # the file and its side JSON (<file>.cryodiag.json)
+    out, _side = _writer.write_points_cs(str(tmp_path / "class1.cs"), np.zeros((0, 3)), meta)
     a, b = np.load(src), np.load(out)
     assert b.dtype == a.dtype and len(b) == 7
     np.testing.assert_array_equal(b, a[a["alignments2D/class"] == 1])
@@ -45,7 +45,7 @@ def test_cs_writer_from_cs_source_keeps_fields(shared_data, tmp_path):
 def test_cs_writer_from_star_picks_uses_micrograph_shape(shared_data, tmp_path):
     data, kw = _layer(shared_data / "relion13-tutorial" / "autopick")
     kw["metadata"]["cryodiag"]["micrograph_shape"] = (4096, 4096)
-    out, side = _writer.write_points_cs(str(tmp_path / "picks.cs"), data, kw)  # the file and its side JSON (<file>.cryodiag.json)
+    out, _side = _writer.write_points_cs(str(tmp_path / "picks.cs"), data, kw)
     back = pk.read_table(out)
     table = kw["metadata"]["cryodiag"]["table"]
     assert len(back) == 9470
@@ -56,7 +56,7 @@ def test_cs_writer_from_star_picks_uses_micrograph_shape(shared_data, tmp_path):
 def test_plain_points_layer(tmp_path):
     data = np.array([[0, 10.0, 20.0], [1, 30.0, 40.0]])
     meta = {"name": "manual", "features": {"score": [0.5, 0.7]}, "scale": (1, 1.5, 1.5), "metadata": {}}
-    out, side = _writer.write_points_star(str(tmp_path / "m.star"), data, meta)  # the file and its side JSON (<file>.cryodiag.json)
+    out, _side = _writer.write_points_star(str(tmp_path / "m.star"), data, meta)
     back = pk.read_table(out)
     assert back["x_px"].tolist() == [20.0, 40.0] and back["y_px"].tolist() == [10.0, 30.0]
     assert back["score"].tolist() == [0.5, 0.7] and back["pixel_size_A"].tolist() == [1.5, 1.5]

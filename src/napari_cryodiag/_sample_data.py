@@ -32,7 +32,7 @@ def _link_viewer() -> None:
 def micrograph_layers(sim, *, name: str = "simulated micrographs", picks_name: str = "simulated picks"):
     """LayerData for a :class:`~napari_cryodiag.simulate.micrographs.SimulatedMicrographs`:
     the micrograph stack (image) and its picks (points, one micrograph shown at a time)."""
-    from ._reader import picks_layer_data
+    from .widgets.layer_data import picks_layer_data
 
     apix = float(sim.pixel_size_A)
     image_meta = {
@@ -48,18 +48,9 @@ def micrograph_layers(sim, *, name: str = "simulated micrographs", picks_name: s
             "particle_diameter_A": float(sim.particle_diameter_A),
         }
     }
-    image = (
-        sim.images,
-        {
-            "name": name,
-            "scale": (1.0, apix, apix),
-            "contrast_limits": _contrast_limits(sim.images[0]),
-            "colormap": "gray",
-            "multiscale": False,
-            "metadata": image_meta,
-        },
-        "image",
-    )
+    from .widgets.layer_data import micrograph_layer_data
+
+    image = micrograph_layer_data(sim.images, apix, image_meta["cryodiag"], name)
     table = sim.truth.copy()
     table.attrs = {
         "source": "simulated",
@@ -126,9 +117,8 @@ def sample_half_maps(seed: int | None = None):
 
 
 def sample_class_averages(seed: int | None = None):
-    """Simulated 2D class averages (good views and junk classes) and their particle table."""
-    import pandas as pd
-
+    """Simulated 2D class averages (good views and junk classes); their particle table joins the
+    viewer's open tables."""
     from .simulate.classes import simulate_classes
 
     sc = simulate_classes(seed=SAMPLE_SEED if seed is None else seed)
@@ -160,28 +150,10 @@ def sample_class_averages(seed: int | None = None):
         },
         "image",
     )
-    cols = [c for c in table.columns if table[c].dtype.kind in "iufb"]
-    particles = (
-        np.zeros((0, 2)),
-        {
-            "name": "simulated particles",
-            "metadata": {
-                "cryodiag": {
-                    "kind": "particles",
-                    "table": table,
-                    "path": "simulated",
-                    "convention": table.attrs.get("convention", ""),
-                    "n_rows": len(table),
-                    "simulated": True,
-                    # the particle images, so that the Classes widget can build half-set
-                    # averages and report each class's FRC resolution for the sample
-                    "images": np.asarray(sc.images, dtype=np.float32),
-                    "pixel_size_A": apix,
-                }
-            },
-            "features": pd.DataFrame({c: pd.Series(dtype=table[c].dtype) for c in cols}),
-            "visible": False,
-        },
-        "points",
-    )
-    return [image, particles]
+    from ._reader import _register
+
+    # the particle set has no picks to draw: it joins the viewer's open tables (no empty layer),
+    # with its images so that the Classes widget can build half-set averages and their FRCs
+    _register("particles", "simulated particles", None, table=table,
+              data={"images": np.asarray(sc.images, dtype=np.float32), "pixel_size_A": apix, "simulated": True})
+    return [image]

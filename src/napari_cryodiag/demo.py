@@ -13,7 +13,7 @@ import argparse
 import sys
 
 PLUGIN = "napari-cryodiag"
-WIDGETS = ["Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model"]
+WIDGETS = ["Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model", "Micrograph display"]
 #: what each workflow opens (sample keys of napari.yaml) and which widget it shows first
 WORKFLOWS = {
     "picks": (["micrographs"], "Inspect Picks"),
@@ -55,11 +55,17 @@ def build_viewer(workflow: str = "picks", widgets=WIDGETS, viewer=None):
     return viewer, docks
 
 
-def _is_busy(widget) -> bool:
-    """True while a worker runs in ``widget`` (a Cancel button in it is enabled)."""
+def _is_busy(docks) -> bool:
+    """True while a job runs in one of the docked widgets (its Cancel button is enabled)."""
     from qtpy.QtWidgets import QPushButton
 
-    return any(b.isEnabled() and b.text().lower().startswith("cancel") for b in widget.findChildren(QPushButton))
+    for d in docks.values():
+        w = d.widget()
+        if getattr(w, "busy", False):
+            return True
+        if any(b.isEnabled() and b.text().lower().startswith("cancel") for b in w.findChildren(QPushButton)):
+            return True
+    return False
 
 
 def main(argv=None) -> int:
@@ -72,17 +78,17 @@ def main(argv=None) -> int:
 
     import napari
 
-    viewer, _ = build_viewer(args.workflow, widgets=[] if args.no_widgets else WIDGETS)
+    viewer, docks = build_viewer(args.workflow, widgets=[] if args.no_widgets else WIDGETS)
     if args.screenshot:
         from qtpy.QtWidgets import QApplication
 
         import time
 
-        viewer.window._qt_window.resize(1600, 1000)
+        viewer.window.resize(1600, 1000)
         deadline = time.time() + 120  # let the workers started by the widgets finish
         while time.time() < deadline:
             QApplication.processEvents()
-            if not _is_busy(viewer.window._qt_window):
+            if not _is_busy(docks):
                 break
             time.sleep(0.1)
         for _ in range(5):

@@ -81,6 +81,8 @@ def register(subparsers) -> None:
     t.add_argument("--y-min", type=float)
     t.add_argument("--y-max", type=float)
     t.add_argument("--thresholds", metavar="JSON", help="thresholds saved by the widget or a previous run")
+    t.add_argument("--session", metavar="JSON", help="a session saved by Inspect Picks (pick files, settings and "
+                                                    "the picks deleted, moved or added by hand)")
     t.add_argument("--no-suggest", action="store_true", help="do not suggest thresholds that were not given")
     t.add_argument("--dedupe-A", type=nonnegative_float, default=0.0,
                    help="remove duplicates closer than this (Å) among kept picks (cryoSPARC 20, RELION 30; 0 = off)")
@@ -165,43 +167,6 @@ def _progress(label):
     return cb
 
 
-def _read_picks(args) -> pd.DataFrame:
-    from ..io.picks import read_table
-
-    opts = {"flip_y": True} if args.flip_y else {}
-    paths = list(args.picks)
-    try:
-        table = read_table(paths[0] if len(paths) == 1 else paths, **opts)
-    except TypeError:
-        table = read_table(paths[0] if len(paths) == 1 else paths)
-    return table
-
-
-def _attach_ctf(table: pd.DataFrame, ctf_path: str | None) -> list[str]:
-    """Add per-micrograph ``defocus_A`` (and pixel size) from a CTF table; returns notes."""
-    notes = []
-    if not ctf_path:
-        return notes
-    from ..io.picks import read_table
-
-    ctf = read_table(ctf_path)
-    if "micrograph" not in ctf.columns or "defocus_A" not in ctf.columns:
-        raise CryodiagInputError("the CTF table has no micrograph names and defocus", ctf_path)
-    if "micrograph" not in table.columns:
-        raise CryodiagInputError("the picks have no micrograph names to join the CTF table on",
-                                 table.attrs.get("source"))
-    per = ctf.groupby("micrograph")["defocus_A"].median()
-    df = table["micrograph"].astype(str).map(per)
-    n_missing = int(df.isna().sum())
-    if n_missing:
-        notes.append(f"{n_missing} picks are on micrographs absent from the CTF table (no defocus)")
-    table["defocus_A"] = df.to_numpy(dtype=np.float64)
-    if "pixel_size_A" not in table.columns and "pixel_size_A" in ctf.columns:
-        table["pixel_size_A"] = table["micrograph"].astype(str).map(
-            ctf.groupby("micrograph")["pixel_size_A"].median()).to_numpy(dtype=np.float64)
-    return notes
-
-
 def _pixel_size(args, table, stack) -> float | None:
     if args.pixel_size_A:
         return float(args.pixel_size_A)
@@ -247,6 +212,9 @@ def _score_kwargs(args, apix, d_px) -> dict:
     return kw
 
 
+_FLAG = {"particles": "star", "cs": "cs", "coordinates": "coords"}
+
+
 def _export_targets(args) -> list[tuple[str, Path]]:
     """``(kind, path)`` of every export (``io.selection`` kinds: particles, cs, coordinates)."""
     return [(kind, Path(given)) for kind, given in (("particles", args.export_star), ("cs", args.export_cs),
@@ -255,10 +223,10 @@ def _export_targets(args) -> list[tuple[str, Path]]:
 
 def plan(args):
     """Every input (pick files, also those found in folders or globs, micrographs, CTF table,
-    thresholds, templates) protected; figures, the JSON and every export (with ``_rejected`` and
-    the side JSON) planned. (The per-micrograph files of ``--export-coords`` are checked by the
-    writer before it writes any.)"""
-    from ..io.selection import selection_destinations
+    thresholds, session, templates) protected; figures, the JSON and every export (with
+    ``_rejected`` and the side JSON) planned. (The per-micrograph files of ``--export-coords`` are
+    checked by the writer before it writes any.)"""
+    from ..workflows.picks import selection_paths
 
     inputs = [f for a in args.picks for f in files_of(a)]
     inputs += files_of(args.micrographs) + files_of(args.denoised)
@@ -267,48 +235,61 @@ def plan(args):
     p.figure("calibration")
     p.file(args.json, "JSON of the numbers")
     for kind, dest in _export_targets(args):
-        flag = {"particles": "star", "cs": "cs", "coordinates": "coords"}[kind]
-        kept, rej, side = selection_destinations(dest, args.export_rejected)
-        p.file(kept, f"kept picks (--export-{flag})", in_folder=False)
-        if rej is not None:
-            p.file(rej, f"rejected picks (--export-{flag} --export-rejected)", in_folder=False)
-        p.file(side, "settings of an export", in_folder=False)
+        for f in selection_paths(dest, rejected=args.export_rejected):
+            what = "settings of an export" if f.name.endswith(".cryodiag.json") else f"picks (--export-{_FLAG[kind]})"
+            p.file(f, what, in_folder=False)
     return p
 
 
-def _export(table, mask, args, out_info: dict, out, settings: dict, *, refs=(), extra=None, left_out=None) -> None:
-    """Kept (and rejected) picks through the one selection writer (``io.selection``)."""
-    from ..io.selection import selection_destinations, write_selection
+def _scoring_options(args, apix) -> tuple:
+    """ScoringOptions (Å) and the templates of the command's flags."""
+    from ..workflows.picks import ScoringOptions
 
-    for kind, dest in _export_targets(args):
-        for f in selection_destinations(dest, args.export_rejected):
-            if f is not None:
-                kw = out.writer_kwargs(f)
-        res = write_selection(dest, table, mask, kind=kind, rejected=args.export_rejected, settings=settings,
-                              left_out=left_out, micrographs=list(refs), extra_columns=extra,
-                              coord_suffix=args.coord_suffix, micrograph_shape=out_info.get("micrograph_shape"),
-                              **kw)
-        for note in res.notes:
-            _warn(note, res.kept)
-        parts = [(res.kept, "kept", res.counts["kept"])]
-        if res.rejected is not None:
-            parts.append((res.rejected, "rejected", res.counts["rejected_written"]))
-        for path, label, n in parts:
-            out_info.setdefault("exports", []).append({"file": str(path), "settings": str(res.side_json),
-                                                       "selection": label, "n_rows": n, "kind": kind})
-            more = f" and {len(res.coordinate_files)} coordinate files" if kind == "coordinates" and label == "kept" else ""
-            _log(f"wrote {n} {label} picks to {path}{more}")
+    d_A = args.diameter_A
+    if args.diameter_px:
+        if not apix:
+            raise CryodiagInputError("--diameter-px needs a pixel size to convert (--pixel-size-A)", args.micrographs)
+        d_A = args.diameter_px * apix
+    opts = ScoringOptions(diameter_A=d_A, lowpass_A=args.lowpass_A, n_angles=args.n_angles, contrast=args.contrast,
+                          scheduler=args.scheduler or "")
+    templates = tpx = None
+    if args.templates:
+        from ..io.mrc import read_stack
+
+        st = read_stack(args.templates)
+        templates = np.asarray(st.data, dtype=np.float32)
+        tpx = args.template_pixel_size_A or getattr(st, "pixel_size_A", None)
+    return opts, templates, tpx
+
+
+def _annulus_kwargs(args, apix) -> dict:
+    kw = {}
+    for name in ("min_diameter_A", "max_diameter_A"):
+        v = getattr(args, name)
+        if v:
+            if not apix:
+                raise CryodiagInputError(f"--{name.replace('_', '-')} needs a pixel size", args.micrographs)
+            kw[name.replace("_A", "_px")] = v / apix
+    return kw
+
+
+def _drive(gen, label):
+    """Run a workflow generator with a progress line on stderr."""
+    from ..compute.progress import run_steps
+
+    return run_steps(gen, _progress(label))
 
 
 def run(args) -> int:
     from ..compute.picks.calibration import per_micrograph_medians
-    from ..compute.picks.duplicates import find_duplicates
-    from ..compute.picks.thresholds import PickInspection, Thresholds
+    from ..compute.picks.thresholds import Thresholds
+    from ..workflows import picks as wf
+    from ..workflows.picks import selection_paths
 
     out = plan(args).check()
     info: dict = {"command": "cryodiag picks", "notes": []}
     read_notes: list[str] = []
-    stack = None
+    stack = denoised = None
     if args.micrographs:
         from ..io.mrc import open_micrograph_stack
 
@@ -316,13 +297,15 @@ def run(args) -> int:
         out.protect(list(stack.paths))
         info["micrographs"] = {"source": args.micrographs, "n": len(stack), "shape_yx": list(stack.shape[1:]),
                                "pixel_size_A": stack.pixel_size_A}
-        info["micrograph_shape"] = list(stack.shape[1:])
-    denoised = None
     if args.denoised:
         from ..io.mrc import open_micrograph_stack
 
         denoised = open_micrograph_stack(args.denoised)
         out.protect(list(denoised.paths))
+    session = None
+    if args.session:
+        if args.picks or args.pick:
+            raise CryodiagInputError("give either --session or pick files / --pick, not both", args.session)
 
     # 1. picks
     if args.pick:
@@ -330,26 +313,31 @@ def run(args) -> int:
             raise CryodiagInputError("--pick needs --micrographs")
         if args.picks:
             raise CryodiagInputError("give either pick files or --pick, not both")
-        from ..compute.picks.jobs import pick_micrographs
-
         apix = _pixel_size(args, None, stack)
-        d_px = _diameter_px(args, apix, args.micrographs)
-        kw = _score_kwargs(args, apix, d_px)
-        if args.min_distance_A:
-            if not apix:
-                raise CryodiagInputError("--min-distance-A needs a pixel size", args.micrographs)
-            kw["min_distance_px"] = args.min_distance_A / apix
-        table = pick_micrographs(
-            stack, diameter_px=d_px, score_micrographs=denoised, client=args.scheduler,
-            num_workers=args.workers, ncc_min=args.pick_ncc_min, progress=_progress("picking"), **kw,
-        )
+        sopts, templates, tpx = _scoring_options(args, apix)
+        popts = wf.PickerOptions(diameter_A=sopts.diameter_A, min_distance_A=args.min_distance_A,
+                                 max_picks=100_000, ncc_min=args.pick_ncc_min)
+        if not popts.diameter_A:
+            raise CryodiagInputError("give the particle diameter (--diameter-A or --diameter-px)", args.micrographs)
+        table = _drive(wf.iter_pick(stack, popts, sopts, pixel_size_A=apix, score_micrographs=denoised,
+                                    templates=templates, template_pixel_size_A=tpx, num_workers=args.workers),
+                       "picking")
         table.attrs["source"] = str(args.micrographs)
         info["picking"] = dict(table.attrs.get("picker", {}), n_picks=int(len(table)))
         _log(f"picked {len(table)} particles on {len(stack)} micrographs")
-    else:
-        if not args.picks:
-            raise CryodiagInputError("give pick files, or --pick with --micrographs")
-        table = _read_picks(args)
+    elif not args.picks and not args.session:
+        raise CryodiagInputError("give pick files, or --pick with --micrographs, or --session")
+    if args.session:
+        ps, session = wf.load_session(args.session)
+        table = ps.table
+        out.protect([f for p in session["picks"] for f in files_of(p)], session.get("ctf"))
+        applied = session["applied"]
+        info["session"] = {"file": str(args.session), "edits": applied}
+        if applied.get("not_found"):
+            _warn(f"{applied['not_found']} edited picks of the session are no longer in the pick files",
+                  args.session)
+    elif not args.pick:
+        table = wf.read_picks(list(args.picks), flip_y=args.flip_y)
         out.protect([str(p) for p in (table.attrs.get("sources") or [table.attrs.get("source")]) if p])
         read_notes = list(table.attrs.get("notes", []) or [])  # picks left out or read with care
         info["notes"] += read_notes
@@ -361,15 +349,15 @@ def run(args) -> int:
                 f"not a picks file (fields: {', '.join(map(str, list(table.columns)[:12]))})",
                 table.attrs.get("source"),
             )
-    if args.export_cs and not args.micrograph_shape and stack is None and not (
+    shape = tuple(int(v) for v in args.micrograph_shape) if args.micrograph_shape else (
+        tuple(stack.shape[1:]) if stack is not None else None)
+    if args.export_cs and shape is None and not (
         {"micrograph_ny", "micrograph_nx"} <= set(table.columns) or table.attrs.get("format") == "cs"
     ):
         raise CryodiagInputError(
             "--export-cs needs the micrograph shape: give --micrographs or --micrograph-shape NY NX",
             table.attrs.get("source"),
         )
-    if args.micrograph_shape:
-        info["micrograph_shape"] = [int(v) for v in args.micrograph_shape]
     info["picks"] = {"source": table.attrs.get("source"), "n": int(len(table))}
     if len(table) == 0:
         raise CryodiagInputError("no picks in the input", table.attrs.get("source"))
@@ -378,14 +366,17 @@ def run(args) -> int:
     if args.score:
         if stack is None:
             raise CryodiagInputError("--score needs --micrographs")
-        from ..compute.picks.jobs import score_picks
-
         apix = _pixel_size(args, table, stack)
-        d_px = _diameter_px(args, apix, args.micrographs)
-        table = score_picks(
-            stack, table, diameter_px=d_px, score_micrographs=denoised, client=args.scheduler,
-            num_workers=args.workers, progress=_progress("scoring"), **_score_kwargs(args, apix, d_px),
-        )
+        sopts, templates, tpx = _scoring_options(args, apix)
+        if not sopts.diameter_A and "diameter_px" not in table.columns:
+            raise CryodiagInputError("give the particle diameter (--diameter-A or --diameter-px)", args.micrographs)
+        from ..compute.picks.jobs import iter_score_picks
+
+        d_px = sopts.diameter_A / apix if sopts.diameter_A else None
+        kw = dict(wf.score_kwargs(sopts, apix, templates=templates, template_pixel_size_A=tpx),
+                  **_annulus_kwargs(args, apix))
+        table = _drive(iter_score_picks(stack, table, diameter_px=d_px, score_micrographs=denoised,
+                                        client=args.scheduler, num_workers=args.workers, **kw), "scoring")
         sc = table.attrs.get("cryodiag_scoring", {})
         info["scoring"] = sc
         n_un = int(sc.get("n_unmatched") or 0)
@@ -405,73 +396,86 @@ def run(args) -> int:
             _warn(msg, table.attrs.get("source"))
 
     # 3. defocus and calibration
-    info["notes"] += _attach_ctf(table, args.ctf)
+    ctf = wf.read_ctf_table(args.ctf) if args.ctf else None
+    if ctf is not None:
+        info["notes"] += wf.attach_defocus(table, ctf)
     cal_x = args.calibrate in ("both", "x")
     cal_y = args.calibrate in ("both", "y")
-    thresholds = None
-    if args.thresholds:
-        thresholds = _read_thresholds(args.thresholds)
-    x_feature = args.x_feature or (thresholds.x_feature if thresholds else None)
-    y_feature = args.y_feature or (thresholds.y_feature if thresholds else None)
-    if y_feature is None and "power" not in table.columns:
-        # no power-like score (RELION/crYOLO picks without --score): show the pick score on
-        # both axes rather than an unrelated column (angles, classes)
-        from ..compute.picks.thresholds import default_features
+    thresholds = _read_thresholds(args.thresholds) if args.thresholds else None
+    if session is not None and thresholds is None and session.get("thresholds"):
+        thresholds = Thresholds.from_dict(session["thresholds"])
+    x_feature = args.x_feature or (thresholds.x_feature if thresholds else None) or (session or {}).get("x_feature")
+    y_feature = args.y_feature or (thresholds.y_feature if thresholds else None) or (session or {}).get("y_feature")
+    from ..compute.picks.thresholds import default_features
 
-        x_feature = x_feature or default_features(table)[0]
-        y_feature = x_feature
-        info["notes"].append(f"no power score in the picks: {x_feature} on both axes (use --score for power)")
-    if y_feature is not None and y_feature == x_feature:
-        cal_y = cal_x  # the same score on both axes, in the same units
+    dx, dy = default_features(table)
+    if (y_feature or (dy if not x_feature else None)) is None:
+        shown = x_feature or dx
+        if cal_y and args.calibrate == "y":
+            msg = (f"--calibrate y: the picks have one score ({shown}) and no y axis; calibrating "
+                   f"{shown} on x instead")
+            cal_x = True
+            info["notes"].append(msg)
+            _log(msg)
+        info["notes"].append(f"one score ({shown}): a 1D histogram (use --score for NCC and power)")
+        cal_y = False
     _check_scores(table, x_feature, y_feature, info, skip_unmatched=int(info.get("scoring", {}).get("n_unmatched") or 0))
-    insp = PickInspection(
-        table, x_feature, y_feature,
-        calibrate_x=cal_x, calibrate_y=cal_y, mode=args.calibration_mode,
-        method=args.calibration_method, scale=args.calibration_scale, bins=args.bins, thresholds=thresholds,
-    )
+    if session is not None:
+        ps_kw = {k: session["calibration"][k] for k in ("mode", "method", "scale") if k in session["calibration"]}
+    else:
+        ps_kw = {}
+    cal = wf.CalibrationOptions(calibrate_x=cal_x, calibrate_y=cal_y,
+                                mode=ps_kw.get("mode", args.calibration_mode),
+                                method=ps_kw.get("method", args.calibration_method),
+                                scale=ps_kw.get("scale", args.calibration_scale))
+    edits = (session or {}).get("edits")
+    ps = wf.open_pick_set(table, calibration=cal, x_feature=x_feature, y_feature=y_feature, bins=args.bins,
+                          thresholds=thresholds, suggest=(False if args.no_suggest else None))
+    if edits:
+        ps.apply_edits(edits)
+    insp = ps.inspection
+    if insp is None:
+        raise CryodiagInputError(f"{ps.no_scores}; use --score with --micrographs", table.attrs.get("source"))
     for axis, err in insp.calibration_errors.items():
         msg = f"{axis} axis: {err}"
         info["notes"].append(msg)
         _log(msg)
-    for axis, cal in insp.calibrations.items():
-        for w in cal.warnings:
-            msg = f"{axis} axis calibration ({cal.score}): {w}"
+    for axis, c in insp.calibrations.items():
+        for w in c.warnings:
+            msg = f"{axis} axis calibration ({c.score}): {w}"
             info["notes"].append(msg)
             _log(msg)
 
-    # 4. thresholds
+    # 4. thresholds (the suggestion is applied on a single score too when asked for with no flags:
+    # a headless run has no one to apply a proposal)
     t = insp.thresholds
     given = {k: getattr(args, k) for k in ("x_min", "x_max", "y_min", "y_max") if getattr(args, k) is not None}
-    if args.no_suggest and thresholds is None:
-        t = Thresholds(x_feature=insp.x_feature, y_feature=insp.y_feature, x_units=insp.x_units,
-                       y_units=insp.y_units, method="manual")
+    if thresholds is None and not args.no_suggest and not insp.suggests_by_default:
+        t = insp.suggest()
     if given:
         for k, v in given.items():
             setattr(t, k, v)
-        t.method = "manual" if args.no_suggest else f"{t.method}; set by hand: {', '.join(given)}"
-    res = insp.evaluate(t)
-    kept = res.mask.copy()
-
-    # 5. duplicates among the kept picks
-    dup_info = {"distance_A": None, "n_removed": 0}
-    if args.dedupe_A and args.dedupe_A > 0:
-        score = args.dedupe_score or insp.x_feature
-        apix = _pixel_size(args, table, stack)
-        dup = find_duplicates(table, args.dedupe_A, score=score, keep=args.dedupe_keep,
-                              pixel_size_A=None if "pixel_size_A" in table.columns and not args.pixel_size_A else apix,
-                              mask=kept)
-        kept = dup.keep
-        dup_info = dup.to_dict()
-        _log(f"removed {dup.n_removed} duplicates within {args.dedupe_A:g} Å")
+        t.method = "manual" if args.no_suggest or not t.method.startswith("suggested") else f"{t.method}; set by hand: {', '.join(given)}"
+    t.check(args.thresholds or table.attrs.get("source"))
+    insp.thresholds = t
+    dedupe = wf.DedupeOptions(distance_A=args.dedupe_A or 0.0, keep=args.dedupe_keep)
+    apix = _pixel_size(args, table, stack)
+    res = ps.evaluate()
+    sel = ps.selection(dedupe_A=dedupe.distance_A or None, dedupe_keep=dedupe.keep, dedupe_score=args.dedupe_score,
+                       pixel_size_A=None if "pixel_size_A" in table.columns and not args.pixel_size_A else apix)
+    kept = sel.kept
+    dup_info = sel.duplicates or {"distance_A": None, "n_removed": 0}
+    if sel.duplicates:
+        _log(f"removed {sel.n_duplicates} duplicates within {dedupe.distance_A:g} Å")
 
     # figures
     from ..plots.pick_histogram import plot_pick_histogram
 
     xl = insp.x_feature + ("" if insp.x_units == "raw" else f" ({insp.x_units})")
-    yl = insp.y_feature + ("" if insp.y_units == "raw" else f" ({insp.y_units})")
-    plot = plot_pick_histogram(None, insp.hist, thresholds=t, n_kept=int(kept.sum()), n_total=len(table),
+    yl = "" if insp.one_d else insp.y_feature + ("" if insp.y_units == "raw" else f" ({insp.y_units})")
+    plot = plot_pick_histogram(None, insp.hist, thresholds=t, n_kept=int(kept.sum()), n_total=sel.n_rows,
                                x_label=xl, y_label=yl,
-                               extra_title=(f"{dup_info['n_removed']} duplicates removed" if dup_info["n_removed"] else ""))
+                               extra_title=(f"{sel.n_duplicates} duplicates removed" if sel.n_duplicates else ""))
     figs = {"pick_histogram": out.save_figure(plot.fig, "pick_histogram")}
     cals = [insp.calibrations[a] for a in ("x", "y") if a in insp.calibrations]
     if cals:
@@ -480,8 +484,9 @@ def run(args) -> int:
         figs["calibration"] = out.save_figure(plot_calibration(cals), "calibration")
 
     # numbers
+    table = ps.table
     per_mic = None
-    for feature in dict.fromkeys((insp.x_feature, insp.y_feature)):
+    for feature in [f for f in dict.fromkeys((insp.x_feature, insp.y_feature)) if f]:
         try:
             pm = per_micrograph_medians(table, feature) if "defocus_A" in table.columns else None
         except CryodiagInputError:
@@ -493,56 +498,64 @@ def run(args) -> int:
                                "n_picks": g.size().to_numpy(), "median": g.median().to_numpy()})
         pm = pm.rename(columns={"median": f"median_{feature}"})
         per_mic = pm if per_mic is None else per_mic.merge(pm[["micrograph", f"median_{feature}"]], on="micrograph", how="outer")
-    summ = insp.summary(res.mask)
+    summ = insp.summary(res.kept)
     kept_after = pd.Series(kept).groupby(insp.codes).sum().reindex(range(len(insp.names)), fill_value=0)
-    per_mic = per_mic.merge(
-        pd.DataFrame({"micrograph": summ["micrograph"].astype(str), "kept_threshold": summ["kept"],
-                      "kept": kept_after.to_numpy(),
-                      f"median_x_shown ({insp.x_feature}, {insp.x_units})": summ["median_x"],
-                      f"median_y_shown ({insp.y_feature}, {insp.y_units})": summ["median_y"]}),
-        on="micrograph", how="left",
-    )
-    report = insp.report(res)
+    cols = {"micrograph": summ["micrograph"].astype(str), "kept_threshold": summ["kept"],
+            "kept": kept_after.to_numpy(),
+            f"median_x_shown ({insp.x_feature}, {insp.x_units})": summ["median_x"]}
+    if not insp.one_d:
+        cols[f"median_y_shown ({insp.y_feature}, {insp.y_units})"] = summ["median_y"]
+    per_mic = per_mic.merge(pd.DataFrame(cols), on="micrograph", how="left")
+    report = insp.report()
     info.update(
         x_feature=insp.x_feature, y_feature=insp.y_feature, x_units=insp.x_units, y_units=insp.y_units,
         thresholds=t.to_dict(),
         calibration={a: {k: v for k, v in c.to_dict().items() if k != "per_micrograph"} for a, c in insp.calibrations.items()},
         calibration_errors=dict(insp.calibration_errors),
-        counts={"total": int(len(table)), "kept_by_thresholds": int(res.n_kept),
-                "rejected_by_thresholds": int(res.n_rejected), "duplicates_removed": int(dup_info["n_removed"]),
-                "kept": int(kept.sum()), "rejected": int(len(table) - kept.sum()),
+        counts={"total": int(sel.n_rows), "kept_by_thresholds": int(res.n_kept),
+                "rejected_by_thresholds": int(res.n_rejected_by_thresholds), "duplicates_removed": int(sel.n_duplicates),
+                "kept": int(kept.sum()), "rejected": int(sel.n_rows - kept.sum()),
+                "removed_by_hand": int(sel.n_removed_by_hand), "added_by_hand": int(sel.n_added_by_hand),
                 "without_value": report.get("n_without_value", 0)},
+        selection=sel.to_dict(),
         duplicates=dup_info,
         per_micrograph=per_mic.to_dict(orient="list"),
         figures={k: [str(p) for p in v] for k, v in figs.items()},
     )
 
-    # 6. export
+    # 6. export (one writer for the CLI, the widget and File > Save)
     settings = {
         "source": table.attrs.get("source"), "x_feature": insp.x_feature, "y_feature": insp.y_feature,
         "x_units": insp.x_units, "y_units": insp.y_units, "thresholds": t.to_dict(),
         "calibration": info["calibration"], "duplicates": dup_info,
     }
+    refs = []
     if args.export_star or args.export_cs or args.export_coords:
-        extra = {}  # calibrated scores written beside, without a copy of the table
-        if insp.x_units != "raw":
-            extra[f"{insp.x_feature}_calibrated"] = insp.x
-        if insp.y_units != "raw" and insp.y_feature != insp.x_feature:
-            extra[f"{insp.y_feature}_calibrated"] = insp.y
         from ..io.selection import MicrographRefs
 
-        refs = []
-        if args.ctf:  # the micrograph STAR's names first, then the opened files'
-            from ..io.picks import read_table
-
-            refs.append(MicrographRefs.from_table(read_table(args.ctf)))
+        if ctf is not None and "micrograph_name" in ctf.columns:  # the micrograph STAR's names first
+            refs.append(MicrographRefs.from_table(ctf))
         if stack is not None:
             refs.append(MicrographRefs.from_stack(stack))
-        _export(table, kept, args, info, out, settings, refs=refs, extra=extra,
-                left_out={"thresholds": int(res.n_rejected), "duplicates": int(dup_info["n_removed"])})
-    info.pop("micrograph_shape", None)
+    for kind, dest in _export_targets(args):
+        kw = {}
+        for f in selection_paths(dest, rejected=args.export_rejected):
+            kw = out.writer_kwargs(f)
+        res, _ = wf.write_selection(ps, dest, selection=sel, kind=kind, rejected=args.export_rejected,
+                                    micrographs=refs, micrograph_shape=shape, settings=settings,
+                                    coord_suffix=args.coord_suffix, **kw)
+        for note in res.notes:
+            _warn(note, res.kept)
+        parts = [(res.kept, "kept", res.counts["kept"])]
+        if res.rejected is not None:
+            parts.append((res.rejected, "rejected", res.counts["rejected_written"]))
+        for path, label, n in parts:
+            info.setdefault("exports", []).append({"file": str(path), "settings": str(res.side_json),
+                                                   "selection": label, "n_rows": int(n), "kind": kind})
+            more = f" and {len(res.coordinate_files)} coordinate files" if kind == "coordinates" and label == "kept" else ""
+            _log(f"wrote {int(n)} {label} picks to {path}{more}")
     js = out.write_json(args.json, info)
     for note in read_notes:  # said once the run succeeded (an error is one line)
         _warn(note, table.attrs.get("source"))
-    _log(f"kept {int(kept.sum())} of {len(table)} picks; wrote {js}")
+    _log(f"{sel.explain()}; wrote {js}")
     return 0

@@ -31,6 +31,7 @@ __all__ = [
     "micrograph_key",
     "micrograph_keys",
     "read_table",
+    "concat_tables",
     "match_to_micrographs",
     "MatchReport",
     "has_coordinates",
@@ -48,14 +49,14 @@ def read_table(path, **opts) -> pd.DataFrame:
 
     if isinstance(path, (list, tuple)):
         files = [os.fspath(p) for p in path]
-        return _concat([read_table(p, **opts) for p in files], files)
+        return concat_tables([read_table(p, **opts) for p in files], files)
     p = os.fspath(path)
     if os.path.isdir(p) or any(c in p for c in "*?["):
         files = expand_table_paths(p)
         sufs = {Path(f).suffix.lower() for f in files}
         if sufs == {".star"}:
             return star.read_star_table(files, **opts)
-        return _concat([read_table(f, **opts) for f in files], files, label=p)
+        return concat_tables([read_table(f, **opts) for f in files], files, label=p)
     suffix = Path(p).suffix.lower()
     if suffix == ".star":
         return star.read_star_table(p, **opts)
@@ -69,10 +70,16 @@ def read_table(path, **opts) -> pd.DataFrame:
     )
 
 
-def _concat(tables: list[pd.DataFrame], files: list[str], label: str | None = None) -> pd.DataFrame:
+def concat_tables(tables: list[pd.DataFrame], files: list[str], label: str | None = None) -> pd.DataFrame:
+    """One canonical table of several (one per file): rows in file order, ``source_file`` per row,
+    ``attrs["sources"]`` the files; micrograph names stay categorical."""
     if not tables:
         raise CryodiagInputError("no tables to read", label)
     out = pd.concat(tables, ignore_index=True, sort=False)
+    for col in ("micrograph", "micrograph_name"):
+        if col in out.columns and not isinstance(out[col].dtype, pd.CategoricalDtype):
+            if any(isinstance(t[col].dtype, pd.CategoricalDtype) for t in tables if col in t.columns):
+                out[col] = out[col].astype(str).astype("category")
     parts = []
     for f, t in zip(files, tables):
         parts.append(np.full(len(t), f, dtype=object))

@@ -32,6 +32,7 @@ def plot_calibration(
     fig: Figure | None = None,
     *,
     show_after: bool = True,
+    layout: str = "columns",
 ) -> Figure:
     """Draw median score vs defocus with the fitted line, before (and after) calibration.
 
@@ -43,6 +44,9 @@ def plot_calibration(
         Figure to draw into (cleared by the caller, e.g. ``MplCanvas.clear()``); a new one when None.
     show_after
         Add the bottom row with the calibrated medians.
+    layout
+        ``"columns"``: one column per score (before above after); ``"rows"``: one column, each
+        score's before and after one under the other (for a narrow dock).
     """
     cals = [calibrations] if isinstance(calibrations, Calibration) else list(calibrations)
     # the same calibration twice (one score on both histogram axes) is drawn once
@@ -57,8 +61,13 @@ def plot_calibration(
         ax.text(0.5, 0.5, "no calibration", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    nrows = 2 if show_after else 1
-    axes = fig.subplots(nrows, len(cals), squeeze=False)
+    per_score = 2 if show_after else 1
+    if layout == "rows":
+        grid_axes = fig.subplots(per_score * len(cals), 1, squeeze=False)
+        axes_of = [[grid_axes[per_score * j + k, 0] for k in range(per_score)] for j in range(len(cals))]
+    else:
+        grid_axes = fig.subplots(per_score, len(cals), squeeze=False)
+        axes_of = [[grid_axes[k, j] for k in range(per_score)] for j in range(len(cals))]
     for j, cal in enumerate(cals):
         per = cal.per_micrograph
         df_um = per["defocus_A"].to_numpy(dtype=float) / 1e4
@@ -67,7 +76,7 @@ def plot_calibration(
         size = 12 + 60 * np.sqrt(n / max(1.0, float(np.nanmax(n)) if n.size else 1.0))
         ok = np.isfinite(df_um) & np.isfinite(med)
         grid = np.linspace(np.nanmin(df_um[ok]), np.nanmax(df_um[ok]), 50) if ok.any() else np.array([0.0, 1.0])
-        ax = axes[0, j]
+        ax = axes_of[j][0]
         ax.scatter(df_um[ok], med[ok], s=size[ok], color="#1f77b4", alpha=0.8, edgecolor="white", linewidth=0.5,
                    label="micrograph median")
         fit_label = (f"{cal.method} fit (log): x{np.exp(cal.slope * 1e4):.3g} per µm" if getattr(cal, "scale", "linear") == "log"
@@ -79,7 +88,7 @@ def plot_calibration(
         ax.legend(fontsize=8, loc="best", frameon=False)
         ax.grid(alpha=0.3)
         if show_after:
-            ax2 = axes[1, j]
+            ax2 = axes_of[j][1]
             medc = per["median_calibrated"].to_numpy(dtype=float) if "median_calibrated" in per else np.full_like(med, np.nan)
             ok2 = np.isfinite(df_um) & np.isfinite(medc)
             level = 1.0 if cal.mode == "ratio" else 0.0

@@ -7,13 +7,16 @@ counts (:meth:`~PickHistogramPlot.set_counts`), thresholds
 (:meth:`~PickHistogramPlot.set_title_counts`), so the widget never rebuilds the figure while
 the user drags.
 
-Counts are shown on a logarithmic colour scale; empty bins are left blank.
+Counts are shown on a logarithmic colour scale; empty bins are left blank. A single score (a
+histogram with one y bin, ``PickInspection.one_d``) is drawn as a 1D histogram (picks per bin)
+with its low/high thresholds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import matplotlib
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -52,10 +55,25 @@ class PickHistogramPlot:
     x_label: str = ""
     y_label: str = ""
     title_prefix: str = ""
+    one_d: bool = False
+
+    @property
+    def animated_artists(self) -> list:
+        """What changes while thresholds move (redrawn by blitting): lines, polygon, title."""
+        arts = list(self.lines.values()) + [self.ax.title]
+        if self.polygon is not None:
+            arts.append(self.polygon)
+        return arts
 
     def set_counts(self, counts: np.ndarray) -> None:
         """Replace the histogram's counts (shape ``(n_y, n_x)``) without rebuilding."""
         counts = np.asarray(counts)
+        if self.one_d:
+            c = counts.reshape(-1).astype(float)
+            self.mesh.set_data(c)
+            top = max(float(c.max()) if c.size else 1.0, 1.0)
+            self.ax.set_ylim(0, top * 1.08)
+            return
         self.mesh.set_array(_masked(counts))
         vmax = max(float(counts.max()) if counts.size else 1.0, 1.0 + 1e-9)
         if vmax != self.mesh.norm.vmax:  # the colour bar only changes with the maximum
@@ -135,34 +153,43 @@ def plot_pick_histogram(
     ax = fig.add_subplot(111)
     if counts is None:
         counts = hist.counts()
-    vmax = max(float(np.max(counts)) if counts.size else 1.0, 1.0 + 1e-9)
-    mesh = ax.pcolormesh(
-        hist.x_edges,
-        hist.y_edges,
-        _masked(counts),
-        norm=LogNorm(vmin=1.0, vmax=vmax),
-        cmap=cmap,
-        shading="flat",
-        rasterized=True,
-    )
+    one_d = hist.n_y == 1
     plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    face = matplotlib.rcParams["axes.facecolor"]
+    cb = None
+    if one_d:
+        c = np.asarray(counts).reshape(-1).astype(float)
+        mesh = ax.stairs(c, hist.x_edges, fill=True, color="tab:blue", alpha=0.85)
+        ax.set_ylim(0, max(float(c.max()) if c.size else 1.0, 1.0) * 1.08)
+        ax.set_ylabel("picks per bin")
+    else:
+        vmax = max(float(np.max(counts)) if counts.size else 1.0, 1.0 + 1e-9)
+        mesh = ax.pcolormesh(
+            hist.x_edges,
+            hist.y_edges,
+            _masked(counts),
+            norm=LogNorm(vmin=1.0, vmax=vmax),
+            cmap=cmap,
+            shading="flat",
+            rasterized=True,
+        )
+        if hist.log_y:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+        ax.set_ylim(hist.y_edges[0], hist.y_edges[-1])
+        ax.set_ylabel(y_label + (" (log scale)" if hist.log_y else ""))
+        ax.set_facecolor("#f4f4f4" if face in ("white", "#ffffff", "w") else face)
+        cb = fig.colorbar(mesh, ax=ax, pad=0.01)
+        cb.set_label("picks per bin (log scale)")
+        cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        cb.ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
     if hist.log_x:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(plain)
         ax.xaxis.set_minor_formatter(NullFormatter())
-    if hist.log_y:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
     ax.set_xlim(hist.x_edges[0], hist.x_edges[-1])
-    ax.set_ylim(hist.y_edges[0], hist.y_edges[-1])
     ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label + (" (log scale)" if hist.log_y else ""))
-    ax.set_facecolor("#f4f4f4")
-    cb = fig.colorbar(mesh, ax=ax, pad=0.01)
-    cb.set_label("picks per bin (log scale)")
-    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    cb.ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
     lines = {
         "x_min": ax.axvline(np.nan, **LINE_STYLE),
         "x_max": ax.axvline(np.nan, ls="--", **LINE_STYLE),
@@ -173,7 +200,7 @@ def plot_pick_histogram(
         line.set_visible(False)
     plot = PickHistogramPlot(
         fig=fig, ax=ax, mesh=mesh, colorbar=cb, lines=lines,
-        x_label=x_label, y_label=y_label, title_prefix=title_prefix,
+        x_label=x_label, y_label=y_label, title_prefix=title_prefix, one_d=one_d,
     )
     plot.set_thresholds(thresholds)
     total = hist.n_picks if n_total is None else n_total

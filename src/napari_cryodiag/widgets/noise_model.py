@@ -177,6 +177,9 @@ class NoiseModelWidget(QWidget):
 
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
+        from ._tables import tables_of
+
+        tables_of(self.viewer).changed.connect(self._refresh_layers)
         self._refresh_layers()
 
     # ------------------------------------------------------------------ inputs
@@ -186,6 +189,10 @@ class NoiseModelWidget(QWidget):
             combo.blockSignals(True)
             combo.clear()
             names = [layer.name for layer in self.viewer.layers if test(layer)]
+            if combo is self.particles_combo:  # particle sets open as tables (no layer)
+                from ._tables import tables_of
+
+                names += [t.name for t in tables_of(self.viewer).of_kind("particles")]
             combo.addItems(names + [FROM_FILE])
             if current in names + [FROM_FILE]:
                 combo.setCurrentText(current)
@@ -207,8 +214,13 @@ class NoiseModelWidget(QWidget):
     def _table(self):
         name = self.particles_combo.currentText()
         if name and name != FROM_FILE:
-            cd = _cryodiag_meta(self.viewer.layers[name])
-            return cd["table"], cd.get("path")
+            if name in self.viewer.layers:
+                cd = _cryodiag_meta(self.viewer.layers[name])
+                return cd["table"], cd.get("path")
+            from ._tables import tables_of
+
+            item = next(t for t in tables_of(self.viewer).of_kind("particles") if t.name == name)
+            return item.table, item.path
         path = self.particles_file.text()
         if not path:
             raise CryodiagInputError("choose a particle layer or a particle file")

@@ -10,6 +10,8 @@ widgets build their forms. Long steps are ``iter_<what>`` generators yielding ``
 - :mod:`.classes`: 2D class diagnostics and class selection
 - :mod:`.orientations`: viewing directions, sampling, SCF*, cFAR
 - :mod:`.noise`: noise model from residuals, RELION noise spectra
+- :mod:`.picks`: pick inspection (read, score, calibrate, threshold, curate, dedupe, write, sessions)
+- :mod:`.micrographs`: micrographs as the viewer shows them (lazy, binned, low-passed, cached)
 """
 
 from .classes import ClassesOptions

@@ -154,6 +154,29 @@ def _source_name(table: pd.DataFrame, source=None) -> str:
     return str(getattr(table, "attrs", {}).get("source", "the pick table"))
 
 
+def _codes(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer code per row and the distinct micrograph keys (as text), without turning every
+    row into a string (1e7 rows: categorical codes as they are, else one factorisation)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy(), pd.Index(col.cat.categories.astype(str))
+    codes, uniq = pd.factorize(col.to_numpy(dtype=object), sort=False)
+    return codes, pd.Index(pd.Index(uniq).astype(str))
+
+
+def _per_row(col: pd.Series, per: pd.Series) -> np.ndarray:
+    """``per`` (indexed by micrograph key) looked up for every row of ``col`` (NaN when absent)."""
+    codes, cats = _codes(col)
+    vals = np.append(per.reindex(cats).to_numpy(dtype=np.float64), np.nan)
+    return vals[np.where(codes < 0, len(cats), codes)]
+
+
+def _group_by_key(values: pd.Series, col: pd.Series):
+    """``values`` grouped by micrograph key (the groups' index is the key as text)."""
+    codes, cats = _codes(col)
+    keys = pd.Categorical.from_codes(np.where(codes < 0, -1, codes), categories=cats)
+    return values.groupby(keys, observed=True)
+
+
 def _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, source) -> pd.Series:
     """Defocus (Å) per micrograph key, from a mapping/Series/DataFrame or the table's column."""
     src = _source_name(table, source)
@@ -169,7 +192,8 @@ def _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, s
                 src,
             )
         d = pd.to_numeric(table[defocus_column], errors="coerce")
-        per = d.groupby(table[micrograph_column].astype(str)).median()
+        per = _group_by_key(d, table[micrograph_column]).median()
+        per.index = pd.Index(per.index.astype(str))
     elif isinstance(defocus, pd.DataFrame):
         if micrograph_column not in defocus.columns or defocus_column not in defocus.columns:
             csrc = defocus.attrs.get("source", "the CTF table")
@@ -185,7 +209,7 @@ def _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, s
         per.index = per.index.astype(str)
     per = per[np.isfinite(per.to_numpy(dtype=np.float64))]
     if per.empty:
-        raise CryodiagInputError(f"calibration disabled: no defocus (all values missing)", src)
+        raise CryodiagInputError("calibration disabled: no defocus (all values missing)", src)
     return per.astype(np.float64)
 
 
@@ -208,14 +232,13 @@ def per_micrograph_medians(
     if micrograph_column not in table.columns:
         raise CryodiagInputError(f"no '{micrograph_column}' column: cannot group picks by micrograph", src)
     per_df = _defocus_per_micrograph(table, defocus, micrograph_column, defocus_column, source)
-    mic = table[micrograph_column].astype(str)
     vals = pd.to_numeric(table[score], errors="coerce").astype(np.float64)
     vals = vals.where(np.isfinite(vals.to_numpy()))
-    g = vals.groupby(mic)
+    g = _group_by_key(vals, table[micrograph_column])
     out = pd.DataFrame(
         {"n_picks": g.size(), "n_scored": g.count(), "median": g.median()}
     )
-    out.index.name = "micrograph"
+    out.index = pd.Index(out.index.astype(str), name="micrograph")
     out["defocus_A"] = per_df.reindex(out.index).to_numpy()
     out = out.reset_index()[["micrograph", "defocus_A", "n_picks", "n_scored", "median"]]
     return out.sort_values("micrograph", kind="stable").reset_index(drop=True)
@@ -261,11 +284,11 @@ class Calibration:
 
     def defocus_of(self, table: pd.DataFrame) -> np.ndarray:
         """Each row's micrograph defocus (Å), as used by the fit (NaN when unknown)."""
-        keys = table[self.micrograph_column].astype(str)
+        col = table[self.micrograph_column]
         if self._defocus is not None:
-            return keys.map(self._defocus).to_numpy(dtype=np.float64)
+            return _per_row(col, self._defocus)
         per = self.per_micrograph.set_index("micrograph")["defocus_A"]
-        return keys.map(per).to_numpy(dtype=np.float64)
+        return _per_row(col, per)
 
     def apply(self, table: pd.DataFrame, column: str | None = None, *, defocus=None) -> pd.Series:
         """Calibrated values of ``column`` (default: the fitted score) for every row of ``table``.
@@ -278,14 +301,13 @@ class Calibration:
             raise CryodiagInputError(f"no '{col}' column to calibrate", _source_name(table))
         if defocus is not None:
             per = _defocus_per_micrograph(table, defocus, self.micrograph_column, self.defocus_column, None)
-            df = table[self.micrograph_column].astype(str).map(per).to_numpy(dtype=np.float64)
+            df = _per_row(table[self.micrograph_column], per)
         else:
             df = self.defocus_of(table)
             if np.isnan(df).any() and self.defocus_column in table.columns:
                 # micrographs unknown to the fit: their own defocus from the table
-                own = pd.to_numeric(table[self.defocus_column], errors="coerce").groupby(
-                    table[self.micrograph_column].astype(str)
-                ).transform("median").to_numpy(dtype=np.float64)
+                own = _group_by_key(pd.to_numeric(table[self.defocus_column], errors="coerce"),
+                                    table[self.micrograph_column]).transform("median").to_numpy(dtype=np.float64)
                 df = np.where(np.isnan(df), own, df)
         vals = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
         return pd.Series(self.calibrate_values(vals, df), index=table.index, name=f"{col}_calibrated")

@@ -13,6 +13,7 @@ what is selected is exactly what the user saw enclosed.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ class Thresholds:
     """Selection rule on two features; ``mask`` applies it."""
 
     x_feature: str = "ncc"
-    y_feature: str = "power"
+    y_feature: str | None = "power"  #: None: a 1D view of the x feature (no y thresholds)
     x_min: float | None = None
     x_max: float | None = None
     y_min: float | None = None
@@ -88,6 +89,31 @@ class Thresholds:
         return points_in_polygon(
             x, y, self.polygon, log_x=self.polygon_log_x, log_y=self.polygon_log_y
         )
+
+    # ----------------------------------------------------------- checking
+    def problems(self) -> list[str]:
+        """What makes these thresholds inconsistent (empty when they are usable)."""
+        out = []
+        for k in ("x_min", "x_max", "y_min", "y_max"):
+            v = getattr(self, k)
+            if v is not None and not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v)):
+                out.append(f"{k} = {v!r} is not a finite number")
+        for axis in ("x", "y"):
+            lo, hi = getattr(self, f"{axis}_min"), getattr(self, f"{axis}_max")
+            feature = getattr(self, f"{axis}_feature")
+            if not out and lo is not None and hi is not None and lo > hi:
+                out.append(f"{feature} min {lo:.4g} is above its max {hi:.4g}: no pick could be kept")
+        if self.polygon is not None and len(self.polygon) and len(self.polygon) < 3:
+            out.append(f"a polygon needs at least 3 corners, got {len(self.polygon)}")
+        return out
+
+    def check(self, where=None) -> "Thresholds":
+        """Raise :class:`CryodiagInputError` when the thresholds are inconsistent (min above max,
+        a value that is not a finite number); returns ``self``."""
+        bad = self.problems()
+        if bad:
+            raise CryodiagInputError("inconsistent thresholds: " + "; ".join(bad), where)
+        return self
 
     # ----------------------------------------------------------- round trips
     def to_dict(self) -> dict:
@@ -216,6 +242,15 @@ def valley_threshold(values, n_bins: int = 128, smooth_bins: float = 2.0, percen
 
 #: values used to estimate a mode's centre and spread (more only cost time)
 _MAX_FIT_VALUES = 200_000
+#: above this many picks, suggested thresholds (and the log-axis choice) come from a fixed random
+#: subset of this many picks: quantiles and mode fits of 5e5 of 1e7 picks agree to ~1e-3 sigma
+_MAX_SUGGEST_VALUES = 500_000
+
+
+def _subset(n: int, k: int | None = None) -> np.ndarray:
+    """A fixed (seeded) random subset of ``k`` indices of ``n`` (sorted, drawn with replacement)."""
+    k = _MAX_SUGGEST_VALUES if k is None else k
+    return np.sort(np.random.default_rng(0).integers(0, n, k))
 
 
 def _robust_centre_scale(t: np.ndarray, k_clip: float = 2.0, iterations: int = 20) -> tuple[float, float]:
@@ -414,6 +449,9 @@ def suggest_thresholds(
         raise CryodiagInputError(f"unknown threshold method {x_method!r} (mixture, otsu, valley)")
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    if x.size > _MAX_SUGGEST_VALUES and x.shape == y.shape:  # the same picks on both axes
+        idx = _subset(x.size)
+        x, y = x[idx], y[idx]
     same = x_feature == y_feature or _same_values(x, y)
     if not np.isfinite(x).any():
         raise CryodiagInputError("too few finite values to suggest a threshold")
@@ -481,6 +519,38 @@ class SelectionCounts:
         return self.n_total - self.n_kept
 
 
+class GroupCounter:
+    """How many of a boolean mask's picks fall on each micrograph, fast and repeatedly.
+
+    Picks usually come grouped by micrograph (a STAR file per micrograph, a table sorted by
+    name): then each count is one ``np.add.reduceat`` over the mask (1e7 picks: a few ms, where a
+    weighted ``bincount`` converts the mask to floats first); otherwise the order that groups them
+    is computed once.
+    """
+
+    def __init__(self, codes: np.ndarray, n_groups: int):
+        codes = np.asarray(codes, dtype=np.intp)
+        self.n_groups = int(n_groups)
+        self.totals = np.bincount(codes, minlength=self.n_groups).astype(np.int64)
+        self.order = None if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])) else \
+            np.argsort(codes, kind="stable")
+        self.starts = np.concatenate([[0], np.cumsum(self.totals)[:-1]]).astype(np.intp)
+        self._empty = self.totals == 0
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        """Kept picks per micrograph (int64, ``n_groups``)."""
+        m = np.asarray(mask, dtype=bool)
+        if self.n_groups == 0 or m.size == 0:
+            return np.zeros(self.n_groups, dtype=np.int64)
+        if self.order is not None:
+            m = m[self.order]
+        out = np.zeros(self.n_groups, dtype=np.int64)
+        full = ~self._empty  # reduce over the micrographs that have picks: their starts increase
+        if full.any():
+            out[full] = np.add.reduceat(m.view(np.uint8), self.starts[full], dtype=np.int64)
+        return out
+
+
 @dataclass
 class ThresholdEvaluator:
     """Applies thresholds quickly and repeatedly to fixed feature arrays.
@@ -504,9 +574,8 @@ class ThresholdEvaluator:
         self.micrograph_codes = np.ascontiguousarray(self.micrograph_codes, dtype=np.intp)
         if not (self.x.shape == self.y.shape == self.micrograph_codes.shape):
             raise CryodiagInputError("features and micrograph codes differ in length")
-        self.total_per_micrograph = np.bincount(
-            self.micrograph_codes, minlength=self.n_micrographs
-        )
+        self.counter = GroupCounter(self.micrograph_codes, self.n_micrographs)
+        self.total_per_micrograph = self.counter.totals
 
     def _polygon_mask(self, t: Thresholds):
         if t.polygon is None or len(t.polygon) < 3:
@@ -519,7 +588,7 @@ class ThresholdEvaluator:
 
     def evaluate(self, t: Thresholds) -> SelectionCounts:
         m = t.mask_xy(self.x, self.y, polygon_mask=self._polygon_mask(t))
-        kept_per = np.bincount(self.micrograph_codes, weights=m, minlength=self.n_micrographs).astype(np.int64)
+        kept_per = self.counter.count(m)
         return SelectionCounts(
             mask=m,
             n_kept=int(kept_per.sum()),
@@ -539,7 +608,14 @@ def micrograph_codes(table: pd.DataFrame, column: str = "micrograph") -> tuple[n
         column = "micrograph_name"
     if column not in table.columns:
         return np.zeros(len(table), dtype=np.intp), np.array([""], dtype=object)
-    codes, names = pd.factorize(table[column].astype(str), sort=False)
+    col = table[column]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        # categorical codes in order of first appearance, without a string per row (1e7 picks)
+        codes, first = pd.factorize(col.cat.codes.to_numpy(), sort=False)
+        cats = np.asarray(col.cat.categories.astype(str), dtype=object)
+        names = np.where(first >= 0, cats[np.maximum(first, 0)], "nan") if len(first) else np.array([], dtype=object)
+        return codes.astype(np.intp), np.asarray(names, dtype=object)
+    codes, names = pd.factorize(col.astype(str), sort=False)
     return codes.astype(np.intp), np.asarray(names, dtype=object)
 
 
@@ -581,14 +657,20 @@ def micrograph_summary(
 
 # --------------------------------------------------------------------------- whole state
 
-#: score columns recognised as "pick score" (x) and "power-like" (y), in order of preference
+#: score columns recognised as the pick score (x) and the power-like score (y), in order of preference
 X_FEATURE_PREFERENCE = ("ncc", "rlnAutopickFigureOfMerit", "Confidence", "score", "fom")
-Y_FEATURE_PREFERENCE = ("power", "rlnAutopickFigureOfMerit", "Confidence", "ncc", "defocus_A")
+Y_FEATURE_PREFERENCE = ("power",)
 #: columns that are never offered as features (positions, indices, constants of the optics)
 NOT_FEATURES = frozenset({
     "x_px", "y_px", "source_row", "image_index", "split", "voltage_kV", "cs_mm",
     "amplitude_contrast", "pixel_size_A", "rlnOpticsGroup",
 })
+#: a column whose name says it is a picker's score (offered by default); everything else
+#: (defocus, pixel or box sizes, classes, angles, coordinates …) is offered but never chosen
+_SCORE_NAME = re.compile(r"(^|[_/ ])(ncc|power|score|fom|confidence)($|[_/ ])|figureofmerit|autopick|confidence",
+                         re.IGNORECASE)
+_NOT_SCORE_NAME = re.compile(r"(_A|_px|_deg|_rad|_invA|_kV|_mm)$|defocus|pixel|size|class|coordinate|angle|"
+                             r"magnification|voltage|optics|group|index|shift|origin|ctf|^manual$", re.IGNORECASE)
 
 
 def numeric_features(table: pd.DataFrame) -> list[str]:
@@ -603,32 +685,40 @@ def numeric_features(table: pd.DataFrame) -> list[str]:
     return out
 
 
-#: columns that are numeric but not scores: offered on the axes, never chosen by default
-NOT_DEFAULT_FEATURES = frozenset({"class", "template_index", "micrograph_index"})
+def is_score_column(name: str) -> bool:
+    """Whether a column is a pick score (NCC, power, a picker's figure of merit or confidence)
+    that may be put on an axis by default."""
+    name = str(name)
+    if name in X_FEATURE_PREFERENCE or name in Y_FEATURE_PREFERENCE:
+        return True
+    return bool(_SCORE_NAME.search(name)) and not _NOT_SCORE_NAME.search(name)
 
 
-def _score_like(name: str) -> bool:
-    return name not in NOT_DEFAULT_FEATURES and not name.endswith(("_deg", "_rad", "_A", "_px"))
+def score_features(table: pd.DataFrame) -> list[str]:
+    """The numeric columns of ``table`` that are pick scores (:func:`is_score_column`)."""
+    return [f for f in numeric_features(table) if is_score_column(f)]
 
 
 def default_features(table: pd.DataFrame) -> tuple[str | None, str | None]:
-    """(x, y) defaults: NCC-like on x, power-like on y.
+    """(x, y) defaults, from score columns only: NCC-like on x, power on y.
 
-    A table with a single score (RELION autopick's figure of merit, crYOLO's confidence) gets
-    it on both axes rather than an unrelated column such as an angle or a class number.
+    Never defocus, a pixel or box size, a class, an angle or a coordinate. A table with a single
+    score (RELION autopick's figure of merit, crYOLO's confidence) gives ``(score, None)``: a 1D
+    histogram of that score. A table without any score gives ``(None, None)``.
     """
-    feats = numeric_features(table)
-    scores = [f for f in feats if _score_like(f)]
-    x = next((f for f in X_FEATURE_PREFERENCE if f in feats), scores[0] if scores else (feats[0] if feats else None))
-    y = next((f for f in Y_FEATURE_PREFERENCE if f in feats and f != x), None)
-    if y is None:
-        y = next((f for f in scores if f != x), x)
+    scores = score_features(table)
+    x = next((f for f in X_FEATURE_PREFERENCE if f in scores), None)
+    if x is None:
+        x = next((f for f in scores if f not in Y_FEATURE_PREFERENCE), scores[0] if scores else None)
+    y = next((f for f in Y_FEATURE_PREFERENCE if f in scores and f != x), None)
     return x, y
 
 
 def wants_log_axis(values) -> bool:
     """Log scale for positive values spanning more than a decade (power scores)."""
     v = np.asarray(values, dtype=np.float64)
+    if v.size > 4 * _MAX_SUGGEST_VALUES:  # a fixed random subset answers the same
+        v = v[_subset(v.size)]
     v = v[np.isfinite(v)]
     if v.size == 0 or np.any(v <= 0):
         return False
@@ -662,6 +752,11 @@ class PickInspection:
     defocus
         Defocus per micrograph key (Å; a Series/mapping) for picks whose table has no
         ``defocus_A`` (e.g. RELION autopicks with the CTF table of the same micrographs).
+    suggest
+        Start from the suggested thresholds (True), from none (False: every pick kept), or
+        (None) suggested only for NCC × power, the scores the suggestion rule was made for: on any
+        other score the suggestion is a proposal the user applies (:meth:`suggest`), never a
+        silent default.
     """
 
     def __init__(
@@ -679,6 +774,7 @@ class PickInspection:
         bins: int = 100,
         thresholds: Thresholds | None = None,
         defocus=None,
+        suggest: bool | None = None,
     ):
         self.table = table
         self.defocus = None if defocus is None else pd.Series(defocus, dtype=np.float64)
@@ -687,10 +783,14 @@ class PickInspection:
         self.codes, self.names = micrograph_codes(table)
         dx, dy = default_features(table)
         self.x_feature = x_feature or dx
-        self.y_feature = y_feature or dy
+        # y: the given feature, else the default only when x was not given either (a chosen x
+        # with no y is a 1D view); the same feature on both axes is a 1D view too
+        self.y_feature = y_feature if y_feature is not None else (dy if x_feature is None else None)
+        if self.y_feature == self.x_feature:
+            self.y_feature = None
         if self.x_feature is None:
-            raise CryodiagInputError("the picks have no numeric score column to inspect",
-                                     table.attrs.get("source"))
+            raise CryodiagInputError("the picks have no numeric score column to inspect (NCC, power, a "
+                                     "picker's figure of merit or confidence)", table.attrs.get("source"))
         self.mode = mode
         self.method = method
         self.scale = scale
@@ -699,17 +799,20 @@ class PickInspection:
         self.calibration_errors: dict = {}
         self._want_cal = {"x": bool(calibrate_x), "y": bool(calibrate_y)}
         self._log_y_request = log_y
+        self.suggest_by_default = suggest
         self.rebuild()
         if thresholds is not None:
             self.thresholds = thresholds
         else:
-            self.thresholds = self.suggest()
+            self.thresholds = self.default_thresholds()
 
     # ----------------------------------------------------------------- build
     def _column(self, name: str) -> np.ndarray:
         if name not in self.table.columns:
             raise CryodiagInputError(f"pick table has no column {name!r}", self.table.attrs.get("source"))
-        return pd.to_numeric(self.table[name], errors="coerce").to_numpy(dtype=np.float64)
+        # a writable copy (the table's column is read-only under pandas' copy-on-write): picks
+        # rescored by hand are updated in place (update_rows)
+        return np.array(pd.to_numeric(self.table[name], errors="coerce").to_numpy(dtype=np.float64), copy=True)
 
     def _calibrated(self, axis: str, name: str, raw: np.ndarray) -> tuple[np.ndarray, str]:
         self.calibrations.pop(axis, None)
@@ -728,27 +831,131 @@ class PickInspection:
         vals = cal.apply(self.table, name, defocus=self.defocus)
         return vals.to_numpy(dtype=np.float64), f"calibrated ({self.mode})"
 
+    @property
+    def one_d(self) -> bool:
+        """A single score: the histogram is 1D and only x thresholds apply."""
+        return self.y_feature is None
+
     def rebuild(self) -> None:
         """Recompute features (and calibration), histogram and evaluator."""
         self.x_raw = self._column(self.x_feature)
-        self.y_raw = self._column(self.y_feature)
         self.x, self.x_units = self._calibrated("x", self.x_feature, self.x_raw)
-        self.y, self.y_units = self._calibrated("y", self.y_feature, self.y_raw)
-        self.log_y = wants_log_axis(self.y) if self._log_y_request is None else bool(self._log_y_request)
-        if self.log_y and not np.any(self.y[np.isfinite(self.y)] > 0):
+        if self.one_d:
+            self.calibrations.pop("y", None)
+            self.calibration_errors.pop("y", None)
+            self.y_raw = self.y = np.zeros_like(self.x)
+            self.y_units = "raw"
             self.log_y = False
-        self.hist = PickHistogram.from_values(self.x, self.y, bins=self.bins, log_y=self.log_y)
+            self.hist = PickHistogram.from_values(self.x, self.y, bins=(self.bins, 1), y_edges=[-0.5, 0.5])
+        else:
+            self.y_raw = self._column(self.y_feature)
+            self.y, self.y_units = self._calibrated("y", self.y_feature, self.y_raw)
+            self.log_y = wants_log_axis(self.y) if self._log_y_request is None else bool(self._log_y_request)
+            if self.log_y and not np.any(self.y[np.isfinite(self.y)] > 0):
+                self.log_y = False
+            self.hist = PickHistogram.from_values(self.x, self.y, bins=self.bins, log_y=self.log_y)
         self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names))
 
-    def configure(self, *, x_feature=None, y_feature=None, calibrate_x=None, calibrate_y=None,
+    def extend(self, rows: pd.DataFrame) -> None:
+        """Append picks (rows of the same columns; picks added by hand) without rebuilding: their
+        features are calibrated with the fitted lines, binned on the current edges, and their
+        micrographs join the per-micrograph codes. ``self.table`` becomes the concatenation."""
+        if len(rows) == 0:
+            return
+        table = pd.concat([self.table, rows], ignore_index=True, sort=False)
+        table.attrs = dict(self.table.attrs)
+        for col in ("micrograph", "micrograph_name"):
+            if col in self.table.columns and isinstance(self.table[col].dtype, pd.CategoricalDtype):
+                cats = self.table[col].cat.categories.union(pd.Index(rows[col].astype(str).unique()))
+                table[col] = pd.Categorical(table[col].astype(str), categories=cats)
+        self.table = table
+        n_old = len(self.codes)
+        names = list(self.names)
+        index = {str(n): i for i, n in enumerate(names)}
+        col = "micrograph" if "micrograph" in rows.columns else ("micrograph_name" if "micrograph_name" in rows.columns else None)
+        new_codes = np.zeros(len(rows), dtype=np.intp)
+        for i, name in enumerate(rows[col].astype(str) if col else [""] * len(rows)):
+            if name not in index:
+                index[name] = len(names)
+                names.append(name)
+            new_codes[i] = index[name]
+        self.codes = np.concatenate([self.codes, new_codes])
+        self.names = np.asarray(names, dtype=object)
+
+        def values(axis, feature, raw_all):
+            raw = pd.to_numeric(rows[feature], errors="coerce").to_numpy(dtype=np.float64) \
+                if feature in rows.columns else np.full(len(rows), np.nan)
+            cal = self.calibrations.get(axis)
+            if cal is None:
+                return raw, raw
+            sub = self.table.iloc[n_old:]
+            return raw, cal.apply(sub, feature, defocus=self.defocus).to_numpy(dtype=np.float64)
+
+        xr, xv = values("x", self.x_feature, self.x_raw)
+        self.x_raw = np.concatenate([self.x_raw, xr])
+        self.x = np.concatenate([self.x, xv])
+        if self.one_d:
+            self.y_raw = self.y = np.zeros_like(self.x)
+            yv = np.zeros(len(rows))
+        else:
+            yr, yv = values("y", self.y_feature, self.y_raw)
+            self.y_raw = np.concatenate([self.y_raw, yr])
+            self.y = np.concatenate([self.y, yv])
+        self.hist = self.hist.extend(xv, yv)
+        self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names))
+
+    def update_values(self, rows: np.ndarray, columns: dict) -> None:
+        """New values of some columns for ``rows`` (picks moved by hand and rescored): the table
+        changes in place and, when an axis feature changed, only those rows are re-binned."""
+        rows = np.asarray(rows, dtype=np.intp)
+        for name, vals in columns.items():
+            if name not in self.table.columns:
+                self.table[name] = np.nan
+            col = self.table.columns.get_loc(name)
+            dt = self.table[name].dtype
+            vals = np.asarray(vals)
+            if dt.kind == "f":
+                vals = vals.astype(dt)
+            elif dt.kind in "iu" and vals.dtype.kind == "f":
+                self.table[name] = self.table[name].astype(np.float64)
+            self.table.iloc[rows, col] = vals
+        if {self.x_feature, self.y_feature} & set(columns):
+            self.update_rows(rows)
+
+    def update_rows(self, rows: np.ndarray) -> None:
+        """Recompute the features of ``rows`` from the table (calibrated with the fitted lines)
+        and re-bin them on the current edges, in place: cheap for a few rows of millions."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if rows.size == 0:
+            return
+        sub = self.table.iloc[rows]
+
+        def values(axis, feature):
+            raw = pd.to_numeric(sub[feature], errors="coerce").to_numpy(dtype=np.float64)
+            cal = self.calibrations.get(axis)
+            return raw, (raw if cal is None else cal.apply(sub, feature, defocus=self.defocus).to_numpy(np.float64))
+
+        self.x_raw[rows], self.x[rows] = values("x", self.x_feature)
+        if not self.one_d:
+            self.y_raw[rows], self.y[rows] = values("y", self.y_feature)
+        one = self.hist.extend(self.x[rows], self.y[rows])
+        n = len(self.x)
+        self.hist.codes[rows] = one.codes[n:]
+        self.hist.missing[rows] = one.missing[n:]
+        self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names))
+
+    def configure(self, *, x_feature=None, y_feature="keep", calibrate_x=None, calibrate_y=None,
                   mode=None, method=None, scale=None, log_y="keep", bins=None,
                   keep_thresholds=False) -> None:
-        """Change features/calibration/axis and rebuild; thresholds are re-suggested unless
-        ``keep_thresholds`` (they would be in the wrong units otherwise)."""
+        """Change features/calibration/axis and rebuild; thresholds go back to the default rule
+        (:meth:`default_thresholds`) unless ``keep_thresholds`` (they would be in the wrong units
+        otherwise). ``y_feature=None`` makes the view 1D."""
         if x_feature is not None:
             self.x_feature = x_feature
-        if y_feature is not None:
+        if y_feature != "keep":
             self.y_feature = y_feature
+        if self.y_feature == self.x_feature:
+            self.y_feature = None
         if calibrate_x is not None:
             self._want_cal["x"] = bool(calibrate_x)
         if calibrate_y is not None:
@@ -765,23 +972,44 @@ class PickInspection:
             self.bins = int(bins)
         self.rebuild()
         if not keep_thresholds:
-            self.thresholds = self.suggest()
+            self.thresholds = self.default_thresholds()
         else:
             self.thresholds.x_feature, self.thresholds.y_feature = self.x_feature, self.y_feature
             self.thresholds.x_units, self.thresholds.y_units = self.x_units, self.y_units
             # a polygon keeps the axis scale it was drawn on (what it encloses does not change)
 
     # --------------------------------------------------------------- applying
+    @property
+    def suggests_by_default(self) -> bool:
+        """Whether the default thresholds are the suggested ones (see ``suggest``)."""
+        if self.suggest_by_default is not None:
+            return bool(self.suggest_by_default)
+        return self.x_feature == "ncc" and self.y_feature == "power"
+
+    def no_thresholds(self, method: str = "none: every pick kept") -> Thresholds:
+        return Thresholds(x_feature=self.x_feature, y_feature=self.y_feature, x_units=self.x_units,
+                          y_units=self.y_units, method=method)
+
+    def default_thresholds(self) -> Thresholds:
+        """The suggested thresholds when they are the default (NCC × power), else none."""
+        if self.suggests_by_default:
+            return self.suggest()
+        return self.no_thresholds(f"none: every pick kept (suggested thresholds on {self.x_feature} "
+                                  "are a proposal to apply)")
+
     def suggest(self, **kwargs) -> Thresholds:
         """Suggested thresholds in the current units (see :func:`suggest_thresholds`)."""
+        y_feature = self.x_feature if self.one_d else self.y_feature
+        y = self.x if self.one_d else self.y
         try:
             t = suggest_thresholds(
-                self.x, self.y, x_feature=self.x_feature, y_feature=self.y_feature,
+                self.x, y, x_feature=self.x_feature, y_feature=y_feature,
                 x_units=self.x_units, y_units=self.y_units, y_log=self.log_y or None, **kwargs,
             )
         except CryodiagInputError:
-            t = Thresholds(x_feature=self.x_feature, y_feature=self.y_feature,
-                           x_units=self.x_units, y_units=self.y_units, method="none (too few values)")
+            t = self.no_thresholds("none (too few values)")
+        if self.one_d:
+            t.y_feature, t.y_min, t.y_max, t.y_units = None, None, None, "raw"
         return t
 
     def evaluate(self, thresholds: Thresholds | None = None) -> SelectionCounts:

@@ -1,0 +1,245 @@
+"""Inspect Picks in a real napari window (Xvfb): what a user waits for, at 1e6 (and 1e7) picks.
+
+Each measurement runs in a fresh process, for the current code ("after") and, side by side, for the
+widget before its magicgui rebuild ("before": the package as it was at ``--before`` (default
+141f820), taken from git history into a temporary folder):
+
+- open: docking the widget on a viewer with the picks and a micrograph stack, until its histogram is
+  drawn (seconds) and the process's peak memory (VmHWM);
+- slider step: one step of the NCC threshold slider, until the window has painted;
+- line drag step: one mouse-move while dragging the NCC line on the histogram;
+- next micrograph: the viewer's slider moved by one, until painted;
+- calibration on / off: ticking "Calibrate Pick Score to CTF", and unticking it.
+
+Medians of ``--repeats`` steps. Run with nothing else on the machine:
+
+    xvfb-run -a -s "-screen 0 1920x1200x24" python benchmarks/bench_inspect_picks.py [--n 1e6] [--n-big 1e7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _vmhwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _table(n: int, seed: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n_mics = max(1, n // 1000)
+    codes = np.repeat(np.arange(n_mics), int(np.ceil(n / n_mics)))[:n]
+    keys = np.array([f"mic_{i:05d}" for i in range(n_mics)], dtype=object)
+    defocus = np.linspace(8000, 30000, n_mics)[codes]
+    gain = 0.6 + defocus / 40000
+    x = gain * rng.normal(0.3, 0.1, n)
+    y = gain * rng.lognormal(3.0, 0.6, n)
+    t = pd.DataFrame({"micrograph": pd.Categorical(keys[codes]), "micrograph_name": pd.Categorical(keys[codes] + ".mrc"),
+                      "x_px": rng.uniform(0, 4000, n), "y_px": rng.uniform(0, 4000, n), "defocus_A": defocus,
+                      "pixel_size_A": 1.0, "ncc": x, "power": y})
+    t.attrs["source"] = "bench.star"
+    return t, list(keys)
+
+
+class Before:
+    """The widget at the old commit (Qt controls)."""
+
+    def __init__(self, w):
+        self.w = w
+
+    def slider_step(self, v):
+        self.w.x_slider.setValue(v)
+
+    def x_min(self):
+        return self.w.thresholds.x_min
+
+    def canvas(self):
+        return self.w.hist_canvas.canvas, self.w._plot.ax
+
+    def calibrate(self, on):
+        self.w.cal_x_check.setChecked(on)
+
+    def n_kept(self):
+        return self.w.result.n_kept
+
+
+class After(Before):
+    """The magicgui widget."""
+
+    def slider_step(self, v):
+        r = self.w.thresholds.x_range
+        r.value = (v, r.max)
+
+    def x_min(self):
+        return self.w.inspection.thresholds.x_min
+
+    def canvas(self):
+        return self.w.thresholds.canvas.canvas, self.w.thresholds._plot.ax
+
+    def calibrate(self, on):
+        self.w.calibration.form.calibrate_x.value = on
+
+
+def measure(n: int, repeats: int) -> dict:
+    """Run in the child process: open, then the interactions; returns the numbers."""
+    import numpy as np
+    import napari
+    from matplotlib.backend_bases import MouseEvent
+    from qtpy.QtWidgets import QApplication
+
+    import napari_cryodiag
+
+    new = Path(napari_cryodiag.__file__).parent.joinpath("widgets", "inspect_picks").is_dir()
+    table, keys = _table(n)
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1800, 1100)
+    import dask.array as da
+
+    viewer.add_image(da.zeros((len(keys), 64, 64), chunks=(1, 64, 64), dtype=np.float32), name="micrographs",
+                     scale=(1, 62.5, 62.5), contrast_limits=(0, 1),
+                     metadata={"cryodiag": {"kind": "micrographs", "paths": [], "keys": keys, "pixel_size_A": 1.0}})
+    if new:
+        from napari.layers import Layer
+
+        from napari_cryodiag.widgets.layer_data import picks_layer_data
+        from napari_cryodiag.widgets.picks_layer import link_viewer
+    else:
+        from napari.layers import Layer
+
+        from napari_cryodiag._reader import picks_layer_data
+        from napari_cryodiag.picks_layer import link_viewer
+    viewer.add_layer(Layer.create(*picks_layer_data(table, "bench.star", name="picks")))
+    link_viewer(viewer)
+
+    def settle():
+        for _ in range(3):
+            QApplication.processEvents()
+
+    settle()
+    t0 = time.perf_counter()
+    from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
+
+    w = InspectPicksWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Inspect Picks", area="right")
+    settle()
+    t_open = time.perf_counter() - t0
+    a = After(w) if new else Before(w)
+
+    def timed(fn, values):
+        ts = []
+        for v in values:
+            t = time.perf_counter()
+            fn(v)
+            settle()
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    x0 = a.x_min()
+    steps = list(np.linspace(x0, x0 + 0.1, repeats))
+    t_slider = timed(a.slider_step, steps)
+    canvas, ax = a.canvas()
+    y_mid = float(np.mean(ax.get_ylim()))
+    if ax.get_yscale() == "log":
+        y_mid = float(np.sqrt(np.prod(ax.get_ylim())))
+
+    def mouse(name, xd):
+        px, py = ax.transData.transform((xd, y_mid))
+        canvas.callbacks.process(name, MouseEvent(name, canvas, px, py, button=1))
+
+    x1 = a.x_min()
+    mouse("button_press_event", x1)
+    t_drag = timed(lambda v: mouse("motion_notify_event", v), list(np.linspace(x1, x1 - 0.05, repeats)))
+    mouse("button_release_event", x1 - 0.05)
+    t_next = timed(lambda i: viewer.dims.set_current_step(0, int(i)), [1 + (k % (len(keys) - 1)) for k in range(repeats)])
+    ts_on, ts_off = [], []
+    for _ in range(max(3, repeats // 5)):
+        t = time.perf_counter()
+        a.calibrate(True)
+        settle()
+        ts_on.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        a.calibrate(False)
+        settle()
+        ts_off.append(time.perf_counter() - t)
+    out = dict(n=n, n_micrographs=len(keys), open_s=t_open, vmhwm_mb=_vmhwm_mb(), slider_ms=1e3 * t_slider,
+               drag_ms=1e3 * t_drag, next_micrograph_ms=1e3 * t_next, calibration_on_ms=1e3 * statistics.median(ts_on),
+               calibration_off_ms=1e3 * statistics.median(ts_off), kept=int(a.n_kept()))
+    viewer.close()
+    return out
+
+
+def _tree_at(commit: str, dest: Path) -> Path:
+    """The package's source at ``commit`` (git archive), for the "before" runs."""
+    tar = dest / "src.tar"
+    with open(tar, "wb") as f:
+        subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src"], stdout=f, check=True)
+    with tarfile.open(tar) as t:
+        t.extractall(dest, filter="data")
+    return dest / "src"
+
+
+def _child(src: Path, n: int, repeats: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(src))
+    out = subprocess.run([sys.executable, __file__, "--child", "--n", str(n), "--repeats", str(repeats)], env=env,
+                         capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=float, default=1e6, help="picks for the side-by-side runs")
+    ap.add_argument("--n-big", type=float, default=1e7, help="picks for the current code alone (0: skip)")
+    ap.add_argument("--repeats", type=int, default=25)
+    ap.add_argument("--before", default="141f820", help="commit of the widget before the magicgui rebuild")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(int(args.n), args.repeats)))
+        return 0
+    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; medians of {args.repeats} steps")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        before_src = _tree_at(args.before, Path(tmp))
+        for label, src in (("before", before_src), ("after", ROOT / "src")):
+            r = _child(src, int(args.n), args.repeats)
+            r["code"] = label
+            rows.append(r)
+            print(json.dumps(r), file=sys.stderr, flush=True)
+    if args.n_big:
+        r = _child(ROOT / "src", int(args.n_big), max(5, args.repeats // 3))
+        r["code"] = "after"
+        rows.append(r)
+    keys = ["open_s", "vmhwm_mb", "slider_ms", "drag_ms", "next_micrograph_ms", "calibration_on_ms",
+            "calibration_off_ms"]
+    print("| code | picks | open (s) | peak memory (MB) | slider step (ms) | line drag step (ms) | next micrograph (ms) "
+          "| calibration on (ms) | calibration off (ms) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['code']} | {r['n']:.0e} | " + " | ".join(f"{r[k]:.3g}" for k in keys) + " |")
+    b, a = rows[0], rows[1]
+    print("\nratios after / before at {:.0e} picks: ".format(args.n) + ", ".join(
+        f"{k} {a[k] / b[k]:.2f}" for k in keys))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The base of the plugin's dock widgets.
+
+A :class:`Dock` is what napari's Plugins menu docks. It gives every widget the same frame:
+
+- a scrollable body, so that all the plugin's docks fit one screen when they are docked together
+  (a dock asks napari for little height; its content scrolls);
+- ``reset_choices``: napari calls it when layers are added, removed or reordered, and the dock
+  passes it to every magicgui container it holds; renamed layers refresh the choosers too;
+- ``run``: long work in a napari ``thread_worker`` with a magicgui progress bar and Cancel,
+  the dock's action buttons disabled while it runs (a double click starts one job, not two);
+- ``report``: the status line and a napari notification, from one message;
+- the viewer's theme for its matplotlib canvases.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+
+from ..errors import CryodiagInputError
+
+__all__ = ["Dock", "JobControls"]
+
+
+class JobControls(Container):
+    """A progress bar and a Cancel button (magicgui), hidden while no job runs."""
+
+    def __init__(self, **kwargs):
+        self.progress = ProgressBar(value=0, min=0, max=1, label="")
+        self.cancel = PushButton(text="Cancel", enabled=False)
+        super().__init__(widgets=[self.progress, self.cancel], layout="horizontal", labels=False, **kwargs)
+        self.visible = False
+
+
+class Dock(QWidget):
+    """Base class of the dock widgets (see the module docstring)."""
+
+    #: title used in messages ("Inspect Picks: …")
+    title = "cryodiag"
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self._containers: list[Container] = []
+        self._action_buttons: list = []
+        self._workers: list = []
+        self._renamed_layers: set[int] = set()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self._scroll = QScrollArea(self)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.body = QWidget()
+        self.body_layout = QVBoxLayout(self.body)
+        self.body_layout.setContentsMargins(4, 4, 4, 4)
+        self.body_layout.setSpacing(4)
+        self._scroll.setWidget(self.body)
+        outer.addWidget(self._scroll)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        layers = napari_viewer.layers
+        layers.events.inserted.connect(self._on_layer_inserted)
+        for ly in layers:
+            self._watch_name(ly)
+        self.theme = getattr(napari_viewer, "theme", None)
+        try:
+            napari_viewer.events.theme.connect(self._on_theme)
+        except AttributeError:  # pragma: no cover - older napari
+            pass
+
+    # ------------------------------------------------------------------ layout
+    #: the most height a dock asks for; it can shrink to ``MIN_HEIGHT`` (its body scrolls)
+    MAX_HINT_HEIGHT = 720
+    MIN_HEIGHT = 160
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt API
+        hint = super().minimumSizeHint()
+        hint.setHeight(min(hint.height(), self.MIN_HEIGHT))
+        return hint
+
+    def sizeHint(self):  # noqa: N802 - Qt API
+        hint = self.body.sizeHint()
+        hint.setHeight(min(hint.height() + 8, self.MAX_HINT_HEIGHT))
+        hint.setWidth(max(hint.width() + self._scroll.verticalScrollBar().sizeHint().width(), 360))
+        return hint
+
+    def add(self, widget, stretch: int = 0) -> None:
+        """Add a magicgui widget/container or a Qt widget to the body."""
+        if isinstance(widget, Container):
+            self.track(widget)
+        self.body_layout.addWidget(getattr(widget, "native", widget), stretch)
+
+    def track(self, *containers: Container) -> None:
+        """Containers whose choosers follow the layer list (``reset_choices``)."""
+        for c in containers:
+            if c not in self._containers:
+                self._containers.append(c)
+
+    def actions(self, *buttons) -> None:
+        """Buttons disabled while a job runs."""
+        self._action_buttons.extend(buttons)
+
+    # ------------------------------------------------------------------ choices
+    def reset_choices(self, *_args) -> None:
+        """Refresh every chooser (napari calls this when the layer list changes)."""
+        for c in self._containers:
+            c.reset_choices()
+        self.on_layers_changed()
+
+    def on_layers_changed(self) -> None:
+        """Hook for subclasses: the layer list changed (after the choosers were refreshed)."""
+
+    def _on_layer_inserted(self, event=None):
+        if event is not None:
+            self._watch_name(event.value)
+
+    def _watch_name(self, layer) -> None:
+        if id(layer) in self._renamed_layers:
+            return
+        self._renamed_layers.add(id(layer))
+        layer.events.name.connect(self.reset_choices)
+
+    def _on_theme(self, event=None):
+        self.theme = getattr(self.viewer, "theme", None)
+        self.on_theme_changed()
+
+    def on_theme_changed(self) -> None:
+        """Hook for subclasses: redraw plots in the new theme."""
+
+    # ------------------------------------------------------------------ messages
+    def report(self, message, level: str = "info") -> None:
+        """Show ``message`` (text or an exception) in the status line and as a notification."""
+        text = str(message)
+        self.status.value = text
+        show = {"info": show_info, "warning": show_warning, "error": show_error}[level]
+        show(f"{self.title}: {text}")
+
+    def error(self, err) -> None:
+        self.report(err, "error")
+
+    # ------------------------------------------------------------------ jobs
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
+
+    def run(self, job: Callable, *, on_done: Callable | None = None, controls: JobControls | None = None,
+            description: str = "", disable: Iterable = ()):
+        """Run the generator function ``job`` (yielding ``(done, total)``, returning its result)
+        in a thread with progress and Cancel; ``on_done(result)`` runs in the GUI thread.
+        Returns the napari worker, or None when a job of this dock is already running."""
+        if self.busy:
+            self.report(f"{description or 'a job'}: another job is running; wait for it or cancel it", "warning")
+            return None
+        worker = thread_worker(job, start_thread=False)()
+        buttons = [*self._action_buttons, *disable]
+        for b in buttons:
+            b.enabled = False
+        if controls is not None:
+            controls.progress.value = 0
+            controls.visible = True
+            controls.cancel.enabled = True
+            controls.cancel.changed.disconnect()
+            controls.cancel.changed.connect(worker.quit)
+
+        def progress(value):
+            if controls is not None and isinstance(value, tuple) and len(value) == 2:
+                done, total = value
+                controls.progress.max = max(int(total), 1)
+                controls.progress.value = min(int(done), controls.progress.max)
+
+        def finished():
+            if worker in self._workers:
+                self._workers.remove(worker)
+            for b in buttons:
+                b.enabled = True
+            if controls is not None:
+                controls.visible = False
+                controls.cancel.enabled = False
+
+        def errored(exc):
+            if isinstance(exc, CryodiagInputError):
+                self.error(f"{description}: {exc}" if description else exc)
+            else:
+                self.error(f"{description or 'job'} failed: {type(exc).__name__}: {exc}")
+
+        worker.yielded.connect(progress)
+        worker.finished.connect(finished)
+        worker.errored.connect(errored)
+        worker.aborted.connect(lambda: self.report(f"{description or 'job'}: cancelled"))
+        if on_done is not None:
+            worker.returned.connect(on_done)
+        self._workers.append(worker)
+        self.status.value = f"{description}: running …" if description else "running …"
+        worker.start()
+        return worker
+
+    def wait(self, timeout_ms: int = 60_000) -> None:
+        """Block until this dock's jobs are done (tests and scripts)."""
+        from qtpy.QtCore import QCoreApplication, QElapsedTimer, QThread
+
+        t = QElapsedTimer()
+        t.start()
+        while self._workers and t.elapsed() < timeout_ms:
+            QCoreApplication.processEvents()
+            QThread.msleep(5)
+        QCoreApplication.processEvents()
+
+    def closeEvent(self, event):  # noqa: N802 - Qt API
+        for w in list(self._workers):
+            w.quit()
+        super().closeEvent(event)

@@ -1,0 +1,128 @@
+"""Tables that are open in a viewer without being layers.
+
+A CTF table (RELION ``micrographs_ctf.star``), a particle set without pick coordinates (a
+cryoSPARC refinement ``.cs``), a ``model.star`` or a ``postprocess.star`` has nothing to draw on a
+micrograph: napari's File > Open reads it into the viewer's :class:`OpenTables` (no empty Points
+layer), says so in a notification, and the dock widgets offer it in their choosers (CTF tables to
+Inspect Picks' calibration, particle sets to Classes and Orientations, model.star to Classes and
+Noise model, postprocess.star to Map validation). Pick sets are layers; :func:`table_choices`
+offers both.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from psygnal import Signal
+
+from ._layers import is_picks, meta
+
+__all__ = ["OpenTable", "OpenTables", "tables_of", "table_choices", "KINDS"]
+
+#: what an open table is
+KINDS = ("ctf", "particles", "postprocess", "relion_model", "picks")
+
+_REGISTRIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+@dataclass(eq=False)
+class OpenTable:
+    """A table open in the viewer: ``kind`` (:data:`KINDS`), its file, the canonical table
+    (``table``) and, for postprocess/model files, their blocks (``data``)."""
+
+    name: str
+    kind: str
+    path: str | None = None
+    table: pd.DataFrame | None = None
+    data: dict = field(default_factory=dict)
+    layer: object = None  #: the picks layer, for pick sets
+
+    @property
+    def label(self) -> str:
+        n = "" if self.table is None else f", {len(self.table):,} rows"
+        what = {"ctf": "CTF table", "particles": "particles", "postprocess": "postprocess",
+                "relion_model": "model.star", "picks": "picks layer"}.get(self.kind, self.kind)
+        return f"{self.name} ({what}{n})"
+
+    def __repr__(self) -> str:
+        return f"OpenTable({self.label})"
+
+
+class OpenTables:
+    """The tables open in one viewer; ``changed`` is emitted when one is added or removed."""
+
+    changed = Signal()
+
+    def __init__(self):
+        self._items: list[OpenTable] = []
+
+    def __iter__(self):
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: OpenTable) -> OpenTable:
+        """Add (or replace the table of the same file and kind)."""
+        for i, old in enumerate(self._items):
+            if item.path and old.path == item.path and old.kind == item.kind:
+                self._items[i] = item
+                break
+        else:
+            self._items.append(item)
+        self.changed.emit()
+        return item
+
+    def remove(self, item: OpenTable) -> None:
+        if item in self._items:
+            self._items.remove(item)
+            self.changed.emit()
+
+    def of_kind(self, *kinds: str) -> list[OpenTable]:
+        return [t for t in self._items if t.kind in kinds]
+
+    def find(self, path) -> OpenTable | None:
+        p = str(Path(path))
+        return next((t for t in self._items if t.path and str(Path(t.path)) == p), None)
+
+
+def tables_of(viewer) -> OpenTables:
+    """The viewer's open tables (made on first use)."""
+    reg = _REGISTRIES.get(viewer)
+    if reg is None:
+        reg = OpenTables()
+        _REGISTRIES[viewer] = reg
+    return reg
+
+
+_PICK_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _picks_as_tables(viewer) -> list[OpenTable]:
+    """One :class:`OpenTable` per picks layer (the same object each time: choosers keep it)."""
+    out = []
+    for ly in viewer.layers:
+        if is_picks(ly):
+            item = _PICK_TABLES.get(ly)
+            if item is None:
+                item = _PICK_TABLES[ly] = OpenTable(name=ly.name, kind="picks", path=meta(ly).get("path"), layer=ly)
+            item.name = ly.name
+            item.table = meta(ly).get("table")
+            out.append(item)
+    return out
+
+
+def table_choices(viewer, *kinds: str, with_picks: bool = False):
+    """The ``choices`` callable of a magicgui chooser of open tables of ``kinds`` (and the pick
+    layers' tables when ``with_picks``): a list of ``(label, OpenTable)``."""
+
+    def choices(_widget=None):
+        items = list(tables_of(viewer).of_kind(*kinds)) if viewer is not None else []
+        if with_picks and viewer is not None:
+            items = _picks_as_tables(viewer) + items
+        return [(t.label, t) for t in items]
+
+    return choices

@@ -1,0 +1,111 @@
+"""PickSet: the pick table, the hand edits and what is kept (no viewer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_cryodiag.compute.picks.pickset import PickSet
+from napari_cryodiag.compute.picks.thresholds import Thresholds
+
+
+def _table(n_mic=4, per=50, seed=0):
+    rng = np.random.default_rng(seed)
+    mic = np.repeat([f"m{i}" for i in range(n_mic)], per)
+    t = pd.DataFrame({
+        "micrograph": pd.Categorical(mic), "micrograph_name": pd.Categorical([m + ".mrc" for m in mic]),
+        "x_px": rng.uniform(0, 500, mic.size), "y_px": rng.uniform(0, 500, mic.size),
+        "defocus_A": np.repeat(np.linspace(10000, 25000, n_mic), per), "pixel_size_A": 2.0,
+        "ncc": rng.normal(0.3, 0.1, mic.size), "power": rng.lognormal(2, 0.3, mic.size),
+        "source_row": np.arange(mic.size),
+    })
+    t.attrs["source"] = "/nonexistent/p.star"
+    return t
+
+
+def test_edits_and_what_is_kept():
+    t = _table()
+    ps = PickSet(t, thresholds=Thresholds(x_min=0.3))
+    ncc = t["ncc"].to_numpy()
+    sel = ps.evaluate()
+    assert sel.n_kept == (ncc >= 0.3).sum() and sel.n_rejected_by_thresholds == (ncc < 0.3).sum()
+    np.testing.assert_array_equal(sel.kept_per_micrograph, pd.Series(ncc >= 0.3).groupby(np.repeat(range(4), 50)).sum())
+    # delete three kept picks and one rejected pick
+    kept_rows = np.flatnonzero(ncc >= 0.3)[:3]
+    rej_row = np.flatnonzero(ncc < 0.3)[0]
+    assert ps.remove(np.r_[kept_rows, rej_row]) == 4 and ps.remove(kept_rows) == 0  # twice: once
+    sel = ps.evaluate()
+    assert sel.n_rows == 196 and sel.n_removed_by_hand == 4 and sel.n_kept == (ncc >= 0.3).sum() - 3
+    assert not sel.kept[kept_rows].any()
+    # add two picks on m2 (one per call and a pair), kept whatever their (missing) scores
+    rows = ps.add("m2", [10.0, 20.0], [30.0, 40.0])
+    assert list(rows) == [200, 201] and len(ps) == 202
+    tab = ps.table
+    assert list(tab["manual"].astype(str).iloc[rows]) == ["added", "added"]
+    assert np.allclose(tab["defocus_A"].iloc[rows], 20000.0) and tab["micrograph_name"].iloc[200] == "m2.mrc"
+    assert np.isnan(tab["ncc"].iloc[200]) and ps.evaluate().kept[rows].all()
+    assert ps.evaluate().n_added_by_hand == 2
+    # move one pick (read -> moved) and an added one (stays added)
+    ps.move([5, 201], [1.0, 2.0], [3.0, 4.0])
+    assert tab["manual"].astype(str).iloc[5] == "moved" and tab["manual"].astype(str).iloc[201] == "added"
+    assert (tab["x_px"].iloc[5], tab["y_px"].iloc[5]) == (1.0, 3.0)
+    # the explanation says what is left out and why
+    text = ps.evaluate().explain()
+    assert "4 deleted by hand" in text and "2 added and 1 moved by hand" in text and "outside the thresholds" in text
+    # the written rows: kept without the deleted; rejected without the deleted either
+    kept = ps.rows("kept")
+    rejected = ps.rows("rejected")
+    assert len(kept) + len(rejected) == 202 - 4 and "manual" in kept.columns
+
+
+def test_rescored_picks_rebin_in_place_and_thresholds_apply():
+    t = _table()
+    ps = PickSet(t, thresholds=Thresholds(x_min=0.3))
+    row = int(np.flatnonzero(t["ncc"].to_numpy() < 0.3)[0])
+    assert not ps.evaluate().kept[row]
+    ps.update_values([row], {"ncc": [0.9]})
+    assert ps.evaluate().kept[row] and ps.inspection.x[row] == pytest.approx(0.9)
+    # its histogram bin follows (the rest untouched)
+    fresh = ps.inspection.hist.__class__.from_values(ps.inspection.x, ps.inspection.y, x_edges=ps.inspection.hist.x_edges,
+                                                     y_edges=ps.inspection.hist.y_edges, log_y=ps.inspection.hist.log_y)
+    np.testing.assert_array_equal(ps.inspection.hist.codes, fresh.codes)
+
+
+def test_duplicates_among_the_kept_and_given_masks():
+    t = _table(n_mic=1, per=3)
+    t["x_px"] = [100.0, 104.0, 300.0]
+    t["y_px"] = [100.0, 100.0, 300.0]
+    t["ncc"] = [0.5, 0.6, 0.4]
+    ps = PickSet(t, thresholds=Thresholds())
+    sel = ps.selection(dedupe_A=20.0)  # 4 px = 8 Å apart: the lower NCC goes
+    assert list(sel.kept) == [False, True, True] and sel.n_duplicates == 1
+    sel = ps.selection(kept=np.array([True, False, True]), dedupe_A=20.0)  # its partner not kept: no duplicate
+    assert list(sel.kept) == [True, False, True] and sel.n_duplicates == 0
+
+
+def test_session_edits_replay_on_a_fresh_read():
+    t = _table()
+    ps = PickSet(t.copy())
+    ps.remove([3, 4])
+    ps.move([7], [11.0], [12.0])
+    ps.add("m1", [50.0], [60.0])
+    edits = ps.edits()
+    again = PickSet(t.copy())
+    applied = again.apply_edits(edits)
+    assert applied == {"removed": 2, "moved": 1, "added": 1, "not_found": 0}
+    for col in ("x_px", "y_px"):
+        np.testing.assert_allclose(again.table[col].to_numpy(), ps.table[col].to_numpy())
+    np.testing.assert_array_equal(again.removed, ps.removed)
+    assert list(again.table["manual"].astype(str)) == list(ps.table["manual"].astype(str))
+
+
+def test_a_set_without_scores_keeps_everything_until_edited():
+    t = _table()[["micrograph", "x_px", "y_px", "source_row"]]
+    ps = PickSet(t)
+    assert ps.inspection is None and "no numeric score" in ps.no_scores
+    assert ps.evaluate().n_kept == 200
+    ps.remove([0])
+    ps.add("m0", [1.0], [2.0])
+    sel = ps.evaluate()
+    assert sel.n_kept == 200 and sel.n_removed_by_hand == 1 and len(ps) == 201
