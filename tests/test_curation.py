@@ -133,7 +133,7 @@ def test_delete_add_move_persist_and_are_exported(viewer_with_picks, sim, qtbot,
     for yx in gone_xy:
         on = back[back["micrograph"] == key]
         assert not np.any(np.isclose(on["y_px"], yx[0]) & np.isclose(on["x_px"], yx[1]))
-    side = json.loads(paths[1].read_text())
+    side = json.loads(paths[-1].read_text())  # the side JSON is written last
     assert side["selection"]["n_removed_by_hand"] == 3 and side["selection"]["n_added_by_hand"] == 2
     # ... napari's File > Save (the npe2 writer) ...
     viewer.layers.selection = {layer}

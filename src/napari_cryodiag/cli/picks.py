@@ -212,7 +212,8 @@ def _score_kwargs(args, apix, d_px) -> dict:
     return kw
 
 
-_FLAG = {"particles": "star", "cs": "cs", "coordinates": "coords"}
+def _flag(kind: str) -> str:
+    return {"particles": "star", "cs": "cs", "coordinates": "coords"}[kind]
 
 
 def _export_targets(args) -> list[tuple[str, Path]]:
@@ -236,7 +237,7 @@ def plan(args):
     p.file(args.json, "JSON of the numbers")
     for kind, dest in _export_targets(args):
         for f in selection_paths(dest, rejected=args.export_rejected):
-            what = "settings of an export" if f.name.endswith(".cryodiag.json") else f"picks (--export-{_FLAG[kind]})"
+            what = "settings of an export" if f.name.endswith(".cryodiag.json") else f"picks (--export-{_flag(kind)})"
             p.file(f, what, in_folder=False)
     return p
 
@@ -327,15 +328,10 @@ def run(args) -> int:
         _log(f"picked {len(table)} particles on {len(stack)} micrographs")
     elif not args.picks and not args.session:
         raise CryodiagInputError("give pick files, or --pick with --micrographs, or --session")
-    if args.session:
-        ps, session = wf.load_session(args.session)
-        table = ps.table
+    if args.session:  # the pick files read again; the edits are replayed on the set below
+        session = wf.read_session(args.session)
         out.protect([f for p in session["picks"] for f in files_of(p)], session.get("ctf"))
-        applied = session["applied"]
-        info["session"] = {"file": str(args.session), "edits": applied}
-        if applied.get("not_found"):
-            _warn(f"{applied['not_found']} edited picks of the session are no longer in the pick files",
-                  args.session)
+        table = wf.read_picks(session["picks"], flip_y=bool(session.get("flip_y")))
     elif not args.pick:
         table = wf.read_picks(list(args.picks), flip_y=args.flip_y)
         out.protect([str(p) for p in (table.attrs.get("sources") or [table.attrs.get("source")]) if p])
@@ -396,7 +392,8 @@ def run(args) -> int:
             _warn(msg, table.attrs.get("source"))
 
     # 3. defocus and calibration
-    ctf = wf.read_ctf_table(args.ctf) if args.ctf else None
+    ctf_path = args.ctf or (session or {}).get("ctf")
+    ctf = wf.read_ctf_table(ctf_path) if ctf_path else None
     if ctf is not None:
         info["notes"] += wf.attach_defocus(table, ctf)
     cal_x = args.calibrate in ("both", "x")
@@ -432,7 +429,11 @@ def run(args) -> int:
     ps = wf.open_pick_set(table, calibration=cal, x_feature=x_feature, y_feature=y_feature, bins=args.bins,
                           thresholds=thresholds, suggest=(False if args.no_suggest else None))
     if edits:
-        ps.apply_edits(edits)
+        applied = ps.apply_edits(edits)
+        info["session"] = {"file": str(args.session), "edits": applied}
+        if applied.get("not_found"):
+            _warn(f"{applied['not_found']} edited picks of the session are no longer in the pick files",
+                  args.session)
     insp = ps.inspection
     if insp is None:
         raise CryodiagInputError(f"{ps.no_scores}; use --score with --micrographs", table.attrs.get("source"))

@@ -34,7 +34,7 @@ from ..errors import CryodiagInputError
 __all__ = [
     "CalibrationOptions", "ScoringOptions", "PickerOptions", "DedupeOptions", "read_picks", "read_ctf_table",
     "defocus_per_micrograph", "attach_defocus", "open_pick_set", "score_kwargs", "iter_score", "iter_pick",
-    "write_selection", "selection_paths", "calibrated_columns", "session_dict", "save_session", "load_session", "SESSION_VERSION",
+    "write_selection", "selection_paths", "calibrated_columns", "session_dict", "save_session", "read_session", "load_session", "SESSION_VERSION",
     "pixel_size_of",
 ]
 
@@ -303,10 +303,14 @@ def write_selection(pickset: PickSet, path, *, selection: Selection | None = Non
     (:class:`~napari_cryodiag.io.selection.MicrographRefs`) for the names and shapes the files
     need. Every destination is checked before any is written; atomic; never over an input, nor
     over an existing output unless ``overwrite``. Returns ``(SelectionFiles, Selection)``."""
-    from ..io.selection import write_selection as write_files
+    from ..io.selection import selection_kind, write_selection as write_files
 
     sel = selection if selection is not None else pickset.evaluate()
     table, kept = pickset.table, sel.kept
+    if selection_kind(path, kind) == "cs" and micrograph_shape is None and not micrographs \
+            and not _table_has_shape(table):
+        raise CryodiagInputError("a .cs file stores locations as fractions of the micrograph size: give the "
+                                 "micrograph size (open the micrographs, or enter it)", path)
     extra = calibrated_columns(pickset)
     gone = pickset.removed
     if gone.any():  # deleted by hand: in neither file
@@ -328,6 +332,10 @@ def write_selection(pickset: PickSet, path, *, selection: Selection | None = Non
                         micrograph_shape=tuple(int(v) for v in micrograph_shape) if micrograph_shape else None,
                         protect=protect, overwrite=overwrite)
     return files, sel
+
+
+def _table_has_shape(table: pd.DataFrame) -> bool:
+    return {"micrograph_ny", "micrograph_nx"} <= set(table.columns) or table.attrs.get("format") == "cs"
 
 
 # --------------------------------------------------------------------------- sessions
@@ -361,10 +369,8 @@ def save_session(path, pickset: PickSet, *, overwrite: bool = False, protect=(),
                              protect=[*d["picks"], *([d["ctf"]] if d["ctf"] else []), *protect])
 
 
-def load_session(path) -> tuple[PickSet, dict]:
-    """Read a session file and replay it: the pick files read again, the CTF table joined, the axes,
-    calibration and thresholds set, the hand edits applied. Returns the set and the session dict
-    (with ``"applied"``: what the edits did)."""
+def read_session(path) -> dict:
+    """A session file as data (see :func:`session_dict`), checked; nothing replayed."""
     try:
         d = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -373,6 +379,16 @@ def load_session(path) -> tuple[PickSet, dict]:
         raise CryodiagInputError(f"not a session file: {err}", path) from None
     if not isinstance(d, dict) or "cryodiag_session" not in d or not d.get("picks"):
         raise CryodiagInputError("not a cryodiag session file (no 'cryodiag_session' and 'picks')", path)
+    if not isinstance(d.get("edits") or {}, dict) or not isinstance(d.get("calibration") or {}, dict):
+        raise CryodiagInputError("malformed session: 'edits' and 'calibration' are objects", path)
+    return d
+
+
+def load_session(path) -> tuple[PickSet, dict]:
+    """Read a session file and replay it: the pick files read again, the CTF table joined, the axes,
+    calibration and thresholds set, the hand edits applied. Returns the set and the session dict
+    (with ``"applied"``: what the edits did)."""
+    d = read_session(path)
     table = read_picks(d["picks"], flip_y=bool(d.get("flip_y")))
     ctf = read_ctf_table(d["ctf"]) if d.get("ctf") else None
     try:
