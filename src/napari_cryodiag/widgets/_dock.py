@@ -5,7 +5,8 @@ A :class:`Dock` is what napari's Plugins menu docks. It gives every widget the s
 - a scrollable body, so that all the plugin's docks fit one screen when they are docked together
   (a dock asks napari for little height; its content scrolls);
 - ``reset_choices``: napari calls it when layers are added, removed or reordered, and the dock
-  passes it to every magicgui container it holds; renamed layers refresh the choosers too;
+  passes it to every magicgui container it holds; renamed layers and tables opened without a
+  layer (``_tables.tables_of``) refresh the choosers too;
 - ``run``: long work in a napari ``thread_worker`` with a magicgui progress bar and Cancel,
   the dock's action buttons disabled while it runs (a double click starts one job, not two);
 - ``report``: the status line and a napari notification, from one message;
@@ -14,16 +15,45 @@ A :class:`Dock` is what napari's Plugins menu docks. It gives every widget the s
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable, Iterable
 
-from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from ..errors import CryodiagInputError
 
-__all__ = ["Dock", "JobControls"]
+__all__ = ["Dock", "JobControls", "page", "note"]
+
+
+def note(value: str = "", rich: bool = False) -> Label:
+    """A magicgui Label for messages: wraps at the dock's width (a long path or sentence never
+    widens the dock), selectable; ``rich`` for HTML."""
+    lab = Label(value=value)
+    q = lab.native
+    q.setWordWrap(True)
+    q.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    q.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if rich:
+        q.setTextFormat(Qt.TextFormat.RichText)
+    return lab
+
+
+def page(*widgets, stretch=None, margins: int = 2) -> QWidget:
+    """A tab page (or section) of magicgui/Qt widgets stacked vertically; ``stretch`` (one of
+    them) takes the spare height, else the page ends with a stretch."""
+    out = QWidget()
+    lay = QVBoxLayout(out)
+    lay.setContentsMargins(margins, margins, margins, margins)
+    lay.setSpacing(3)
+    for w in widgets:
+        lay.addWidget(getattr(w, "native", w), 1 if w is stretch else 0)
+    if stretch is None:
+        lay.addStretch(1)
+    return out
 
 
 class JobControls(Container):
@@ -61,10 +91,14 @@ class Dock(QWidget):
         self._scroll.setWidget(self.body)
         outer.addWidget(self._scroll)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        self.status = note()
         layers = napari_viewer.layers
         layers.events.inserted.connect(self._on_layer_inserted)
+        # tables opened without a layer (CTF tables, particle sets, model.star, postprocess.star)
+        from ._tables import tables_of
+
+        self._seen_tables = weakref.WeakSet(tables_of(napari_viewer))
+        tables_of(napari_viewer).changed.connect(self._on_tables_changed)
         for ly in layers:
             self._watch_name(ly)
         self.theme = getattr(napari_viewer, "theme", None)
@@ -115,6 +149,32 @@ class Dock(QWidget):
     def on_layers_changed(self) -> None:
         """Hook for subclasses: the layer list changed (after the choosers were refreshed)."""
 
+    def _on_tables_changed(self, *_):
+        """A table was opened: the choosers follow, and those that offer it choose it (the file
+        just opened is the one to look at)."""
+        from ._tables import tables_of
+
+        tables = list(tables_of(self.viewer))
+        new = [t for t in tables if t not in self._seen_tables]
+        self._seen_tables = weakref.WeakSet(tables)
+        self.reset_choices()
+        if not new:
+            return
+        for w in self._choosers():
+            offered = [t for t in new if t in (w.choices or ())]
+            if offered:
+                w.value = offered[-1]
+
+    def _choosers(self):
+        def walk(c):
+            for w in c:
+                if isinstance(w, Container):
+                    yield from walk(w)
+                elif isinstance(w, ComboBox):
+                    yield w
+        for c in self._containers:
+            yield from walk(c)
+
     def _on_layer_inserted(self, event=None):
         if event is not None:
             self._watch_name(event.value)
@@ -156,7 +216,8 @@ class Dock(QWidget):
         if self.busy:
             self.report(f"{description or 'a job'}: another job is running; wait for it or cancel it", "warning")
             return None
-        worker = thread_worker(job, start_thread=False)()
+        # errors go to ``errored`` (reported below), not re-raised in the GUI thread
+        worker = thread_worker(job, start_thread=False, ignore_errors=True)()
         buttons = [*self._action_buttons, *disable]
         for b in buttons:
             b.enabled = False
@@ -173,9 +234,13 @@ class Dock(QWidget):
                 controls.progress.max = max(int(total), 1)
                 controls.progress.value = min(int(done), controls.progress.max)
 
+        running = f"{description}: running …" if description else "running …"
+
         def finished():
             if worker in self._workers:
                 self._workers.remove(worker)
+            if self.status.value == running:  # nothing said the outcome: do not say it still runs
+                self.status.value = ""
             for b in buttons:
                 b.enabled = True
             if controls is not None:
@@ -195,7 +260,7 @@ class Dock(QWidget):
         if on_done is not None:
             worker.returned.connect(on_done)
         self._workers.append(worker)
-        self.status.value = f"{description}: running …" if description else "running …"
+        self.status.value = running
         worker.start()
         return worker
 

@@ -9,12 +9,16 @@ shown (no GUI import in the core)::
 
 Keys: ``label``, ``tooltip``, ``min``, ``max``, ``step``, ``choices``, ``widget_type`` (magicgui
 options), ``none`` (for ``X | None`` numbers: the text shown at the lowest value, which stands for
-None), ``hidden`` (not shown; the default is used). Without metadata, the label is the field name
+None), ``special`` (for numbers whose lowest value means something else, e.g. 0 = "auto": the
+text shown there), ``hidden`` (not shown; the default is used). Without metadata, the label is the field name
 with its unit suffix written out (``lowpass_A`` -> "lowpass (Å)").
 
 :func:`options_form` returns an :class:`OptionsForm`: a magicgui ``Container`` with one value
 widget per field (``form.lowpass_A.value``), ``form.value`` the dataclass instance of the current
-values, ``form.set_value(obj)`` to fill it, and ``form.changed`` emitting the new instance.
+values, ``form.set_value(obj)`` to fill it, and ``form.changed_value`` emitting the new instance.
+One dataclass can be shown in several forms (tabs or sections of a dock): ``include`` names the
+fields a form shows (the others keep their defaults), and :meth:`OptionsForm.field_values` gives
+the shown fields only, to merge the forms back into one instance.
 """
 
 from __future__ import annotations
@@ -62,15 +66,22 @@ class OptionsForm(Container):
 
     changed_value = Signal(object)
 
-    def __init__(self, cls, *, exclude=(), overrides: dict | None = None, **container_kwargs):
+    def __init__(self, cls, *, exclude=(), include=None, overrides: dict | None = None, **container_kwargs):
         self._cls = cls
         self._nullable: dict[str, float] = {}  # field -> the sentinel value that stands for None
         self._hidden: dict[str, Any] = {}
         hints = typing.get_type_hints(cls, include_extras=True)
         widgets = []
         overrides = overrides or {}
+        include = None if include is None else set(include)
         for f in dataclasses.fields(cls):
             if f.name in exclude or not f.init:
+                continue
+            if include is not None and f.name not in include:
+                if f.default is not dataclasses.MISSING:
+                    self._hidden[f.name] = f.default
+                elif f.default_factory is not dataclasses.MISSING:
+                    self._hidden[f.name] = f.default_factory()
                 continue
             tp, nullable, extra = _unwrap(hints.get(f.name, Any))
             md = {**extra, **dict(f.metadata or {}), **overrides.get(f.name, {})}
@@ -82,6 +93,7 @@ class OptionsForm(Container):
             label = md.pop("label", unit_label(f.name))
             tooltip = md.pop("tooltip", None)
             none_text = md.pop("none", None)
+            special = md.pop("special", None)
             options = dict(md)
             if get_origin(tp) is Literal:
                 options.setdefault("choices", list(get_args(tp)))
@@ -102,6 +114,8 @@ class OptionsForm(Container):
             else:
                 annotation = tp if tp is not Any else None
                 w = create_widget(value=default, annotation=annotation, name=f.name, label=label, options=options)
+            if special and hasattr(w.native, "setSpecialValueText"):
+                w.native.setSpecialValueText(special)
             if tooltip:
                 w.tooltip = tooltip
             widgets.append(w)
@@ -121,6 +135,10 @@ class OptionsForm(Container):
         if name in self._nullable and v is not None and v <= self._nullable[name] + 1e-12:
             return None
         return v
+
+    def field_values(self) -> dict:
+        """``{field: value}`` of the fields this form shows (None for a number shown as 'none')."""
+        return {w.name: self._get(w.name) for w in self}
 
     @property
     def value(self):
@@ -150,7 +168,9 @@ class OptionsForm(Container):
             w.value = v
 
 
-def options_form(cls, *, exclude=(), overrides: dict | None = None, **container_kwargs) -> OptionsForm:
-    """An :class:`OptionsForm` for the dataclass ``cls`` (fields in ``exclude`` are left out and
-    keep their defaults); ``overrides`` maps field names to extra widget options."""
-    return OptionsForm(cls, exclude=exclude, overrides=overrides, **container_kwargs)
+def options_form(cls, *, exclude=(), include=None, overrides: dict | None = None,
+                 **container_kwargs) -> OptionsForm:
+    """An :class:`OptionsForm` for the dataclass ``cls``: the fields of ``include`` (default: all)
+    except those in ``exclude`` (the others keep their defaults); ``overrides`` maps field names
+    to extra widget options (``label``, ``min``, ``max``, ``tooltip`` …)."""
+    return OptionsForm(cls, exclude=exclude, include=include, overrides=overrides, **container_kwargs)

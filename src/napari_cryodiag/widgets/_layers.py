@@ -33,7 +33,7 @@ __all__ = [
     "meta", "kind", "pixel_size_A", "is_volume", "is_mask", "is_half_map",
     "is_micrographs", "is_template_stack", "is_picks", "half_map_choices", "mask_choices",
     "template_choices", "micrograph_choices", "picks_choices", "volume_choices", "layer_choices",
-    "pair_of_half_maps", "micrograph_refs",
+    "chooser", "pair_of_half_maps", "micrograph_refs",
 ]
 
 
@@ -89,11 +89,21 @@ def _image(layer) -> bool:
     return type(layer).__name__ == "Image"
 
 
+def _stack_shaped(shape) -> bool:
+    """Few sections compared with the image size: a stack of 2D images (class averages,
+    particles), not a map (the reader's rule for MRC files without a space group)."""
+    return len(shape) == 3 and shape[0] * 4 <= min(shape[1], shape[2])
+
+
 def is_volume(layer) -> bool:
-    """A 3D scalar image that is a map (not a micrograph stack, image stack or placeholder)."""
+    """A 3D scalar image that is a map (not a micrograph stack, image stack or placeholder, nor
+    shaped as a stack of 2D images when the plugin did not say what it is)."""
     if not _image(layer) or getattr(layer, "rgb", False) or getattr(layer.data, "ndim", 0) != 3:
         return False
-    return kind(layer) not in ("micrographs", "stack", "placeholder")
+    k = kind(layer)
+    if k in ("micrographs", "stack", "placeholder"):
+        return False
+    return k in ("map", "mask") or not _stack_shaped(tuple(layer.data.shape))
 
 
 def is_mask(layer) -> bool:
@@ -170,6 +180,29 @@ def layer_choices(viewer, filter_: Callable[[Iterable], list]) -> Callable:
 
     choices.__name__ = getattr(filter_, "__name__", "choices")
     return choices
+
+
+def chooser(choices: Callable, *, label: str, none: str | None = None, **kwargs):
+    """A magicgui ComboBox over ``choices`` (a :func:`layer_choices` or ``table_choices``
+    callable); ``none``: the chooser may be empty (optional input) and shows this text then."""
+    from magicgui.widgets import ComboBox
+
+    if none is None:
+        w = ComboBox(label=label, choices=choices, **kwargs)
+    else:
+        w = ComboBox(label=label, choices=(), nullable=True, **kwargs)
+        w.null_string = none  # before the first choices: the empty choice stays first
+        w.choices = choices
+    _narrow(w)
+    return w
+
+
+def _narrow(combo) -> None:
+    """A long layer or file name does not widen the dock (the chooser elides it)."""
+    q = combo.native
+    if hasattr(q, "setSizeAdjustPolicy"):
+        q.setSizeAdjustPolicy(type(q).SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        q.setMinimumContentsLength(12)
 
 
 _HALF_RE = re.compile(r"half[_\- ]?(?:map)?[_\- ]?([12ab])(?![a-z0-9])|[_\-]([ab12])(?=\.\w+$|$)", re.IGNORECASE)

@@ -20,7 +20,7 @@ from psygnal import Signal
 
 from ._layers import is_picks, meta
 
-__all__ = ["OpenTable", "OpenTables", "tables_of", "table_choices", "KINDS"]
+__all__ = ["OpenTable", "OpenTables", "tables_of", "table_choices", "open_table_file", "KINDS"]
 
 #: what an open table is
 KINDS = ("ctf", "particles", "postprocess", "relion_model", "picks")
@@ -126,3 +126,37 @@ def table_choices(viewer, *kinds: str, with_picks: bool = False):
         return [(t.label, t) for t in items]
 
     return choices
+
+
+def open_table_file(viewer, path, kind: str = "particles") -> OpenTable:
+    """Read the file ``path`` as a table of ``kind`` and add it to the viewer's open tables (a file
+    picker of a dock does this, so that a file chosen there is offered like an opened one).
+
+    ``particles``/``ctf``: the canonical table (``io.picks.read_table``); ``relion_model``: the read
+    model (``data["model"]``); ``postprocess``: its blocks (``data``). Returns the open table
+    (the one already open for that file and kind is replaced). Bad files raise
+    :class:`~napari_cryodiag.errors.CryodiagInputError` naming the file.
+    """
+    import os
+
+    from ..errors import CryodiagInputError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CryodiagInputError("file not found", path)
+    name = Path(path).name
+    if kind in ("particles", "ctf"):
+        from ..io.picks import read_table
+
+        item = OpenTable(name=name, kind=kind, path=path, table=read_table(path))
+    elif kind == "relion_model":
+        from ..io.relion_model import read_model_star
+
+        item = OpenTable(name=name, kind=kind, path=path, data={"model": read_model_star(path)})
+    elif kind == "postprocess":
+        from ..io.star import read_postprocess
+
+        item = OpenTable(name=name, kind=kind, path=path, data=read_postprocess(path))
+    else:
+        raise ValueError(f"unknown table kind {kind!r}; one of {KINDS}")
+    return tables_of(viewer).add(item)
