@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..compute.particles.classes import Histogram, sort_summary
+from .style import ink, muted, paper
 
 __all__ = ["plot_posterior_histograms", "plot_class_grid", "plot_frc_curves", "class_label"]
 
@@ -37,7 +38,7 @@ def _hist_axis(ax, h: Histogram | None, color: str, xlabel: str, empty_text: str
         ax.set_xlabel(xlabel)
         return
     e, c = h.edges, h.counts
-    ax.bar(e[:-1], c, width=np.diff(e), align="edge", color=color, edgecolor="white", linewidth=0.3)
+    ax.bar(e[:-1], c, width=np.diff(e), align="edge", color=color, edgecolor=paper(), linewidth=0.3)
     ax.set_xlim(e[0], e[-1])
     ax.set_xlabel(textwrap.fill(h.label, 48), fontsize=8.5)
     ax.set_ylabel("particles")
@@ -45,29 +46,30 @@ def _hist_axis(ax, h: Histogram | None, color: str, xlabel: str, empty_text: str
     cum = np.cumsum(c)
     j = int(np.searchsorted(cum, cum[-1] / 2.0))
     mid = 0.5 * (e[j] + e[j + 1])
-    ax.axvline(mid, color="k", lw=1, ls="--")
+    ax.axvline(mid, color=ink(), lw=1, ls="--")
     info = f"n = {int(cum[-1]):,}"
     if h.n_nan:
         info += f", {h.n_nan:,} missing"
     if h.n_outside:
         info += f", {h.n_outside:,} outside"
     ax.text(0.97, 0.97, info + f"\nmedian bin ≈ {mid:.3g}", transform=ax.transAxes, va="top",
-            ha="right", fontsize=8, bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1.5))
+            ha="right", fontsize=8, bbox=dict(facecolor=paper(), edgecolor="none", alpha=0.8, pad=1.5))
 
 
 def plot_posterior_histograms(histograms: dict[str, Histogram], fig: Figure | None = None,
-                              title: str | None = None, source: str = "") -> Figure:
-    """Two panels: best-class probability (left) and class ESS (right)."""
+                              title: str | None = None, source: str = "", layout: str = "columns") -> Figure:
+    """Two panels: best-class probability and class ESS, side by side (``layout="columns"``) or
+    one above the other (``"rows"``, for a narrow dock)."""
     fig = _new(fig)
-    ax1, ax2 = fig.subplots(1, 2)
+    ax1, ax2 = fig.subplots(2, 1) if layout == "rows" else fig.subplots(1, 2)
     relion = source == "relion"
     _hist_axis(ax1, histograms.get("best_prob"), "tab:blue", "best-class probability",
                "no best-class probability in this file")
     _hist_axis(ax2, histograms.get("ess"), "tab:green", "class ESS", "no class ESS in this file")
     ax1.set_title("RELION analogue of best-class probability" if relion else "Probability of best class",
-                  fontsize=10)
+                  fontsize=9)
     ax2.set_title("RELION analogue of class ESS" if relion else "Class ESS (1 = certain, K = uniform)",
-                  fontsize=10)
+                  fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -144,13 +146,13 @@ def plot_class_grid(
             sp.set_visible(sel)
             sp.set_color(SELECTED_COLOR)
             sp.set_linewidth(3)
-        ax.set_title(class_label(row, ess_name), fontsize=7.5, color=SELECTED_COLOR if sel else "black", pad=2)
+        ax.set_title(class_label(row, ess_name), fontsize=7.5, color=SELECTED_COLOR if sel else ink(), pad=2)
     head = title or "2D classes"
     head += f" — sorted by {sort_by.replace('_', ' ')}"
     fig.suptitle(head, fontsize=10)
     if footnote:
         width = max(60, int(ncols * 1.55 * 14))
-        fig.supxlabel(textwrap.fill(footnote, width), fontsize=7, color="0.3")
+        fig.supxlabel(textwrap.fill(footnote, width), fontsize=7, color=muted(0.7))
     return fig
 
 
@@ -170,7 +172,7 @@ def plot_frc_curves(class_averages, fig: Figure | None = None, *, max_curves: in
         res = ca.frc_resolution_A[i]
         ax.plot(f, ca.frc[i], color=cmap(j / max(len(shown) - 1, 1)), lw=1.2,
                 label=f"#{int(ca.labels[i])} ({res:.1f} Å)")
-    ax.axhline(ca.threshold, color="k", ls="--", lw=1)
+    ax.axhline(ca.threshold, color=ink(), ls="--", lw=1)
     ax.text(f[-1], ca.threshold, f" {ca.threshold:g}", va="bottom", ha="right", fontsize=8)
     ax.set_xlim(0, f[-1])
     ax.set_ylim(-0.2, 1.05)

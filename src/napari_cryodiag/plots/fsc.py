@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from .style import ink, muted
+
 COLORS = {
     "no_mask": "#2ca02c",
     "spherical": "#1f77b4",
@@ -64,16 +66,16 @@ def plot_fsc(result, fig: Figure | None = None, *, flags=None, convention: str =
             continue
         r = result.resolutions[name]["0.143"]
         lw = 2.2 if name == "corrected" else 1.5
-        ax.plot(f, c, color=COLORS[name], lw=lw, label=f"{LABELS[name]} ({_res_label(r, convention)})")
-    ax.axhline(0.143, color="0.3", lw=0.8, ls="--")
-    ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
-    ax.axhline(0.0, color="0.8", lw=0.6)
-    ax.text(f[-1], 0.143, " 0.143", va="center", ha="left", fontsize=8, color="0.3", clip_on=False)
-    ax.text(f[-1], 0.5, " 0.5", va="center", ha="left", fontsize=8, color="0.5", clip_on=False)
+        ax.plot(f, c, color=ink() if name == "corrected" else COLORS[name], lw=lw, label=f"{LABELS[name]} ({_res_label(r, convention)})")
+    ax.axhline(0.143, color=muted(0.7), lw=0.8, ls="--")
+    ax.axhline(0.5, color=muted(0.4), lw=0.8, ls=":")
+    ax.axhline(0.0, color=muted(0.2), lw=0.6)
+    ax.text(f[-1], 0.143, " 0.143", va="center", ha="left", fontsize=8, color=muted(0.7), clip_on=False)
+    ax.text(f[-1], 0.5, " 0.5", va="center", ha="left", fontsize=8, color=muted(0.5), clip_on=False)
     fr = result.randomise_shell / (result.box * result.pixel_size_A)
-    ax.axvline(fr, color="0.5", lw=0.8, ls="-.")
+    ax.axvline(fr, color=muted(0.5), lw=0.8, ls="-.")
     ax.text(fr, 0.02, f" randomised from {result.randomise_from_A:.2f} Å ({result.randomise_rule})",
-            rotation=90, va="bottom", ha="right", fontsize=7, color="0.4")
+            rotation=90, va="bottom", ha="right", fontsize=7, color=muted(0.6))
     ax.axvline(f[-1], color="tab:red", lw=0.8, alpha=0.5)
     ax.text(f[-1], 1.02, f"Nyquist {result.nyquist_A:.2f} Å", ha="right", va="bottom", fontsize=7, color="tab:red")
     ax.set_xlim(0, f[-1])
@@ -87,6 +89,6 @@ def plot_fsc(result, fig: Figure | None = None, *, flags=None, convention: str =
     ax.legend(fontsize=8, loc="lower left", framealpha=0.85)
     if flags:
         text = "\n".join(f"⚠ {fl.title}" for fl in flags)
-        ax.text(0.99, 0.98, text, transform=ax.transAxes, ha="right", va="top", fontsize=7.5,
+        ax.text(0.99, 0.98, text, transform=ax.transAxes, ha="right", va="top", fontsize=7.5, color="#3b2f00",
                 bbox=dict(boxstyle="round", fc="#fff3cd", ec="#d4a017", alpha=0.9))
     return fig

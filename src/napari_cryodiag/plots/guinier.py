@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from .style import muted, paper
+
 YLABEL = {"amplitude2": "ln ⟨|F|²⟩ (shell mean)", "amplitude": "ln ⟨|F|⟩ (shell mean)"}
 
 
@@ -35,7 +37,7 @@ def plot_guinier(curve, fit, fig: Figure | None = None, *, sharpened=None, title
                 f"sharpening B-factor (RELION sign) = {fit.sharpening_bfactor_A2:.1f} Å²\n"
                 f"window: {fit.window_rule}, r = {fit.correlation:.3f}, {fit.n_points} shells",
                 transform=ax.transAxes, ha="right", va="top", fontsize=7.5,
-                bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9))
+                bbox=dict(boxstyle="round", fc=paper(), ec=muted(0.3), alpha=0.9))
     ax.set_xlabel("1/d² (Å⁻²)")
     ax.set_ylabel(YLABEL.get(curve.quantity, "ln structure factor"))
     if ok.any():

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from ..compute.particles.noise_model import NoiseModel
+from .style import ink
 
 __all__ = ["plot_noise_basic", "plot_noise_advanced", "plot_relion_sigma2", "plot_noise_overview"]
 
@@ -54,7 +55,7 @@ def _draw_basic(ax, nm: NoiseModel, truth=None, show_signal: bool = True):
                     color="C0", alpha=0.25, lw=0, label="±2 s.e. (statistics)")
     ax.plot(f[ok], v[ok], "-", color="C0", lw=1.6, label=f"noise variance ({nm.n_images:,} images)")
     if truth is not None:
-        ax.plot(f, truth, "--", color="k", lw=1.0, label="true noise spectrum")
+        ax.plot(f, truth, "--", color=ink(), lw=1.0, label="true noise spectrum")
     if show_signal and np.any(nm.signal_power > 0):
         s = nm.signal_power
         oks = s > 0
@@ -171,7 +172,7 @@ def plot_relion_sigma2(spectra: dict, fig: Figure | None = None, per_pixel: bool
             f = np.asarray(spectra[names[0]]["frequency_invA"])
             med = np.median(stack, axis=0)
             ok = med > 0
-            ax.plot(f[ok], med[ok], color="k", lw=1.8, label=f"median of {len(names)} groups")
+            ax.plot(f[ok], med[ok], color=ink(), lw=1.8, label=f"median of {len(names)} groups")
     ax.set_yscale("log")
     ax.set_xlim(0, fmax if fmax > 0 else None)
     ax.set_xlabel("spatial frequency (1/Å)")

@@ -21,6 +21,7 @@ from ..compute.particles.cfar import CFAR_GUIDE, FSC_THRESHOLD, ConicalFSC
 from ..compute.particles.fourier_sampling import DirectionalMaps
 from ..compute.particles.orientations import ViewingHistogram, azimuth_elevation_deg
 from ..compute.particles.scf import SCF_STAR_GUIDE, SCFResult
+from .style import ink, muted
 
 __all__ = [
     "plot_viewing_directions",
@@ -40,7 +41,7 @@ def _fig(fig, figsize=(6.4, 3.6)) -> Figure:
 def _sky_axes(ax):
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
-    ax.set_xticks(np.arange(-180, 181, 60))
+    ax.set_xticks(np.arange(-180, 181, 90))  # 5 labels: they do not overlap in a narrow dock
     ax.set_yticks(np.arange(-90, 91, 30))
     ax.set_xlabel("azimuth (°) = rot")
     ax.set_ylabel("elevation (°) = 90° − tilt")
@@ -122,7 +123,7 @@ def _draw_scores(ax, scf: SCFResult | None, cfsc: ConicalFSC | None):
     for yi, v, g in zip(y, values, guides):
         ax.text(min(v, 1.0) + 0.02, yi, f"{v:.3f}", va="center", fontsize=9)
         if g is not None:
-            ax.plot([g, g], [yi - 0.42, yi + 0.42], color="k", ls="--", lw=1.2)
+            ax.plot([g, g], [yi - 0.42, yi + 0.42], color=ink(), ls="--", lw=1.2)
             ax.text(g, yi + 0.45, f"guide {g}", ha="center", va="bottom", fontsize=7)
     ax.set_yticks(y)
     ax.set_yticklabels(labels)
@@ -145,32 +146,35 @@ def plot_scf_cfar(scf: SCFResult | None, cfsc: ConicalFSC | None = None, fig: Fi
     return fig
 
 
-def plot_conical_fsc(cfsc: ConicalFSC, fig: Figure | None = None) -> Figure:
-    """Conical FSC curves and the cone areas on the azimuth × elevation axes."""
-    fig = _fig(fig, (10.0, 3.8))
-    ax1, ax2 = fig.subplots(1, 2)
+def plot_conical_fsc(cfsc: ConicalFSC, fig: Figure | None = None, layout: str = "columns") -> Figure:
+    """Conical FSC curves and the cone areas on the azimuth × elevation axes, side by side
+    (``layout="columns"``) or one above the other (``"rows"``, for a narrow dock)."""
+    rows = layout == "rows"
+    fig = _fig(fig, (5.0, 7.0) if rows else (10.0, 3.8))
+    ax1, ax2 = fig.subplots(2, 1) if rows else fig.subplots(1, 2)
     f = cfsc.frequencies_invA
     for c in range(len(cfsc.axes)):
-        ax1.plot(f, cfsc.fsc[c], color="0.75", lw=0.5)
-    ax1.plot(f, cfsc.global_fsc, color="k", lw=1.5, label="global FSC")
+        ax1.plot(f, cfsc.fsc[c], color=muted(0.3), lw=0.5)
+    ax1.plot(f, cfsc.global_fsc, color=ink(), lw=1.5, label="global FSC")
     az, el = azimuth_elevation_deg(cfsc.axes)
     for idx, col, name in ((cfsc.worst, "tab:red", "worst cone"), (cfsc.best, "tab:blue", "best cone")):
         res = 1.0 / cfsc.crossing_invA[idx] if cfsc.crossing_invA[idx] > 0 else np.inf
-        ax1.plot(f, cfsc.fsc[idx], color=col, lw=1.5, label=f"{name} (az {az[idx]:.0f}°, el {el[idx]:.0f}°): {res:.1f} Å")
-    ax1.axhline(FSC_THRESHOLD, color="k", ls=":", lw=1)
+        ax1.plot(f, cfsc.fsc[idx], color=col, lw=1.5, label=f"{name} ({az[idx]:.0f}°, {el[idx]:.0f}°): {res:.1f} Å")
+    ax1.axhline(FSC_THRESHOLD, color=ink(), ls=":", lw=1)
     ax1.text(f[-1], FSC_THRESHOLD + 0.02, "0.143", ha="right", fontsize=7)
-    ax1.axhline(0, color="0.5", lw=0.5)
+    ax1.axhline(0, color=muted(0.5), lw=0.5)
     ax1.set_xlabel("spatial frequency (1/Å)")
     ax1.set_ylabel("FSC")
     ax1.set_ylim(-0.1, 1.05)
     ax1.set_xlim(0, f[-1])
     flag = "anisotropic" if cfsc.anisotropic else "OK"
+    # two short lines: the title fits the axes' width in a dock
     ax1.set_title(
-        f"{len(cfsc.axes)} conical FSCs ({cfsc.half_angle_deg:g}° half-angle); "
+        f"{len(cfsc.axes)} conical FSCs, {cfsc.half_angle_deg:g}° half-angle\n"
         f"cFAR = {cfsc.cfar:.3f} (guide {CFAR_GUIDE}: {flag})",
         fontsize=9,
     )
-    ax1.legend(fontsize=7, loc="upper right")
+    ax1.legend(fontsize=6.5, loc="upper right")
     top = ax1.twiny()
     top.set_xlim(ax1.get_xlim())
     ticks = [t for t in ax1.get_xticks() if 0 < t <= f[-1]]
