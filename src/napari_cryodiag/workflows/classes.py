@@ -41,7 +41,7 @@ class ClassesOptions:
         "label": "half sets", "tooltip": "the split column (auto when present) or alternating rows"}] = "auto"
     compute_frc: Annotated[bool, {"label": "FRC from particle images"}] = True
     pixel_size_A: Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.01,
-                                    "label": "pixel size (Å, 0 = from the files)"}] = 0.0
+                                    "label": "pixel size (Å)", "special": "from the files"}] = 0.0
     bins: Annotated[int, {"min": 2, "max": 1000, "label": "histogram bins"}] = 50
     sort_by: Annotated[Literal["count", "resolution", "median_ess", "class"], {
         "label": "sort the grid by"}] = "count"
@@ -99,6 +99,8 @@ def iter_class_diagnostics(
     stacks: Sequence[str | os.PathLike] = (),
     search_dirs: Sequence[str | os.PathLike] = (),
     pixel_size_A: float | None = None,
+    averages_pixel_size_A: float | None = None,
+    averages_name: str | None = None,
     batch_size: int = 128,
     client=None,
     num_workers: int | None = None,
@@ -114,7 +116,9 @@ def iter_class_diagnostics(
     ``posterior_class_k`` columns, else ``alignments3D_multi/class_posterior`` of a ``.cs``
     source), a ``.cs`` path, an ``(N, K)`` array, or ``None``. ``images``: the particle images
     in memory; else the stacks the table names, looked for in ``stacks`` (files or folders),
-    ``search_dirs`` and next to the table. ``option_fields`` set fields of ``options``
+    ``search_dirs`` and next to the table. ``averages_pixel_size_A``: of ``averages`` given as an
+    array (e.g. a layer's), else the file header's, the model's or the particles'; ``averages_name``:
+    what the array is (figures and messages). ``option_fields`` set fields of ``options``
     (``ctf=``, ``halves=``, ``compute_frc=``, ``bins=``). ``client`` (a ``dask.distributed``
     client or scheduler address) / ``num_workers`` (local threads): where the half-set averages
     are computed; a cluster's workers read the particle stacks themselves.
@@ -139,7 +143,8 @@ def iter_class_diagnostics(
         arr, apix = read_averages(averages)
         avg_kw = dict(averages=arr, averages_source=os.fspath(averages), averages_pixel_size_A=apix)
     elif averages is not None:
-        avg_kw = dict(averages=np.asarray(averages, dtype=np.float32), averages_source="given array")
+        avg_kw = dict(averages=np.asarray(averages, dtype=np.float32), averages_source=averages_name or "given array",
+                      averages_pixel_size_A=averages_pixel_size_A or None)
 
     post = posteriors
     if isinstance(posteriors, str) and posteriors == "auto":

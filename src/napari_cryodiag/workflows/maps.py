@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 
-from ..compute.maps.diagnosis import diagnose
+from ..compute.maps.diagnosis import DiagnosisParams, diagnose
 from ..compute.maps.fsc import MEMORY_FACTOR, check_cubic, check_half_maps, check_not_identical, fsc_result_from_relion
 from ..compute.maps.guinier import fit_guinier, guinier_curve_of_map, guinier_window, relion_last_weighted_shell
 from ..compute.maps.masks import MaskParams, check_user_mask
@@ -56,14 +56,17 @@ class MapValidationOptions:
         "tooltip": "tight75: 75% of the tight 0.143 frequency; relion: unmasked FSC < 0.8; "
                    "nomask143: no-mask FSC < 0.143; explicit: the resolution below"}] = "tight75"
     randomise_from_A: Annotated[float, {"min": 0.5, "max": 1000.0, "step": 0.5,
-                                        "label": "explicit randomisation resolution (Å)"}] = 8.0
+                                        "label": "randomise from (Å)",
+                                        "tooltip": "the resolution of the explicit rule"}] = 8.0
     wait_shells: Annotated[int, {"min": 0, "max": 10, "label": "wait shells",
                                  "tooltip": "shells after the randomisation shell that keep the masked value "
                                             "(RELION: 2)"}] = 0
     seed: Annotated[int, {"min": 0, "max": 2**31 - 1, "label": "random seed"}] = 0
     threshold_fraction: Annotated[float, {"min": 0.01, "max": 0.99, "step": 0.05,
-                                          "label": "mask threshold (fraction of max)"}] = 0.5
-    mask_lowpass_A: Annotated[float, {"min": 0.0, "max": 100.0, "label": "mask low-pass (Å, 0 = none)"}] = 15.0
+                                          "label": "threshold (× max)",
+                                          "tooltip": "of the low-passed half-map average"}] = 0.5
+    mask_lowpass_A: Annotated[float, {"min": 0.0, "max": 100.0, "label": "low-pass (Å)",
+                                      "special": "none"}] = 15.0
     loose_dilate_A: Annotated[float, {"min": 0.0, "max": 200.0, "label": "loose mask: 1 within (Å)"}] = 25.0
     loose_soft_A: Annotated[float, {"min": 0.0, "max": 200.0, "label": "loose mask: 0 from (Å)"}] = 40.0
     tight_dilate_A: Annotated[float, {"min": 0.0, "max": 200.0, "label": "tight mask: 1 within (Å)"}] = 6.0
@@ -74,8 +77,10 @@ class MapValidationOptions:
         "label": "Guinier fit window",
         "tooltip": "fsc143: 10 Å to the 0.143 resolution; relion: 10 Å to where FSC weighting zeroes "
                    "shells; explicit: the two resolutions below"}] = "fsc143"
-    guinier_low_A: Annotated[float, {"min": 0.5, "max": 1000.0, "label": "explicit window, low resolution (Å)"}] = 10.0
-    guinier_high_A: Annotated[float, {"min": 0.5, "max": 1000.0, "label": "explicit window, high resolution (Å)"}] = 4.0
+    guinier_low_A: Annotated[float, {"min": 0.5, "max": 1000.0, "label": "window from (Å)",
+                                     "tooltip": "low-resolution end of the explicit window"}] = 10.0
+    guinier_high_A: Annotated[float, {"min": 0.5, "max": 1000.0, "label": "window to (Å)",
+                                      "tooltip": "high-resolution end of the explicit window"}] = 4.0
     guinier_quantity: Annotated[Literal["amplitude2", "amplitude"], {
         "label": "Guinier y", "tooltip": "ln mean |F|² (cryoSPARC) or ln mean |F| (RELION)"}] = "amplitude2"
 
@@ -113,7 +118,7 @@ class SharpenOptions:
     bfactor_A2: Annotated[float, {"min": -1000.0, "max": 1000.0, "step": 5.0, "label": "B-factor (Å²)",
                                   "tooltip": "sharpening B (RELION sign: negative sharpens)"}] = 0.0
     fsc_weighting: Annotated[bool, {"label": "FSC weighting √(2F/(1+F))"}] = True
-    lowpass_A: Annotated[float, {"min": 0.0, "max": 100.0, "label": "low-pass (Å, 0 = none)"}] = 0.0
+    lowpass_A: Annotated[float, {"min": 0.0, "max": 100.0, "label": "low-pass (Å)", "special": "none"}] = 0.0
     apply_mask: Annotated[bool, {"label": "multiply by the mask"}] = False
 
     def params(self) -> SharpenParams:
@@ -197,7 +202,8 @@ class MapValidation:
     """One pair of half maps through the validation (see the module doc).
 
     ``session`` is the compute session (FSC family, flags, Guinier fit, sharpening);
-    ``sharpened_curve`` the Guinier curve of the last sharpened map (under the corrected mask).
+    ``sharpened_curve`` the Guinier curve of the last sharpened map (under the corrected mask),
+    computed when first asked for (a "what-if" change of B re-filters the map only).
     """
 
     def __init__(self, inputs: MapInputs, *, lean: bool = False, keep_masks=None):
@@ -210,33 +216,56 @@ class MapValidation:
         if lean:
             inputs.half1 = inputs.half2 = None
         self.options = MapValidationOptions()
-        self.sharpened_curve = None
+        self.diagnosis = DiagnosisParams()
+        self._curve = self._curve_of = None
 
     def use_mask(self, mask: np.ndarray | None, name: str | None = None) -> None:
-        """Change the user mask; the same values keep the cached FSC curves."""
+        """Change the user mask (checked against the half maps' grid); the same values keep the
+        cached FSC curves."""
+        if mask is not None:
+            mask = check_user_mask(mask, self.inputs.half1.shape, name or "mask")
         old = self.inputs.mask
         if mask is not None and old is not None and np.array_equal(old, mask):
             mask = old  # the session caches by identity
         self.inputs.mask, self.inputs.mask_name = mask, (name if mask is not None else None)
 
-    def iter_compute(self, options: MapValidationOptions | None = None):
-        """Generator: ``(done, total)`` progress; returns the session (only what changed is recomputed)."""
+    def iter_compute(self, options: MapValidationOptions | None = None, diagnosis: DiagnosisParams | None = None):
+        """Generator: ``(done, total)`` progress; returns the session (only what changed is
+        recomputed: new ``diagnosis`` thresholds alone re-diagnose the cached curves)."""
         self.options = options or MapValidationOptions()
+        diag = diagnosis or DiagnosisParams()
         with about(f"{self.inputs.half1_name}, {self.inputs.half2_name}"):
-            return (yield from self.session.iter_compute(mask=self.inputs.mask, mask_path=self.inputs.mask_name,
-                                                         **self.options.session_kwargs()))
+            s = yield from self.session.iter_compute(mask=self.inputs.mask, mask_path=self.inputs.mask_name,
+                                                     diagnosis=diag, **self.options.session_kwargs())
+        if "fsc" not in s.recomputed and diag != self.diagnosis:
+            s.flags = diagnose(s.fsc, diag)
+            s.recomputed.append("diagnosis")
+        self.diagnosis = diag
+        return s
 
-    def compute(self, options: MapValidationOptions | None = None, progress=None) -> ValidationSession:
-        return run_steps(self.iter_compute(options), progress)
+    def compute(self, options: MapValidationOptions | None = None, progress=None,
+                diagnosis: DiagnosisParams | None = None) -> ValidationSession:
+        return run_steps(self.iter_compute(options, diagnosis), progress)
 
     def sharpen(self, options: SharpenOptions | None = None) -> np.ndarray:
-        """Sharpened half-map average (float32); also updates :attr:`sharpened_curve`."""
+        """Sharpened half-map average (float32): one filter and one inverse FFT of the cached
+        transform (:attr:`sharpened_curve` follows when asked for)."""
         s = self.session
         with about(f"{self.inputs.half1_name}, {self.inputs.half2_name}"):
-            vol = s.sharpen((options or SharpenOptions()).params())
-        m = s.fsc.masks[s.fsc.corrected_mask]
-        self.sharpened_curve = guinier_curve_of_map(vol, s.halfmaps.pixel_size_A, s.guinier_curve.quantity, mask=m)
-        return vol
+            return s.sharpen((options or SharpenOptions()).params())
+
+    @property
+    def sharpened_curve(self):
+        """Guinier curve of the last sharpened map under the corrected curve's mask (None before
+        any sharpening); computed once per sharpened map."""
+        s = self.session
+        if s.sharpened is None or s.fsc is None:
+            return None
+        if self._curve_of is not s.sharpened:
+            m = s.fsc.masks[s.fsc.corrected_mask]
+            self._curve = guinier_curve_of_map(s.sharpened, s.halfmaps.pixel_size_A, s.guinier_curve.quantity, mask=m)
+            self._curve_of = s.sharpened
+        return self._curve
 
     def view_volume(self, which: str = "average") -> tuple[np.ndarray, str]:
         """The volume the slice/projection/Fourier views show: ``average``, ``sharpened``, ``half map 1``."""

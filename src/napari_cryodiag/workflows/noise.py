@@ -34,14 +34,15 @@ class NoiseOptions:
     scale: Annotated[Literal["global", "per_image", "none"], {
         "label": "map-to-image scale",
         "tooltip": "one least-squares amplitude, one per image, or 1"}] = "global"
-    apply_ctf: Annotated[bool, {"label": "multiply projections by each particle's CTF"}] = True
-    max_particles: Annotated[int, {"min": 0, "max": 100_000_000, "label": "max particles (0 = all)",
+    apply_ctf: Annotated[bool, {"label": "apply each particle's CTF",
+                                 "tooltip": "multiply the projections by each particle's CTF"}] = True
+    max_particles: Annotated[int, {"min": 0, "max": 100_000_000, "label": "max particles", "special": "all",
                                    "tooltip": "a random subset (seed 0)"}] = 0
     chunk_size: Annotated[int, {"min": 1, "max": 100_000, "label": "particles per task"}] = 256
     pixel_size_A: Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.01,
-                                    "label": "particle pixel size (Å, 0 = from the table)"}] = 0.0
+                                    "label": "particle pixel size (Å)", "special": "from the table"}] = 0.0
     map_pixel_size_A: Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.01,
-                                        "label": "map voxel size (Å, 0 = from the header)"}] = 0.0
+                                        "label": "map voxel size (Å)", "special": "from the map"}] = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -38,16 +38,17 @@ FIGURES = ("viewing_directions", "fourier_sampling", "posterior_precision", "scf
 class OrientationsOptions:
     """Options of the orientation diagnostics (0 = automatic / from the files)."""
 
-    radius_px: Annotated[float, {"min": 0.0, "max": 2048.0, "label": "Fourier radius (voxels, 0 = auto)",
+    radius_px: Annotated[float, {"min": 0.0, "max": 2048.0, "label": "Fourier radius (voxels)", "special": "auto",
                                  "tooltip": "auto: box·apix/resolution, else box/4, else 32"}] = 0.0
-    box_px: Annotated[int, {"min": 0, "max": 4096, "label": "box (px, 0 = from the files)"}] = 0
+    box_px: Annotated[int, {"min": 0, "max": 4096, "label": "box (px)", "special": "from the files"}] = 0
     pixel_size_A: Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.01,
-                                    "label": "pixel size (Å, 0 = from the files)"}] = 0.0
-    resolution_A: Annotated[float, {"min": 0.0, "max": 100.0, "label": "resolution of the shell (Å, 0 = none)"}] = 0.0
+                                    "label": "pixel size (Å)", "special": "from the files"}] = 0.0
+    resolution_A: Annotated[float, {"min": 0.0, "max": 100.0, "label": "shell resolution (Å)", "special": "none",
+                                            "tooltip": "the resolution (Å) whose Fourier shell is examined"}] = 0.0
     noise_variance: Annotated[float, {"min": 1e-6, "max": 1e9, "label": "noise variance σ²"}] = 1.0
     n_azimuth: Annotated[int, {"min": 4, "max": 720, "label": "azimuth bins"}] = 72
-    n_elevation: Annotated[int, {"min": 2, "max": 360, "label": "elevation bins (uniform in sin)"}] = 36
-    n_cones: Annotated[int, {"min": 8, "max": 4096, "label": "cFAR cone axes (hemisphere)"}] = 256
+    n_elevation: Annotated[int, {"min": 2, "max": 360, "label": "elevation bins", "tooltip": "uniform in sin(elevation): equal areas"}] = 36
+    n_cones: Annotated[int, {"min": 8, "max": 4096, "label": "cFAR cones", "tooltip": "cone axes over a hemisphere"}] = 256
     cone_half_angle_deg: Annotated[float, {"min": 1.0, "max": 90.0, "label": "cFAR cone half-angle (°)"}] = 20.0
     method: Annotated[Literal["auto", "binned", "direct"], {
         "label": "SCF / sampling computation",
