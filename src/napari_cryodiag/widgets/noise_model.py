@@ -1,13 +1,14 @@
-"""The "Noise model" dock widget.
+"""The Noise model dock: per-shell noise from particle residuals against CTF-modulated
+projections of a map, and RELION's per-group noise spectra, through
+:mod:`napari_cryodiag.workflows.noise`.
 
-Wiring only: the numbers come from :mod:`napari_cryodiag.workflows.noise` (computed in a
-worker with progress and cancel), the figures from :mod:`napari_cryodiag.plots.noise_model`.
-
-Inputs: a particle table (a layer opened by this plugin's reader, or a .star/.cs file), the map
-(a 3D image layer or an MRC file), optionally the particle stack (else the stacks named in the
-table), and optionally a RELION ``*_model.star`` whose per-group ``rlnSigma2Noise`` spectra are
-plotted. Views: overview, basic, advanced (2D) and RELION σ²; figures and the JSON of the numbers
-can be saved.
+magicgui: ``particles`` (particle sets open in the viewer: File > Open of a STAR / ``.cs``
+without pick coordinates, or the table of a picks layer; ``particles_file`` opens one here),
+``map`` (a 3D map layer, the one opened last by default; ``map_file`` opens one as a layer), ``stack`` (the particle stack;
+empty = the stacks the table names), ``model`` (a RELION ``*_model.star`` open in the viewer, or
+``model_file``: its ``rlnSigma2Noise`` spectra are plotted), ``options``
+(:class:`~napari_cryodiag.workflows.noise.NoiseOptions`), ``view``, ``save_figure``,
+``save_numbers``.
 """
 
 from __future__ import annotations
@@ -15,267 +16,175 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
+from qtpy.QtWidgets import QTabWidget
 
 from ..errors import CryodiagInputError
+from ..workflows.noise import NoiseOptions, iter_noise_model, numbers, relion_spectra, subset
 from ._canvas import MplCanvas
-from ._worker import start_worker
+from ._dock import Dock, JobControls, note, page
+from ._forms import options_form
+from ._layers import chooser, layer_choices, mask_choices, pixel_size_A, volume_choices
+from ._tables import open_table_file, table_choices
 
-FROM_FILE = "(file)"
+__all__ = ["NoiseModelWidget", "VIEWS"]
+
 VIEWS = ("overview", "basic", "advanced (2D)", "RELION σ²")
 
 
-def _cryodiag_meta(layer) -> dict:
-    md = getattr(layer, "metadata", None) or {}
-    cd = md.get("cryodiag") if isinstance(md, dict) else None
-    return cd if isinstance(cd, dict) else {}
+def reference_map_choices(layers) -> list:
+    """Every 3D map, those that look like masks last (a density map scaled to [0, 1] reads as a
+    mask by its values alone)."""
+    layers = list(layers)
+    return volume_choices(layers) + mask_choices(layers)
 
 
-def _is_table_layer(layer) -> bool:
-    cd = _cryodiag_meta(layer)
-    return cd.get("kind") in ("picks", "particles") and cd.get("table") is not None
+def _given(path) -> bool:
+    return bool(path) and str(path) not in ("", ".")
 
 
-def _is_map_layer(layer) -> bool:
-    from napari.layers import Image
+class NoiseModelWidget(Dock):
+    """Noise model from particle residuals, and RELION noise spectra (see the module docstring)."""
 
-    return isinstance(layer, Image) and getattr(layer.data, "ndim", 0) == 3 and (
-        _cryodiag_meta(layer).get("kind") in (None, "map")
-    )
-
-
-class _PathEdit(QWidget):
-    """A line edit with a browse button."""
-
-    def __init__(self, caption: str, filters: str, parent=None):
-        super().__init__(parent)
-        self.edit = QLineEdit()
-        self.edit.setPlaceholderText(caption)
-        btn = QPushButton("…")
-        btn.setMaximumWidth(30)
-        btn.clicked.connect(lambda: self._browse(caption, filters))
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.edit)
-        lay.addWidget(btn)
-
-    def _browse(self, caption, filters):
-        path, _ = QFileDialog.getOpenFileName(self, caption, "", filters)
-        if path:
-            self.edit.setText(path)
-
-    def text(self) -> str:
-        return self.edit.text().strip()
-
-    def setText(self, text: str) -> None:
-        self.edit.setText(str(text))
-
-
-class NoiseModelWidget(QWidget):
-    """Noise model from particle residuals, and RELION noise spectra."""
+    title = "Noise model"
 
     def __init__(self, napari_viewer, parent=None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.result = None  # NoiseModel
-        self.relion = None  # {group: spectra}
-        self.relion_counts: dict = {}
-        self.worker = None
+        super().__init__(napari_viewer, parent)
+        v = napari_viewer
+        self.result = None  #: the NoiseModel of the last computation
+        self.relion = None  #: ``workflows.noise.relion_spectra`` of the chosen model.star
+        self.particles = chooser(table_choices(v, "particles", with_picks=True), label="particles",
+                                 tooltip="refined particles with poses and CTF (RELION STAR, cryoSPARC .cs)")
+        self.particles_file = FileEdit(label="or open", mode="r", filter="Particles (*.star *.cs)")
+        self.map = chooser(layer_choices(v, reference_map_choices), label="map",
+                           tooltip="the map the particles were refined against")
+        self.map_file = FileEdit(label="or open", mode="r", filter="Maps (*.mrc *.map)")
+        self.stack = FileEdit(label="stack", mode="r", filter="Stacks (*.mrcs *.mrc)", nullable=True,
+                              tooltip="the particle stack (empty: the stacks named in the table)")
+        self.model = chooser(table_choices(v, "relion_model"), label="model.star", none="none",
+                             tooltip="a RELION *_model.star: its per-group noise spectra (rlnSigma2Noise)")
+        self.model_file = FileEdit(label="or open", mode="r", filter="RELION model (*_model.star *.star)")
+        self.options = options_form(NoiseOptions)
+        self.view = ComboBox(label="view", choices=list(VIEWS), value="overview")
+        self.save_figure = FileEdit(label="save figure", mode="w", filter="Figures (*.png *.pdf *.svg)")
+        self.save_numbers = FileEdit(label="save numbers", mode="w", filter="JSON (*.json)")
+        self.compute_button = PushButton(text="Compute noise model")
+        self.controls = JobControls()
+        self.summary = note()
+        self.inputs = Container(widgets=[self.particles, self.map, self.model])
+        self.files = Container(widgets=[self.particles_file, self.map_file, self.stack, self.model_file,
+                                        self.save_figure, self.save_numbers])
+        self.track(self.inputs, self.files)
+        self.actions(self.compute_button)
 
-        # --- inputs
-        box = QGroupBox("Inputs")
-        form = QFormLayout(box)
-        self.particles_combo = QComboBox()
-        self.particles_file = _PathEdit("particles (.star, .cs)", "Particles (*.star *.cs)")
-        self.map_combo = QComboBox()
-        self.map_file = _PathEdit("map (.mrc)", "Maps (*.mrc *.map)")
-        self.stack_file = _PathEdit("stack (optional; default: as in the table)", "Stacks (*.mrcs *.mrc)")
-        self.model_file = _PathEdit("RELION *_model.star (optional)", "RELION model (*_model.star *.star)")
-        form.addRow("particles", self.particles_combo)
-        form.addRow("", self.particles_file)
-        form.addRow("map", self.map_combo)
-        form.addRow("", self.map_file)
-        form.addRow("stack", self.stack_file)
-        form.addRow("model.star", self.model_file)
+        self.canvas = MplCanvas(figsize=(4.0, 4.4), min_height=300, theme=self.theme)
+        self.canvas.canvas.setMaximumHeight(540)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(page(self.view, self.canvas, self.summary), "Plots")
+        self.tabs.addTab(page(self.options), "Options")
+        self.tabs.addTab(page(self.files), "Files")
 
-        # --- options
-        opts = QGroupBox("Options")
-        oform = QFormLayout(opts)
-        self.scale_combo = QComboBox()
-        self.scale_combo.addItems(["global", "per_image", "none"])
-        self.scale_combo.setToolTip("map-to-image amplitude: one least-squares scale, one per image, or 1")
-        self.ctf_check = QCheckBox("multiply projections by each particle's CTF")
-        self.ctf_check.setChecked(True)
-        self.max_particles = QSpinBox()
-        self.max_particles.setRange(0, 100_000_000)
-        self.max_particles.setValue(0)
-        self.max_particles.setSpecialValueText("all")
-        self.max_particles.setToolTip("random subset (seed 0); 0 = all particles")
-        self.chunk_size = QSpinBox()
-        self.chunk_size.setRange(1, 100_000)
-        self.chunk_size.setValue(256)
-        oform.addRow("scale", self.scale_combo)
-        oform.addRow("", self.ctf_check)
-        oform.addRow("max particles", self.max_particles)
-        oform.addRow("chunk size", self.chunk_size)
+        self.add(self.inputs)
+        self.add(Container(widgets=[self.compute_button, self.controls], layout="horizontal", labels=False))
+        self.add(self.tabs, stretch=1)
+        self.add(self.status)
 
-        # --- actions
-        self.compute_btn = QPushButton("Compute noise model")
-        self.compute_btn.clicked.connect(self.compute)
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        self.model_btn = QPushButton("Load RELION spectra")
-        self.model_btn.clicked.connect(self.load_model)
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        row = QHBoxLayout()
-        row.addWidget(self.compute_btn)
-        row.addWidget(self.cancel_btn)
-        row.addWidget(self.model_btn)
+        self.compute_button.changed.connect(lambda *_: self.compute())
+        self.view.changed.connect(self.redraw)
+        self.model.changed.connect(self._on_model)
+        self.particles_file.changed.connect(lambda p: self._open_table(p, "particles", self.particles))
+        self.model_file.changed.connect(lambda p: self._open_table(p, "relion_model", self.model))
+        self.map_file.changed.connect(self._open_map)
+        v.layers.events.inserted.connect(self._on_inserted)
+        self.save_figure.changed.connect(self._on_save_figure)
+        self.save_numbers.changed.connect(self._on_save_numbers)
+        self.redraw()
 
-        # --- plot
-        self.view_combo = QComboBox()
-        self.view_combo.addItems(VIEWS)
-        self.view_combo.currentTextChanged.connect(self.redraw)
-        self.canvas = MplCanvas(self, figsize=(5, 5))
-        self.canvas.setMinimumHeight(560)
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        self.save_fig_btn = QPushButton("Save figure…")
-        self.save_fig_btn.clicked.connect(self._save_figure_dialog)
-        self.save_json_btn = QPushButton("Save numbers (JSON)…")
-        self.save_json_btn.clicked.connect(self._save_json_dialog)
-        srow = QHBoxLayout()
-        srow.addWidget(QLabel("view"))
-        srow.addWidget(self.view_combo, 1)
-        srow.addWidget(self.save_fig_btn)
-        srow.addWidget(self.save_json_btn)
+    def _on_inserted(self, event=None):
+        """A map just opened is the one to use."""
+        layer = getattr(event, "value", None)
+        self.map.reset_choices()
+        if layer is not None and layer in (self.map.choices or ()):
+            self.map.value = layer
 
-        lay = QVBoxLayout(self)
-        lay.addWidget(box)
-        lay.addWidget(opts)
-        lay.addLayout(row)
-        lay.addWidget(self.progress)
-        lay.addLayout(srow)
-        lay.addWidget(self.canvas, 1)
-        lay.addWidget(self.summary)
+    # ------------------------------------------------------------------ files
+    def _open_table(self, path, kind, widget):
+        if not _given(path):
+            return None
+        try:
+            item = open_table_file(self.viewer, path, kind)
+        except CryodiagInputError as err:
+            self.error(err)
+            return None
+        self.reset_choices()
+        widget.value = item
+        return item
 
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        from ._tables import tables_of
-
-        tables_of(self.viewer).changed.connect(self._refresh_layers)
-        self._refresh_layers()
-
-    # ------------------------------------------------------------------ inputs
-    def _refresh_layers(self, event=None):
-        for combo, test in ((self.particles_combo, _is_table_layer), (self.map_combo, _is_map_layer)):
-            current = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            names = [layer.name for layer in self.viewer.layers if test(layer)]
-            if combo is self.particles_combo:  # particle sets open as tables (no layer)
-                from ._tables import tables_of
-
-                names += [t.name for t in tables_of(self.viewer).of_kind("particles")]
-            combo.addItems(names + [FROM_FILE])
-            if current in names + [FROM_FILE]:
-                combo.setCurrentText(current)
-            combo.blockSignals(False)
+    def _open_map(self, path):
+        if not _given(path):
+            return
+        before = set(map(id, self.viewer.layers))
+        try:
+            self.viewer.open(str(path), plugin="napari-cryodiag")
+        except Exception as err:  # noqa: BLE001 - the reader's message names the file
+            self.error(f"could not open {path}: {err}")
+            return
+        self.reset_choices()
+        new = [ly for ly in self.viewer.layers if id(ly) not in before and ly in (self.map.choices or ())]
+        if new:
+            self.map.value = new[0]
+        else:
+            self.error(f"{Path(str(path)).name} is not a 3D map")
 
     def set_inputs(self, particles=None, map_path=None, stack=None, model=None) -> None:
-        """Fill the inputs with file paths (and select "(file)")."""
+        """Open files as the inputs (each optional)."""
         if particles is not None:
-            self.particles_file.setText(particles)
-            self.particles_combo.setCurrentText(FROM_FILE)
+            self.particles_file.value = particles
         if map_path is not None:
-            self.map_file.setText(map_path)
-            self.map_combo.setCurrentText(FROM_FILE)
+            self.map_file.value = map_path
         if stack is not None:
-            self.stack_file.setText(stack)
+            self.stack.value = stack
         if model is not None:
-            self.model_file.setText(model)
-
-    def _table(self):
-        name = self.particles_combo.currentText()
-        if name and name != FROM_FILE:
-            if name in self.viewer.layers:
-                cd = _cryodiag_meta(self.viewer.layers[name])
-                return cd["table"], cd.get("path")
-            from ._tables import tables_of
-
-            item = next(t for t in tables_of(self.viewer).of_kind("particles") if t.name == name)
-            return item.table, item.path
-        path = self.particles_file.text()
-        if not path:
-            raise CryodiagInputError("choose a particle layer or a particle file")
-        from ..io.picks import read_table
-
-        return read_table(path), path
-
-    def _map(self):
-        name = self.map_combo.currentText()
-        if name and name != FROM_FILE:
-            layer = self.viewer.layers[name]
-            cd = _cryodiag_meta(layer)
-            apix = cd.get("pixel_size_A") or float(layer.scale[-1])
-            return np.asarray(layer.data, dtype=np.float32), apix
-        path = self.map_file.text()
-        if not path:
-            raise CryodiagInputError("choose a map layer or a map file")
-        from ..io.mrc import read_map
-
-        m = read_map(path)
-        return m.data, m.pixel_size_A
+            self.model_file.value = model
 
     # ------------------------------------------------------------------ compute
-    def options(self):
-        """The :class:`~napari_cryodiag.workflows.noise.NoiseOptions` of the controls."""
-        from ..workflows.noise import NoiseOptions
-
-        return NoiseOptions(scale=self.scale_combo.currentText(), apply_ctf=self.ctf_check.isChecked(),
-                            max_particles=self.max_particles.value(), chunk_size=self.chunk_size.value())
-
     def compute(self):
-        """Start the noise model in a worker; returns the worker (None on bad input)."""
-        from dataclasses import replace
-
-        from ..workflows.noise import iter_noise_model, subset
-
-        try:
-            table, source = self._table()
-            volume, map_apix = self._map()
-        except CryodiagInputError as err:
-            show_error(f"Noise model: {err}")
+        """Start the noise model in a worker; returns the worker (None on bad input, or while a
+        job runs)."""
+        if self.busy:
+            self.report("compute: a computation is running; wait for it or cancel it", "warning")
             return None
-        options = replace(self.options(), map_pixel_size_A=map_apix or 0.0)
+        item, layer = self.particles.value, self.map.value
+        try:
+            if item is None or item.table is None:
+                raise CryodiagInputError("choose a particle set (or open a STAR / .cs file)")
+            if layer is None:
+                raise CryodiagInputError("choose the map (a 3D image layer), or open a map file")
+        except CryodiagInputError as err:
+            self.error(err)
+            self.summary.value = f"error: {err}"
+            return None
+        table, source = item.table, item.path or item.table.attrs.get("source")
+        options = self.options.value
+        if not options.map_pixel_size_A and pixel_size_A(layer):
+            from dataclasses import replace
+
+            options = replace(options, map_pixel_size_A=float(pixel_size_A(layer)))
+        volume = np.asarray(layer.data, dtype=np.float32)
+        stack = str(self.stack.value) if _given(self.stack.value) else None
+        images = item.data.get("images") if item.data else None
         n = len(subset(table, options.max_particles))
-        stack = self.stack_file.text() or None
         self.result = None
-        self.summary.setText(f"computing the noise model of {n:,} particles…")
-        self.worker = start_worker(
-            iter_noise_model, table, volume, options, stack=stack, source=source,
-            on_done=self._on_result, progress_bar=self.progress, cancel_button=self.cancel_btn,
-            description="Noise model",
-        )
-        self.worker.aborted.connect(lambda: self.summary.setText("noise model cancelled"))
-        self.worker.errored.connect(lambda exc: self.summary.setText(f"error: {exc}"))
-        return self.worker
+
+        def job():
+            return (yield from iter_noise_model(table, volume, options, images=images, stack=stack, source=source))
+
+        self.summary.value = f"computing the noise model of {n:,} particles …"
+        worker = self.run(job, on_done=self._on_result, controls=self.controls, description="Noise model")
+        if worker is not None:
+            worker.errored.connect(lambda err: setattr(self.summary, "value", f"error: {err}"))
+            worker.aborted.connect(lambda: setattr(self.summary, "value", "noise model cancelled"))
+        return worker
 
     def _on_result(self, nm):
         self.result = nm
@@ -285,83 +194,102 @@ class NoiseModelWidget(QWidget):
                 f"noise at Nyquist / shell 1 = {hi:.3g}")
         if nm.notes:
             text += "\nnotes: " + "; ".join(nm.notes)
-        self.summary.setText(text)
-        if self.view_combo.currentText() == "RELION σ²":
-            self.view_combo.setCurrentText("overview")
+        self.summary.value = text
+        if self.view.value == "RELION σ²":
+            self.view.value = "overview"
         self.redraw()
 
-    def load_model(self):
-        """Read the model.star's per-group noise spectra and show them."""
-        from ..workflows.noise import relion_spectra
+    # ------------------------------------------------------------------ RELION spectra
+    def _on_model(self, item):
+        if item is None:
+            self.relion = None
+            self.redraw()
+            return
+        self.load_model(item)
 
-        path = self.model_file.text()
+    def load_model(self, item=None):
+        """Read the chosen model.star's per-group noise spectra and show them; returns the spectra."""
+        item = item if item is not None else self.model.value
         try:
-            if not path:
-                raise CryodiagInputError("choose a RELION *_model.star file")
-            got = relion_spectra(path)
+            if item is None:
+                raise CryodiagInputError("choose a RELION *_model.star (model.star) or open one")
+            model = item.data.get("model") if item.data else None
+            self.relion = relion_spectra(model if model is not None else item.path)
         except CryodiagInputError as err:
-            show_error(f"Noise model: {err}")
+            self.relion = None
+            self.error(err)
             return None
-        spectra, model = got["spectra"], got["model"]
-        self._relion = got
-        self.relion, self.relion_counts = spectra, got["counts"]
-        self._relion_title = f"RELION noise spectra: {Path(path).name} ({len(spectra)} {model.group_kind}s)"
-        self.view_combo.setCurrentText("RELION σ²")
-        self.redraw()
-        show_info(f"Noise model: {len(spectra)} noise spectra from {Path(path).name}")
-        return spectra
+        n, kind = len(self.relion["spectra"]), self.relion["model"].group_kind
+        self._relion_title = f"RELION noise spectra: {item.name} ({n} {kind}s)"
+        if self.view.value == "RELION σ²":
+            self.redraw()
+        else:
+            self.view.value = "RELION σ²"
+        self.report(f"{n} noise spectra from {item.name}")
+        return self.relion["spectra"]
 
     # ------------------------------------------------------------------ plots
-    def redraw(self, *args):
+    def draw(self, fig) -> bool:
         from ..plots import noise_model as pn
 
-        view = self.view_combo.currentText()
-        fig = self.canvas.clear()
+        view = self.view.value
         if view == "RELION σ²":
-            if self.relion:
-                pn.plot_relion_sigma2(self.relion, fig=fig, counts=self.relion_counts,
-                                      title=getattr(self, "_relion_title", ""))
-        elif self.result is not None:
-            if view == "basic":
-                pn.plot_noise_basic(self.result, fig=fig)
-            elif view == "advanced (2D)":
-                pn.plot_noise_advanced(self.result, fig=fig)
-            else:
-                pn.plot_noise_overview(self.result, fig=fig)
-        self.canvas.draw()
+            if not self.relion:
+                return False
+            pn.plot_relion_sigma2(self.relion["spectra"], fig=fig, counts=self.relion["counts"],
+                                  title=getattr(self, "_relion_title", ""))
+            return True
+        if self.result is None:
+            return False
+        {"basic": pn.plot_noise_basic, "advanced (2D)": pn.plot_noise_advanced}.get(view, pn.plot_noise_overview)(
+            self.result, fig=fig)
+        return True
 
+    def redraw(self, *_):
+        with self.canvas.plotting() as fig:
+            if not self.draw(fig):
+                ax = fig.add_subplot(111)
+                ax.set_axis_off()
+                what = "choose a model.star" if self.view.value == "RELION σ²" else "press Compute noise model"
+                ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes)
+
+    def on_theme_changed(self) -> None:
+        self.canvas.set_theme(self.theme)
+        self.redraw()
+
+    # ------------------------------------------------------------------ saving
     def numbers(self) -> dict:
-        from ..workflows.noise import numbers
+        return numbers(self.result, self.relion)
 
-        return numbers(self.result, getattr(self, "_relion", None) if self.relion else None)
+    def _protect(self) -> list:
+        item = self.particles.value
+        return [p for p in (getattr(item, "path", None), str(self.stack.value) if _given(self.stack.value) else None)
+                if p]
 
-    def save_figure(self, path) -> Path:
+    def save_figure_to(self, path) -> Path:
         from ..io.atomic import atomic_write
 
-        return atomic_write(path, lambda p: self.canvas.figure.savefig(p, dpi=150, format=Path(path).suffix[1:] or "png"),
-                            overwrite=True)
+        fmt = Path(path).suffix[1:].lower() or "png"
+        if fmt not in ("png", "pdf", "svg"):
+            raise CryodiagInputError("save the figure as .png, .pdf or .svg", path)
+        return atomic_write(path, lambda p: self.canvas.figure.savefig(p, dpi=150, format=fmt), overwrite=True,
+                            protect=self._protect())
 
-    def save_json(self, path, overwrite: bool = True) -> Path:
-        from ..io.outputs import OutputPlan
+    def save_json(self, path) -> Path:
+        from ..io.jsonfile import write_json
 
-        plan = OutputPlan(None, overwrite=overwrite, formats=None)
-        plan.protect(self.particles_file.text() or None, self.map_file.text() or None,
-                     self.stack_file.text() or None, self.model_file.text() or None)
-        dest = plan.file(path, "JSON of the numbers", in_folder=False)
-        return plan.check().write_json(dest, self.numbers())
+        return write_json(path, self.numbers(), overwrite=True, protect=self._protect())
 
-    def _save_figure_dialog(self):
-        path, _ = QFileDialog.getSaveFileName(self, "Save figure", "noise_model.png", "Images (*.png *.pdf *.svg)")
-        if path:
+    def _on_save_figure(self, path):
+        if _given(path):
             try:
-                self.save_figure(path)
+                self.report(f"figure written to {self.save_figure_to(path)}")
             except CryodiagInputError as err:
-                show_error(str(err))
+                self.error(err)
 
-    def _save_json_dialog(self):
-        path, _ = QFileDialog.getSaveFileName(self, "Save numbers", "noise_model.json", "JSON (*.json)")
-        if path:
+    def _on_save_numbers(self, path):
+        if _given(path):
             try:
-                self.save_json(path)
+                self.report(f"numbers written to {self.save_json(path)}")
             except CryodiagInputError as err:
-                show_error(str(err))
+                self.error(err)
