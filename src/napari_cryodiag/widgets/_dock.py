@@ -94,6 +94,10 @@ class Dock(QWidget):
         self.status = note()
         layers = napari_viewer.layers
         layers.events.inserted.connect(self._on_layer_inserted)
+        # napari resets the choices of the widgets it docks; a dock used on its own (a script, a
+        # test) follows the layers too
+        for ev in (layers.events.inserted, layers.events.removed, layers.events.reordered):
+            ev.connect(self.reset_choices)
         # tables opened without a layer (CTF tables, particle sets, model.star, postprocess.star)
         from ._tables import tables_of
 
@@ -128,6 +132,36 @@ class Dock(QWidget):
         if isinstance(widget, Container):
             self.track(widget)
         self.body_layout.addWidget(getattr(widget, "native", widget), stretch)
+
+    def arrange(self, *top, tabs=None) -> None:
+        """The usual body: the ``top`` widgets (inputs, the action row, a summary), then the tabs
+        taking the spare height, then the status line."""
+        for w in top:
+            self.add(w)
+        if tabs is not None:
+            self.add(tabs, stretch=1)
+        self.add(self.status)
+
+    @staticmethod
+    def action_row(*widgets) -> Container:
+        """Buttons (and job controls) side by side."""
+        return Container(widgets=list(widgets), layout="horizontal", labels=False)
+
+    def open_layers(self, paths) -> list:
+        """Open files as napari's File > Open does (each on its own); returns the new layers, or
+        an empty list after reporting why nothing could be opened."""
+        paths = [str(p) for p in ([paths] if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__")
+                                  else paths) if str(p) not in ("", ".")]
+        if not paths:
+            return []
+        before = set(map(id, self.viewer.layers))
+        try:
+            self.viewer.open(paths, plugin="napari-cryodiag", stack=False)
+        except Exception as err:  # noqa: BLE001 - the reader's message names the file
+            self.error(f"could not open {', '.join(paths)}: {err}")
+            return []
+        self.reset_choices()
+        return [ly for ly in self.viewer.layers if id(ly) not in before]
 
     def track(self, *containers: Container) -> None:
         """Containers whose choosers follow the layer list (``reset_choices``)."""

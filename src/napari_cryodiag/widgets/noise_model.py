@@ -53,7 +53,8 @@ class NoiseModelWidget(Dock):
         v = napari_viewer
         self.result = None  #: the NoiseModel of the last computation
         self.relion = None  #: ``workflows.noise.relion_spectra`` of the chosen model.star
-        self.particles = chooser(table_choices(v, "particles", with_picks=True), label="particles",
+        self.particles = chooser(table_choices(v, "particles", with_picks=True,
+                                                       needs=("rot_deg", "tilt_deg", "defocus_A")), label="particles",
                                  tooltip="refined particles with poses and CTF (RELION STAR, cryoSPARC .cs)")
         self.particles_file = FileEdit(label="or open", mode="r", filter="Particles (*.star *.cs)")
         self.map = chooser(layer_choices(v, reference_map_choices), label="map",
@@ -84,10 +85,7 @@ class NoiseModelWidget(Dock):
         self.tabs.addTab(page(self.options), "Options")
         self.tabs.addTab(page(self.files), "Files")
 
-        self.add(self.inputs)
-        self.add(Container(widgets=[self.compute_button, self.controls], layout="horizontal", labels=False))
-        self.add(self.tabs, stretch=1)
-        self.add(self.status)
+        self.arrange(self.inputs, self.action_row(self.compute_button, self.controls), tabs=self.tabs)
 
         self.compute_button.changed.connect(lambda *_: self.compute())
         self.view.changed.connect(self.redraw)
@@ -123,17 +121,11 @@ class NoiseModelWidget(Dock):
     def _open_map(self, path):
         if not _given(path):
             return
-        before = set(map(id, self.viewer.layers))
-        try:
-            self.viewer.open(str(path), plugin="napari-cryodiag")
-        except Exception as err:  # noqa: BLE001 - the reader's message names the file
-            self.error(f"could not open {path}: {err}")
-            return
-        self.reset_choices()
-        new = [ly for ly in self.viewer.layers if id(ly) not in before and ly in (self.map.choices or ())]
+        opened = self.open_layers([path])
+        new = [ly for ly in opened if ly in (self.map.choices or ())]
         if new:
             self.map.value = new[0]
-        else:
+        elif opened:
             self.error(f"{Path(str(path)).name} is not a 3D map")
 
     def set_inputs(self, particles=None, map_path=None, stack=None, model=None) -> None:
@@ -151,9 +143,6 @@ class NoiseModelWidget(Dock):
     def compute(self):
         """Start the noise model in a worker; returns the worker (None on bad input, or while a
         job runs)."""
-        if self.busy:
-            self.report("compute: a computation is running; wait for it or cancel it", "warning")
-            return None
         item, layer = self.particles.value, self.map.value
         try:
             if item is None or item.table is None:
@@ -220,7 +209,7 @@ class NoiseModelWidget(Dock):
             self.error(err)
             return None
         n, kind = len(self.relion["spectra"]), self.relion["model"].group_kind
-        self._relion_title = f"RELION noise spectra: {item.name} ({n} {kind}s)"
+        self._relion_title = f"RELION noise spectra, {n} {kind}s\n{item.name}"  # two lines: fits the dock
         if self.view.value == "RELION σ²":
             self.redraw()
         else:

@@ -47,7 +47,7 @@ class OrientationsWidget(Dock):
         super().__init__(napari_viewer, parent)
         v = napari_viewer
         self.result = None
-        self.particles = chooser(table_choices(v, "particles", with_picks=True), label="particles",
+        self.particles = chooser(table_choices(v, "particles", with_picks=True, needs=("rot_deg", "tilt_deg")), label="particles",
                                  tooltip="a refinement result with 3D poses (RELION STAR, cryoSPARC .cs)")
         self.particles_file = FileEdit(label="or open", mode="r", filter="Particles (*.star *.cs)")
         self.half1 = chooser(layer_choices(v, half_map_choices), label="half map 1", none="none (no cFAR)")
@@ -63,7 +63,7 @@ class OrientationsWidget(Dock):
         self.actions(self.compute_button, self.save_button)
 
         self.canvases = {name: MplCanvas(figsize=(4.0, 2.8), min_height=230, theme=self.theme) for name in TABS}
-        for name, c in self.canvases.items():
+        for c in self.canvases.values():
             c.canvas.setMaximumHeight(330)
         cones = self.canvases["Cones"].canvas
         cones.setMinimumHeight(480)
@@ -75,10 +75,7 @@ class OrientationsWidget(Dock):
         self.tabs.addTab(page(self.options), "Options")
         self.tabs.addTab(page(self.files), "Files")
 
-        self.add(self.inputs)
-        self.add(Container(widgets=[self.compute_button, self.controls], layout="horizontal", labels=False))
-        self.add(self.tabs, stretch=1)
-        self.add(self.status)
+        self.arrange(self.inputs, self.action_row(self.compute_button, self.controls), tabs=self.tabs)
         self.status.value = "Choose a particle set with 3D poses (STAR or .cs) and press Compute."
 
         self.compute_button.changed.connect(lambda *_: self.compute())
@@ -144,9 +141,6 @@ class OrientationsWidget(Dock):
     # ------------------------------------------------------------------ compute
     def compute(self):
         """Compute in a worker; returns it (None when there is no input, or while a job runs)."""
-        if self.busy:
-            self.report("compute: a computation is running; wait for it or cancel it", "warning")
-            return None
         table = self.current_table()
         try:
             if table is None:

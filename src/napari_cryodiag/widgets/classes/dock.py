@@ -65,11 +65,7 @@ class ClassesWidget(Dock):
         self.tabs.addTab(page(self.inputs.choosers, o), "Inputs")
         self.tabs.addTab(page(*self.export_panel.widgets()), "Export")
 
-        self.add(self.inputs.top)
-        self.add(Container(widgets=[self.compute_button, self.controls], layout="horizontal", labels=False))
-        self.add(self.view)
-        self.add(self.tabs, stretch=1)
-        self.add(self.status)
+        self.arrange(self.inputs.top, self.action_row(self.compute_button, self.controls), self.view, tabs=self.tabs)
 
         self.compute_button.changed.connect(lambda *_: self.compute())
         self.sort_by = self.inputs.order.sort_by
@@ -94,9 +90,6 @@ class ClassesWidget(Dock):
 
     def compute(self):
         """Compute in a worker; returns it (None on bad input, or while a job runs)."""
-        if self.busy:
-            self.report("compute: a computation is running; wait for it or cancel it", "warning")
-            return None
         try:
             kw = self.inputs.job_inputs()
         except CryodiagInputError as err:

@@ -48,7 +48,7 @@ class ClassInputsPanel:
     def __init__(self, dock):
         self.dock = dock
         v = dock.viewer
-        self.particles = chooser(table_choices(v, "particles", with_picks=True), label="particles",
+        self.particles = chooser(table_choices(v, "particles", with_picks=True, needs=("class",)), label="particles",
                                  tooltip="a classification result (RELION _data.star, cryoSPARC .cs) open in the viewer")
         self.particles_file = FileEdit(label="particles file", mode="r", filter="Particles (*.star *.cs)")
         self.averages = chooser(layer_choices(v, template_choices), label="averages",
@@ -100,19 +100,11 @@ class ClassInputsPanel:
     def _open_averages(self, path):
         if not self._given(path):
             return
-        viewer = self.dock.viewer
-        before = set(map(id, viewer.layers))
-        try:
-            viewer.open(str(path), plugin="napari-cryodiag")
-        except Exception as err:  # noqa: BLE001 - the reader's message names the file
-            self.dock.error(f"could not open {path}: {err}")
-            return
-        new = [ly for ly in viewer.layers if id(ly) not in before]
-        self.dock.reset_choices()
+        new = self.dock.open_layers([path])
         stacks = [ly for ly in new if ly in (self.averages.choices or ())]
         if stacks:
             self.averages.value = stacks[0]
-        else:
+        elif new:
             self.dock.error(f"{Path(str(path)).name} is not a stack of class averages")
 
     # ------------------------------------------------------------------ defaults

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from qtpy.QtCore import QSize, Qt
-from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtGui import QIcon, QImage, QPixmap
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from .._dock import note
@@ -108,7 +108,10 @@ class ClassTablePanel:
                 first = _item(cls)
                 img = r.average_for(cls) if r.averages is not None else None
                 if img is not None:
-                    first.setData(Qt.ItemDataRole.DecorationRole, thumbnail(img, self.thumb_px))
+                    pix = thumbnail(img, self.thumb_px)
+                    icon = QIcon(pix)
+                    icon.addPixmap(pix, QIcon.Mode.Selected)  # a selected class is not tinted: it stays judgeable
+                    first.setData(Qt.ItemDataRole.DecorationRole, icon)
                 vals = [first, _item(int(rec["count"])), _item(100.0 * float(rec["fraction"]), "{:.3g}")]
                 if "FRC Å" in cols:
                     vals.append(_item(float(rec.get("frc_resolution_A", np.nan)), "{:.3g}"))

@@ -23,7 +23,7 @@ Every parameter is a magicgui value reachable from Python: ``dock.inputs.half1.v
 
 from __future__ import annotations
 
-from magicgui.widgets import Container, PushButton
+from magicgui.widgets import PushButton
 from qtpy.QtWidgets import QTabWidget
 
 from ...errors import CryodiagInputError
@@ -90,11 +90,8 @@ class MapValidationWidget(Dock):
         self.tabs.addTab(page(self.options.tabs), "Options")
         self.tabs.addTab(page(self.inputs.files, *self.files.widgets()), "Files")
 
-        self.add(self.inputs.choosers)
-        self.add(Container(widgets=[self.compute_button, self.controls], layout="horizontal", labels=False))
-        self.add(self.summary)
-        self.add(self.tabs, stretch=1)
-        self.add(self.status)
+        self.arrange(self.inputs.choosers, self.action_row(self.compute_button, self.controls), self.summary,
+                     tabs=self.tabs)
 
         self.compute_button.changed.connect(lambda *_: self.compute())
 

@@ -55,18 +55,9 @@ class InputsPanel:
             self._picking = False
 
     def _on_open(self, paths):
-        paths = [str(p) for p in (paths or ()) if str(p)]
-        if not paths:
+        new = self.dock.open_layers(paths or ())
+        if not new:
             return
-        viewer = self.dock.viewer
-        before = set(map(id, viewer.layers))
-        try:
-            viewer.open(paths, plugin="napari-cryodiag", stack=False)
-        except Exception as err:  # noqa: BLE001 - the reader's message names the file
-            self.dock.error(f"could not open {', '.join(paths)}: {err}")
-            return
-        new = [ly for ly in viewer.layers if id(ly) not in before]
-        self.dock.reset_choices()
         halves = [ly for ly in new if ly in (self.half1.choices or ())]
         masks = [ly for ly in new if is_mask(ly)]
         if len(halves) >= 2:

@@ -101,6 +101,10 @@ class PlotsPanel:
                         ha="center", va="center", transform=ax.transAxes)
         if self.view.value == "Guinier" and fig.axes:
             self._sharp_line = next((ln for ln in fig.axes[0].get_lines() if ln.get_label() == "sharpened"), None)
+            if self._sharp_line is not None and self.canvas.canvas.isVisible():
+                # take the background now (the figure is drawn anyway): the next B only blits
+                self.blitter.start([self._sharp_line])
+                self.blitter.update()
 
     def sharpened_changed(self) -> None:
         """A new sharpened map (what-if): blit its Guinier curve, or redraw a view that shows it;
@@ -115,7 +119,7 @@ class PlotsPanel:
             self._sharp_line.set_data(x[ok], y[ok])
             if not self.blitter.artists:
                 self.blitter.start([self._sharp_line])
-            self.blitter.update()
+            self.blitter.update()  # the rest of the figure is the saved background
             self._settle.start()
         elif view == "Guinier" or (view in ("slices", "projections", "Fourier slices")
                                    and self.view_map.value == "sharpened"):

@@ -57,6 +57,7 @@ class SharpenPanel:
         ], labels=False)
         dock.actions(self.sharpened_button, self.masks_button, self.fourier_button, self.projections_button)
         self.layer = None  #: the sharpened layer (an object: it may be renamed)
+        self.shown_bfactor_A2: float | None = None  #: the B of the map the layer shows
         self._mask_layers: dict = {}  #: automatic mask name -> its layer
         self._worker = None
         self._pending: SharpenOptions | None = None
@@ -160,12 +161,22 @@ class SharpenPanel:
             self.plots.sharpened_changed()
 
     def _show_volume(self, vol):
+        """Show a new sharpened map: its values go into the layer's array (same grid), and the
+        layer redraws; no new layer data, so napari does not recompute the viewer's dimensions,
+        and no text changes size (a relayout of the window costs more than the map)."""
         layer = self._layer_alive()
+        b = self.session.session.sharpen_used.bfactor_A2
         if layer is not None:
-            layer.data = vol
+            data = layer.data
+            if isinstance(data, np.ndarray) and data.shape == vol.shape and data.dtype == vol.dtype and data.flags.writeable \
+                    and data is not self.session.session.sharpened:
+                np.copyto(data, vol)
+                layer.refresh()
+            else:
+                layer.data = vol.copy()
             layer.contrast_limits = _contrast(vol)
-            layer.metadata.setdefault("cryodiag", {})["bfactor_A2"] = self.session.session.sharpen_used.bfactor_A2
-        self.note.value = f"sharpened with B = {self.session.session.sharpen_used.bfactor_A2:.1f} Å²"
+            layer.metadata.setdefault("cryodiag", {})["bfactor_A2"] = b
+        self.shown_bfactor_A2 = b
         if not self.plots.needs_sharpened_curve:
             self.plots.sharpened_changed()
 
@@ -206,10 +217,11 @@ class SharpenPanel:
         except CryodiagInputError as err:
             self.dock.error(err)
             return None
+        self.note.value = f"sharpened with B = {self.session.session.sharpen_used.bfactor_A2:.1f} Å²"
         if self._layer_alive() is None:
             apix = self.session.session.halfmaps.pixel_size_A
             self.layer = self.dock.viewer.add_image(
-                vol, name=SHARPENED_NAME, scale=(apix,) * 3, contrast_limits=_contrast(vol),
+                vol.copy(), name=SHARPENED_NAME, scale=(apix,) * 3, contrast_limits=_contrast(vol),
                 metadata={"cryodiag": {"kind": "derived", "derived": True, "what": "sharpened map",
                                        "pixel_size_A": apix,
                                        "bfactor_A2": self.session.session.sharpen_used.bfactor_A2}})
