@@ -1,15 +1,20 @@
-"""The "Classes" dock widget: docks, computes in a worker, shows grid/table/layer, exports a selection."""
+"""The "Classes" dock in a viewer, driven as a user drives it: particle sets and model.star from
+the open tables or the file pickers, Compute in a worker (progress, cancel), the class table
+(thumbnails large enough to judge a class, every row reachable, clicks select classes), the
+class-average layer (order, pixel size, labels that go with it), and the export of a selection."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 pytest.importorskip("napari")
 
-from napari_cryodiag.widgets.classes import LAYER_NAME, ClassesWidget  # noqa: E402
+from napari_cryodiag.widgets.classes import LABELS_NAME, LAYER_NAME, ClassesWidget  # noqa: E402
+from napari_cryodiag.widgets.classes.table_panel import THUMB_MIN_PX  # noqa: E402
+
+pytestmark = pytest.mark.viewer
 
 
 def _not_blank(img: np.ndarray) -> bool:
@@ -18,68 +23,141 @@ def _not_blank(img: np.ndarray) -> bool:
     return rgb.std() > 5 and np.unique(grey).size > 50
 
 
-@pytest.mark.viewer
+def _click_row(qtbot, w, cls):
+    """A mouse click on the row of class ``cls`` of the class table."""
+    view = w.table.view
+    row = next(r for r in range(view.rowCount()) if int(view.item(r, 0).data(Qt.ItemDataRole.DisplayRole)) == cls)
+    view.scrollToItem(view.item(row, 1))
+    qtbot.wait(10)
+    rect = view.visualItemRect(view.item(row, 1))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def _compute(w):
+    worker = w.compute()
+    assert worker is not None, w.status.value
+    w.wait()
+    assert not w.busy
+    return worker
+
+
+def _add_table(viewer, table, images=None, name="simulated"):
+    from napari_cryodiag.widgets._tables import OpenTable, tables_of
+
+    return tables_of(viewer).add(OpenTable(name=name, kind="particles", table=table,
+                                           data={} if images is None else {"images": images}))
+
+
 def test_widget_real_relion_class2d(make_napari_viewer, qtbot, shared_data, tmp_path):
+    from napari_cryodiag.workflows.classes import class_diagnostics
+
     d = shared_data / "relion13-tutorial" / "Class2D"
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)
     w = ClassesWidget(viewer)
     viewer.window.add_dock_widget(w, name="Classes")
-    w.particles_path.setText(str(d / "manual_it025_data.star"))
-    w.model_path.setText(str(d / "manual_it025_model.star"))
-    w.compute()
-    qtbot.waitUntil(lambda: w.result is not None, timeout=60_000)
-    assert w.table.rowCount() == 10
-    assert "no particle images" in w.status.text()
+    # the particles and the model.star through the file pickers
+    w.inputs.particles_file.value = d / "manual_it025_data.star"
+    w.inputs.model_file.value = d / "manual_it025_model.star"
+    assert w.inputs.particles.value.path == str(d / "manual_it025_data.star")
+    assert w.inputs.model.value.path == str(d / "manual_it025_model.star")
+    _compute(w)
+    r = w.result
+    ref = class_diagnostics(str(d / "manual_it025_data.star"), model=str(d / "manual_it025_model.star"))
+    assert dict(zip(r.summary["class"], r.summary["count"])) == dict(zip(ref.summary["class"], ref.summary["count"]))
+    assert w.table.view.rowCount() == 10
+    # why there is no FRC is said once, above the table, not in a column of every row
+    assert "no particle images" in w.table.note.value
+    headers = [w.table.view.horizontalHeaderItem(c).text() for c in range(w.table.view.columnCount())]
+    assert "note" not in headers and "nSig" in headers  # RELION: significant samples, not an ESS
+    # thumbnails large enough to judge a class: a 100-px average at its own size
+    assert w.table.thumb_px >= THUMB_MIN_PX and w.table.view.iconSize().width() >= 96
+    icon = w.table.view.item(0, 0).data(Qt.ItemDataRole.DecorationRole)
+    assert min(icon.availableSizes()[0].width(), icon.availableSizes()[0].height()) >= 96
+    assert w.table.view.rowHeight(0) >= 96
+    # every row is reachable: the table scrolls to the last one
+    view = w.table.view
+    view.scrollToItem(view.item(9, 0))
+    qtbot.wait(10)
+    assert view.viewport().rect().contains(view.visualItemRect(view.item(9, 0)).center())
+
     layer = viewer.layers[LAYER_NAME]
     assert layer.data.shape == (10, 100, 100)
     assert layer.scale[-1] == pytest.approx(3.54)
-    counts = dict(zip(w.result.summary["class"], w.result.summary["count"]))
-    # stack sorted by count (default): classes in decreasing count
+    counts = dict(zip(r.summary["class"], r.summary["count"]))
+    # stack sorted by count (default): classes in decreasing count, the table in the same order
     order = layer.metadata["cryodiag"]["classes"]
     assert [counts[c] for c in order] == sorted(counts.values(), reverse=True)
-    np.testing.assert_array_equal(layer.data[0], w.result.averages[order[0] - 1])
+    assert w.table.classes_in_order() == order
+    np.testing.assert_array_equal(layer.data[0], r.averages[order[0] - 1])
     # the text overlay names the class on screen, and follows the slider
     viewer.dims.set_current_step(0, 0)
     assert viewer.text_overlay.text.startswith(f"#{order[0]}  n={counts[order[0]]}")
-    assert "nSig" in viewer.text_overlay.text  # RELION: significant samples, not an ESS
+    assert "nSig" in viewer.text_overlay.text
     viewer.dims.set_current_step(0, 3)
     assert viewer.text_overlay.text.startswith(f"#{order[3]}  n={counts[order[3]]}")
     # sort by class, then show a tiled grid
-    w.sort_combo.setCurrentText("class")
+    w.sort_by.value = "class"
     assert viewer.layers[LAYER_NAME].metadata["cryodiag"]["classes"] == list(range(1, 11))
-    w.layer_mode.setCurrentText("tiled grid")
+    assert w.table.classes_in_order() == list(range(1, 11))
+    w.layer_panel.mode.value = "tiled grid"
     assert viewer.layers[LAYER_NAME].data.ndim == 2
-    labels = viewer.layers["class labels"]
+    labels = viewer.layers[LABELS_NAME]
     assert len(labels.data) == 10 and labels.features["label"][0].startswith("#1  n=36\nFRC n/a")
-    # select two classes by clicking their tiles on the grid figure, then export
-    for c in (2, 4):  # the grid is redrawn after each click: look the tile up each time
-        ax_of = {cls: ax for ax, cls in w._axes_class.items()}
-        w._on_grid_click(SimpleNamespace(inaxes=ax_of[c]))
-    assert w.selected == {2, 4} and w.export_btn.isEnabled()
-    assert "555" in w.selection_label.text()  # 264 + 291 particles
-    selected_rows = {w.table.item(i.row(), 0).text() for i in w.table.selectedIndexes()}
+    # select two classes by clicking their rows, then export
+    _click_row(qtbot, w, 2)
+    _click_row(qtbot, w, 4)
+    assert w.selected == {2, 4} and w.export_panel.export_button.enabled
+    assert "555" in w.export_panel.selection_label.value  # 264 + 291 particles
+    selected_rows = {w.table.view.item(i.row(), 0).text() for i in w.table.view.selectedIndexes()}
     assert selected_rows == {"2", "4"}
-    out = w.export_selected(str(tmp_path / "sel.star"))
+    # a second click unselects
+    _click_row(qtbot, w, 4)
+    assert w.selected == {2}
+    _click_row(qtbot, w, 4)
+    w.export_panel.selection_file.value = tmp_path / "sel.star"
+    w.export_panel.export_button.clicked.emit()
     from napari_cryodiag.io.picks import read_table
 
-    back = read_table(out)
+    back = read_table(tmp_path / "sel.star")
     assert len(back) == 555 and set(back["class"]) == {2, 4}
     # never over the input
     assert w.export_selected(str(d / "manual_it025_data.star"), overwrite=True) is None
     # screenshots: the viewer with the layer and the widget are not blank
-    w.tabs.setCurrentIndex(1)
+    w.tabs.setCurrentIndex(0)
     qtbot.wait(100)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     assert _not_blank(shot)
     img = w.grab().toImage()
     img.save(str(tmp_path / "classes_widget.png"))
-    w.grab().save("/tmp/h5c_widget_relion.png")
+    import os
+
+    w.grab().save(os.path.join(os.environ.get("CRYODIAG_SCREENSHOTS", "/tmp"), "classes_widget_relion.png"))
     from matplotlib.image import imread
 
     assert _not_blank(imread(str(tmp_path / "classes_widget.png")) * 255)
+    # the labels go with their layer (and the overlay)
+    viewer.layers.remove(viewer.layers[LAYER_NAME])
+    assert LABELS_NAME not in viewer.layers and not viewer.text_overlay.visible
 
 
-@pytest.mark.viewer
+def test_model_star_and_averages_from_the_open_files(make_napari_viewer, qtbot, shared_data):
+    """File > Open of the three files of a RELION Class2D run: the particles, the model.star of
+    the same run and the averages (one image per class) are chosen; the averages keep the
+    model's pixel size."""
+    d = shared_data / "relion13-tutorial" / "Class2D"
+    viewer = make_napari_viewer()
+    w = ClassesWidget(viewer)
+    for f in ("manual_it025_model.star", "manual_it025_classes.mrcs", "manual_it025_data.star"):
+        viewer.open(str(d / f), plugin="napari-cryodiag")
+    assert w.inputs.particles.value.path == str(d / "manual_it025_data.star")
+    assert w.inputs.model.value is not None and w.inputs.model.value.path == str(d / "manual_it025_model.star")
+    assert w.inputs.averages.value.name == "manual_it025_classes.mrcs"
+    _compute(w)
+    assert w.result.averages_source == "manual_it025_classes.mrcs"
+    assert w.result.averages_pixel_size_A == pytest.approx(3.54)  # the header says 0: the model's
+    assert viewer.layers[LAYER_NAME].scale[-1] == pytest.approx(3.54)
+
+
 def test_widget_simulated_frc_and_table_selection(make_napari_viewer, qtbot, tmp_path):
     from napari_cryodiag.simulate.classes import simulate_classes
 
@@ -87,46 +165,59 @@ def test_widget_simulated_frc_and_table_selection(make_napari_viewer, qtbot, tmp
     viewer = make_napari_viewer()
     w = ClassesWidget(viewer)
     viewer.window.add_dock_widget(w, name="Classes")
-    w.load_table(sim.table, sim.images, name="simulated")
-    w.compute()
-    qtbot.waitUntil(lambda: w.result is not None, timeout=60_000)
+    item = _add_table(viewer, sim.table, sim.images)
+    assert w.inputs.particles.value is item  # a particle set just opened is the one chosen
+    # the simulated averages as a stack layer with its pixel size: the output keeps it
+    viewer.add_image(np.asarray(sim.averages, np.float32), name="my averages",
+                     scale=(1.0, sim.pixel_size_A, sim.pixel_size_A),
+                     metadata={"cryodiag": {"kind": "stack", "pixel_size_A": sim.pixel_size_A}})
+    w.inputs.averages.value = viewer.layers["my averages"]
+    w.inputs.options.bins.value = 20
+    _compute(w)
+    assert len(w.result.histograms["best_prob"].counts) == 20
     s = w.result.summary
     assert s["frc_resolution_A"].notna().all()
     junk = sim.truth["junk_classes"][0]
     assert s.set_index("class")["frc_resolution_A"].idxmax() == junk
     assert viewer.layers[LAYER_NAME].data.shape == (4, 40, 40)
-    # sorting by resolution puts the junk class last in the layer
-    w.sort_combo.setCurrentText("resolution")
+    assert viewer.layers[LAYER_NAME].scale[-1] == pytest.approx(sim.pixel_size_A)
+    assert "FRC Å" in [w.table.view.horizontalHeaderItem(c).text() for c in range(w.table.view.columnCount())]
+    # sorting by resolution puts the junk class last in the layer and the table
+    w.sort_by.value = "resolution"
     assert viewer.layers[LAYER_NAME].metadata["cryodiag"]["classes"][-1] == junk
+    assert w.table.classes_in_order()[-1] == junk
     # selecting rows of the table selects classes
-    w.table.selectRow(0)
+    w.table.view.selectRow(0)
     qtbot.wait(10)
     assert len(w.selected) == 1
     w.set_selection([1, 2])
     out = w.export_selected(str(tmp_path / "good.star"))
     assert out is not None
-    w.tabs.setCurrentIndex(3)
+    w.tabs.setCurrentIndex(2)
     qtbot.wait(100)
-    w.grab().save("/tmp/h5c_widget_sim.png")
-    assert w.progress.isHidden()
+    assert len(w.plots.frc.figure.axes[0].get_lines()) >= 4
+    w.grab().save(str(tmp_path / "classes_frc.png"))
+    assert w.controls.native.isHidden()
+    paths = w.export_panel.save_figures(tmp_path / "figs")
+    assert {"class_histograms.png", "class_grid.png", "class_frc.png", "classes.json"} <= {p.name for p in paths}
 
 
-@pytest.mark.viewer
 def test_widget_reports_bad_input(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     w = ClassesWidget(viewer)
     assert w.compute() is None  # nothing chosen
-    assert "choose a particle file" in w.status.text()
+    assert "choose a particle file" in w.status.value
     bad = tmp_path / "picks.star"
     bad.write_text("data_\n\nloop_\n_rlnCoordinateX #1\n1.0\n")
-    w.particles_path.setText(str(bad))
+    w.inputs.particles_file.value = bad
+    assert w.inputs.particles.value is not None
     w.compute()
-    qtbot.waitUntil(lambda: w.status.text().startswith("error"), timeout=30_000)
-    assert "picks.star" in w.status.text() and w.result is None
+    w.wait()
+    assert w.status.value.startswith("error") and "picks.star" in w.status.value and "class" in w.status.value
+    assert w.result is None
 
 
-@pytest.mark.viewer
-def test_widget_cancel(make_napari_viewer, qtbot):
+def test_widget_double_click_and_cancel(make_napari_viewer, qtbot):
     import pandas as pd
 
     from napari_cryodiag.simulate.classes import simulate_classes
@@ -138,11 +229,15 @@ def test_widget_cancel(make_napari_viewer, qtbot):
     t.attrs = dict(sim.table.attrs)
     viewer = make_napari_viewer()
     w = ClassesWidget(viewer)
-    w.load_table(t, sim.images, name="big")
-    worker = w.compute()
-    assert w.cancel_btn.isEnabled()
+    _add_table(viewer, t, sim.images, name="big")
+    w.compute_button.clicked.emit()
+    worker = w._workers[0]
+    w.compute_button.clicked.emit()  # a double click starts one job
+    assert len(w._workers) == 1 and not w.compute_button.enabled and w.compute() is None
+    assert w.controls.cancel.enabled
     with qtbot.waitSignal(worker.aborted, timeout=60_000):
-        qtbot.waitUntil(lambda: w.progress.value() > 0, timeout=60_000)
-        w.cancel_btn.click()
-    qtbot.waitUntil(lambda: w.compute_btn.isEnabled(), timeout=10_000)
-    assert w.result is None and w.status.text() == "cancelled"
+        qtbot.waitUntil(lambda: w.controls.progress.value > 0, timeout=60_000)
+        w.controls.cancel.clicked.emit()
+    w.wait()
+    assert w.compute_button.enabled
+    assert w.result is None and w.status.value == "cancelled"

@@ -1,6 +1,8 @@
-"""The "Map validation" dock widget in a viewer (under Xvfb): half-map layers in, worker with
-progress, curves + diagnosis, mask/sharpened/Fourier layers, what-if sharpening, exports;
-screenshots are written for inspection."""
+"""The "Map validation" dock in a viewer (under Xvfb), driven through its magicgui widgets as a
+user drives it: half-map choosers (two different maps by default, masks only in the mask
+chooser), Compute in a worker (one job at a time, cancel), the curves, diagnosis and summary,
+mask/sharpened/Fourier/projection layers, what-if sharpening, a renamed layer, a
+postprocess.star from the open tables, and the exports; screenshots are written for inspection."""
 
 from __future__ import annotations
 
@@ -23,103 +25,245 @@ def sim():
     return simulate_half_maps(box=64, pathology="micelle", resolution_A=4.5)
 
 
-def _add(viewer, sim):
+def _add(viewer, sim, names=("half1", "half2")):
     meta = {"cryodiag": {"kind": "map", "pixel_size_A": sim.pixel_size_A}}
-    viewer.add_image(sim.half1, name="half1", scale=(sim.pixel_size_A,) * 3, metadata=meta)
-    viewer.add_image(sim.half2, name="half2", scale=(sim.pixel_size_A,) * 3, metadata=meta)
+    return [viewer.add_image(getattr(sim, h), name=n, scale=(sim.pixel_size_A,) * 3, metadata=dict(meta))
+            for h, n in zip(("half1", "half2"), names)]
+
+
+def _dock(viewer):
+    from napari_cryodiag.widgets.map_validation import MapValidationWidget
+
+    w = MapValidationWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Map validation", area="right")
+    return w
+
+
+def _compute(w):
+    worker = w.compute()
+    assert worker is not None, w.status.value
+    w.wait()
+    assert not w.busy
+    return worker
 
 
 def test_widget_end_to_end(make_napari_viewer, qtbot, sim, tmp_path):
-    from napari_cryodiag.widgets.map_validation import MapValidationWidget
+    from napari_cryodiag.workflows.maps import MapValidation, MapValidationOptions, load_half_maps
 
     viewer = make_napari_viewer(show=True)
     _add(viewer, sim)
-    w = MapValidationWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Map validation", area="right")
-    assert (w.half1_combo.currentText(), w.half2_combo.currentText()) == ("half1", "half2")
-    assert w.compute() is not None
-    qtbot.waitUntil(lambda: w.session is not None and w.session.fsc is not None and w.compute_btn.isEnabled(),
-                    timeout=60_000)
+    w = _dock(viewer)
+    assert (w.inputs.half1.value.name, w.inputs.half2.value.name) == ("half1", "half2")
+    assert w.inputs.mask.value is None  # the automatic masks unless the user gives one
+    _compute(w)
     s = w.session
     assert [f.code for f in s.flags] == ["micelle_dip"]
-    text = w.summary.text()
+    # the numbers are the workflow's on the same arrays and options
+    ref = MapValidation(load_half_maps(sim.half1, sim.half2, voxel_sizes_A=(sim.pixel_size_A,) * 2)).compute(
+        MapValidationOptions())
+    np.testing.assert_allclose(s.fsc.curves["corrected"], ref.fsc.curves["corrected"], atol=1e-6)
+    assert s.fsc.resolution_A == pytest.approx(ref.fsc.resolution_A)
+    text = w.summary.value
     assert f"{s.fsc.resolution_A:.2f} Å" in text and "FSC dip" in text
     # the legend gives each curve's resolution in Å
-    ax = w.canvas.figure.axes[0]
+    ax = w.plots.canvas.figure.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     tight = s.fsc.resolution("tight").interpolated_A
     assert f"Tight ({tight:.2f} Å)" in labels and any(lab.startswith("Corrected (") for lab in labels)
     qtbot.wait(100)
     w.grab().save(str(SHOT_DIR / "map_validation_widget.png"))
 
-    # layers: masks, sharpened map, Fourier volume
-    masks = w.add_mask_layers()
+    # layers: masks, sharpened map, Fourier volume, projections
+    masks = w.sharpen.add_mask_layers()
     assert [m.name for m in masks] == ["mask spherical", "mask loose", "mask tight"]
     np.testing.assert_array_equal(viewer.layers["mask tight"].data, s.fsc.masks["tight"])
-    sharp = w.add_sharpened_layer()
+    sharp = w.sharpen.add_sharpened_layer()
     assert sharp.data.shape == sim.half1.shape
     assert s.sharpen_used.bfactor_A2 == pytest.approx(s.guinier.sharpening_bfactor_A2)
-    four = w.add_fourier_layer()
+    assert w.sharpen.form.bfactor_A2.value == pytest.approx(s.guinier.sharpening_bfactor_A2, abs=0.05)
+    four = w.sharpen.add_fourier_layer()
     assert four.data.shape == sim.half1.shape and four.data.dtype == np.float32
-    proj = w.add_projection_layers()
+    proj = w.sharpen.add_projection_layers()
     assert [p.data.shape for p in proj] == [(64, 64)] * 3
     np.testing.assert_allclose(proj[2].data, s.halfmaps.average().sum(axis=0), rtol=1e-5, atol=1e-3)
+    # masks (and only masks) join the mask chooser; computed layers are never half maps
+    w.reset_choices()
+    assert set(w.inputs.mask.choices) == {None, *masks}
+    assert set(w.inputs.half1.choices) == set(viewer.layers[n] for n in ("half1", "half2"))
 
-    # what-if: a new B re-filters only
+    # what-if: a new B (set in the form) re-filters only
     f1 = s.halfmaps.transforms[0]
     before = sharp.data.copy()
     s.recomputed = []
-    w.fitted_check.setChecked(False)
-    w.b_spin.setValue(-20.0)
+    w.sharpen.form.use_fitted_bfactor.value = False
+    w.sharpen.form.bfactor_A2.value = -20.0
+    w.sharpen.wait()
     assert s.recomputed[-1] == "sharpen" and "fsc" not in s.recomputed
     assert s.sharpen_used.bfactor_A2 == -20.0
     assert not np.allclose(before, viewer.layers["sharpened"].data)
-    w.view_combo.setCurrentText("Guinier")
-    assert len(w.canvas.figure.axes[0].get_lines()) == 3  # curve, sharpened, fit
+    np.testing.assert_allclose(viewer.layers["sharpened"].data, w.validation.sharpen(w.sharpen.options()), atol=1e-6)
+    w.plots.view.value = "Guinier"
+    lines = w.plots.canvas.figure.axes[0].get_lines()
+    assert len(lines) == 3  # curve, sharpened, fit
+    # the next B redraws the sharpened curve only (blitted), with the workflow's numbers
+    w.sharpen.form.bfactor_A2.value = -60.0
+    w.sharpen.wait()
+    qtbot.wait(20)
+    shown = w.plots._sharp_line.get_ydata()
+    curve = w.validation.sharpened_curve
+    ok = np.isfinite(curve.y) & (np.asarray(curve.x_invA2) > 0)
+    np.testing.assert_allclose(shown, np.asarray(curve.y)[ok])
+    assert s.sharpen_used.bfactor_A2 == -60.0
     qtbot.wait(100)
     w.grab().save(str(SHOT_DIR / "map_validation_widget_guinier.png"))
+
     # a mask parameter changes: masks/FSC recomputed, half maps' transforms kept
-    w.tight_in.setValue(8.0)
-    w.tight_out.setValue(16.0)
-    w.compute()
-    qtbot.waitUntil(lambda: w.compute_btn.isEnabled() and "masks" in s.recomputed, timeout=60_000)
-    qtbot.waitUntil(lambda: w.session.fsc.mask_params.tight_dilate_A == 8.0, timeout=60_000)
+    w.options.masks.tight_dilate_A.value = 8.0
+    w.options.masks.tight_soft_A.value = 16.0
+    _compute(w)
+    assert "masks" in s.recomputed and w.session.fsc.mask_params.tight_dilate_A == 8.0
     assert s.halfmaps.transforms[0] is f1
     for view in ("slices", "projections", "Fourier slices", "FSC"):
-        w.view_combo.setCurrentText(view)
-        assert len(w.canvas.figure.axes) >= 1
+        w.plots.view.value = view
+        assert len(w.plots.canvas.figure.axes) >= 1
     viewer.window._qt_window.resize(1400, 1000)
     viewer.reset_view()
     qtbot.wait(200)
     viewer.screenshot(str(SHOT_DIR / "map_validation_viewer.png"), canvas_only=False)
 
     # saving
-    assert w.save_figure(tmp_path / "fsc.pdf").stat().st_size > 5_000
+    w.plots.save_figure.value = tmp_path / "fsc.pdf"
+    assert (tmp_path / "fsc.pdf").stat().st_size > 5_000
     paths = w.export(tmp_path / "export", formats="png")
     names = {p.name for p in paths}
     assert {"fsc.png", "guinier.png", "slices.png", "fourier_slices.png", "fsc.csv", "fsc_corrected.xml",
             "postprocess.star", "fsc.json"} <= names
     j = json.loads((tmp_path / "export" / "fsc.json").read_text())
-    assert j["sharpen"]["bfactor_A2"] == -20.0 and j["flags"][0]["code"] == "micelle_dip"
+    assert j["sharpen"]["bfactor_A2"] == -60.0 and j["flags"][0]["code"] == "micelle_dip"
+    # the Export button writes there too, and refuses to replace files without 'replace'
+    w.files.export_folder.value = tmp_path / "export"
+    w.files.export_button.clicked.emit()
+    assert "exists" in w.status.value
+    w.files.overwrite.value = True
+    w.files.export_button.clicked.emit()
+    assert "wrote" in w.status.value
 
 
 def test_widget_user_mask_and_bad_inputs(make_napari_viewer, qtbot, sim, tmp_path):
     from napari_cryodiag.io.mrc import write_mrc
-    from napari_cryodiag.widgets.map_validation import MapValidationWidget
 
     for name, data, apix in (("a.mrc", sim.half1, 1.5), ("b.mrc", sim.half2, 1.5), ("m.mrc", sim.mask, 1.5),
                              ("c.mrc", sim.half2[:60, :60, :60], 1.5)):
         write_mrc(tmp_path / name, data, apix)
     viewer = make_napari_viewer()
-    w = MapValidationWidget(viewer)
-    w.set_files(tmp_path / "a.mrc", tmp_path / "b.mrc", tmp_path / "m.mrc")
-    assert w.mask_combo.currentText() == "m.mrc"
-    w.compute()
-    qtbot.waitUntil(lambda: w.session is not None and w.session.fsc is not None and w.compute_btn.isEnabled(),
-                    timeout=60_000)
+    w = _dock(viewer)
+    w.inputs.open_maps.value = [tmp_path / "a.mrc", tmp_path / "b.mrc", tmp_path / "m.mrc"]
+    assert (w.inputs.half1.value.name, w.inputs.half2.value.name) == ("a.mrc", "b.mrc")
+    assert w.inputs.mask.value.name == "m.mrc"
+    assert viewer.layers["m.mrc"] not in w.inputs.half1.choices  # a mask is never a half map
+    _compute(w)
     assert w.session.fsc.corrected_mask == "user"
     # a half map on another grid: the error names both layers
-    w.set_files(tmp_path / "a.mrc", tmp_path / "c.mrc")
-    assert w.half2_combo.currentText() == "c.mrc"
+    w.inputs.open_maps.value = [tmp_path / "a.mrc", tmp_path / "c.mrc"]
+    assert w.inputs.half2.value.name == "c.mrc"
     assert w.compute() is None
-    assert "different grids" in w.summary.text() and "a.mrc" in w.summary.text() and "c.mrc" in w.summary.text()
+    text = w.summary.value
+    assert "different grids" in text and "a.mrc" in text and "c.mrc" in text
+    # a mask on another grid is refused naming it
+    w.inputs.half1.value, w.inputs.half2.value = viewer.layers["a.mrc"], viewer.layers["b.mrc"]
+    viewer.add_image(sim.mask[:60, :60, :60], name="small mask",
+                     metadata={"cryodiag": {"kind": "mask", "pixel_size_A": 1.5}})
+    w.inputs.mask.value = viewer.layers["small mask"]
+    assert w.compute() is None and "small mask" in w.summary.value and "grid" in w.summary.value
+
+
+def test_two_different_half_maps_by_default(make_napari_viewer, qtbot, sim, tmp_path):
+    """Opening half1 then half2 (as File > Open does, one after the other) preselects both."""
+    from napari_cryodiag.io.mrc import write_mrc
+
+    write_mrc(tmp_path / "run_half1_class001_unfil.mrc", sim.half1, 1.5)
+    write_mrc(tmp_path / "run_half2_class001_unfil.mrc", sim.half2, 1.5)
+    write_mrc(tmp_path / "mask.mrc", sim.mask, 1.5)
+    viewer = make_napari_viewer()
+    w = _dock(viewer)
+    viewer.open(str(tmp_path / "run_half1_class001_unfil.mrc"), plugin="napari-cryodiag")
+    assert w.inputs.half1.value.name == "run_half1_class001_unfil.mrc"
+    viewer.open(str(tmp_path / "mask.mrc"), plugin="napari-cryodiag")
+    viewer.open(str(tmp_path / "run_half2_class001_unfil.mrc"), plugin="napari-cryodiag")
+    h1, h2 = w.inputs.half1.value, w.inputs.half2.value
+    assert (h1.name, h2.name) == ("run_half1_class001_unfil.mrc", "run_half2_class001_unfil.mrc")
+    assert w.inputs.mask.choices == (None, viewer.layers["mask.mrc"])
+    # a choice the user made is kept when other maps are opened
+    w.inputs.half1.value, w.inputs.half2.value = h2, h1
+    viewer.add_image(sim.half1 * 2, name="another map", scale=(1.5,) * 3)
+    assert (w.inputs.half1.value, w.inputs.half2.value) == (h2, h1)
+    # a dock opened after the maps chooses the pair too
+    w2 = _dock(viewer)
+    assert (w2.inputs.half1.value, w2.inputs.half2.value) == (h1, h2)
+
+
+def test_rename_then_compute_double_click_and_cancel(make_napari_viewer, qtbot, sim, tmp_path):
+    viewer = make_napari_viewer()
+    l1, l2 = _add(viewer, sim)
+    w = _dock(viewer)
+    computed = []
+    w.map_session.computed.connect(lambda: computed.append(1))
+    # renaming a layer never breaks Compute (the choosers hold the layers, not their names)
+    l1.name, l2.name = "first half", "second half"
+    assert (w.inputs.half1.value, w.inputs.half2.value) == (l1, l2)
+    assert "first half" in [w.inputs.half1.native.itemText(i) for i in range(w.inputs.half1.native.count())]
+    # a double click starts one job
+    w.compute_button.clicked.emit()
+    assert w.busy and not w.compute_button.enabled
+    w.compute_button.clicked.emit()
+    assert w.compute() is None
+    w.wait()
+    assert len(computed) == 1 and w.session.fsc is not None and "first half" in w.status.value
+    w.files.export_folder.value = tmp_path / "out"
+    w.files.export_button.clicked.emit()
+    j = json.loads((tmp_path / "out" / "fsc.json").read_text())
+    assert j["inputs"] == {"half1": "first half", "half2": "second half", "mask": None}
+    # rename after computing: the same validation is kept (nothing recomputed)
+    l2.name = "renamed again"
+    _compute(w)
+    assert w.session.recomputed == [] and len(computed) == 2
+    # cancel: a new computation (new mask parameters) stops; the former curves stay
+    fsc = w.session.fsc
+    w.options.masks.loose_dilate_A.value = 20.0
+    worker = w.compute()
+    assert w.controls.cancel.enabled and not w.controls.native.isHidden()
+    with qtbot.waitSignal(worker.aborted, timeout=60_000):
+        w.controls.cancel.clicked.emit()
+    w.wait()
+    assert w.summary.value == "cancelled" and "cancelled" in w.status.value
+    assert w.compute_button.enabled and w.controls.native.isHidden() and len(computed) == 2
+    assert w.session.fsc is fsc
+
+
+def test_postprocess_star_from_the_open_tables(make_napari_viewer, qtbot, shared_data):
+    from napari_cryodiag.workflows.maps import fsc_from_postprocess
+
+    path = shared_data / "relion-postprocess" / "postprocess.star"
+    fsc, flags = fsc_from_postprocess(path)
+    viewer = make_napari_viewer()
+    w = _dock(viewer)
+    viewer.open(str(path), plugin="napari-cryodiag")  # File > Open: no layer, an open table
+    assert len(viewer.layers) == 0
+    item = w.files.postprocess.value
+    assert item is not None and item.path == str(path)  # the table just opened is chosen
+    assert w.plots.view.value == "postprocess FSC"
+    ax = w.plots.canvas.figure.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"Corrected ({fsc.resolution_A:.2f} Å)" in labels
+    corrected = next(ln for ln in ax.get_lines() if ln.get_label().startswith("Corrected"))
+    np.testing.assert_allclose(corrected.get_ydata(), fsc.curves["corrected"])
+    assert f"{fsc.resolution_A:.2f} Å" in w.status.value
+    qtbot.wait(50)
+    w.grab().save(str(SHOT_DIR / "map_validation_postprocess.png"))
+    # none: the view goes back to the half maps' views
+    w.files.postprocess.value = None
+    assert "postprocess FSC" not in w.plots.view.choices
+    # the file picker opens one too
+    w2 = _dock(make_napari_viewer())
+    w2.files.postprocess_file.value = path
+    assert w2.files.postprocess.value.path == str(path) and w2.plots.view.value == "postprocess FSC"

@@ -1,0 +1,102 @@
+"""The shared parts of the dock widgets: forms split over tabs, choosers, open tables from a
+file picker, the volume filter, and errors of a job reported (not raised in the GUI thread)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_cryodiag.errors import CryodiagInputError
+
+pytestmark = pytest.mark.viewer
+
+
+@dataclasses.dataclass
+class _Opts:
+    radius_px: Annotated[float, {"min": 0.0, "max": 100.0, "label": "radius (px)", "special": "auto"}] = 0.0
+    n: Annotated[int, {"min": 1, "max": 9, "label": "n"}] = 3
+    lowpass_A: float | None = None
+
+
+def test_forms_split_over_tabs_merge_back(qtbot):
+    from napari_cryodiag.widgets._forms import options_form
+
+    a = options_form(_Opts, include=("radius_px",))
+    b = options_form(_Opts, exclude=("radius_px",))
+    assert [w.name for w in a] == ["radius_px"] and [w.name for w in b] == ["n", "lowpass_A"]
+    assert a.radius_px.native.specialValueText() == "auto" and a.radius_px.native.text() == "auto"
+    a.radius_px.value = 12.5
+    b.n.value = 7
+    assert a.field_values() == {"radius_px": 12.5}
+    assert b.field_values() == {"n": 7, "lowpass_A": None}
+    assert _Opts(**a.field_values(), **b.field_values()) == _Opts(radius_px=12.5, n=7)
+    assert a.value == _Opts(radius_px=12.5)  # the fields a form does not show keep their defaults
+
+
+def test_choosers_name_the_empty_choice_first(make_napari_viewer):
+    from napari_cryodiag.widgets._layers import chooser, is_volume, layer_choices, volume_choices
+
+    viewer = make_napari_viewer()
+    c = chooser(layer_choices(viewer, volume_choices), label="map", none="no map")
+    assert c.value is None and c.native.itemText(0) == "no map"
+    vol = viewer.add_image(np.zeros((16, 16, 16), np.float32), name="a volume")
+    stack = viewer.add_image(np.zeros((4, 64, 64), np.float32), name="four images")
+    c.reset_choices()
+    assert [c.native.itemText(i) for i in range(c.native.count())] == ["no map", "a volume"]
+    assert is_volume(vol) and not is_volume(stack)  # a stack of 2D images is not a map
+    vol.name = "renamed"
+    c.reset_choices()
+    c.value = vol
+    assert c.native.currentText() == "renamed"
+
+
+def test_open_table_file_joins_the_open_tables(make_napari_viewer, shared_data, tmp_path):
+    from napari_cryodiag.widgets._tables import open_table_file, table_choices, tables_of
+
+    viewer = make_napari_viewer()
+    d = shared_data / "relion13-tutorial" / "Class2D"
+    p = open_table_file(viewer, d / "manual_it025_data.star", "particles")
+    m = open_table_file(viewer, d / "manual_it025_model.star", "relion_model")
+    pp = open_table_file(viewer, shared_data / "relion-postprocess" / "postprocess.star", "postprocess")
+    assert len(p.table) == 1099 and m.data["model"].pixel_size_A == pytest.approx(3.54)
+    assert "fsc" in pp.data and list(tables_of(viewer)) == [p, m, pp]
+    assert [t for _, t in table_choices(viewer, "relion_model")()] == [m]
+    with pytest.raises(CryodiagInputError, match="missing.star"):
+        open_table_file(viewer, tmp_path / "missing.star", "particles")
+    with pytest.raises(CryodiagInputError, match="manual_it025_data.star"):
+        open_table_file(viewer, d / "manual_it025_data.star", "postprocess")
+
+
+def test_dock_reports_job_errors_and_follows_new_tables(make_napari_viewer, qtbot):
+    from magicgui.widgets import Container
+
+    from napari_cryodiag.widgets._dock import Dock, JobControls
+    from napari_cryodiag.widgets._layers import chooser
+    from napari_cryodiag.widgets._tables import OpenTable, table_choices, tables_of
+
+    viewer = make_napari_viewer()
+    dock = Dock(viewer)
+    c = chooser(table_choices(viewer, "particles"), label="particles", none="none")
+    dock.track(Container(widgets=[c]))
+    first = tables_of(viewer).add(OpenTable("a", "particles", table=pd.DataFrame({"x": [1]})))
+    assert c.value is first  # a table just opened is chosen
+    c.value = None
+    tables_of(viewer).add(OpenTable("b", "ctf", table=pd.DataFrame({"x": [1]})))
+    assert c.value is None  # another kind: the choice stays
+
+    def job():
+        yield (0, 1)
+        raise CryodiagInputError("the problem", "/data/file.star")
+
+    controls = JobControls()
+    worker = dock.run(job, controls=controls, description="a job")
+    assert worker is not None and dock.run(job) is None  # one job at a time
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        pass
+    dock.wait()
+    assert "a job: /data/file.star: the problem" == dock.status.value
+    assert not dock.busy and controls.native.isHidden()

@@ -1,0 +1,42 @@
+"""All six plugin docks added from the Plugins menu (napari's own way, not tabbed) on the sample
+data fit a 1920×1200 screen: each dock asks for little height (its body scrolls)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.viewer
+
+DOCKS = ("Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model", "Micrograph display")
+SHOT_DIR = Path(os.environ.get("CRYODIAG_SCREENSHOTS", "/tmp"))
+
+
+def test_six_docks_fit_a_1920x1200_screen(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QApplication
+
+    from napari_cryodiag.widgets._dock import Dock
+
+    viewer = make_napari_viewer(show=True)
+    for key in ("micrographs", "half_maps", "class_averages"):
+        viewer.open_sample("napari-cryodiag", key)
+    widgets = []
+    for name in DOCKS:
+        _, w = viewer.window.add_plugin_dock_widget("napari-cryodiag", name)
+        widgets.append(w)
+    window = widgets[0].window()  # the viewer's main window (public Qt API)
+    window.resize(1800, 1100)
+    for _ in range(30):
+        QApplication.processEvents()
+    qtbot.wait(200)
+    size = window.frameGeometry()
+    assert size.height() <= 1200 and size.width() <= 1920, (size.width(), size.height())
+    assert window.minimumSizeHint().height() <= 1200
+    for name, w in zip(DOCKS, widgets):
+        if isinstance(w, Dock):
+            assert w.minimumSizeHint().height() <= Dock.MIN_HEIGHT, name
+    # every dock is docked (not tabbed) and shows something
+    assert all(w.isVisible() for w in widgets)
+    viewer.screenshot(str(SHOT_DIR / "six_docks.png"), canvas_only=False, flash=False)
