@@ -113,6 +113,7 @@ class MapValidationWidget(Dock):
             self.report("compute: a computation is running; wait for it or cancel it", "warning")
             return None
         inp = self.inputs
+        self.sharpen.wait()  # the sharpening thread reads what a computation replaces
         try:
             v = self.map_session.prepare(inp.half1.value, inp.half2.value, inp.mask.value,
                                          inp.voxel_size_A.value or None)
@@ -120,7 +121,6 @@ class MapValidationWidget(Dock):
             self.summary.value = f"error: {err}"
             self.error(err)
             return None
-        self.sharpen.wait()  # the sharpening thread reads the curves that a computation replaces
         options, diagnosis = self.options.options(), self.options.diagnosis_params()
 
         def job():
