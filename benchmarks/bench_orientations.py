@@ -103,7 +103,7 @@ def main():
         del v, w, b
     print("\n| N | histogram (s) | np.histogram2d (s) | ratio | bin + maps + SCF* (s) | naive per-particle (s, extrapolated) | ratio |")
     print("|---|---|---|---|---|---|---|")
-    for n, _, th, t2, tb, tm, ts, tmeth, tn, m, nb, s, _ in rows:
+    for n, _, th, t2, tb, tm, ts, tmeth, tn, m, _nb, _s, _ in rows:
         print(f"| {n:.0e} | {th:.3f} | {t2:.3f} | {t2 / th:.1f}× | {tmeth:.2f} ({tb:.2f} + {tm:.2f} + {ts:.2f}) | {tn:.0f} (from {m:,}) | {tn / tmeth:.0f}× |")
 
 

@@ -7,7 +7,6 @@ The bad files are made in a temporary folder from a small simulated sample datas
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import mrcfile

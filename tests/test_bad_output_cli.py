@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from badinput import fingerprint, run_cli_case
-from napari_cryodiag.cli import main
 from napari_cryodiag.io.atomic import TEMP_PATTERN
 
 SRC = Path(__file__).resolve().parents[1] / "src"

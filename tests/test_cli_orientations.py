@@ -70,7 +70,7 @@ def test_cli_bad_inputs(shared_data, tmp_path, capsys):
     assert main(["orientations", str(tmp_path / "missing.star"), "-o", str(tmp_path / "o")]) == 2
     assert "missing.star" in capsys.readouterr().err
     # picks without poses
-    picks = shared_data / "relion13-tutorial" / "autopick" 
+    picks = shared_data / "relion13-tutorial" / "autopick"
     first = sorted(picks.glob("*_autopick.star"))[0]
     assert main(["orientations", str(first), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

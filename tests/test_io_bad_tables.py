@@ -18,7 +18,7 @@ import pytest
 
 from badinput import check_reader_case
 from napari_cryodiag.errors import CryodiagInputError
-from napari_cryodiag.io import cbox, cs
+from napari_cryodiag.io import cbox
 from napari_cryodiag.io.picks import read_table
 from napari_cryodiag.io.relion_model import read_model_star
 from napari_cryodiag.io.star import read_postprocess, read_star_table

@@ -188,7 +188,7 @@ def test_sample_half_maps_and_classes_layer_data():
     from napari_cryodiag._sample_data import sample_class_averages, sample_half_maps
 
     h1, h2, mask = _check_layer_data(sample_half_maps())
-    assert [l.metadata["cryodiag"]["role"] for l in (h1, h2, mask)] == ["half1", "half2", "mask"]
+    assert [layer.metadata["cryodiag"]["role"] for layer in (h1, h2, mask)] == ["half1", "half2", "mask"]
     assert h1.data.ndim == 3 and h1.data.shape == mask.data.shape
     assert h1.metadata["cryodiag"]["kind"] == "map" and h1.scale[0] == h1.metadata["cryodiag"]["pixel_size_A"]
     assert 0 <= mask.data.min() and mask.data.max() <= 1

@@ -86,7 +86,9 @@ def test_write_particle_set(tmp_path):
     assert list(parts["rlnImageName"][:2]) == ["000001@particles.mrcs", "000002@particles.mrcs"]
     np.testing.assert_allclose(parts["rlnOriginXAngst"], sim.table["shift_x_A"], rtol=0, atol=1e-9)
     assert float(star["optics"]["rlnImagePixelSize"][0]) == pytest.approx(2.5)
-    with pytest.raises(Exception):
+    from napari_cryodiag.errors import CryodiagInputError
+
+    with pytest.raises(CryodiagInputError, match="file exists"):
         write_particle_set(sim, tmp_path)  # never overwrite without asking
 
 

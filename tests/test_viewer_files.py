@@ -9,7 +9,6 @@ docked from the Plugins menu.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.viewer

@@ -426,7 +426,7 @@ def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot, tmp_path):
     info = json.loads(paths[1].read_text())
     n_removed = info["selection"]["n_duplicates"]
     assert n_removed == len(with_dups) - len(out) >= 6
-    for key, g in out.groupby("micrograph"):  # no two kept picks closer than 20 Å
+    for _key, g in out.groupby("micrograph"):  # no two kept picks closer than 20 Å
         xy = g[["x_px", "y_px"]].to_numpy() * apix
         d = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) + np.eye(len(xy)) * 1e9
         assert d.min() >= 20.0

@@ -20,7 +20,6 @@ from . import cbox, cs, star
 from .paths import TABLE_SUFFIXES, expand_table_paths
 from ..micrographs import (  # the pick table's micrograph matching, re-exported here
     MatchReport,
-    categorical_names_and_keys,
     group_rows,
     match_to_micrographs,
     micrograph_key,

@@ -459,7 +459,7 @@ def _relpath(p: Path, project_dir: Path) -> str:
 
 def _write_coordinates(index: Path, plan, names, cols, project_dir: Path, overwrite) -> list[Path]:
     written = []
-    for j, r, dest in plan:
+    for _j, r, dest in plan:
         dest.parent.mkdir(parents=True, exist_ok=True)
         written.append(write_star_blocks(dest, [("", cols)], rows=r, overwrite=overwrite))
     idx = {"rlnMicrographName": pd.Categorical([names[j] for j, _, _ in plan]),

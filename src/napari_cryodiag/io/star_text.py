@@ -339,7 +339,6 @@ def _read_all(f, path, size, want, string_label, category_label) -> list[Block]:
                 blocks.append(blk)
             continue
         src.unread(line)
-        start = src.pos
         region = _small_region(src)
         if region is not None:  # a small loop: read its rows here
             if not skip:

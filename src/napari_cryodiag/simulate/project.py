@@ -49,7 +49,7 @@ import pandas as pd
 
 from ..errors import CryodiagInputError
 from ..io.atomic import atomic_write, atomic_write_text
-from .dataset import MICROGRAPH_FOLDER, picks_cs_records
+from .dataset import picks_cs_records
 from .micrographs import SimulatedMicrographs, simulate_micrographs
 
 __all__ = ["SampleProject", "write_sample_project", "particle_sets", "LAYOUTS", "RELION_VERSIONS", "ctf_statistics",

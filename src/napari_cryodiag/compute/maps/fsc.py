@@ -23,18 +23,16 @@ masked transforms (the widget's "what-if" mode).
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 import numpy as np
-import scipy.fft
 
 from ...errors import CryodiagInputError
 from ..arrays import arrays_equal, count_nonfinite
-from ..fourier import FFT_WORKERS, irfftn, n_shells, rfftn, shell_counts, shell_frequencies_invA, shell_index, shell_means
+from ..fourier import irfftn, n_shells, rfftn, shell_counts, shell_frequencies_invA, shell_index, shell_means
 from ..progress import run_steps
-from .masks import AutoMasks, MaskParams, auto_masks, check_user_mask, cosine_edge
+from .masks import AutoMasks, MaskParams, check_user_mask, cosine_edge
 from .phase_randomisation import randomise_phases
 
 THRESHOLDS = (0.143, 0.5)
@@ -316,7 +314,7 @@ class HalfMaps:
     def release_real(self) -> None:
         """Keep only the transforms: compute them if needed, then free the real half maps."""
         self._buf = None
-        self.transforms
+        _ = self.transforms  # computed now (a property)
         self.half1 = self.half2 = None
 
     def average_ft(self) -> np.ndarray:

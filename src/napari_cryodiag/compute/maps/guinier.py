@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..fourier import shell_counts, shell_index, shell_means, shell_sums
+from ..fourier import shell_counts, shell_index, shell_means
 from ..fourier import rfftn
 
 QUANTITIES = ("amplitude2", "amplitude")

@@ -244,7 +244,6 @@ def background_estimate(image, sigma_px: float) -> np.ndarray:
     ny, nx = img.shape
     f = max(1, int(sigma_px // 4))
     f = min(f, max(1, min(ny, nx) // 4))
-    by, bx = ny // f, nx // f
     if f > 1:
         small = _bin_mean(img, f).astype(np.float64)
     else:
