@@ -91,11 +91,11 @@ def child(method: str, arg: str) -> dict:
         mrc._read_micrograph = lambda h: reads.append(h.path) or real(h)
         t0 = time.perf_counter()
         if method == "mic_one":
-            data, kw, _ = _reader._mrc_layer(arg)
+            data, kw, _ = _reader.get_reader(arg)(arg)[0]
             shown = np.asarray(data)
             out["files_read"] = 1
         else:
-            data, kw, _ = _reader._micrograph_stack_layer(arg)
+            data, kw, _ = _reader.get_reader(arg)(arg)[0]
             t_open = time.perf_counter() - t0
             shown = data[0].compute()  # what napari draws first
             out["open_s"] = t_open

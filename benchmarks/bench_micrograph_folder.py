@@ -6,7 +6,7 @@ The folders hold float32 MRC files of ``size``² written as *sparse* files (a re
 data a hole: 64 MiB each on paper, no disk used), so that 10,000 micrographs (640 GiB) fit on any
 disk. Each measurement runs in its own fresh process (wall time; peak memory = its VmHWM):
 
-- ``folder``: the napari reader on the folder (``_reader._micrograph_stack_layer``: headers of every
+- ``folder``: the napari reader on the folder (``_reader.get_reader(folder)``: headers of every
   file, one lazy dask stack, contrast limits from a memory-mapped subsample of the first file) and
   the slice napari draws first (``data[0].compute()``): "time to first display";
 - ``one`` (the floor, same run): the reader on one micrograph of the folder and its display;
@@ -78,12 +78,12 @@ def child(method: str, folder: str) -> dict:
     out = {"method": method}
     t0 = time.perf_counter()
     if method == "folder":
-        data, kw, _ = _reader._micrograph_stack_layer(folder)
+        data, kw, _ = _reader.get_reader(str(folder))(str(folder))[0]
         out["open_s"] = time.perf_counter() - t0
         shown = data[0].compute()
         out["n"] = int(data.shape[0])
     elif method == "one":
-        data, kw, _ = _reader._mrc_layer(str(first))
+        data, kw, _ = _reader.get_reader(str(first))(str(first))[0]
         shown = np.asarray(data)
     else:  # a plain mrcfile script
         import mrcfile

@@ -133,3 +133,24 @@ def test_model_star_is_not_a_particle_table(shared_data, monkeypatch):
     monkeypatch.setattr(_reader, "_notify", lambda level, msg: infos.append(msg))
     assert _read(shared_data / "relion13-tutorial" / "Class2D" / "manual_it025_model.star") == _reader.NO_LAYER
     assert "model.star" in infos[0]
+
+
+@pytest.mark.parametrize("rel, layer", [("relion13-tutorial/autopick/Falcon_2012_06_12-14_33_35_0_autopick.star", True),
+                                        ("relion-postprocess/postprocess.star", False),
+                                        ("relion13-tutorial/Class2D/manual_it025_model.star", False)])
+def test_napari_reader_parses_a_star_file_once(shared_data, monkeypatch, rel, layer):
+    """File > Open of a STAR: the bounded look says what it is, then one parse (issue 8.5)."""
+    from napari_cryodiag.io import star_text
+
+    path = shared_data / rel
+    if not path.exists():
+        pytest.skip(f"{rel} not in the shared data")
+    parses = []
+    real_read_all = star_text._read_all
+    monkeypatch.setattr(star_text, "_read_all", lambda *a, **k: parses.append(1) or real_read_all(*a, **k))
+    monkeypatch.setattr(_reader, "_notify", lambda level, msg: None)
+    out = _read(path)
+    assert parses == [1]
+    assert (out is not _reader.NO_LAYER) == layer
+    if layer:
+        assert out[0][2] == "points" and len(out[0][0]) > 0

@@ -71,37 +71,84 @@ def _is_glob(p: str) -> bool:
 
 
 def get_reader(path):
-    """npe2 reader hook: a callable for the paths this plugin reads, else None."""
+    """npe2 reader hook: a callable for the paths this plugin reads, else None (decided from the
+    names alone; the file is looked at and parsed once, by :func:`napari_cryodiag.io.open_path`)."""
     if isinstance(path, (list, tuple)):
         paths = [os.fspath(p) for p in path]
         if not paths:
             return None
         sufs = {_suffix(p) for p in paths}
         if sufs <= set(MAP_SUFFIXES) and all(os.path.isfile(p) for p in paths):
-            return _reader_of(lambda: [_micrograph_stack_layer(paths)])
+            return _reader_of(lambda: _read(paths))
         if sufs <= set(TABLE_SUFFIXES):
-            return _reader_of(lambda: _table_layers(paths))
+            return _reader_of(lambda: _read(paths))
         return None
     p = os.fspath(path)
     if os.path.isdir(p):
         names = [n.lower() for n in os.listdir(p)]
-        if any(n.endswith(".mrc") for n in names):
-            return _reader_of(lambda: [_micrograph_stack_layer(p)])
-        if any(n.endswith(TABLE_SUFFIXES) for n in names):
-            return _reader_of(lambda: _table_layers(p))
+        if any(n.endswith(".mrc") for n in names) or any(n.endswith(TABLE_SUFFIXES) for n in names):
+            return _reader_of(lambda: _read(p))
         return None
     if _is_glob(p):
-        if _suffix(p) in MAP_SUFFIXES:
-            return _reader_of(lambda: [_micrograph_stack_layer(p)])
-        if _suffix(p) in TABLE_SUFFIXES:
-            return _reader_of(lambda: _table_layers(p))
+        if _suffix(p) in MAP_SUFFIXES or _suffix(p) in TABLE_SUFFIXES:
+            return _reader_of(lambda: _read(p))
         return None
     suf = _suffix(p)
-    if suf in MAP_SUFFIXES or suf in STACK_SUFFIXES:
-        return _reader_of(lambda: [_mrc_layer(p)])
-    if suf in TABLE_SUFFIXES:
-        return _reader_of(lambda: _table_layers(p))
+    if suf in MAP_SUFFIXES or suf in STACK_SUFFIXES or suf in TABLE_SUFFIXES:
+        return _reader_of(lambda: _read(p))
     return None
+
+
+def _read(source):
+    """Open ``source`` once (:func:`napari_cryodiag.io.open_path`: a bounded look says what it is,
+    one parse gives a typed result) and map the result to layers."""
+    from .io.opened import open_path
+
+    label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else os.fspath(source[0])
+    v = _current_viewer()
+    tables = _suffix(label) in TABLE_SUFFIXES or (not isinstance(source, (list, tuple)) and os.path.isdir(label)
+                                                  and not any(n.lower().endswith(".mrc") for n in os.listdir(label)))
+    if v is not None and tables:  # several files of one File > Open become one pick set: the batch waits
+        from .widgets.picks_layer import note_reading
+
+        note_reading(v)
+    res = open_path(source)
+    fname = Path(label.rstrip("/")).name
+    for note in res.notes:
+        _notify("warning", f"cryodiag: {fname}: {note}")
+    if res.kind == "micrograph":
+        return [_micrograph_layer(res.path, res.image)]
+    if res.kind == "micrographs":
+        return [_micrograph_stack_layer(source, res.stack)]
+    if res.kind == "stack":
+        return [_stack_layer(res.path, res.stack)]
+    if res.kind == "map":
+        return [_map_layer(res.path, res.map)]
+    if res.kind == "postprocess":
+        pp = {"general": res.general, "fsc": res.fsc, "guinier": res.guinier}
+        resolution = res.general.get("rlnFinalResolution")
+        _register("postprocess", fname, res.path, data=pp)
+        _notify("info", f"cryodiag: {fname}: RELION postprocess (FSC, Guinier"
+                + (f"; final resolution {resolution:.2f} Å" if isinstance(resolution, (int, float)) else "")
+                + "): choose it in Map validation to plot it")
+        return NO_LAYER
+    if res.kind == "model":
+        _register("relion_model", fname, res.path, data={"model": res.model})
+        _notify("info", f"cryodiag: {fname}: a RELION model.star (class distribution, resolution, noise "
+                "spectra): choose it in Classes or Noise model")
+        return NO_LAYER
+    table = res.table
+    if res.kind in ("ctf", "particles"):
+        _register(res.kind, fname, label, table=table)
+        what = ("a CTF table of {n} micrographs: Inspect Picks takes their defocus for calibration"
+                if res.kind == "ctf" else "{n} particles without pick coordinates: choose them in Classes or Orientations")
+        _notify("info", f"cryodiag: {fname}: " + what.format(n=f"{len(table):,}"))
+        return NO_LAYER
+    out = [picks_layer_data(table, label, name=fname)]
+    if v is not None and not _has_micrographs(v, table):
+        out.insert(0, placeholder_layer_data(table, fname))
+    _link_current_viewer()
+    return out
 
 
 def _reader_of(make):
@@ -133,31 +180,31 @@ def _image_meta(kind: str, paths, keys, pixel_size_A, **extra) -> dict:
     return {"cryodiag": d}
 
 
-def _is_stack(hdr, path: str) -> bool:
-    # io.mrc.MrcHeader.kind: .mrcs is a stack, a cubic box a volume, then ispg 0 or few sections a stack
-    return hdr.shape[0] > 1 and (_suffix(path) in STACK_SUFFIXES or hdr.kind == "stack")
+def _micrograph_layer(path: str, img):
+    from .micrographs import micrograph_key
+
+    name = Path(path).name
+    meta = _image_meta("micrograph", [path], [micrograph_key(name)], img.pixel_size_A, names=[path],
+                       shape=img.data.shape)
+    return micrograph_layer_data(img.data, img.pixel_size_A, meta["cryodiag"], name)
 
 
-def _mrc_layer(path: str):
+def _stack_layer(path: str, st):
     from .io import mrc
     from .micrographs import micrograph_key
 
-    hdr = mrc.read_header(path)
     name = Path(path).name
-    if hdr.shape[0] == 1:
-        img = mrc.read_image(path)
-        ps = img.pixel_size_A
-        meta = _image_meta("micrograph", [path], [micrograph_key(name)], ps, names=[path], shape=img.data.shape)
-        return micrograph_layer_data(img.data, ps, meta["cryodiag"], name)
-    if _is_stack(hdr, path):
-        big = hdr.nbytes > 512 * 1024 * 1024
-        st = mrc.read_stack(path, mmap=big)
-        ps = st.pixel_size_A
-        scale = (1.0, ps, ps) if ps else (1.0, 1.0, 1.0)
-        meta = _image_meta("stack", [path], [micrograph_key(name)], ps, n_images=st.data.shape[0])
-        return (st.data, {"name": name, "scale": scale, "contrast_limits": mrc.contrast_limits(st.data[0]),
-                          "colormap": "gray", "metadata": meta}, "image")
-    m = mrc.read_map(path)
+    ps = st.pixel_size_A
+    scale = (1.0, ps, ps) if ps else (1.0, 1.0, 1.0)
+    meta = _image_meta("stack", [path], [micrograph_key(name)], ps, n_images=st.data.shape[0])
+    return (st.data, {"name": name, "scale": scale, "contrast_limits": mrc.contrast_limits(st.data[0]),
+                      "colormap": "gray", "metadata": meta}, "image")
+
+
+def _map_layer(path: str, m):
+    from .micrographs import micrograph_key
+
+    name = Path(path).name
     vs = m.voxel_size_A or (1.0, 1.0, 1.0)
     lo, hi = float(np.nanmin(m.data)), float(np.nanmax(m.data))
     meta = _image_meta("map", [path], [micrograph_key(name)], m.pixel_size_A, voxel_size_A=m.voxel_size_A,
@@ -169,32 +216,18 @@ def _mrc_layer(path: str):
     return (m.data, kwargs, "image")
 
 
-def _micrograph_stack_layer(source):
-    from .io import mrc
-
-    st = mrc.open_micrograph_stack(source)
+def _micrograph_stack_layer(source, st):
     ps = st.pixel_size_A
     label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else os.path.dirname(st.paths[0])
     name = Path(label.rstrip("/")).name or "micrographs"
     if len(st) == 1:
         meta = _image_meta("micrograph", st.paths, st.keys, ps, names=st.names)
         return micrograph_layer_data(st.read(0), ps, meta["cryodiag"], name)
-    for note in st.notes:
-        _notify("warning", f"cryodiag: {label}: {note}")
     meta = _image_meta("micrographs", st.paths, st.keys, ps, names=st.names)
     return micrograph_layer_data(st.data, ps, meta["cryodiag"], name)
 
 
 # --------------------------------------------------------------------------- tables
-
-
-def _table_kind(table) -> str:
-    """``"ctf"`` for one row per micrograph with defocus and no particle images, else ``"particles"``."""
-    cols = set(table.columns)
-    if "defocus_A" in cols and "micrograph" in cols and not ({"image_path", "rot_deg", "class"} & cols):
-        if len(table) and table["micrograph"].nunique() >= 0.9 * len(table):
-            return "ctf"
-    return "particles"
 
 
 def _register(kind: str, name: str, path, *, table=None, data=None) -> bool:
@@ -207,48 +240,6 @@ def _register(kind: str, name: str, path, *, table=None, data=None) -> bool:
     tables_of(v).add(OpenTable(name=name, kind=kind, path=os.fspath(path) if path else None, table=table,
                                data=data or {}))
     return True
-
-
-def _table_layers(source):
-    from .io import picks as pk
-    from .io import star as st
-
-    label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else os.fspath(source[0])
-    fname = Path(label.rstrip("/")).name
-    v = _current_viewer()
-    if v is not None:  # several files of one File > Open become one pick set: the batch waits for this one
-        from .widgets.picks_layer import note_reading
-
-        note_reading(v)
-    if isinstance(source, (str, os.PathLike)) and _suffix(label) == ".star" and not _is_glob(label):
-        blocks = st.read_star(label)
-        if st._looks_like_postprocess(blocks):
-            pp = st.read_postprocess(label)
-            res = pp["general"].get("rlnFinalResolution")
-            _register("postprocess", fname, label, data=pp)
-            _notify("info", f"cryodiag: {fname}: RELION postprocess (FSC, Guinier"
-                    + (f"; final resolution {res:.2f} Å" if isinstance(res, (int, float)) else "")
-                    + "): choose it in Map validation to plot it")
-            return NO_LAYER
-        if "model_general" in blocks:
-            _register("relion_model", fname, label, data={"blocks": [b for b in blocks if b]})
-            _notify("info", f"cryodiag: {fname}: a RELION model.star (class distribution, resolution, noise "
-                    "spectra): choose it in Classes or Noise model")
-            return NO_LAYER
-    table = pk.read_table(source if not isinstance(source, (list, tuple)) else list(source))
-    name = fname
-    if not pk.has_coordinates(table) or (len(table) == 0 and not table.attrs.get("has_locations", False)):
-        kind = _table_kind(table)
-        _register(kind, name, label, table=table)
-        what = ("a CTF table of {n} micrographs: Inspect Picks takes their defocus for calibration" if kind == "ctf"
-                else "{n} particles without pick coordinates: choose them in Classes or Orientations")
-        _notify("info", f"cryodiag: {name}: " + what.format(n=f"{len(table):,}"))
-        return NO_LAYER
-    out = [picks_layer_data(table, label, name=name)]
-    if v is not None and not _has_micrographs(v, table):
-        out.insert(0, placeholder_layer_data(table, name))
-    _link_current_viewer()
-    return out
 
 
 def _has_micrographs(viewer, table) -> bool:

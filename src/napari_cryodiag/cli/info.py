@@ -67,7 +67,7 @@ def describe(path: str, *, flip_y: bool = False) -> dict:
         return info
     if suffix == ".star" and not is_glob:
         blocks = st.read_star(p)
-        if st._looks_like_postprocess(blocks):
+        if st.looks_like_postprocess(blocks):
             pp = st.read_postprocess(p)
             return {"path": p, "kind": "RELION postprocess", "general": pp["general"],
                     "n_fsc_shells": len(pp["fsc"]), "fsc_columns": list(pp["fsc"].columns),

@@ -134,7 +134,7 @@ def _open_star(s: Sniffed, opts: dict) -> Opened:
 
     p = s.paths[0]
     blocks = star.read_star_blocks(p)  # the one parse
-    if s.kind == "postprocess" or (s.kind not in ("model",) and star._looks_like_postprocess(blocks)):
+    if s.kind == "postprocess" or (s.kind not in ("model",) and star.looks_like_postprocess(blocks)):
         pp = star.read_postprocess(p, blocks=blocks)
         return PostProcess(path=p, notes=[n for b in blocks for n in b.notes], general=pp["general"], fsc=pp["fsc"],
                            guinier=pp["guinier"])

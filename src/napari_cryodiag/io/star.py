@@ -548,7 +548,7 @@ def _concat_tables(tables: list[pd.DataFrame], files: list[str], label: str) -> 
 def star_table_from_blocks(blocks: list[Block], path: str, *, block: str | None = None,
                            require_coordinates: bool = False) -> pd.DataFrame:
     """The canonical table of already-read STAR blocks (see :func:`read_star_table`)."""
-    if _looks_like_postprocess(blocks):
+    if looks_like_postprocess(blocks):
         raise CryodiagInputError(
             "this is a RELION postprocess.star (FSC/Guinier), not a table of picks; use read_postprocess", path)
     name, df, notes = _pick_block(blocks, path, block)
@@ -634,7 +634,7 @@ def _read_coordinate_index(path: str, df: pd.DataFrame, optics) -> pd.DataFrame:
     return table
 
 
-def _looks_like_postprocess(blocks) -> bool:
+def looks_like_postprocess(blocks) -> bool:
     if isinstance(blocks, dict):
         return "fsc" in blocks and isinstance(blocks.get("fsc"), pd.DataFrame) and "general" in blocks
     names = {b.name: b for b in blocks}
