@@ -30,8 +30,8 @@ def test_other_workflows_compute_their_diagnostics(make_napari_viewer, qtbot, wo
     qtbot.waitUntil(lambda: not demo._is_busy(docks), timeout=120_000)
     widget = docks[demo.WORKFLOWS[workflow][1]].widget()
     if workflow == "maps":
-        text = widget.summary_html()
+        text = widget.summary.value  # the dock's summary line, as the user reads it
         assert "Resolution" in text and "Å" in text
     else:
-        summary = widget.sorted_summary()
+        summary = widget.classes.sorted_summary()  # the rows the class table shows
         assert len(summary) == 6 and summary["count"].sum() == 600

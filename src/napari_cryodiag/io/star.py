@@ -82,7 +82,9 @@ RLN_TO_CANONICAL = {
 }
 CANONICAL_TO_RLN = {v: k for k, v in RLN_TO_CANONICAL.items()}
 _STRING_LABEL = re.compile(r"(Name|Image|Zernike|Movie|File|Coordinates|Path|Metadata|Spectrum)$|^rlnImageName"
-                           r"|^rlnMicrograph", re.I)
+                           r"|^rlnMicrograph"
+                           # a pipeline's aliases ("None" when unset), status/type labels and edges are text
+                           r"|^rlnPipeLine(ProcessAlias|.*Label$|Edge)", re.I)
 _NUMERIC_MICROGRAPH = {"rlnMicrographPixelSize", "rlnMicrographOriginalPixelSize", "rlnMicrographId",
                        "rlnMicrographBinning", "rlnMicrographDoseRate", "rlnMicrographPreExposure",
                        "rlnMicrographStartFrame", "rlnMicrographEndFrame", "rlnMicrographFrameNumber",
@@ -359,23 +361,28 @@ def _canonical(df: pd.DataFrame, optics: pd.DataFrame | None, path: str, *, file
     return out
 
 
+def _first_bad(values: np.ndarray, bad: np.ndarray) -> str:
+    i = int(np.argmax(bad))
+    n = int(np.count_nonzero(bad))
+    return f"{values[i]:g} (row {i + 1}" + (f"; {n} rows in all)" if n > 1 else ")")
+
+
 def _check_values(t: pd.DataFrame, path: str, what: str) -> None:
     """Class numbers that are not whole numbers >= 0 and best-class probabilities outside
-    [0, 1] are refused naming the row (a wrong column, not a class or a probability)."""
+    [0, 1] are refused naming the first row and how many there are (a wrong column, not a
+    class or a probability)."""
     if "class" in t.columns and len(t):
         c = pd.to_numeric(t["class"], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.isfinite(c) & ((c < 0) | (c != np.round(c)))
         if bad.any():
-            i = int(np.argmax(bad))
-            raise CryodiagInputError(f"class number {c[i]:g} in row {i + 1} of {what} is not a class (whole "
+            raise CryodiagInputError(f"class number {_first_bad(c, bad)} of {what} is not a class (whole "
                                      "numbers from 0)", path)
     if "class_posterior" in t.columns and len(t):
         p = pd.to_numeric(t["class_posterior"], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.isfinite(p) & ((p < -1e-6) | (p > 1 + 1e-6))
         if bad.any():
-            i = int(np.argmax(bad))
-            raise CryodiagInputError(f"best-class probability {p[i]:g} in row {i + 1} of {what} is not a "
-                                     "probability (0 to 1)", path)
+            raise CryodiagInputError(f"best-class probability {_first_bad(p, bad)} of {what} is not a "
+                                     "probability in [0, 1]", path)
 
 
 def drop_bad_coordinates(t: pd.DataFrame, path=None) -> tuple[pd.DataFrame, list[str]]:
