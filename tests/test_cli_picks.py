@@ -156,3 +156,22 @@ def test_bad_input_messages(tmp_path, capsys):
     assert "give pick files" in capsys.readouterr().err
     assert main(["picks", "--pick", "-o", str(tmp_path)]) == 2
     assert "--pick needs --micrographs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("axes", ["y", "both"])
+def test_calibrate_y_on_one_score_calibrates_x_and_says_why_not_y(shared_data, tmp_path, capsys, axes):
+    """RELION's autopicks have one score (the figure of merit): there is no y axis to calibrate.
+    ``--calibrate y`` / ``both`` calibrate the one score on x and say why y is not calibrated."""
+    d = shared_data / "relion13-tutorial"
+    out = tmp_path / "out"
+    assert main(["picks", str(d / "autopick"), "--ctf", str(d / "all_micrographs_ctf.star"), "-o", str(out),
+                 "--calibrate", axes]) == 0
+    res = json.loads((out / "picks.json").read_text())
+    why = [n for n in res["notes"] if n.startswith(f"--calibrate {axes}: y is not calibrated")]
+    assert len(why) == 1 and "one score (rlnAutopickFigureOfMerit)" in why[0], res["notes"]
+    assert why[0] in capsys.readouterr().err
+    assert set(res["calibration"]) == {"x"} and res["calibration_errors"] == {}
+    cal = res["calibration"]["x"]
+    assert cal["score"] == "rlnAutopickFigureOfMerit" and cal["slope_per_A"] > 0
+    assert res["x_units"] != "raw" and res["y_feature"] is None
+    assert (out / "calibration.png").stat().st_size > 0

@@ -408,9 +408,10 @@ def run(args) -> int:
     dx, dy = default_features(table)
     if (y_feature or (dy if not x_feature else None)) is None:
         shown = x_feature or dx
-        if cal_y and args.calibrate == "y":
-            msg = (f"--calibrate y: the picks have one score ({shown}) and no y axis; calibrating "
-                   f"{shown} on x instead")
+        if cal_y:  # calibrate what can be (the one score, on x) and say why y is not
+            msg = (f"--calibrate {args.calibrate}: y is not calibrated: the picks have one score ({shown}), "
+                   f"shown on x, and no y axis (use --score for NCC and power, or --y-feature); "
+                   f"calibrating {shown} on x" + (" instead" if args.calibrate == "y" else ""))
             cal_x = True
             info["notes"].append(msg)
             _log(msg)
