@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import starfile
 
-from badinput import hashes
+from badinput import hashes, run_cli_case
 from napari_cryodiag.cli import main
+from napari_cryodiag.errors import CryodiagInputError
 
 # --------------------------------------------------------------------------------------------
 # the bad files
@@ -440,3 +441,32 @@ def test_bad_numbers_exit_2_naming_the_option(bad, tmp_path, capsys, argv, optio
     err = capsys.readouterr().err
     assert f"cryodiag {argv[0]}: error: argument {option}" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("const", ["NaN", "Infinity", "-Infinity"])
+def test_thresholds_and_sessions_with_nan_or_infinity_are_refused(bad, tmp_path, capsys, const):
+    """Python's json writes NaN/Infinity/-Infinity (JSON has no such numbers); a threshold of NaN would
+    keep no pick. A thresholds JSON (alone or a picks.json's ``thresholds``) and a session holding one
+    are refused in one line naming the file, before anything is written; the workflow refuses too."""
+    import json
+
+    from napari_cryodiag.workflows.picks import load_session, read_session
+
+    value = float(const.replace("Infinity", "inf").lower())
+    t = {"x_feature": "cryodiag_ncc", "y_feature": "cryodiag_power", "x_min": value, "x_max": None}
+    files = {"thresholds": tmp_path / "t.json", "run": tmp_path / "picks.json", "session": tmp_path / "s.json"}
+    files["thresholds"].write_text(json.dumps(t))
+    files["run"].write_text(json.dumps({"command": "cryodiag picks", "thresholds": t}))
+    files["session"].write_text(json.dumps({"cryodiag_session": 1, "picks": [str(bad["picks_star"])],
+                                            "calibration": {}, "edits": {}, "thresholds": dict(t, x_min=0.1),
+                                            "dedupe": {"distance_A": value}}))
+    assert const in files["session"].read_text()  # the file really holds the constant
+    for key, flag in (("thresholds", "--thresholds"), ("run", "--thresholds"), ("session", "--session")):
+        out = tmp_path / f"out_{key}"
+        argv = ["picks", *([] if key == "session" else [bad["picks_star"]]), flag, files[key], "-o", out]
+        _, err = run_cli_case(capsys, argv, "error", [files[key]], inputs=[bad["bad"], tmp_path])
+        assert f"holds {const}, which is not a number" in err, err
+        assert not out.exists() or not any(out.rglob("*"))  # nothing written
+    for read in (read_session, load_session):
+        with pytest.raises(CryodiagInputError, match=f"s.json: session file holds {const}, which is not a number"):
+            read(files["session"])

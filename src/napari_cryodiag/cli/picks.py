@@ -24,7 +24,6 @@ Writes into ``--out``: ``pick_histogram.<fmt>``, ``calibration.<fmt>`` (when cal
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -121,10 +120,9 @@ def _read_thresholds(path):
         raise CryodiagInputError("file not found", path) from None
     except (OSError, UnicodeDecodeError) as err:
         raise CryodiagInputError(f"cannot read the thresholds file: {err}", path) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CryodiagInputError(f"not a JSON file: {err}", path) from None
+    from ..io.jsonfile import loads_finite
+
+    data = loads_finite(text, path, what="thresholds JSON")
     if not isinstance(data, dict):
         raise CryodiagInputError("not a thresholds JSON: expected an object with x_feature, x_min, ...", path)
     if isinstance(data.get("thresholds"), dict):  # a previous run's picks.json or an export's side JSON
@@ -400,7 +398,10 @@ def run(args) -> int:
     cal_y = args.calibrate in ("both", "y")
     thresholds = _read_thresholds(args.thresholds) if args.thresholds else None
     if session is not None and thresholds is None and session.get("thresholds"):
-        thresholds = Thresholds.from_dict(session["thresholds"])
+        try:
+            thresholds = Thresholds.from_dict(session["thresholds"]).check(args.session)
+        except (TypeError, AttributeError, ValueError) as err:
+            raise CryodiagInputError(f"malformed session thresholds: {err}", args.session) from None
     x_feature = args.x_feature or (thresholds.x_feature if thresholds else None) or (session or {}).get("x_feature")
     y_feature = args.y_feature or (thresholds.y_feature if thresholds else None) or (session or {}).get("y_feature")
     from ..compute.picks.thresholds import default_features

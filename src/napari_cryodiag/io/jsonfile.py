@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import CryodiagInputError
 from .atomic import atomic_write_text
 
-__all__ = ["to_jsonable", "write_json"]
+__all__ = ["to_jsonable", "write_json", "loads_finite"]
 
 
 def to_jsonable(obj):
@@ -43,3 +44,18 @@ def write_json(path, data, *, overwrite: bool = False, protect=()) -> Path:
     """
     text = json.dumps(to_jsonable(data), indent=2)
     return atomic_write_text(path, text + "\n", overwrite=overwrite, protect=protect)
+
+
+def loads_finite(text: str, path=None, *, what: str = "JSON file"):
+    """``json.loads`` that refuses ``NaN``, ``Infinity`` and ``-Infinity`` (Python's json writes them;
+    JSON has no such numbers and a NaN threshold would keep nothing): a :class:`CryodiagInputError`
+    naming ``path``. Malformed JSON is refused the same way (``not a <what>: …``)."""
+    def refuse(const):
+        raise CryodiagInputError(
+            f"{what} holds {const}, which is not a number (JSON has no NaN or Infinity): "
+            "write a number, or null for none", path)
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as err:
+        raise CryodiagInputError(f"not a {what}: {err}", path) from None

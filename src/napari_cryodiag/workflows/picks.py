@@ -371,12 +371,15 @@ def save_session(path, pickset: PickSet, *, overwrite: bool = False, protect=(),
 
 def read_session(path) -> dict:
     """A session file as data (see :func:`session_dict`), checked; nothing replayed."""
+    from ..io.jsonfile import loads_finite
+
     try:
-        d = json.loads(Path(path).read_text())
+        text = Path(path).read_text()
     except FileNotFoundError:
         raise CryodiagInputError("file not found", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError) as err:
         raise CryodiagInputError(f"not a session file: {err}", path) from None
+    d = loads_finite(text, path, what="session file")
     if not isinstance(d, dict) or "cryodiag_session" not in d or not d.get("picks"):
         raise CryodiagInputError("not a cryodiag session file (no 'cryodiag_session' and 'picks')", path)
     if not isinstance(d.get("edits") or {}, dict) or not isinstance(d.get("calibration") or {}, dict):
