@@ -175,3 +175,43 @@ def test_calibrate_y_on_one_score_calibrates_x_and_says_why_not_y(shared_data, t
     assert cal["score"] == "rlnAutopickFigureOfMerit" and cal["slope_per_A"] > 0
     assert res["x_units"] != "raw" and res["y_feature"] is None
     assert (out / "calibration.png").stat().st_size > 0
+
+
+def test_picks_beyond_the_micrographs_are_left_out_with_a_count(sim_files, tmp_path, capsys):
+    """Simulated 384 x 384 px micrographs: STAR picks past the last pixel (x or y > 383.5 px) are left
+    out with a note that counts them when the micrographs are opened (or --micrograph-shape is given);
+    a pick on the last pixel stays. All picks beyond: refused, naming the pick file."""
+    from napari_cryodiag.io.star import write_star
+
+    sim, folder, mics, _ = sim_files
+    picks = sim.truth[["micrograph_name", "x_px", "y_px", "defocus_A", "pixel_size_A"]].copy()
+    n = len(picks)
+    picks["rlnAutopickFigureOfMerit"] = np.linspace(0.0, 1.0, n)  # a score to inspect
+    picks.loc[picks.index[0], "x_px"] = 384.0       # past the last column
+    picks.loc[picks.index[1], "y_px"] = 500.0       # past the last row
+    picks.loc[picks.index[2], ["x_px", "y_px"]] = [1000.0, 2000.0]
+    picks.loc[picks.index[3], ["x_px", "y_px"]] = [383.4, 383.4]  # on the last pixel: kept
+    star = tmp_path / "beyond.star"
+    write_star(star, picks)
+    for extra in (["--micrographs", str(mics)], ["--micrograph-shape", "384", "384"]):
+        out = tmp_path / f"out{len(extra)}"
+        capsys.readouterr()
+        assert main(["picks", str(star), *extra, "--calibrate", "none", "-o", str(out)]) == 0
+        err = capsys.readouterr().err
+        res = json.loads((out / "picks.json").read_text())
+        note = [s for s in res["notes"] if "beyond the micrograph's width or height" in s]
+        assert len(note) == 1 and note[0].startswith(f"3 of {n} picks are beyond"), res["notes"]
+        assert "384 x 384 px" in note[0] and note[0] in err
+        assert res["counts"]["total"] == n - 3
+    # without a known size nothing is left out
+    out = tmp_path / "unknown"
+    assert main(["picks", str(star), "--calibrate", "none", "-o", str(out)]) == 0
+    assert json.loads((out / "picks.json").read_text())["counts"]["total"] == n
+    # every pick beyond (picks of unbinned micrographs on binned ones): one line naming the file
+    picks["x_px"] += 400.0
+    write_star(star2 := tmp_path / "all_beyond.star", picks)
+    from badinput import run_cli_case
+
+    _, err = run_cli_case(capsys, ["picks", star2, "--micrographs", mics, "-o", tmp_path / "o3"], "error",
+                          [star2], inputs=[folder, tmp_path])
+    assert f"{n} of {n} picks are beyond" in err

@@ -345,6 +345,14 @@ def run(args) -> int:
             )
     shape = tuple(int(v) for v in args.micrograph_shape) if args.micrograph_shape else (
         tuple(stack.shape[1:]) if stack is not None else None)
+    if shape is not None and not args.pick and len(table) and "micrograph_nx" not in table.columns:
+        # STAR/.cbox picks past the micrographs' last pixel (a .cs bounds its own by its shapes)
+        from ..io.star import drop_bad_coordinates
+
+        where = "--micrograph-shape" if args.micrograph_shape else f"the micrographs of --micrographs {args.micrographs}"
+        table, beyond = drop_bad_coordinates(table, table.attrs.get("source"), shape_yx=shape, shape_source=where)
+        read_notes += beyond
+        info["notes"] += beyond
     if args.export_cs and shape is None and not (
         {"micrograph_ny", "micrograph_nx"} <= set(table.columns) or table.attrs.get("format") == "cs"
     ):

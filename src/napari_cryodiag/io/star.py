@@ -385,28 +385,44 @@ def _check_values(t: pd.DataFrame, path: str, what: str) -> None:
                                      "probability in [0, 1]", path)
 
 
-def drop_bad_coordinates(t: pd.DataFrame, path=None) -> tuple[pd.DataFrame, list[str]]:
+def drop_bad_coordinates(t: pd.DataFrame, path=None, *, shape_yx=None,
+                         shape_source: str = "") -> tuple[pd.DataFrame, list[str]]:
     """Rows whose coordinates are NaN, ±inf or below -0.5 (before the first pixel: off every
     micrograph) are left out, with a note that counts them; when no row is left, the table is
-    refused."""
+    refused.
+
+    ``shape_yx = (ny, nx)`` (px), when the micrographs' size is known (the opened micrographs'
+    headers): rows with ``x_px > nx - 0.5`` or ``y_px > ny - 0.5`` (past the last pixel; pixel
+    centres at integers) are left out too, with a note that counts them and says where the size
+    came from (``shape_source``)."""
     if "x_px" not in t.columns or "y_px" not in t.columns or not len(t):
         return t, []
     x = t["x_px"].to_numpy(dtype=np.float64)
     y = t["y_px"].to_numpy(dtype=np.float64)
     nonfinite = ~(np.isfinite(x) & np.isfinite(y))
     negative = ~nonfinite & ((x < -0.5) | (y < -0.5))  # pixel centres at integers: the first pixel starts at -0.5
+    beyond = np.zeros(len(t), dtype=bool)
+    if shape_yx is not None:
+        ny, nx = (float(v) for v in shape_yx)
+        beyond = ~nonfinite & ~negative & ((x > nx - 0.5) | (y > ny - 0.5))
     notes = []
     if nonfinite.any():
         notes.append(f"{int(nonfinite.sum())} of {len(t)} picks have no finite coordinates (NaN or ±inf): left out")
     if negative.any():
         notes.append(f"{int(negative.sum())} of {len(t)} picks have negative coordinates (before the first pixel, off "
                      "the micrograph): left out")
-    bad = nonfinite | negative
+    if beyond.any():
+        notes.append(f"{int(beyond.sum())} of {len(t)} picks are beyond the micrograph's width or height "
+                     f"({nx:.0f} x {ny:.0f} px{', ' + shape_source if shape_source else ''}; x or y past the last "
+                     "pixel): left out")
+    bad = nonfinite | negative | beyond
     if not bad.any():
         return t, []
     if bad.all():
-        raise CryodiagInputError("no pick has coordinates on a micrograph: " + "; ".join(notes), path)
+        hint = " (picks of larger or unbinned micrographs?)" if beyond.any() else ""
+        raise CryodiagInputError("no pick has coordinates on a micrograph: " + "; ".join(notes) + hint, path)
     keep = t.loc[~bad].reset_index(drop=True)
+    keep.attrs = dict(t.attrs)
     return keep, notes
 
 
