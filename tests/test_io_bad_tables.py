@@ -467,3 +467,38 @@ def test_bad_table(case, tmp_path):
         assert re.search(case.match, notes), notes
     if case.check is not None:
         assert case.check(out)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_table_through_the_napari_reader(case, tmp_path, monkeypatch):
+    """The same corpus opened with File > Open (the npe2 reader): never a traceback; either layers /
+    the no-layer sentinel, or None with one error notification naming the file in one line; the
+    input unchanged (nothing written beside it either)."""
+    from badinput import hashes
+    from napari_cryodiag import _reader
+
+    path = case.make(tmp_path, SHARED)
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(_reader, "_notify", lambda level, msg: shown.append((level, msg)))
+    before = hashes(tmp_path)
+    read = _reader.get_reader(str(path))
+    assert read is not None, f"{path.name}: the napari reader does not take it"
+    out = read(str(path))  # any exception but the project's own escapes here and fails the test
+    assert hashes(tmp_path) == before, "an input changed or a file was written"
+    errors = [m for level, m in shown if level == "error"]
+    for m in errors:
+        assert "\n" not in m and len(m) < 1000, m
+        assert path.name in m, f"the error does not name the file: {m}"
+    if out is None:
+        assert len(errors) == 1, shown
+    else:
+        assert out is _reader.NO_LAYER or (isinstance(out, list) and out and all(
+            isinstance(ly, tuple) and len(ly) in (2, 3) for ly in out)), out
+    # the reader agrees with the file's own reader: refused where it refuses, opened where it reads
+    if case.expect == "error":
+        assert out is None and re.search(case.match, errors[0]), shown
+    else:
+        assert out is not None and not errors, shown
+    if case.expect == "note":  # what was left out is said, naming the file
+        warned = [m for level, m in shown if level == "warning" and path.name in m]
+        assert any(re.search(case.match, m) for m in warned), shown
