@@ -40,3 +40,30 @@ def test_six_docks_fit_a_1920x1200_screen(make_napari_viewer, qtbot):
     # every dock is docked (not tabbed) and shows something
     assert all(w.isVisible() for w in widgets)
     viewer.screenshot(str(SHOT_DIR / "six_docks.png"), canvas_only=False, flash=False)
+
+
+def test_docks_fit_their_width_without_scrolling_sideways(make_napari_viewer, qtbot):
+    """In a 1600×1000 window with the docks tabbed (the demo's layout), no dock's content is wider
+    than the dock: nothing is cut off at the right or needs a horizontal scroll bar."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_cryodiag.widgets._dock import Dock
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-cryodiag", "micrographs")
+    widgets = [viewer.window.add_plugin_dock_widget("napari-cryodiag", name, tabify=True)[1] for name in DOCKS]
+    widgets[0].window().resize(1600, 1000)
+    for _ in range(30):
+        QApplication.processEvents()
+    qtbot.wait(200)
+    for name, w in zip(DOCKS, widgets):
+        if not isinstance(w, Dock):
+            continue
+        tabs = getattr(w, "tabs", None)
+        pages = range(tabs.count()) if tabs is not None else [None]
+        for i in pages:  # every tab page, as the user opens it
+            if i is not None:
+                tabs.setCurrentIndex(i)
+                QApplication.processEvents()
+            need = w.body.minimumSizeHint().width()
+            assert need <= w.width(), (name, None if i is None else tabs.tabText(i), need, w.width())

@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args, get_origin
 from magicgui.widgets import Container, create_widget
 from psygnal import Signal
 
-__all__ = ["OptionsForm", "options_form", "unit_label"]
+__all__ = ["show_special", "OptionsForm", "options_form", "unit_label"]
 
 _UNITS = {"_A2": " (Å²)", "_A": " (Å)", "_px": " (px)", "_deg": " (°)", "_rad": " (rad)", "_invA": " (1/Å)",
           "_kV": " (kV)", "_mm": " (mm)", "_um": " (µm)"}
@@ -60,6 +60,20 @@ def _unwrap(tp):
         tp = args[0] if len(args) == 1 else tp
     return tp, nullable, extra
 
+
+
+def show_special(widget, text: str) -> None:
+    """Say what a number widget's lowest value means (0 = "auto"): as the spin box's text where Qt
+    shows it (QSpinBox, QDoubleSpinBox), else in the label (superqt's large-int spin box, which
+    magicgui uses for ints, shows no special text)."""
+    from qtpy.QtWidgets import QDoubleSpinBox, QSpinBox
+
+    q = widget.native
+    if isinstance(q, (QSpinBox, QDoubleSpinBox)):
+        q.setSpecialValueText(text)
+    else:
+        lo = getattr(widget, "min", 0)
+        widget.label = f"{widget.label} ({lo:g} = {text})"
 
 class OptionsForm(Container):
     """A form for one options dataclass (see the module docstring)."""
@@ -114,8 +128,8 @@ class OptionsForm(Container):
             else:
                 annotation = tp if tp is not Any else None
                 w = create_widget(value=default, annotation=annotation, name=f.name, label=label, options=options)
-            if special and hasattr(w.native, "setSpecialValueText"):
-                w.native.setSpecialValueText(special)
+            if special:
+                show_special(w, special)
             if tooltip:
                 w.tooltip = tooltip
             widgets.append(w)

@@ -77,7 +77,7 @@ class InspectPicksWidget(Dock):
         self.circles = ComboBox(label="circles", choices=["particle diameter", "box size", "fixed size"],
                                 value="particle diameter")
         self.circle_px = FloatSpinBox(label="size (px)", value=64.0, min=2.0, max=5000.0, step=2.0, visible=False)
-        self.display = Container(widgets=[self.rejected, self.circles, self.circle_px], layout="horizontal")
+        self.display = Container(widgets=[self.rejected, self.circles, self.circle_px])  # a form: fits the dock
         self.add(self.top)
         self.add(self.tabs, stretch=1)
         self.add(self.display)

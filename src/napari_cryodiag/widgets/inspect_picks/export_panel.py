@@ -48,8 +48,11 @@ class ExportPanel:
         self.dedupe = options_form(DedupeOptions)
         self.path = FileEdit(label="write to", mode="w", filter="*.star *.cs",
                              tooltip="the suffix chooses the format: .star (RELION 3.1) or .cs (cryoSPARC)")
-        self.rejected = CheckBox(text="also write the left-out picks (<name>_rejected)", value=False)
-        self.overwrite = CheckBox(text="replace files that exist (never an input)", value=False)
+        self.rejected = CheckBox(text="also write the left-out picks", value=False,
+                                 tooltip="the picks the thresholds or the duplicate removal leave out, to "
+                                         "<name>_rejected.<suffix> (picks deleted by hand are in neither file)")
+        self.overwrite = CheckBox(text="replace existing files", value=False,
+                                  tooltip="an earlier export may be replaced; an input file never is")
         self.pixel_size_A = FloatSpinBox(label="pixel size (Å)", value=0.0, min=0.0, max=100.0, step=0.01,
                                          visible=False, tooltip="nothing open gives the micrograph pixel size")
         self.micrograph_ny = SpinBox(label="micrograph rows (ny)", value=0, min=0, max=100_000, visible=False)

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatRangeSlider, Label, PushButton, SpinBox
+from qtpy.QtWidgets import QSizePolicy
+
+from .._forms import show_special
 
 from ...compute.picks.thresholds import score_features
 from ...errors import CryodiagInputError
@@ -50,7 +53,6 @@ class HistogramPanel:
         self.y_feature = ComboBox(label="y axis", choices=[])
         self.log_y = CheckBox(text="log y", value=False)
         self.bins = SpinBox(label="bins", value=0, min=0, max=500, tooltip="bins per axis; 0 = automatic")
-        self.bins.native.setSpecialValueText("auto")
         self.histogram_of = ComboBox(label="counts of", choices=[HIST_ALL, HIST_KEPT, HIST_SHOWN], value=HIST_ALL)
         self.x_range = FloatRangeSlider(label="x min / max", min=0.0, max=1.0, value=(0.0, 1.0), readout=False)
         self.y_range = FloatRangeSlider(label="y min / max", min=0.0, max=1.0, value=(0.0, 1.0), readout=False)
@@ -64,13 +66,23 @@ class HistogramPanel:
         self.proposal_label = Label(value="")
         for lab in (self.counts, self.proposal_label, self.y_values):
             lab.native.setWordWrap(True)
+            lab.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         axes = Container(widgets=[self.x_feature, self.y_feature], layout="vertical")
-        opts = Container(widgets=[self.log_y, self.bins, self.histogram_of], layout="horizontal", labels=True)
+        show_special(self.bins, "auto")  # 0 bins: chosen from the data
+        # rows that fit the default dock width (no horizontal scrolling): two short rows
+        opts = Container(widgets=[Container(widgets=[self.log_y, self.bins], layout="horizontal", labels=True),
+                                  self.histogram_of], labels=True)
         self.canvas = MplCanvas(figsize=(4.2, 3.2), min_height=230, theme=dock.theme)
         self.blitter = Blitter(self.canvas.canvas)
         sliders = Container(widgets=[self.x_range, self.y_range, self.y_values])
-        buttons = Container(widgets=[self.suggest_button, self.keep_all_button, self.polygon_button,
-                                     self.clear_polygon_button], layout="horizontal", labels=False)
+        buttons = Container(widgets=[
+            Container(widgets=[self.suggest_button, self.keep_all_button], layout="horizontal", labels=False),
+            Container(widgets=[self.polygon_button, self.clear_polygon_button], layout="horizontal", labels=False),
+        ], labels=False)
+        for b in (self.suggest_button, self.keep_all_button, self.polygon_button, self.clear_polygon_button):
+            b.native.setMinimumWidth(0)
+        for r in (self.x_range, self.y_range):  # the handles' value labels must not widen the dock
+            r.native.setMinimumWidth(120)
         self.controls_top = Container(widgets=[axes, opts], labels=False)
         self.controls_bottom = Container(widgets=[sliders, buttons, self.proposal_label, self.apply_button,
                                                   self.counts], labels=False)
