@@ -109,3 +109,29 @@ def test_a_set_without_scores_keeps_everything_until_edited():
     ps.add("m0", [1.0], [2.0])
     sel = ps.evaluate()
     assert sel.n_kept == 200 and sel.n_removed_by_hand == 1 and len(ps) == 201
+
+
+def test_calibration_off_and_on_again_reuses_the_view_until_rows_change(monkeypatch):
+    from napari_cryodiag.compute.picks import calibration
+
+    t = _table(n_mic=6)
+    t["ncc"] *= 1 + t["defocus_A"] / 20000  # a defocus trend to calibrate away
+    ps = PickSet(t, thresholds=Thresholds(x_min=0.2))
+    insp = ps.inspection
+    fits = []
+    real = calibration.fit_calibration
+    monkeypatch.setattr(calibration, "fit_calibration", lambda *a, **k: fits.append(a[1]) or real(*a, **k))
+    insp.configure(calibrate_x=True)
+    on = insp.x.copy()
+    assert insp.x_units.startswith("calibrated") and fits == ["ncc"]
+    insp.configure(calibrate_x=False)
+    np.testing.assert_array_equal(insp.x, t["ncc"].to_numpy())
+    insp.configure(calibrate_x=True)  # seen before: taken back, no new fit
+    assert fits == ["ncc"] and insp.x_units.startswith("calibrated") and "x" in insp.calibrations
+    np.testing.assert_array_equal(insp.x, on)
+    # rescored picks: the cached views are forgotten, the new values are used
+    ps.update_values([0, 1], {"ncc": [5.0, 5.0]})
+    insp.configure(calibrate_x=False)
+    assert insp.x[0] == 5.0 and insp.x[1] == 5.0
+    insp.configure(calibrate_x=True)
+    assert fits == ["ncc", "ncc"]  # fitted again on the new values

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from ..compute.picks.histogram import PickHistogram
 from ..compute.picks.thresholds import Thresholds
@@ -30,12 +30,13 @@ LINE_STYLE = dict(color="tab:red", lw=1.6, alpha=0.9)
 POLYGON_STYLE = dict(fill=False, edgecolor="tab:orange", lw=1.8, ls="-")
 
 
-def _minor_log_label(v: float, _pos) -> str:
-    # label the 2x and 5x minor ticks of a log axis (readable without scientific notation)
-    if v <= 0:
-        return ""
-    lead = v / 10.0 ** np.floor(np.log10(v) + 1e-9)
-    return f"{v:g}" if round(lead) in (2, 5) and abs(lead - round(lead)) < 1e-6 else ""
+def _log_ticks(axis) -> None:
+    """Ticks at 1, 2 and 5 per decade, labelled plainly (5000, 10000, 20000), as major ticks and
+    no minor ticks: a log axis's eight minor ticks per decade cost most of a full redraw (the
+    layout measures every tick) and their labels are not shown anyway."""
+    axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
 
 
 def _masked(counts: np.ndarray) -> np.ma.MaskedArray:
@@ -80,8 +81,7 @@ class PickHistogramPlot:
             self.mesh.norm.vmin = 1.0
             self.mesh.norm.vmax = vmax
             self.colorbar.update_normal(self.mesh)
-            self.colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-            self.colorbar.ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+            _log_ticks(self.colorbar.ax.yaxis)
 
     def set_thresholds(self, t: Thresholds | None) -> None:
         """Move (or hide) the threshold lines and the polygon."""
@@ -154,7 +154,6 @@ def plot_pick_histogram(
     if counts is None:
         counts = hist.counts()
     one_d = hist.n_y == 1
-    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
     face = matplotlib.rcParams["axes.facecolor"]
     cb = None
     if one_d:
@@ -175,19 +174,16 @@ def plot_pick_histogram(
         )
         if hist.log_y:
             ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(plain)
-            ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+            _log_ticks(ax.yaxis)
         ax.set_ylim(hist.y_edges[0], hist.y_edges[-1])
         ax.set_ylabel(y_label + (" (log scale)" if hist.log_y else ""))
         ax.set_facecolor("#f4f4f4" if face in ("white", "#ffffff", "w") else face)
         cb = fig.colorbar(mesh, ax=ax, pad=0.01)
         cb.set_label("picks per bin (log scale)")
-        cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        cb.ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+        _log_ticks(cb.ax.yaxis)
     if hist.log_x:
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        _log_ticks(ax.xaxis)
     ax.set_xlim(hist.x_edges[0], hist.x_edges[-1])
     ax.set_xlabel(x_label)
     lines = {

@@ -94,13 +94,16 @@ class MplCanvas(QWidget):
             self.figure.set_facecolor(st["figure.facecolor"])
 
     @contextlib.contextmanager
-    def plotting(self):
-        """Clear the figure and build a plot in it under the viewer's theme; draws at the end."""
+    def plotting(self, draw: bool = True):
+        """Clear the figure and build a plot in it under the viewer's theme; draws at the end
+        (``draw=False``: the caller draws it, e.g. when taking a blitting background: a second,
+        idle full draw would double the cost of a new plot)."""
         with matplotlib.rc_context(theme_style(self.theme)):
             self.figure.clear()
             self._apply_face()
             yield self.figure
-        self.canvas.draw_idle()
+        if draw:
+            self.canvas.draw_idle()
 
     def clear(self) -> Figure:
         """Clear and return the figure (for callers that apply the theme themselves)."""
@@ -163,7 +166,10 @@ class Blitter:
         for a in self.artists:
             if a.get_visible():
                 fig.draw_artist(a)
-        self.canvas.blit(fig.bbox)
+        # the Agg buffer now holds the frame: let Qt paint it with the rest of the window in the
+        # next paint (matplotlib's blit() repaints at once, a second composite of the whole window
+        # next to the viewer's own repaint of the recoloured picks)
+        self.canvas.update()
 
     def invalidate(self) -> None:
         """The rest of the figure changed (counts, size): take a new background next time."""

@@ -42,7 +42,7 @@ def robust_edges(
     *,
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
     log: bool = False,
-    sample: int | None = 500_000,
+    sample: int | None = 200_000,
     seed: int = 0,
 ) -> np.ndarray:
     """``n_bins + 1`` edges spanning the ``percentiles`` of the finite values.

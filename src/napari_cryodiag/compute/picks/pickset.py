@@ -309,6 +309,8 @@ class PickSet:
             t.loc[idx, col] = np.atleast_1d(np.asarray(v, dtype=t[col].dtype))
         was = self.manual[rows]
         t.loc[idx[was == 0], MANUAL_COLUMN] = "moved"
+        if self.inspection is not None:
+            self.inspection.rows_changed()  # (coordinates may be an axis of the view)
         self._changed()
 
     def update_values(self, rows, columns: dict) -> None:

@@ -12,6 +12,8 @@ what is selected is exactly what the user saw enclosed.
 
 from __future__ import annotations
 
+import copy
+
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -243,8 +245,16 @@ def valley_threshold(values, n_bins: int = 128, smooth_bins: float = 2.0, percen
 #: values used to estimate a mode's centre and spread (more only cost time)
 _MAX_FIT_VALUES = 200_000
 #: above this many picks, suggested thresholds (and the log-axis choice) come from a fixed random
-#: subset of this many picks: quantiles and mode fits of 5e5 of 1e7 picks agree to ~1e-3 sigma
-_MAX_SUGGEST_VALUES = 500_000
+#: subset of this many picks: quantiles and mode fits of 2e5 of 1e7 picks agree to ~2e-3 sigma
+#: (1,000 picks in each 0.5 % tail); more only cost time when a view is rebuilt (calibration on/off)
+_MAX_SUGGEST_VALUES = 200_000
+
+
+#: views (axes, calibration, bins) of tables up to this many picks are kept, so that turning a
+#: calibration off and on again, or going back to an axis, costs nothing (4 views at most)
+_MAX_CACHED_VIEW_ROWS = 2_000_000
+_MAX_CACHED_VIEWS = 4
+_VIEW_ATTRS = ("x_raw", "x", "x_units", "y_raw", "y", "y_units", "log_y", "hist", "evaluator")
 
 
 def _subset(n: int, k: int | None = None) -> np.ndarray:
@@ -800,6 +810,8 @@ class PickInspection:
         self._want_cal = {"x": bool(calibrate_x), "y": bool(calibrate_y)}
         self._log_y_request = log_y
         self.suggest_by_default = suggest
+        self._views: dict = {}  # view key -> the arrays of that view (see _MAX_CACHED_VIEW_ROWS)
+        self._rows_version = 0  # changes when rows change (added, rescored): cached views go
         self.rebuild()
         if thresholds is not None:
             self.thresholds = thresholds
@@ -829,15 +841,44 @@ class PickInspection:
             return raw, "raw"
         self.calibrations[axis] = cal
         vals = cal.apply(self.table, name, defocus=self.defocus)
-        return vals.to_numpy(dtype=np.float64), f"calibrated ({self.mode})"
+        # writable (pandas' copy-on-write hands out read-only arrays): rows rescored by hand are
+        # updated in place (update_rows)
+        return np.require(vals.to_numpy(dtype=np.float64), requirements="W"), f"calibrated ({self.mode})"
 
     @property
     def one_d(self) -> bool:
         """A single score: the histogram is 1D and only x thresholds apply."""
         return self.y_feature is None
 
+    def _view_key(self) -> tuple:
+        return (self.x_feature, self.y_feature, self._want_cal["x"], self._want_cal["y"], self.mode, self.method,
+                self.scale, self.bins, self._log_y_request, self._rows_version,
+                None if self.defocus is None else id(self.defocus))
+
+    def rows_changed(self) -> None:
+        """Rows were added or changed outside the view's own methods: forget the cached views."""
+        self._rows_version += 1
+        self._views.clear()
+
     def rebuild(self) -> None:
-        """Recompute features (and calibration), histogram and evaluator."""
+        """Recompute features (and calibration), histogram and evaluator; a view seen before (same
+        axes, calibration and bins, rows unchanged) is taken back from the cache."""
+        key = self._view_key()
+        view = self._views.get(key)
+        if view is not None:
+            for name in _VIEW_ATTRS:
+                setattr(self, name, view[name])
+            self.calibrations, self.calibration_errors = dict(view["calibrations"]), dict(view["errors"])
+            self._views[key] = self._views.pop(key)  # most recently used last
+            return
+        self._build()
+        if len(self.x) <= _MAX_CACHED_VIEW_ROWS:
+            self._views[key] = dict({name: getattr(self, name) for name in _VIEW_ATTRS},
+                                    calibrations=dict(self.calibrations), errors=dict(self.calibration_errors))
+            while len(self._views) > _MAX_CACHED_VIEWS:
+                self._views.pop(next(iter(self._views)))
+
+    def _build(self) -> None:
         self.x_raw = self._column(self.x_feature)
         self.x, self.x_units = self._calibrated("x", self.x_feature, self.x_raw)
         if self.one_d:
@@ -862,6 +903,7 @@ class PickInspection:
         micrographs join the per-micrograph codes. ``self.table`` becomes the concatenation."""
         if len(rows) == 0:
             return
+        self.rows_changed()
         table = pd.concat([self.table, rows], ignore_index=True, sort=False)
         table.attrs = dict(self.table.attrs)
         for col in ("micrograph", "micrograph_name"):
@@ -908,6 +950,7 @@ class PickInspection:
         """New values of some columns for ``rows`` (picks moved by hand and rescored): the table
         changes in place and, when an axis feature changed, only those rows are re-binned."""
         rows = np.asarray(rows, dtype=np.intp)
+        self.rows_changed()  # the table's values change: no cached view holds them
         for name, vals in columns.items():
             if name not in self.table.columns:
                 self.table[name] = np.nan
@@ -928,6 +971,7 @@ class PickInspection:
         rows = np.asarray(rows, dtype=np.intp)
         if rows.size == 0:
             return
+        self.rows_changed()
         sub = self.table.iloc[rows]
 
         def values(axis, feature):
@@ -993,7 +1037,14 @@ class PickInspection:
     def default_thresholds(self) -> Thresholds:
         """The suggested thresholds when they are the default (NCC × power), else none."""
         if self.suggests_by_default:
-            return self.suggest()
+            key = self._view_key()
+            view = self._views.get(key)
+            if view is not None and "suggested" in view:
+                return copy.deepcopy(view["suggested"])
+            t = self.suggest()
+            if view is not None:
+                view["suggested"] = copy.deepcopy(t)
+            return t
         return self.no_thresholds(f"none: every pick kept (suggested thresholds on {self.x_feature} "
                                   "are a proposal to apply)")
 

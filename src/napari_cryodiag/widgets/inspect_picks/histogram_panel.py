@@ -148,7 +148,7 @@ class HistogramPanel:
             yl = "" if insp.one_d else insp.y_feature + ("" if insp.y_units == "raw" else f" [{insp.y_units}]")
             self.blitter.stop(redraw=False)
             self._counts_mode = HIST_ALL
-            with self.canvas.plotting() as fig:
+            with self.canvas.plotting(draw=False) as fig:  # _relayout draws it, once
                 self._plot = plot_pick_histogram(fig, insp.hist, counts=self._base_counts(), thresholds=insp.thresholds,
                                                  x_label=xl, y_label=yl)
             self._setup_sliders()
