@@ -9,7 +9,10 @@ widget before its magicgui rebuild ("before": the package as it was at ``--befor
 - slider step: one step of the NCC threshold slider, until the window has painted;
 - line drag step: one mouse-move while dragging the NCC line on the histogram;
 - next micrograph: the viewer's slider moved by one, until painted;
-- calibration on / off: ticking "Calibrate Pick Score to CTF", and unticking it.
+- calibration on / off: ticking "Calibrate Pick Score to CTF", and unticking it;
+- the window's floor: one label's text changed and the window painted (under Xvfb every paint
+  composites the whole window, OpenGL canvas included, in software), and for each step the time
+  of the call alone (the plugin's Python, before the window paints).
 
 Medians of ``--repeats`` steps. Run with nothing else on the machine:
 
@@ -142,18 +145,32 @@ def measure(n: int, repeats: int) -> dict:
     t_open = time.perf_counter() - t0
     a = After(w) if new else Before(w)
 
-    def timed(fn, values):
-        ts = []
+    calls = {}  # median time of the call alone (the plugin's Python), by label
+
+    def timed(fn, values, label=None):
+        ts, cs = [], []
         for v in values:
             t = time.perf_counter()
             fn(v)
+            c = time.perf_counter()
             settle()
             ts.append(time.perf_counter() - t)
+            cs.append(c - t)
+        if label:
+            calls[label] = 1e3 * statistics.median(cs)
         return statistics.median(ts)
+
+    # the floor of this window: one label's text changed and the window painted (under Xvfb the
+    # whole window, with the viewer's OpenGL canvas, is composited in software on every paint)
+    from qtpy.QtWidgets import QLabel
+
+    probe = QLabel("0", w)
+    probe.show()
+    t_floor = timed(lambda i: probe.setText(str(i)), range(repeats))
 
     x0 = a.x_min()
     steps = list(np.linspace(x0, x0 + 0.1, repeats))
-    t_slider = timed(a.slider_step, steps)
+    t_slider = timed(a.slider_step, steps, "slider")
     canvas, ax = a.canvas()
     y_mid = float(np.mean(ax.get_ylim()))
     if ax.get_yscale() == "log":
@@ -165,9 +182,10 @@ def measure(n: int, repeats: int) -> dict:
 
     x1 = a.x_min()
     mouse("button_press_event", x1)
-    t_drag = timed(lambda v: mouse("motion_notify_event", v), list(np.linspace(x1, x1 - 0.05, repeats)))
+    t_drag = timed(lambda v: mouse("motion_notify_event", v), list(np.linspace(x1, x1 - 0.05, repeats)), "drag")
     mouse("button_release_event", x1 - 0.05)
-    t_next = timed(lambda i: viewer.dims.set_current_step(0, int(i)), [1 + (k % (len(keys) - 1)) for k in range(repeats)])
+    t_next = timed(lambda i: viewer.dims.set_current_step(0, int(i)), [1 + (k % (len(keys) - 1)) for k in range(repeats)],
+                   "next")
     ts_on, ts_off = [], []
     for _ in range(max(3, repeats // 5)):
         t = time.perf_counter()
@@ -180,7 +198,8 @@ def measure(n: int, repeats: int) -> dict:
         ts_off.append(time.perf_counter() - t)
     out = dict(n=n, n_micrographs=len(keys), open_s=t_open, vmhwm_mb=_vmhwm_mb(), slider_ms=1e3 * t_slider,
                drag_ms=1e3 * t_drag, next_micrograph_ms=1e3 * t_next, calibration_on_ms=1e3 * statistics.median(ts_on),
-               calibration_off_ms=1e3 * statistics.median(ts_off), kept=int(a.n_kept()))
+               calibration_off_ms=1e3 * statistics.median(ts_off), kept=int(a.n_kept()),
+               paint_floor_ms=1e3 * t_floor, **{f"{k}_call_ms": v for k, v in calls.items()})
     viewer.close()
     return out
 
@@ -229,12 +248,15 @@ def main(argv=None) -> int:
         r["code"] = "after"
         rows.append(r)
     keys = ["open_s", "vmhwm_mb", "slider_ms", "drag_ms", "next_micrograph_ms", "calibration_on_ms",
-            "calibration_off_ms"]
+            "calibration_off_ms", "paint_floor_ms"]
     print("| code | picks | open (s) | peak memory (MB) | slider step (ms) | line drag step (ms) | next micrograph (ms) "
-          "| calibration on (ms) | calibration off (ms) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| calibration on (ms) | calibration off (ms) | one label repainted (ms) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['code']} | {r['n']:.0e} | " + " | ".join(f"{r[k]:.3g}" for k in keys) + " |")
+    print("\ntime in the call alone (before the window paints), ms: " + "; ".join(
+        f"{r['code']} {r['n']:.0e}: " + ", ".join(f"{k[:-8]} {r[k]:.3g}" for k in r if k.endswith("_call_ms"))
+        for r in rows))
     b, a = rows[0], rows[1]
     print("\nratios after / before at {:.0e} picks: ".format(args.n) + ", ".join(
         f"{k} {a[k] / b[k]:.2f}" for k in keys))
