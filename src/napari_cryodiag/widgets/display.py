@@ -14,6 +14,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox
 
 from ..workflows.micrographs import DisplaySettings, contrast_of, display_geometry, display_stack
+from ._forms import show_special
 from ._dock import Dock
 from ._layers import is_micrographs, layer_choices, meta, micrograph_choices, pixel_size_A
 
@@ -79,6 +80,7 @@ class MicrographDisplayWidget(Dock):
         self.lowpass_A = FloatSpinBox(label="low-pass (Å)", value=20.0, min=2.0, max=500.0, step=1.0)
         self.bin = SpinBox(label="display binning", value=0, min=0, max=64,
                            tooltip="block-mean binning of the shown image; 0 = automatic")
+        show_special(self.bin, "auto")
         self.contrast_button = PushButton(text="Contrast from the shown micrograph")
         self.form = Container(widgets=[self.micrographs, self.filtered, self.lowpass_A, self.bin, self.contrast_button])
         self.add(self.form)
