@@ -20,7 +20,14 @@ What becomes what (docs/ARCHITECTURE.md, "The napari face"):
   set, as opening their folder does;
 - tables without coordinates (CTF tables, particle sets without picks, ``model.star``,
   ``postprocess.star``) -> no layer: they join the viewer's open tables
-  (:mod:`napari_cryodiag.widgets._tables`) that the dock widgets offer, with a notification.
+  (:mod:`napari_cryodiag.widgets._tables`) that the dock widgets offer, with a notification;
+- a RELION or cryoSPARC project folder, or a job (type) folder of one
+  (:func:`napari_cryodiag.io.projects.is_project`) -> what
+  :func:`napari_cryodiag.workflows.project.project_view` chooses: the micrographs the newest picks
+  are on as ONE stack, those picks (with their micrograph's CTF) as one pick set, the CTF table in
+  the open tables, the half maps and mask as map layers (hidden under the micrographs) with
+  ``postprocess.star`` / ``model.star`` in the open tables; a notification says what came from
+  which job. Nothing is written into the project.
 """
 
 from __future__ import annotations
@@ -84,6 +91,8 @@ def get_reader(path):
             return _reader_of(lambda: _read(paths))
         return None
     p = os.fspath(path)
+    if (os.path.isdir(p) or os.path.basename(p) == "default_pipeline.star") and _is_project(p):
+        return _reader_of(lambda: _read_project(p))
     if os.path.isdir(p):
         names = [n.lower() for n in os.listdir(p)]
         if any(n.endswith(".mrc") for n in names) or any(n.endswith(TABLE_SUFFIXES) for n in names):
@@ -116,6 +125,12 @@ def _read(source):
     fname = Path(label.rstrip("/")).name
     for note in res.notes:
         _notify("warning", f"cryodiag: {fname}: {note}")
+    return _layers_of(res, source, label, fname, v)
+
+
+def _layers_of(res, source, label: str, fname: str, v):
+    """The layers of one :func:`~napari_cryodiag.io.open_path` result (tables without
+    coordinates join the open tables: :data:`NO_LAYER`)."""
     if res.kind == "micrograph":
         return [_micrograph_layer(res.path, res.image)]
     if res.kind == "micrographs":
@@ -149,6 +164,54 @@ def _read(source):
         out.insert(0, placeholder_layer_data(table, fname))
     _link_current_viewer()
     return out
+
+
+def _is_project(p: str) -> bool:
+    from .io.projects import is_project
+
+    return is_project(p)
+
+
+def _read_project(path: str):
+    """A project (module docstring): the layers of :func:`~napari_cryodiag.workflows.project.project_view`."""
+    from .io.opened import open_path
+    from .workflows.project import open_project, project_view, read_exposures, read_pick_source
+
+    v = _current_viewer()
+    view = project_view(open_project(path))
+    root = view.project.root
+    out = []
+    if view.micrographs:
+        res = open_path([str(m) for m in view.micrographs])
+        data, kwargs, kind = _micrograph_stack_layer(res.path, res.stack)
+        kwargs["name"] = f"micrographs ({view.micrographs_job.id})"
+        out.append((data, kwargs, kind))
+    exposures = None
+    if view.picks is not None:
+        picks = read_pick_source(view.picks)
+        for note in picks.notes:
+            _notify("warning", f"cryodiag: {view.picks.job.id}: {note}")
+        exposures = picks.exposures
+        out.append(picks_layer_data(picks.table, str(view.picks.picks.path), name=f"picks ({view.picks.job.id})"))
+        if not view.micrographs and v is not None and not _has_micrographs(v, picks.table):
+            out.insert(0, placeholder_layer_data(picks.table, f"picks ({view.picks.job.id})"))
+    if view.ctf is not None:
+        table = exposures if exposures is not None else read_exposures(view.ctf)
+        _register("ctf", f"{view.ctf.path.name} ({view.ctf_job.id})", view.ctf.path, table=table)
+    if view.maps is not None:
+        for f in (view.maps.half1, view.maps.half2, view.maps.mask):
+            if f is not None:
+                data, kwargs, kind = _layers_of(open_path(str(f)), str(f), str(f), f.name, v)[0]
+                kwargs["name"] = str(f.relative_to(root))
+                kwargs["visible"] = not view.micrographs  # the micrographs are what a project opens on
+                out.append((data, kwargs, kind))
+        for f in (view.maps.postprocess, view.model):
+            if f is not None:
+                _layers_of(open_path(str(f)), str(f), str(f), f"{f.name} ({f.parent.relative_to(root)})", v)
+    _notify("info", f"cryodiag: {view.describe()}")
+    if view.picks is not None:
+        _link_current_viewer()
+    return out or NO_LAYER
 
 
 def _reader_of(make):

@@ -34,7 +34,7 @@ from ..io.projects import (
 
 __all__ = ["open_project", "PickSource", "PickData", "MapSource", "ParticleSource", "pick_source", "read_pick_source",
            "map_source", "particle_source", "read_particles", "class2d_source", "join_exposures", "read_exposures",
-           "project_summary", "CTF_COLUMNS"]
+           "project_summary", "CTF_COLUMNS", "ProjectView", "project_view"]
 
 #: per-micrograph values a pick or particle takes from the exposures when it lacks them
 CTF_COLUMNS = ("defocus_A", "defocus_u_A", "defocus_v_A", "defocus_angle_deg", "pixel_size_A", "voltage_kV", "cs_mm",
@@ -346,3 +346,74 @@ def project_summary(project: Project) -> dict:
         "classes": {"job": c2[0].id, **c2[1].to_dict(root)} if c2 else None,
     }
     return d
+
+
+# --------------------------------------------------------------------------- the viewer's first look
+
+
+@dataclass
+class ProjectView:
+    """What opening a project in napari shows (:func:`project_view`): the micrographs (one stack)
+    with the job they come from, the picks on them (:class:`PickSource`, read with
+    :func:`read_pick_source`), the CTF table's job, and the half maps and mask
+    (:class:`MapSource`) with the ``model.star`` next to the half maps when there is one."""
+
+    project: Project
+    micrographs: list[Path] = field(default_factory=list)
+    micrographs_job: Job | None = None
+    picks: PickSource | None = None
+    ctf: CtfResults | None = None
+    ctf_job: Job | None = None
+    maps: MapSource | None = None
+    model: Path | None = None
+
+    def describe(self) -> str:
+        """One sentence: what is opened from which job."""
+        what = {"relion": "RELION project", "cryosparc": "cryoSPARC project"}.get(self.project.layout, "project")
+        parts = []
+        if self.micrographs:
+            parts.append(f"{len(self.micrographs)} micrographs from {self.micrographs_job.id}")
+        if self.picks is not None:
+            parts.append(f"picks from {self.picks.job.id}")
+        if self.ctf_job is not None:
+            parts.append(f"CTF from {self.ctf_job.id}")
+        if self.maps is not None:
+            pp = " with its postprocess.star" if self.maps.postprocess is not None else ""
+            parts.append(f"half maps from {self.maps.job.id}{pp}" + (
+                f", mask from {(self.maps.mask_job or self.maps.job).id}" if self.maps.mask is not None else ""))
+        focus = f" ({', '.join(self.project.focus)})" if self.project.focus else ""
+        return f"{what} {self.project.root.name}{focus}: " + ("; ".join(parts) if parts else "nothing to show")
+
+
+def _focused_has(project: Project, kind: str) -> bool:
+    return not project.focus or any(j.has(kind) for j in project.focused_jobs)
+
+
+def project_view(project: Project) -> ProjectView:
+    """The inputs a user expects on opening ``project`` (or one of its job folders) in napari:
+    the picks of the newest picks job (:func:`pick_source`) on their micrographs with the CTF of
+    those micrographs, else the newest micrographs and CTF; the half maps and mask Map validation
+    takes (:func:`map_source`). A job folder opened shows only what its jobs hold (and the
+    micrographs and CTF its picks are on). Nothing is read beyond the lists and headers."""
+    view = ProjectView(project=project)
+    ps = pick_source(project) if _focused_has(project, "picks") else None
+    if ps is not None and ps.micrographs is not None and ps.micrographs.micrographs:
+        view.picks, view.micrographs, view.micrographs_job = ps, list(ps.micrographs.micrographs), ps.micrographs_job
+        view.ctf, view.ctf_job = ps.ctf, ps.ctf_job
+    else:
+        view.picks = ps
+        if _focused_has(project, "micrographs"):
+            j, m = project.latest("micrographs", prefer=project.focus or None)
+            if m is not None and m.micrographs:
+                view.micrographs, view.micrographs_job = list(m.micrographs), j
+                view.ctf_job, view.ctf = _nearest(project, j, "ctf")
+        if ps is not None and ps.ctf is not None:
+            view.ctf, view.ctf_job = ps.ctf, ps.ctf_job
+    if _focused_has(project, "half_maps") or _focused_has(project, "postprocess") or (
+            project.focus and _focused_has(project, "mask")):
+        ms = map_source(project)
+        if ms is not None:
+            view.maps = ms
+            model = ms.half1.parent / ms.half1.name.replace("_half1_class001_unfil.mrc", "_model.star")
+            view.model = model if model != ms.half1 and model.is_file() else None
+    return view
