@@ -17,6 +17,10 @@ One command runs the steps that its flags ask for, in this order:
    coordinate files + index, ``--export-cs``; ``--export-rejected`` adds ``*_rejected`` files)
    with a side JSON of the settings, atomically, never over an input (``io.selection``).
 
+``--watch DIR`` follows a RELION/cryoSPARC project or a folder while a session writes into it
+and reruns these steps on the picks that have arrived every ``--interval`` seconds
+(:mod:`.picks_watch`).
+
 Writes into ``--out``: ``pick_histogram.<fmt>``, ``calibration.<fmt>`` (when calibrated) and
 ``picks.json`` (per-micrograph medians and defocus, calibration fits, thresholds, counts).
 """
@@ -97,6 +101,9 @@ def register(subparsers) -> None:
                    help="micrograph size for .cs export when neither the picks nor --micrographs give it")
     t.add_argument("--export-rejected", action="store_true", help="also write the rejected picks (*_rejected)")
     t.add_argument("--bins", type=positive_int, default=100, help="histogram bins per axis")
+    from .picks_watch import add_watch_args
+
+    add_watch_args(p)
     add_output_args(p, default_json="picks.json")
     p.set_defaults(func=run, plan=plan)
 
@@ -279,7 +286,12 @@ def _drive(gen, label):
     return run_steps(gen, _progress(label))
 
 
-def run(args) -> int:
+def run(args, *, live=None) -> int:
+    """One run (``live``: the picks that arrived in a watched session, :mod:`.picks_watch`)."""
+    if getattr(args, "watch", None) and live is None:
+        from .picks_watch import watch
+
+        return watch(args, run, plan, _log, _warn)
     from ..compute.picks.calibration import per_micrograph_medians
     from ..compute.picks.thresholds import Thresholds
     from ..workflows import picks as wf
@@ -307,7 +319,9 @@ def run(args) -> int:
             raise CryodiagInputError("give either --session or pick files / --pick, not both", args.session)
 
     # 1. picks
-    if args.pick:
+    if live is not None:
+        table = live.table
+    elif args.pick:
         if stack is None:
             raise CryodiagInputError("--pick needs --micrographs")
         if args.picks:
@@ -326,11 +340,11 @@ def run(args) -> int:
         _log(f"picked {len(table)} particles on {len(stack)} micrographs")
     elif not args.picks and not args.session:
         raise CryodiagInputError("give pick files, or --pick with --micrographs, or --session")
-    if args.session:  # the pick files read again; the edits are replayed on the set below
+    if args.session and live is None:  # the pick files read again; the edits are replayed on the set below
         session = wf.read_session(args.session)
         out.protect([f for p in session["picks"] for f in files_of(p)], session.get("ctf"))
         table = wf.read_picks(session["picks"], flip_y=bool(session.get("flip_y")))
-    elif not args.pick:
+    elif not args.pick and live is None:
         table = wf.read_picks(list(args.picks), flip_y=args.flip_y)
         out.protect([str(p) for p in (table.attrs.get("sources") or [table.attrs.get("source")]) if p])
         read_notes = list(table.attrs.get("notes", []) or [])  # picks left out or read with care
@@ -361,6 +375,8 @@ def run(args) -> int:
             table.attrs.get("source"),
         )
     info["picks"] = {"source": table.attrs.get("source"), "n": int(len(table))}
+    if live is not None:
+        info["watch"] = live.summary
     if len(table) == 0:
         raise CryodiagInputError("no picks in the input", table.attrs.get("source"))
 
@@ -399,7 +415,7 @@ def run(args) -> int:
 
     # 3. defocus and calibration
     ctf_path = args.ctf or (session or {}).get("ctf")
-    ctf = wf.read_ctf_table(ctf_path) if ctf_path else None
+    ctf = wf.read_ctf_table(ctf_path) if ctf_path else (live.exposures if live is not None else None)
     if ctf is not None:
         info["notes"] += wf.attach_defocus(table, ctf)
     cal_x = args.calibrate in ("both", "x")

@@ -32,7 +32,7 @@ import pandas as pd
 from ..errors import CryodiagInputError
 from ..io.watch import FileWatch
 
-__all__ = ["LiveSource", "LiveUpdate", "extend_stack", "folder_files"]
+__all__ = ["LiveSource", "LiveUpdate", "extend_stack", "folder_files", "concat_tables"]
 
 _TABLES = (".star", ".cbox", ".cs")
 
@@ -70,7 +70,7 @@ class LiveUpdate:
         return text
 
 
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+def concat_tables(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Rows of ``frames`` one after the other, with the first one's ``attrs`` (pandas compares
     attrs when concatenating, which fails on the DataFrames they hold)."""
     attrs = dict(frames[0].attrs)
@@ -82,6 +82,9 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     out = pd.concat(bare, ignore_index=True, sort=False)
     out.attrs = attrs
     return out
+
+
+_concat = concat_tables
 
 
 def folder_files(folder: Path, depth: int = 2) -> tuple[list[Path], list[Path], list[Path]]:
