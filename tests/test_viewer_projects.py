@@ -3,8 +3,9 @@ project folder or a job folder, then Inspect Picks docked from the Plugins menu.
 
 Checked against the simulation the sample project was written from: ONE micrograph stack, one pick
 set with every pick once and the right count per micrograph, each pick's defocus from the CTF job
-(Inspect Picks calibrates with it), the half maps and mask as map layers, the CTF table and
-postprocess.star in the open tables, one notification naming the jobs, and the project unchanged.
+(Inspect Picks calibrates with it), the CTF table and postprocess.star in the open tables, one
+notification naming the jobs, the half maps and mask as map layers from their job folder (not over
+the micrographs, whose slider a map's z axis would take over), and the project unchanged.
 """
 
 from __future__ import annotations
@@ -80,12 +81,8 @@ def test_file_open_on_a_project(make_napari_viewer, qtbot, projects, layout, mon
     got = table.groupby(table["micrograph"].astype(str))["defocus_A"].first()
     np.testing.assert_allclose(got.loc[want.index], want, rtol=1e-5)
 
-    maps = {ly.name: ly for ly in viewer.layers if _kind(ly) == "map"}
-    assert set(maps) == {str(sp.files["half1"].relative_to(sp.folder)), str(sp.files["half2"].relative_to(sp.folder)),
-                         mask}
-    assert not any(ly.visible for ly in maps.values())  # under the micrographs, not over them
-    h1 = maps[str(sp.files["half1"].relative_to(sp.folder))]
-    np.testing.assert_array_equal(np.asarray(h1.data), mrc.read_map(sp.files["half1"]).data)
+    assert sorted(_kind(ly) for ly in viewer.layers) == ["micrographs", "picks"]
+    assert viewer.dims.range[0].stop == 2  # the slider: micrographs 0..2, not a map's z
 
     kinds = {t.kind: t for t in tables_of(viewer)}
     assert len(kinds["ctf"].table) == 3 and ctf_job in kinds["ctf"].name
@@ -93,7 +90,7 @@ def test_file_open_on_a_project(make_napari_viewer, qtbot, projects, layout, mon
     [(level, msg)] = [m for m in said if "project" in m[1]]
     assert level == "info"
     for part in (f"3 micrographs from {mics_job}", f"picks from {picks_job}", f"CTF from {ctf_job}",
-                 f"half maps from {maps_job}"):
+                 f"half maps from {maps_job}", f"open {maps_job} for Map validation"):
         assert part in msg
 
     # Inspect Picks from the Plugins menu takes the project's picks and calibrates with their defocus
@@ -105,6 +102,15 @@ def test_file_open_on_a_project(make_napari_viewer, qtbot, projects, layout, mon
     w.calibration.form.calibrate_x.value = True
     assert w.calibration.form.calibrate_x.value and w.inspection.x_units == "calibrated (ratio)"
     assert len(w.inspection.calibrations["x"].per_micrograph) == 3
+
+    # the half maps and mask from their job folder
+    viewer.layers.clear()
+    _open(viewer, sp.folder / maps_job, monkeypatch)
+    maps = {ly.name: ly for ly in viewer.layers if _kind(ly) == "map"}
+    assert len(viewer.layers) == 3 and set(maps) == {
+        str(sp.files["half1"].relative_to(sp.folder)), str(sp.files["half2"].relative_to(sp.folder)), mask}
+    h1 = maps[str(sp.files["half1"].relative_to(sp.folder))]
+    np.testing.assert_array_equal(np.asarray(h1.data), mrc.read_map(sp.files["half1"]).data)
     assert tree_hash(sp.folder) == before  # nothing written into the project
 
 
@@ -118,7 +124,8 @@ def test_file_open_on_job_folders(make_napari_viewer, projects, monkeypatch):
     viewer.layers.clear()
     _open(viewer, sp.folder / "PostProcess" / "job009", monkeypatch)
     maps = [ly for ly in viewer.layers if _kind(ly) == "map"]
-    assert len(maps) == len(viewer.layers) == 3 and all(ly.visible for ly in maps)  # alone: shown
+    assert len(maps) == len(viewer.layers) == 3 and all(ly.visible for ly in maps)
+    assert sum(ly.metadata["cryodiag"]["value_range"] == (0.0, 1.0) for ly in maps) == 1  # the mask
     viewer.layers.clear()
     _open(viewer, sp.folder / "MotionCorr" / "job001" / "Movies", monkeypatch)  # a micrograph folder stays one
     [mics] = list(viewer.layers)

@@ -25,9 +25,10 @@ What becomes what (docs/ARCHITECTURE.md, "The napari face"):
   (:func:`napari_cryodiag.io.projects.is_project`) -> what
   :func:`napari_cryodiag.workflows.project.project_view` chooses: the micrographs the newest picks
   are on as ONE stack, those picks (with their micrograph's CTF) as one pick set, the CTF table in
-  the open tables, the half maps and mask as map layers (hidden under the micrographs) with
-  ``postprocess.star`` / ``model.star`` in the open tables; a notification says what came from
-  which job. Nothing is written into the project.
+  the open tables, ``postprocess.star`` / ``model.star`` in the open tables, and the half maps and
+  mask as map layers when there are no micrographs to show (a map's z axis would take over the
+  micrograph slider: opening the PostProcess/refinement job folder shows them); a notification
+  says what came from which job. Nothing is written into the project.
 """
 
 from __future__ import annotations
@@ -198,17 +199,19 @@ def _read_project(path: str):
     if view.ctf is not None:
         table = exposures if exposures is not None else read_exposures(view.ctf)
         _register("ctf", f"{view.ctf.path.name} ({view.ctf_job.id})", view.ctf.path, table=table)
+    hint = ""
     if view.maps is not None:
-        for f in (view.maps.half1, view.maps.half2, view.maps.mask):
+        for f in (view.maps.half1, view.maps.half2, view.maps.mask) if not view.micrographs else ():
             if f is not None:
                 data, kwargs, kind = _layers_of(open_path(str(f)), str(f), str(f), f.name, v)[0]
                 kwargs["name"] = str(f.relative_to(root))
-                kwargs["visible"] = not view.micrographs  # the micrographs are what a project opens on
                 out.append((data, kwargs, kind))
+        if view.micrographs:
+            hint = f" (half maps not added over the micrographs: open {view.maps.job.id} for Map validation)"
         for f in (view.maps.postprocess, view.model):
             if f is not None:
                 _layers_of(open_path(str(f)), str(f), str(f), f"{f.name} ({f.parent.relative_to(root)})", v)
-    _notify("info", f"cryodiag: {view.describe()}")
+    _notify("info", f"cryodiag: {view.describe()}{hint}")
     if view.picks is not None:
         _link_current_viewer()
     return out or NO_LAYER
