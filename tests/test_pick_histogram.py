@@ -124,3 +124,25 @@ def test_histogram_figure_updates_in_place():
     assert p.polygon is not None and p.polygon.get_visible()
     np.testing.assert_allclose(p.polygon.get_xy()[:3], np.asarray(t2.polygon))
     fig.canvas.draw()  # renders without error
+
+
+def test_the_view_widens_to_a_threshold_outside_the_picks():
+    """A suggested minimum below every pick is drawn inside the view, so the user can drag it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from napari_cryodiag.compute.picks.histogram import PickHistogram
+    from napari_cryodiag.compute.picks.thresholds import Thresholds
+    from napari_cryodiag.plots.pick_histogram import plot_pick_histogram
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0.1, 0.6, 5000), rng.lognormal(8, 0.5, 5000)
+    hist = PickHistogram.from_values(x, y, bins=40, log_y=True)
+    t = Thresholds(x_feature="ncc", y_feature="power", x_min=-0.1, y_max=float(y.max()) * 10)
+    plot = plot_pick_histogram(Figure(), hist, thresholds=t, x_label="ncc", y_label="power")
+    lo, hi = plot.ax.get_xlim()
+    assert lo < -0.1 < hi and hi >= hist.x_edges[-1]
+    ylo, yhi = plot.ax.get_ylim()
+    assert yhi > float(y.max()) * 10 and ylo <= hist.y_edges[0]

@@ -30,6 +30,25 @@ LINE_STYLE = dict(color="tab:red", lw=1.6, alpha=0.9)
 POLYGON_STYLE = dict(fill=False, edgecolor="tab:orange", lw=1.8, ls="-")
 
 
+def _include_thresholds(ax, t: Thresholds | None, *, x: bool, y: bool) -> None:
+    """Widen the view to the threshold lines that lie outside the histogram's range (a suggested
+    minimum below every pick): a line the user cannot see cannot be dragged."""
+    if t is None:
+        return
+    for on, get, set_, vals, log in ((x, ax.get_xlim, ax.set_xlim, (t.x_min, t.x_max), ax.get_xscale() == "log"),
+                                     (y, ax.get_ylim, ax.set_ylim, (t.y_min, t.y_max), ax.get_yscale() == "log")):
+        vals = [float(v) for v in vals if v is not None and np.isfinite(v) and (v > 0 or not log)]
+        if not on or not vals:
+            continue
+        lo, hi = get()
+        if log:
+            f = (hi / lo) ** 0.03
+            set_(min(lo, min(vals) / f), max(hi, max(vals) * f))
+        else:
+            pad = 0.03 * (hi - lo)
+            set_(min(lo, min(vals) - pad), max(hi, max(vals) + pad))
+
+
 def _log_ticks(axis) -> None:
     """Ticks at 1, 2 and 5 per decade, labelled plainly (5000, 10000, 20000), as major ticks and
     no minor ticks: a log axis's eight minor ticks per decade cost most of a full redraw (the
@@ -199,6 +218,7 @@ def plot_pick_histogram(
         x_label=x_label, y_label=y_label, title_prefix=title_prefix, one_d=one_d,
     )
     plot.set_thresholds(thresholds)
+    _include_thresholds(ax, thresholds, x=True, y=not one_d)
     total = hist.n_picks if n_total is None else n_total
     if n_kept is None:
         ax.set_title(f"{title_prefix}{total:,} picks"
