@@ -200,12 +200,7 @@ def _score_kwargs(args, apix, d_px) -> dict:
         kw["pixel_size_A"] = apix
     if args.lowpass_A is not None:
         kw["lowpass_A"] = args.lowpass_A
-    for name in ("min_diameter_A", "max_diameter_A"):
-        v = getattr(args, name)
-        if v:
-            if not apix:
-                raise CryodiagInputError(f"--{name.replace('_', '-')} needs a pixel size", args.micrographs)
-            kw[name.replace("_A", "_px")] = v / apix
+    kw.update(_annulus_kwargs(args, apix))
     if args.templates:
         from ..io.mrc import read_stack
 
