@@ -114,10 +114,7 @@ class JobsPanel:
         table = ps.table
         d_text = f"{opts.diameter_A:g} Å" if opts.diameter_A else "the picks' diameter"
 
-        def job():
-            return (yield from iter_score(o["raw"], table, opts, pixel_size_A=o["apix"], keys=o["keys"],
-                                          score_micrographs=o["score"], templates=o["templates"],
-                                          template_pixel_size_A=o["template_apix"]))
+        job = self._score_job(o, table, opts)
 
         def done(scored):
             if s.pickset is not ps:
@@ -132,6 +129,16 @@ class JobsPanel:
             self.dock.report(msg)
 
         return self.dock.run(job, on_done=done, controls=self.controls, description="compute scores")
+
+    @staticmethod
+    def _score_job(o: dict, table, opts):
+        """The scoring job of ``table`` on the job inputs ``o`` (:meth:`_job_inputs`)."""
+        def job():
+            return (yield from iter_score(o["raw"], table, opts, pixel_size_A=o["apix"], keys=o["keys"],
+                                          score_micrographs=o["score"], templates=o["templates"],
+                                          template_pixel_size_A=o["template_apix"]))
+
+        return job
 
     def _on_rows_changed(self, kind, rows):
         """Score picks added or moved by hand (micrographs open, the set has NCC/power)."""
@@ -153,10 +160,7 @@ class JobsPanel:
         sub.attrs = dict(ps.table.attrs)
         from napari.qt.threading import thread_worker
 
-        def job():
-            return (yield from iter_score(o["raw"], sub, opts, pixel_size_A=o["apix"], keys=o["keys"],
-                                          score_micrographs=o["score"], templates=o["templates"],
-                                          template_pixel_size_A=o["template_apix"]))
+        job = self._score_job(o, sub, opts)
 
         def done(scored):
             if s.pickset is not ps:
