@@ -30,4 +30,5 @@ def test_plugin_is_discoverable_by_npe2():
     pm.discover()
     assert pm.get_manifest("napari-cryodiag").name == "napari-cryodiag"
     widgets = {w.display_name for w in pm.iter_widgets() if w.command.startswith("napari-cryodiag")}
-    assert widgets == {"Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model", "Micrograph display"}
+    assert widgets == {"Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model", "Micrograph display",
+                       "Project"}

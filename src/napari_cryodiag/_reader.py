@@ -175,25 +175,41 @@ def _is_project(p: str) -> bool:
 
 def _read_project(path: str):
     """A project (module docstring): the layers of :func:`~napari_cryodiag.workflows.project.project_view`."""
+    from .workflows.project import open_project, project_view
+
+    return project_layers(project_view(open_project(path)))
+
+
+def project_layers(view):
+    """The layers (LayerData) of a :class:`~napari_cryodiag.workflows.project.ProjectView` (File >
+    Open on a project or a job folder, the Project dock's Open on a chosen job); the tables without
+    layers join the current viewer's open tables. Each layer's ``metadata["cryodiag"]`` says the
+    ``project`` (its folder) and the ``job`` it came from."""
     from .io.opened import open_path
-    from .workflows.project import open_project, project_view, read_exposures, read_pick_source
+    from .workflows.project import read_exposures, read_particles, read_pick_source
 
     v = _current_viewer()
-    view = project_view(open_project(path))
     root = view.project.root
     out = []
+
+    def stamp(layer_data, job):
+        layer_data[1].setdefault("metadata", {}).setdefault("cryodiag", {}).update(
+            project=str(root), layout=view.project.layout, job=job.id if job is not None else None)
+        return layer_data
+
     if view.micrographs:
         res = open_path([str(m) for m in view.micrographs])
         data, kwargs, kind = _micrograph_stack_layer(res.path, res.stack)
         kwargs["name"] = f"micrographs ({view.micrographs_job.id})"
-        out.append((data, kwargs, kind))
+        out.append(stamp((data, kwargs, kind), view.micrographs_job))
     exposures = None
     if view.picks is not None:
         picks = read_pick_source(view.picks)
         for note in picks.notes:
             _notify("warning", f"cryodiag: {view.picks.job.id}: {note}")
         exposures = picks.exposures
-        out.append(picks_layer_data(picks.table, str(view.picks.picks.path), name=f"picks ({view.picks.job.id})"))
+        out.append(stamp(picks_layer_data(picks.table, str(view.picks.picks.path), name=f"picks ({view.picks.job.id})"),
+                         view.picks.job))
         if not view.micrographs and v is not None and not _has_micrographs(v, picks.table):
             out.insert(0, placeholder_layer_data(picks.table, f"picks ({view.picks.job.id})"))
     if view.ctf is not None:
@@ -205,12 +221,28 @@ def _read_project(path: str):
             if f is not None:
                 data, kwargs, kind = _layers_of(open_path(str(f)), str(f), str(f), f.name, v)[0]
                 kwargs["name"] = str(f.relative_to(root))
-                out.append((data, kwargs, kind))
+                out.append(stamp((data, kwargs, kind), view.maps.job))
         if view.micrographs:
             hint = f" (half maps not added over the micrographs: open {view.maps.job.id} for Map validation)"
         for f in (view.maps.postprocess, view.model):
             if f is not None:
                 _layers_of(open_path(str(f)), str(f), str(f), f"{f.name} ({f.parent.relative_to(root)})", v)
+    if view.class2d is not None:
+        job, it = view.class2d
+        for f in (it.classes, it.model):
+            if f is not None:
+                for ld in _layers_of(open_path(str(f)), str(f), str(f), f"{f.name} ({job.id})", v):
+                    if ld[0] is not None:
+                        ld[1]["name"] = f"{f.name} ({job.id})"
+                        out.append(stamp(ld, job))
+        from .io.projects import ParticleSet
+
+        table = read_particles(ParticleSet(path=it.path, passthrough=it.passthrough, stage="class2d"))
+        _register("particles", f"{it.path.name} ({job.id})", it.path, table=table)
+    elif view.particles is not None:
+        ps = view.particles
+        _register("particles", f"{ps.particles.path.name} ({ps.job.id})", ps.particles.path,
+                  table=read_particles(ps.particles))
     _notify("info", f"cryodiag: {view.describe()}{hint}")
     if view.picks is not None:
         _link_current_viewer()

@@ -157,6 +157,16 @@ class FileWatch:
         self._seen.pop(p, None)
         self._done.pop(p, None)
 
+    def mark_done(self, paths) -> None:
+        """Files read already (complete) by someone else: not handed over unless they change."""
+        for p in paths:
+            p = Path(p)
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            self._seen[p] = self._done[p] = (st.st_size, st.st_mtime_ns)
+
     def poll(self, paths) -> Poll:
         """Look at ``paths`` once (see the class docstring)."""
         out = Poll()

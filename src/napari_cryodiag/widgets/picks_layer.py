@@ -28,7 +28,7 @@ Public API (used by the Inspect Picks widget): :func:`get_picks_controller`, :fu
 ``keys``, ``report``, ``micrograph_of_row``, ``current_index()``, ``rows_shown()``,
 ``rows_of(i)``, ``set_kept(mask)``, ``rejected_mode`` ("dim" | "hide"), ``show_micrograph(i)``,
 ``on_micrograph_changed`` / ``on_edit`` (lists of callables), ``assign(key, index)``,
-``set_pickset(pickset)``, ``refresh()``, ``bind_image(layer)``.
+``set_pickset(pickset)``, ``append_picks(table)`` (picks that arrived), ``refresh()``, ``bind_image(layer)``.
 """
 
 from __future__ import annotations
@@ -144,6 +144,23 @@ class PicksController:
     def set_table(self, table: pd.DataFrame) -> None:
         """Replace the picks by a new table (a new pick set, no edits)."""
         self.set_pickset(PickSet(table, bins=auto_bins(len(table))))
+
+    def append_picks(self, table: pd.DataFrame) -> np.ndarray:
+        """Picks that arrived (a live session): they join the pick set as read picks
+        (``PickSet.extend``: the current thresholds decide whether they are kept), every pick is
+        matched again to the image layer's micrographs (which may have grown: call it after the
+        stack was extended), the shown micrograph is redrawn, and ``on_edit`` listeners hear
+        ``("arrived", rows)``. Returns the new rows."""
+        rows = self.pickset.extend(table)
+        md = self.points_layer.metadata.setdefault("cryodiag", {})
+        md["table"] = self.pickset.table
+        if self._kept is not None:
+            self._kept = self.pickset.evaluate().kept
+            md["kept"] = self._kept
+        self.bind_image(self.image_layer, notify=False)
+        if len(rows):
+            self._after_edit("arrived", rows)
+        return rows
 
     # ------------------------------------------------------------------ binding
     @property

@@ -170,6 +170,29 @@ class LiveSource:
         """Picks read whose micrograph's CTF has not arrived yet."""
         return sum(len(t) for t in self._waiting.values())
 
+    def skip(self, *, micrographs=(), picks: pd.DataFrame | None = None, exposures: pd.DataFrame | None = None,
+             files=()) -> None:
+        """What is loaded already (the layers a project was opened into), so that it is not
+        delivered again: those ``micrographs`` (paths), the picks of the micrographs ``picks`` has
+        (its ``micrograph`` keys), the CTF rows of ``exposures`` (kept to join later picks with);
+        ``files`` (read completely: micrographs, per-micrograph coordinate files) are not read
+        again unless they change. Lists that grow (a micrograph STAR, a CTF table, a cryoSPARC
+        ``.cs``) are read at the next poll for their new rows only."""
+        for m in micrographs:
+            m = Path(os.path.abspath(os.fspath(m)))
+            if m not in self._mics:
+                self._mics.add(m)
+                self.micrographs.append(m)
+        if picks is not None and "micrograph" in picks.columns:
+            self._pick_keys |= set(pd.unique(picks["micrograph"].astype(str)))
+        if exposures is not None and len(exposures) and "micrograph" in exposures.columns:
+            keys = exposures["micrograph"].astype(str)
+            new = exposures[~keys.isin(self._ctf_keys)]
+            if len(new):
+                self._ctf_keys |= set(new["micrograph"].astype(str))
+                self.exposures = new.reset_index(drop=True) if self.exposures is None else _concat([self.exposures, new])
+        self.watch.mark_done([Path(os.path.abspath(os.fspath(f))) for f in files])
+
     # ------------------------------------------------------------------ what to look at
     def _candidates(self) -> tuple[list[Path], list[Path], Path | None]:
         if self.layout == "folder":

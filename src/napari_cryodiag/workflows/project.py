@@ -34,7 +34,7 @@ from ..io.projects import (
 
 __all__ = ["open_project", "PickSource", "PickData", "MapSource", "ParticleSource", "pick_source", "read_pick_source",
            "map_source", "particle_source", "read_particles", "class2d_source", "join_exposures", "read_exposures",
-           "project_summary", "CTF_COLUMNS", "ProjectView", "project_view"]
+           "project_summary", "CTF_COLUMNS", "ProjectView", "project_view", "job_view", "job_holds"]
 
 #: per-micrograph values a pick or particle takes from the exposures when it lacks them
 CTF_COLUMNS = ("defocus_A", "defocus_u_A", "defocus_v_A", "defocus_angle_deg", "pixel_size_A", "voltage_kV", "cs_mm",
@@ -366,6 +366,8 @@ class ProjectView:
     ctf_job: Job | None = None
     maps: MapSource | None = None
     model: Path | None = None
+    particles: ParticleSource | None = None  #: only when a particle job was opened (its folder, or a chosen job)
+    class2d: tuple[Job, Class2DIteration] | None = None  #: likewise, a 2D classification job
 
     def describe(self) -> str:
         """One sentence: what is opened from which job."""
@@ -381,6 +383,10 @@ class ProjectView:
             pp = " with its postprocess.star" if self.maps.postprocess is not None else ""
             parts.append(f"half maps from {self.maps.job.id}{pp}" + (
                 f", mask from {(self.maps.mask_job or self.maps.job).id}" if self.maps.mask is not None else ""))
+        if self.class2d is not None:
+            parts.append(f"2D classes (iteration {self.class2d[1].iteration}) from {self.class2d[0].id}")
+        elif self.particles is not None:
+            parts.append(f"particles ({self.particles.particles.stage}) from {self.particles.job.id}")
         focus = f" ({', '.join(self.project.focus)})" if self.project.focus else ""
         return f"{what} {self.project.root.name}{focus}: " + ("; ".join(parts) if parts else "nothing to show")
 
@@ -416,4 +422,72 @@ def project_view(project: Project) -> ProjectView:
             view.maps = ms
             model = ms.half1.parent / ms.half1.name.replace("_half1_class001_unfil.mrc", "_model.star")
             view.model = model if model != ms.half1 and model.is_file() else None
+    if project.focus and _focused_has(project, "class2d"):
+        view.class2d = class2d_source(project)
+    elif project.focus and _focused_has(project, "particles") and not _focused_has(project, "picks"):
+        view.particles = particle_source(project)
     return view
+
+
+def job_view(project: Project, job) -> ProjectView:
+    """What opening job ``job`` (an id or a :class:`Job`, e.g. one chosen among
+    ``project.jobs``) shows: :func:`project_view` with that job in focus, as File > Open on its
+    folder does (its picks on their micrographs with their CTF, its half maps and mask, its
+    particles or 2D classes)."""
+    import dataclasses
+
+    j = _job(project, job)
+    return project_view(dataclasses.replace(project, focus=[j.id]))
+
+
+def _cs_rows(path: Path) -> int | None:
+    """Records of an uncompressed ``.cs`` from its header (None when it cannot tell)."""
+    from numpy.lib import format as npf
+
+    try:
+        with open(path, "rb") as f:
+            version = npf.read_magic(f)
+            reader = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
+            shape = reader(f, max_header_size=2**30)[0]
+        return int(np.prod(shape))
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def _n(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+def job_holds(job: Job) -> str:
+    """What ``job`` holds, in a few words for a job chooser (``"4 micrographs, CTF of 4, picks
+    on 4 micrographs"``); only headers are read (a cryoSPARC ``.cs``'s record count)."""
+    parts = []
+    for o in job.outputs:
+        if isinstance(o, MicrographSet):
+            parts.append(_n(len(o.micrographs), "micrograph"))
+        elif isinstance(o, CtfResults):
+            parts.append(f"CTF of {o.n_micrographs}")
+        elif isinstance(o, PickFiles):
+            n = _cs_rows(o.path) if o.style == "cryosparc" else None
+            parts.append(f"{n:,} picks" if n is not None else
+                         f"picks on {_n(len(o.coordinate_files), 'micrograph')}" if o.style != "cryosparc" else "picks")
+        elif isinstance(o, Class2DIteration):
+            parts.append(f"2D classes, iteration {o.iteration}")
+        elif isinstance(o, ParticleSet):
+            n = _cs_rows(o.path) if o.path.suffix == ".cs" else None
+            parts.append(f"{n:,} particles ({o.stage})" if n is not None else f"particles ({o.stage})")
+        elif isinstance(o, HalfMapPair):
+            parts.append("half maps" + (" + mask" if o.mask is not None else ""))
+        elif o.kind == "mask" and not any(isinstance(x, HalfMapPair) for x in job.outputs):
+            parts.append("mask")
+        elif o.kind == "postprocess":
+            res = getattr(o, "final_resolution_A", None)
+            parts.append("postprocess" + (f" {res:.2f} Å" if res else ""))
+        elif o.kind == "map" and not any(isinstance(x, HalfMapPair) for x in job.outputs):
+            parts.append("map")
+    seen, out = set(), []
+    for p in parts:  # a cryoSPARC exposure file is both micrographs and CTF: say each once
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return ", ".join(out) if out else "nothing this plugin opens"

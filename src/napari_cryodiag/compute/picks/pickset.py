@@ -300,6 +300,32 @@ class PickSet:
         self._changed()
         return np.arange(start, start + len(x))
 
+    def extend(self, rows: pd.DataFrame) -> np.ndarray:
+        """Append picks that were read, not placed by hand (a live session's new picks): they are
+        ``"read"`` picks, kept or not by the current thresholds; their features are binned on the
+        histogram's edges and calibrated with the fitted lines (no rebuild of the view). Columns
+        the set lacks join it (NaN for the older rows). Returns their row numbers."""
+        start = len(self.table)
+        if rows is None or not len(rows):
+            return np.zeros(0, dtype=np.int64)
+        rows = rows.copy()
+        rows.attrs = {}
+        rows[MANUAL_COLUMN] = "read"
+        t = self.table
+        rows = rows[[c for c in t.columns if c in rows.columns] + [c for c in rows.columns if c not in t.columns]]
+        if self.inspection is not None:
+            self.inspection.extend(rows)
+        else:
+            new = pd.concat([t, rows], ignore_index=True, sort=False)
+            new.attrs = dict(t.attrs)
+            self._table = new
+            self._codes, self._names = micrograph_codes(new)
+        tab = self.table
+        tab[MANUAL_COLUMN] = pd.Categorical(tab[MANUAL_COLUMN].astype(str), categories=MANUAL_STATES)
+        self.removed = np.concatenate([self.removed, np.zeros(len(rows), dtype=bool)])
+        self._changed()
+        return np.arange(start, start + len(rows))
+
     def move(self, rows, x_px, y_px) -> None:
         """Picks moved by hand: new coordinates, marked ``moved`` (``added`` ones stay ``added``)."""
         rows = np.atleast_1d(np.asarray(rows, dtype=np.intp))
