@@ -59,6 +59,28 @@ def test_edits_and_what_is_kept():
     assert len(kept) + len(rejected) == 202 - 4 and "manual" in kept.columns
 
 
+def test_picks_that_arrive_join_the_set_as_read_picks_under_the_current_thresholds():
+    t = _table(n_mic=2)
+    ps = PickSet(t, thresholds=Thresholds(x_min=0.3, y_min=None, y_max=None))
+    edges = ps.inspection.hist.x_edges.copy()
+    more = _table(n_mic=4, seed=1)
+    more = more[more["micrograph"].isin(["m2", "m3"])].reset_index(drop=True)
+    more["micrograph"] = more["micrograph"].astype(str)  # as a live session's table has them
+    more["source_file"] = "/nonexistent/m2_autopick.star"  # a column the set lacks
+    rows = ps.extend(more)
+    assert list(rows) == list(range(100, 200)) and len(ps) == 200
+    tab = ps.table
+    assert (tab["manual"].astype(str).iloc[rows] == "read").all() and isinstance(tab["manual"].dtype, pd.CategoricalDtype)
+    assert isinstance(tab["micrograph"].dtype, pd.CategoricalDtype)  # names stay categorical
+    assert list(tab["micrograph"].astype(str).iloc[rows].unique()) == ["m2", "m3"]
+    assert list(ps.names) == ["m0", "m1", "m2", "m3"] and tab["source_file"].isna().sum() == 100
+    np.testing.assert_array_equal(ps.inspection.hist.x_edges, edges)  # binned on the same edges
+    sel = ps.evaluate()
+    np.testing.assert_array_equal(sel.kept[rows], more["ncc"].to_numpy() >= 0.3)  # the thresholds decide
+    assert sel.n_added_by_hand == 0 and list(sel.total_per_micrograph) == [50, 50, 50, 50]
+    assert ps.extend(more.iloc[:0]).size == 0 and len(ps) == 200
+
+
 def test_rescored_picks_rebin_in_place_and_thresholds_apply():
     t = _table()
     ps = PickSet(t, thresholds=Thresholds(x_min=0.3))

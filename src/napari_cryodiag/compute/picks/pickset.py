@@ -310,8 +310,17 @@ class PickSet:
             return np.zeros(0, dtype=np.int64)
         rows = rows.copy()
         rows.attrs = {}
-        rows[MANUAL_COLUMN] = "read"
         t = self.table
+        # the set's categorical columns (micrograph names, source files) stay categorical: the new
+        # values join their categories (pandas would otherwise turn 1e6 rows into strings to concatenate)
+        for col in t.columns:
+            if col in rows.columns and col != MANUAL_COLUMN and isinstance(t[col].dtype, pd.CategoricalDtype):
+                vals = rows[col].astype(str)
+                extra = pd.Index(pd.unique(vals)).difference(t[col].cat.categories.astype(str))
+                if len(extra):
+                    t[col] = t[col].cat.add_categories(extra)
+                rows[col] = pd.Categorical(vals, categories=t[col].cat.categories)
+        rows[MANUAL_COLUMN] = pd.Categorical.from_codes(np.zeros(len(rows), np.int8), categories=MANUAL_STATES)
         rows = rows[[c for c in t.columns if c in rows.columns] + [c for c in rows.columns if c not in t.columns]]
         if self.inspection is not None:
             self.inspection.extend(rows)
@@ -321,7 +330,8 @@ class PickSet:
             self._table = new
             self._codes, self._names = micrograph_codes(new)
         tab = self.table
-        tab[MANUAL_COLUMN] = pd.Categorical(tab[MANUAL_COLUMN].astype(str), categories=MANUAL_STATES)
+        if not isinstance(tab[MANUAL_COLUMN].dtype, pd.CategoricalDtype):
+            tab[MANUAL_COLUMN] = pd.Categorical(tab[MANUAL_COLUMN].astype(str), categories=MANUAL_STATES)
         self.removed = np.concatenate([self.removed, np.zeros(len(rows), dtype=bool)])
         self._changed()
         return np.arange(start, start + len(rows))

@@ -907,6 +907,8 @@ class PickInspection:
         table = pd.concat([self.table, rows], ignore_index=True, sort=False)
         table.attrs = dict(self.table.attrs)
         for col in ("micrograph", "micrograph_name"):
+            if isinstance(table[col].dtype if col in table.columns else None, pd.CategoricalDtype):
+                continue  # the rows came with the table's categories (PickSet.extend): kept by concat
             if col in self.table.columns and isinstance(self.table[col].dtype, pd.CategoricalDtype):
                 cats = self.table[col].cat.categories.union(pd.Index(rows[col].astype(str).unique()))
                 table[col] = pd.Categorical(table[col].astype(str), categories=cats)
