@@ -207,6 +207,12 @@ def test_following_a_live_session(make_napari_viewer, qtbot, sim, tmp_path, layo
     w.step(4)
     _follow(dock, 3)
     assert "picks" in dock.live_status.value and "Open: 5 micrographs" in dock.live_status.value
+    if layout != "folder":  # the job list follows the session
+        holds = {dock.table.item(r, 0).text(): dock.table.item(r, 2).text() for r in range(dock.table.rowCount())}
+        assert holds == ({"AutoPick/job003": "picks on 5 micrographs", "CtfFind/job002": "CTF of 5, 5 micrographs",
+                          "MotionCorr/job001": "5 micrographs"} if layout == "relion" else
+                         {"J3": f"CTF of 5, 5 micrographs, {len(truth):,} picks", "J2": "CTF of 5, 5 micrographs",
+                          "J1": "5 micrographs"}), holds
 
     [pts2] = _points(viewer)
     assert pts2 is pts and len(_stacks(viewer)) == 1

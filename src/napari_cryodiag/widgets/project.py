@@ -55,6 +55,25 @@ def _when(t: float | None) -> str:
     return time.strftime("%m-%d %H:%M", time.localtime(t)) if t else ""
 
 
+def _open_stack(paths):
+    """New micrographs as a lazy stack (their headers read)."""
+    from ..io.mrc import open_micrograph_stack
+
+    return open_micrograph_stack([os.fspath(p) for p in paths])
+
+
+def _rescan(src):
+    """The followed project's jobs again (None for a plain folder, or when it cannot be read now)."""
+    if src.layout == "folder":
+        return None
+    from ..io.projects import open_project
+
+    try:
+        return open_project(src.root)
+    except (CryodiagInputError, OSError):
+        return None
+
+
 class ProjectWidget(Dock):
     """The Project dock (see the module docstring)."""
 
@@ -179,12 +198,21 @@ class ProjectWidget(Dock):
         except CryodiagInputError as err:
             self.error(err)
             return False
+        self._show_project(project)
+        return True
+
+    def _show_project(self, project) -> None:
+        """List ``project``'s jobs (the chosen job stays chosen when it is still there)."""
+        if self.project is not None and Path(self.project.root) != Path(project.root) and self.jobs:
+            return  # a session followed elsewhere does not replace the jobs shown
+        chosen = self.selected_job.id if self.selected_job is not None else None
         self.project = project
         self.jobs = list(project.jobs)  # newest first (the highest job number: the order the project made them)
         self._fill()
+        if chosen in self.job_ids:
+            self.select_job(chosen)
         what = {"relion": "RELION", "cryosparc": "cryoSPARC"}.get(project.layout, project.layout)
         self.status.value = f"{what} project {project.root.name}: {len(self.jobs)} jobs, newest first"
-        return True
 
     def _fill(self) -> None:
         from ..workflows.project import job_holds
@@ -353,10 +381,12 @@ class ProjectWidget(Dock):
         stop = self._stop = threading.Event()
         interval = float(self.interval.value)
 
-        def job():
+        def job():  # the file work in this thread: the poll, the new micrographs' headers, the jobs again
             while not stop.is_set():
                 up = src.poll()
-                yield src, up
+                stack = _open_stack(up.micrographs) if up.micrographs else None
+                project = _rescan(src) if up else None
+                yield src, up, stack, project
                 if stop.wait(interval):
                     return
 
@@ -381,10 +411,12 @@ class ProjectWidget(Dock):
             self.live_status.value = f"stopped; {self._totals()}"
 
     def _on_yielded(self, value) -> None:
-        src, up = value
+        src, up, stack, project = value
         if src is not self.source:  # stopped (or restarted) meanwhile
             return
-        self.apply_update(up)
+        self.apply_update(up, stack=stack)
+        if project is not None:
+            self._show_project(project)
 
     def poll_now(self):
         """One poll in the GUI thread (the source made on first use) and its update applied;
@@ -393,15 +425,20 @@ class ProjectWidget(Dock):
             self.source = self._make_source()
         up = self.source.poll()
         self.apply_update(up)
+        if up:
+            project = _rescan(self.source)
+            if project is not None:
+                self._show_project(project)
         return up
 
     # ------------------------------------------------------------------ applying an update
-    def apply_update(self, up) -> None:
+    def apply_update(self, up, stack=None) -> None:
+        """Apply one poll's update in the GUI thread (``stack``: its micrographs opened already)."""
         src = self.source
         self.arrived["polls"] += 1
         try:
             if up.micrographs:
-                self._add_micrographs(src, up.micrographs)
+                self._add_micrographs(src, stack if stack is not None else _open_stack(up.micrographs))
             if up.exposures is not None and len(up.exposures):
                 self._add_ctf(src, up.exposures)
             if up.n_picks:
@@ -437,13 +474,11 @@ class ProjectWidget(Dock):
         n_p = len(meta(picks)["pickset"].table) if picks is not None and "pickset" in meta(picks) else 0
         return f"Open: {n_m} micrographs, {n_p:,} picks"
 
-    def _add_micrographs(self, src, paths) -> None:
+    def _add_micrographs(self, src, new) -> None:
         from napari.layers import Layer
 
-        from ..io.mrc import open_micrograph_stack
         from .layer_data import micrograph_layer_data
 
-        new = open_micrograph_stack([os.fspath(p) for p in paths])
         self.arrived["micrographs"] += len(new)
         layer = self._layers.get("micrographs")
         if layer is not None and layer not in self.viewer.layers:
