@@ -110,6 +110,7 @@ def child(method: str, arg: str, out_dir: str) -> dict:
     from napari_cryodiag.io import cs, star
 
     base = _peak_mb()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     if method == "star_pipeline":
         from napari_cryodiag.cli import main
@@ -146,6 +147,7 @@ def child(method: str, arg: str, out_dir: str) -> dict:
     else:
         raise SystemExit(f"unknown method {method}")
     out["time_s"] = time.perf_counter() - t0
+    out["cpu_s"] = time.process_time() - c0  # user + system CPU of this process: less sensitive to a shared machine
     out["peak_rss_mb"] = _peak_mb()
     out["peak_rss_start_mb"] = base
     return out

@@ -239,3 +239,51 @@ def test_alignments3d_multi_full_posteriors(tmp_path):
     np.testing.assert_allclose(t[["posterior_class_0", "posterior_class_1", "posterior_class_2"]].to_numpy(), post)
     assert t["class"].tolist() == [0, 2] and t["class_posterior"].tolist() == pytest.approx([0.7, 1.0])
     assert not t.attrs["has_locations"]
+
+
+def test_runs_of_matches_factorize_on_rows():
+    """The run-based codes (only runs hashed) equal pd.factorize of every row, first rows included."""
+    rng = np.random.default_rng(3)
+    for uid in (np.repeat(rng.integers(0, 50, 40), rng.integers(1, 9, 40)).astype(np.uint64),  # runs, values recur
+                rng.integers(0, 7, 500).astype(np.uint64),  # no structure
+                np.sort(rng.integers(0, 30, 300)).astype(np.uint64),  # each value in one run
+                np.array([5], dtype=np.uint64), np.zeros(0, dtype=np.uint64)):
+        codes, first = cs._codes_of(uid)
+        want, uniq = pd.factorize(uid, use_na_sentinel=False)
+        np.testing.assert_array_equal(codes, want)
+        np.testing.assert_array_equal(uid[first], uniq)
+        assert all(int(np.flatnonzero(uid == u)[0]) == f for u, f in zip(uniq, first))
+
+
+def test_cs_micrograph_uid_in_several_runs(tmp_path):
+    """A micrograph whose picks come back in several runs (files joined, sorted by score) keeps one
+    name per row, decoded from its uid's first row; names left empty fall back to the uids."""
+    n = 64
+    dt = [("uid", "<u8"), ("location/micrograph_uid", "<u8"), ("location/micrograph_path", "S40"),
+          ("location/micrograph_shape", "<u4", (2,)), ("location/center_x_frac", "<f4"),
+          ("location/center_y_frac", "<f4"), ("pick_stats/ncc_score", "<f4")]
+    a = np.zeros(n, dt)
+    mic = np.array([2, 2, 0, 0, 0, 1, 2, 2, 1, 0] * 6 + [1, 1, 2, 0])
+    a["uid"] = np.arange(n) + 1
+    a["location/micrograph_uid"] = 7000 + mic
+    a["location/micrograph_path"] = [f">/data/J9/mic_{m:03d}_doseweighted.mrc".encode() for m in mic]
+    a["location/micrograph_shape"] = (100, 200)
+    a["location/center_x_frac"] = np.linspace(0, 1, n)
+    a["location/center_y_frac"] = 0.5
+    a["pick_stats/ncc_score"] = np.arange(n)
+    p = tmp_path / "runs.cs"
+    with open(p, "wb") as f:
+        np.save(f, a)
+    for kw in ({}, {"fields": cs.PICK_FIELDS, "keep_other_fields": False}):
+        t = cs.read_cs(p, **kw)
+        assert list(t["micrograph_name"]) == [f"/data/J9/mic_{m:03d}_doseweighted.mrc" for m in mic]
+        assert list(t["micrograph"]) == [f"mic_{m:03d}" for m in mic]
+        assert list(t["micrograph_name"].cat.categories) == sorted(set(t["micrograph_name"]))
+        assert t["micrograph_name"].cat.codes.dtype.itemsize <= 2  # small codes, as pandas keeps them
+        np.testing.assert_array_equal(t["micrograph_uid"], 7000 + mic)
+    a["location/micrograph_path"] = b""
+    with open(p, "wb") as f:
+        np.save(f, a)
+    t = cs.read_cs(p)
+    assert list(t["micrograph_name"]) == [str(7000 + m) for m in mic]
+    assert list(t["micrograph_name"].cat.categories) == ["7000", "7001", "7002"]

@@ -356,22 +356,33 @@ def _strip_cs_path(s: np.ndarray) -> np.ndarray:
     return np.array([p[1:] if p.startswith(">") else p for p in s], dtype=object)
 
 
-def _codes_of(uid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row -> code, first row of each code) of an integer column; runs of equal values (picks
-    stored micrograph by micrograph) are found without hashing."""
+def _runs_of(uid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of equal values of an integer column (picks are stored micrograph by micrograph):
+    ``(run -> code, run lengths, first row of each code)``, codes numbered in order of first
+    appearance (as ``pd.factorize(uid)``). Only the runs are hashed, never the rows: a uid that
+    comes back in several runs (files joined or sorted by another field) gets its one code."""
     n = len(uid)
     if n == 0:
-        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
-    change = np.flatnonzero(uid[1:] != uid[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    run_vals = uid[starts]
-    if len(np.unique(run_vals)) == len(run_vals):  # every micrograph in one run
-        codes = np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(np.append(starts, n)))
-        return codes, starts
-    codes, uniq = pd.factorize(uid, use_na_sentinel=False)
-    first = np.empty(len(uniq), dtype=np.int64)
-    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: the first row of each value
-    return codes.astype(np.int32), first
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(uid[1:] != uid[:-1])
+    starts += 1
+    starts = np.concatenate([np.zeros(1, dtype=starts.dtype), starts])
+    lengths = np.diff(starts, append=n)
+    run_codes, uniq = pd.factorize(uid[starts], use_na_sentinel=False)
+    first_run = np.empty(len(uniq), dtype=np.int64)
+    first_run[run_codes[::-1]] = np.arange(len(run_codes) - 1, -1, -1)  # the last write wins: the first run
+    return run_codes.astype(np.int32), lengths, starts[first_run]
+
+
+def _codes_of(uid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row -> code, first row of each code) of an integer column (:func:`_runs_of`, expanded)."""
+    run_codes, lengths, first = _runs_of(uid)
+    return np.repeat(run_codes, lengths), first
+
+
+def _expand_categorical(cat: pd.Categorical, lengths: np.ndarray) -> pd.Categorical:
+    """A categorical of runs repeated to one value per row (the codes repeated, categories kept)."""
+    return pd.Categorical.from_codes(np.repeat(cat.codes, lengths), dtype=cat.dtype, validate=False)
 
 
 def _decode_paths(values, uid: np.ndarray | None, field: str, path) -> tuple[np.ndarray, np.ndarray]:
@@ -473,15 +484,27 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
     mic_uid = col("location/micrograph_uid") if have("location/micrograph_uid") or (
         "location/micrograph_uid" in arr and have("location/micrograph_path")) else None
     if have("location/micrograph_path") or mic_uid is not None:
+        lengths = None
+        if mic_uid is not None:  # one path per micrograph uid, decoded at the first row of its first run
+            codes, lengths, first = _runs_of(np.asarray(mic_uid))
         if have("location/micrograph_path"):
             used.add("location/micrograph_path")
             values = lazy_path["location/micrograph_path"] if lazy_path is not None else arr["location/micrograph_path"]
-            codes, uniq = _decode_paths(values, mic_uid, "location/micrograph_path", path)
+            if mic_uid is not None:
+                uniq = _strip_cs_path(_decode_strict(np.asarray(values[first]), "location/micrograph_path", path,
+                                                     first)) if n else np.array([], dtype=object)
+            else:
+                codes, uniq = _decode_paths(values, None, "location/micrograph_path", path)
         else:
-            codes, uniq = np.zeros(n, dtype=np.int32), np.array([], dtype=object)
+            uniq = np.array([], dtype=object)
+            if mic_uid is None:
+                codes = np.zeros(n, dtype=np.int32)
         if n and (len(uniq) == 0 or all(u == "" for u in uniq)) and mic_uid is not None:
-            codes, uniq = _decode_paths(mic_uid.astype(str), None, "location/micrograph_uid", path)
-        cols["micrograph_name"], cols["micrograph"] = categorical_names_and_keys(codes=codes, uniques=uniq)
+            uniq = np.array([str(u) for u in np.asarray(mic_uid[first]).tolist()], dtype=object)  # uids as names
+        name_cat, key_cat = categorical_names_and_keys(codes=codes, uniques=uniq)
+        if lengths is not None:  # runs -> rows
+            name_cat, key_cat = _expand_categorical(name_cat, lengths), _expand_categorical(key_cat, lengths)
+        cols["micrograph_name"], cols["micrograph"] = name_cat, key_cat
     if mic_uid is not None and "location/micrograph_uid" in want:
         cols["micrograph_uid"] = mic_uid
     if have("location/micrograph_psize_A"):
