@@ -209,3 +209,24 @@ def test_cli_keeps_no_mutable_module_state():
                     found.append(f"{path.name}:{node.lineno} {names}")
         found += [f"{path.name}:{n.lineno} global {n.names}" for n in ast.walk(tree) if isinstance(n, ast.Global)]
     assert not found, f"mutable module state in cli: {found}"
+
+
+def test_cli_command_modules_cover_every_command():
+    """``cryodiag CMD`` builds the parser of CMD's module alone (COMMAND_MODULES): every command of
+    the whole parser is there, under the module that registers it, with the same arguments."""
+    import argparse
+
+    from napari_cryodiag import cli
+
+    def commands(parser):
+        acts = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return acts[0].choices
+
+    full = commands(cli.build_parser())
+    mapping = dict(cli.COMMAND_MODULES)
+    assert set(mapping) == set(full)
+    for cmd, module in cli.COMMAND_MODULES:
+        alone = commands(cli.build_parser((module,)))
+        assert cmd in alone
+        assert alone[cmd].format_help() == full[cmd].format_help()
+        assert cli._parser_for([cmd, "--help"]) is not None

@@ -27,9 +27,25 @@ SUBCOMMAND_MODULES = (
     "napari_cryodiag.cli.noise",     # cryodiag noise
     "napari_cryodiag.cli.report",    # cryodiag report
 )
+#: the module of each subcommand: ``cryodiag fsc ...`` imports only ``cli.maps`` (and what it needs),
+#: not every subcommand's libraries (pandas, matplotlib, dask ...). A command missing here is found
+#: by building the whole parser.
+COMMAND_MODULES = (
+    ("info", "napari_cryodiag.cli.info"), ("sample", "napari_cryodiag.cli.sample"),
+    ("open", "napari_cryodiag.cli.open"), ("picks", "napari_cryodiag.cli.picks"),
+    ("fsc", "napari_cryodiag.cli.maps"), ("guinier", "napari_cryodiag.cli.maps"),
+    ("sharpen", "napari_cryodiag.cli.maps"), ("views", "napari_cryodiag.cli.maps"),
+    ("classes", "napari_cryodiag.cli.classes"), ("orientations", "napari_cryodiag.cli.orientations"),
+    ("noise", "napari_cryodiag.cli.noise"), ("report", "napari_cryodiag.cli.report"),
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules=SUBCOMMAND_MODULES) -> argparse.ArgumentParser:
+    """The ``cryodiag`` parser with the subcommands of ``modules`` (default: all)."""
+    return _build(modules)[0]
+
+
+def _build(modules):
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -38,13 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).register(sub)
-    return parser
+    return parser, set(sub.choices)
+
+
+def _parser_for(argv: list[str] | None) -> argparse.ArgumentParser:
+    """The parser of the command in ``argv`` alone when its module is known, else the whole one."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    module = dict(COMMAND_MODULES).get(args[0]) if args else None
+    if module is not None:
+        parser, commands = _build((module,))
+        if args[0] in commands:
+            return parser
+    return build_parser()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = _parser_for(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -14,10 +14,18 @@ widgets build their forms. Long steps are ``iter_<what>`` generators yielding ``
 - :mod:`.micrographs`: micrographs as the viewer shows them (lazy, binned, low-passed, cached)
 """
 
-from .classes import ClassesOptions
-from .maps import MapValidation, MapValidationOptions, SharpenOptions
-from .noise import NoiseOptions
-from .orientations import OrientationsOptions
+import importlib
+
+#: imported on first use, so that one workflow (``cryodiag fsc``) does not load the others' libraries
+_LAZY = {"ClassesOptions": ".classes", "MapValidation": ".maps", "MapValidationOptions": ".maps",
+         "SharpenOptions": ".maps", "NoiseOptions": ".noise", "OrientationsOptions": ".orientations"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ClassesOptions", "MapValidation", "MapValidationOptions", "SharpenOptions", "NoiseOptions",
            "OrientationsOptions"]
