@@ -107,9 +107,61 @@ SLAB_ELEMENTS = 1 << 16
 def shell_sums_fsc(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int):
     """``(sum Re(F1 conj F2), sum |F1|^2, sum |F2|^2)`` per shell (float64), slab by slab.
 
-    Same sums as :func:`napari_cryodiag.compute.fourier.shell_sums`, computed over slabs of the
-    first axis so that the products stay in cache (about twice as fast on large maps).
+    Same sums as :func:`napari_cryodiag.compute.fourier.shell_sums`. On a cubic r2c transform the
+    shell index of plane ``z`` equals that of plane ``n - z``, and within a plane row ``y`` equals
+    row ``n - y`` (``|k|`` depends on ``k^2`` only): the (float32) products of mirrored planes and
+    rows are added first, so that ``bincount`` (float64) runs over a quarter of the coefficients.
+    The same sums up to float32 rounding of those additions (~1e-8 relative).
     """
+    m = n_shells(n)
+    if f1.ndim != 3 or index.shape != f1.shape or f1.shape[0] != f1.shape[1]:
+        return _shell_sums_fsc_rows(f1, f2, index, n)
+    num = np.zeros(m + 1)
+    s1 = np.zeros(m + 1)
+    s2 = np.zeros(m + 1)
+    nz = f1.shape[0]
+    pairs = (nz - 1) // 2  # planes 1..pairs pair with nz-1..nz-pairs; 0 (and nz/2 when even) alone
+    keep = nz // 2 + 1  # rows 0..nz//2 after folding the mirrored rows
+    plane = f1.shape[1] * f1.shape[2]
+    step = max(1, SLAB_ELEMENTS // max(plane, 1))
+    c = w = tmp = None
+
+    def products(za, zb, out):
+        """out = the three products of planes za..zb: cross, |F1|^2, |F2|^2 (float32, as before)."""
+        a, b = f1[za:zb], f2[za:zb]
+        ar, ai, br, bi = a.real, a.imag, b.real, b.imag
+        np.multiply(ar, br, out=out[0])
+        out[0] += np.multiply(ai, bi, out=tmp)
+        np.multiply(ar, ar, out=out[1])
+        out[1] += np.multiply(ai, ai, out=tmp)
+        np.multiply(br, br, out=out[2])
+        out[2] += np.multiply(bi, bi, out=tmp)
+
+    # slabs: [0], the pairs (z, nz - z) for z in 1..pairs, and [nz/2] when nz is even
+    slabs = [(0, 1, None)] + [(z0, min(z0 + step, pairs + 1), True) for z0 in range(1, pairs + 1, step)]
+    if nz % 2 == 0:
+        slabs.append((nz // 2, nz // 2 + 1, None))
+    for z0, z1, paired in slabs:
+        k = z1 - z0
+        if c is None or c.shape[1] != k:
+            c = np.empty((3, k) + f1.shape[1:], dtype=np.float32)
+            w = np.empty_like(c)
+            tmp = np.empty((k,) + f1.shape[1:], dtype=np.float32)
+        products(z0, z1, c)
+        if paired:
+            products(nz - z1 + 1, nz - z0 + 1, w)
+            c += w[:, ::-1]  # plane nz - z next to plane z
+        c[:, :, 1:pairs + 1] += c[:, :, nz - pairs:][:, :, ::-1]  # row nz - y onto row y
+        ix = index[z0:z1, :keep].astype(np.intp).ravel()
+        cc = c[:, :, :keep]
+        num += np.bincount(ix, weights=cc[0].ravel(), minlength=m + 1)
+        s1 += np.bincount(ix, weights=cc[1].ravel(), minlength=m + 1)
+        s2 += np.bincount(ix, weights=cc[2].ravel(), minlength=m + 1)
+    return num[:m], s1[:m], s2[:m]
+
+
+def _shell_sums_fsc_rows(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int):
+    """:func:`shell_sums_fsc` without folding (any shape): products slab by slab, in cache."""
     m = n_shells(n)
     num = np.zeros(m + 1)
     s1 = np.zeros(m + 1)
@@ -119,7 +171,7 @@ def shell_sums_fsc(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int):
     for z0 in range(0, f1.shape[0], step):
         a = f1[z0 : z0 + step]
         b = f2[z0 : z0 + step]
-        ix = index[z0 : z0 + step].ravel()
+        ix = index[z0 : z0 + step].astype(np.intp).ravel()
         ar, ai, br, bi = a.real, a.imag, b.real, b.imag
         c = ar * br
         c += ai * bi
