@@ -256,3 +256,24 @@ def test_shell_sums_fsc_folded_equal_coefficient_sums(n):
     for got in (fsc_mod.shell_sums_fsc(f1, f2, idx, n), fsc_mod._shell_sums_fsc_rows(f1, f2, idx, n)):
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-9 * np.abs(w).max())
+
+
+@pytest.mark.parametrize("n", [10, 15])
+def test_shell_means_folded_equal_unfolded(n):
+    """Guinier's shell means through the folded sums equal the per-coefficient sums (any quantity
+    set); a copy of the index (not shell_index's own) takes the unfolded path."""
+    from napari_cryodiag.compute.fourier import foldable, shell_means, shell_sums
+
+    rng = np.random.default_rng(n)
+    f = rfftn(rng.normal(size=(n, n, n)).astype(np.float32))
+    idx = shell_index((n, n, n))
+    counts = np.maximum(shell_counts(idx, n), 1)
+    p = np.abs(f.astype(np.complex128)) ** 2
+    want = {"amplitude2": shell_sums(p, idx, n) / counts, "amplitude": shell_sums(np.sqrt(p), idx, n) / counts}
+    assert foldable(f.shape, idx) and not foldable(f.shape, idx.copy())
+    for quantities in (("amplitude2", "amplitude"), ("amplitude2",), ("amplitude",)):
+        for index in (idx, idx.copy()):
+            got = shell_means(f, index, n, quantities)
+            assert set(got) == set(quantities)
+            for q in quantities:
+                np.testing.assert_allclose(got[q], want[q], rtol=1e-6)

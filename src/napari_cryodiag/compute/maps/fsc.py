@@ -30,7 +30,17 @@ import numpy as np
 
 from ...errors import CryodiagInputError
 from ..arrays import arrays_equal, count_nonfinite
-from ..fourier import irfftn, n_shells, rfftn, shell_counts, shell_frequencies_invA, shell_index, shell_means
+from ..fourier import (
+    foldable,
+    folded_shell_sums,
+    irfftn,
+    n_shells,
+    rfftn,
+    shell_counts,
+    shell_frequencies_invA,
+    shell_index,
+    shell_means,
+)
 from ..progress import run_steps
 from .masks import AutoMasks, MaskParams, check_user_mask, cosine_edge
 from .phase_randomisation import randomise_phases
@@ -113,23 +123,17 @@ def shell_sums_fsc(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int):
     rows are added first, so that ``bincount`` (float64) runs over a quarter of the coefficients.
     The same sums up to float32 rounding of those additions (~1e-8 relative).
     """
-    m = n_shells(n)
-    if f1.ndim != 3 or index.shape != f1.shape or f1.shape[0] != f1.shape[1]:
+    if not foldable(f1.shape, index):
         return _shell_sums_fsc_rows(f1, f2, index, n)
-    num = np.zeros(m + 1)
-    s1 = np.zeros(m + 1)
-    s2 = np.zeros(m + 1)
-    nz = f1.shape[0]
-    pairs = (nz - 1) // 2  # planes 1..pairs pair with nz-1..nz-pairs; 0 (and nz/2 when even) alone
-    keep = nz // 2 + 1  # rows 0..nz//2 after folding the mirrored rows
-    plane = f1.shape[1] * f1.shape[2]
-    step = max(1, SLAB_ELEMENTS // max(plane, 1))
-    c = w = tmp = None
+    scratch = {}
 
-    def products(za, zb, out):
-        """out = the three products of planes za..zb: cross, |F1|^2, |F2|^2 (float32, as before)."""
-        a, b = f1[za:zb], f2[za:zb]
+    def fill(z0, z1, out):
+        """The three products of planes z0:z1: cross, |F1|^2, |F2|^2 (float32, as before)."""
+        a, b = f1[z0:z1], f2[z0:z1]
         ar, ai, br, bi = a.real, a.imag, b.real, b.imag
+        tmp = scratch.get(ar.shape)
+        if tmp is None:
+            tmp = scratch[ar.shape] = np.empty(ar.shape, dtype=np.float32)
         np.multiply(ar, br, out=out[0])
         out[0] += np.multiply(ai, bi, out=tmp)
         np.multiply(ar, ar, out=out[1])
@@ -137,27 +141,8 @@ def shell_sums_fsc(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int):
         np.multiply(br, br, out=out[2])
         out[2] += np.multiply(bi, bi, out=tmp)
 
-    # slabs: [0], the pairs (z, nz - z) for z in 1..pairs, and [nz/2] when nz is even
-    slabs = [(0, 1, None)] + [(z0, min(z0 + step, pairs + 1), True) for z0 in range(1, pairs + 1, step)]
-    if nz % 2 == 0:
-        slabs.append((nz // 2, nz // 2 + 1, None))
-    for z0, z1, paired in slabs:
-        k = z1 - z0
-        if c is None or c.shape[1] != k:
-            c = np.empty((3, k) + f1.shape[1:], dtype=np.float32)
-            w = np.empty_like(c)
-            tmp = np.empty((k,) + f1.shape[1:], dtype=np.float32)
-        products(z0, z1, c)
-        if paired:
-            products(nz - z1 + 1, nz - z0 + 1, w)
-            c += w[:, ::-1]  # plane nz - z next to plane z
-        c[:, :, 1:pairs + 1] += c[:, :, nz - pairs:][:, :, ::-1]  # row nz - y onto row y
-        ix = index[z0:z1, :keep].astype(np.intp).ravel()
-        cc = c[:, :, :keep]
-        num += np.bincount(ix, weights=cc[0].ravel(), minlength=m + 1)
-        s1 += np.bincount(ix, weights=cc[1].ravel(), minlength=m + 1)
-        s2 += np.bincount(ix, weights=cc[2].ravel(), minlength=m + 1)
-    return num[:m], s1[:m], s2[:m]
+    num, s1, s2 = folded_shell_sums(fill, 3, f1.shape, index, n)
+    return num, s1, s2
 
 
 def _shell_sums_fsc_rows(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int):
