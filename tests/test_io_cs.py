@@ -287,3 +287,68 @@ def test_cs_micrograph_uid_in_several_runs(tmp_path):
     t = cs.read_cs(p)
     assert list(t["micrograph_name"]) == [str(7000 + m) for m in mic]
     assert list(t["micrograph_name"].cat.categories) == ["7000", "7001", "7002"]
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_cs_pixel_coordinates_from_the_chunks(tmp_path, order):
+    """x_px/y_px computed while each chunk of rows is read (the fractions never copied out) equal
+    frac * n in double precision over several chunks, in either byte order, with flip_y, and the
+    picks off their micrograph (NaN, outside [0, 1], shape [0, 0]) left out as before."""
+    n = 60_000  # ~5 MB of rows: two chunks of 4 MB
+    dt = np.dtype([("uid", order + "u8"), ("location/micrograph_uid", order + "u8"),
+                   ("location/micrograph_path", "S40"), ("location/micrograph_shape", order + "u4", (2,)),
+                   ("location/center_x_frac", order + "f4"), ("location/center_y_frac", order + "f4"),
+                   ("pick_stats/ncc_score", order + "f4")])
+    rng = np.random.default_rng(11)
+    a = np.zeros(n, dt)
+    mic = np.sort(rng.integers(0, 40, n))
+    a["uid"] = np.arange(n)
+    a["location/micrograph_uid"] = 500 + mic
+    a["location/micrograph_path"] = [f"mic_{m}.mrc".encode() for m in mic]
+    a["location/micrograph_shape"] = np.column_stack([3000 + mic, 4000 + 2 * mic])
+    fx = rng.uniform(0, 1, n).astype(np.float32)
+    fy = rng.uniform(0, 1, n).astype(np.float32)
+    fx[[5, 70_00, 59_999]] = [np.nan, 1.5, -0.1]
+    fy[123] = np.inf
+    a["location/center_x_frac"], a["location/center_y_frac"] = fx, fy
+    a["location/micrograph_shape"][[9, 41_000]] = 0
+    p = tmp_path / "chunks.cs"
+    with open(p, "wb") as f:
+        np.save(f, a)
+    assert p.stat().st_size > cs.CHUNK_BYTES
+    bad = np.zeros(n, bool)
+    bad[[5, 7000, 59_999, 123, 9, 41_000]] = True
+    ny = a["location/micrograph_shape"][:, 0].astype(np.float64)
+    nx = a["location/micrograph_shape"][:, 1].astype(np.float64)
+    for flip in (False, True):
+        for kw in ({}, {"fields": cs.PICK_FIELDS, "keep_other_fields": False}):
+            t = cs.read_cs(p, flip_y=flip, **kw)
+            assert len(t) == n - 6
+            assert "2 of 60000 picks are on micrographs of shape [0, 0]" in t.attrs["note"]
+            assert "4 of 60000 picks have fractions that are NaN" in t.attrs["note"]
+            np.testing.assert_array_equal(t["source_row"], np.flatnonzero(~bad))
+            x = fx.astype(np.float64) * nx
+            y = fy.astype(np.float64) * ny
+            y = ny - y if flip else y
+            np.testing.assert_array_equal(t["x_px"], x[~bad])
+            np.testing.assert_array_equal(t["y_px"], y[~bad])
+            assert t["x_px"].dtype == t["y_px"].dtype == np.float64
+            assert "location/center_x_frac" not in t.columns
+
+
+def test_read_cs_fields_on_chunk_sees_transient_fields(tmp_path):
+    p = tmp_path / "t.cs"
+    _synthetic_picks_cs(p, n=300)
+    a = np.load(p)
+    seen = np.zeros(300, np.float64)
+    calls = []
+
+    def on_chunk(records, lo, hi, arrays):
+        calls.append((lo, hi))
+        seen[lo:hi] = records["location/center_x_frac"]
+        np.testing.assert_array_equal(arrays["pick_stats/power"][lo:hi], a["pick_stats/power"][lo:hi])
+
+    t = cs.read_cs_fields(p, ["pick_stats/power"], chunk_bytes=1000, transient=["location/center_x_frac"],
+                          on_chunk=on_chunk)
+    assert list(t) == ["pick_stats/power"] and len(calls) > 5 and calls[-1][1] == 300
+    np.testing.assert_array_equal(seen, a["location/center_x_frac"])

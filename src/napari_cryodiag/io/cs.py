@@ -250,13 +250,18 @@ def _flat(dt: np.dtype) -> np.dtype:
 
 
 def read_cs_fields(path, fields: Sequence[str] | None = None, *, chunk_bytes: int = CHUNK_BYTES,
-                   header: CsHeader | None = None) -> FieldTable:
+                   header: CsHeader | None = None, transient: Sequence[str] = (), on_chunk=None) -> FieldTable:
     """Only ``fields`` (all when None) of a ``.cs``, as contiguous native-order arrays.
 
     NumPy format: the rows are looked at through a memory map ``chunk_bytes`` at a time (a
     chunk stays in cache while each field is copied out; the pages already read are released
     every 64 MB, so memory stays at the size of the fields). Compressed format: through
     cryosparc-tools. Fields that the file lacks are left out.
+
+    ``on_chunk(records, lo, hi, arrays)`` (NumPy format only) is called for each chunk of rows
+    ``lo:hi`` after its fields were copied (``arrays[f][lo:hi]``, in the file's byte order);
+    ``records`` also holds the ``transient`` fields, which are looked at there but not copied out
+    (values derived from them while the chunk is in cache cost no array of their own).
     """
     import mmap
 
@@ -269,15 +274,17 @@ def read_cs_fields(path, fields: Sequence[str] | None = None, *, chunk_bytes: in
     hdr = header or read_cs_header(path)
     keep = [f for f in (fields if fields is not None else hdr.names) if f in hdr.dtype.names]
     keep = list(dict.fromkeys(keep))
-    for f in keep:
+    seen = [f for f in dict.fromkeys(transient) if f in hdr.dtype.names and f not in keep]
+    for f in keep + seen:
         _check_field(hdr, f)
     dtype = np.dtype([(f, hdr.dtype[f]) for f in keep])
     n = hdr.n
     flat = {f: _flat(hdr.dtype[f]) for f in keep}
-    view_dt = np.dtype({"names": keep, "formats": [flat[f] for f in keep],
-                        "offsets": [hdr.dtype.fields[f][1] for f in keep], "itemsize": hdr.dtype.itemsize})
+    flat.update({f: hdr.dtype[f] for f in seen})
+    view_dt = np.dtype({"names": keep + seen, "formats": [flat[f] for f in keep + seen],
+                        "offsets": [hdr.dtype.fields[f][1] for f in keep + seen], "itemsize": hdr.dtype.itemsize})
     tmp = {f: np.empty((n,) + flat[f].shape, flat[f].base) for f in keep}
-    if n and keep:
+    if n and (keep or (seen and on_chunk is not None)):
         row = hdr.dtype.itemsize
         rows_per = max(1, chunk_bytes // row)
         release = max(rows_per, (64 << 20) // row)
@@ -291,6 +298,8 @@ def read_cs_fields(path, fields: Sequence[str] | None = None, *, chunk_bytes: in
                     chunk = recs[lo:hi]
                     for f in keep:
                         tmp[f][lo:hi] = chunk[f]
+                    if on_chunk is not None:
+                        on_chunk(chunk, lo, hi, tmp)
                     if hi - done >= release or hi == n:  # give back the pages read so far
                         end = (hdr.offset + hi * row) // mmap.PAGESIZE * mmap.PAGESIZE
                         if end > 0 and hasattr(mm, "madvise"):
@@ -431,7 +440,27 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
         _check_field(hdr, "location/micrograph_path")
         lazy_path = np.memmap(path, dtype=hdr.dtype, mode="r", offset=hdr.offset, shape=(hdr.n,)) if hdr.n else \
             np.zeros(0, dtype=hdr.dtype)
-    arr = read_cs_fields(path, sel, header=hdr)
+    fxn, fyn, shn = "location/center_x_frac", "location/center_y_frac", "location/micrograph_shape"
+    derived = None
+    if (hdr is not None and sel is not None and {fxn, fyn, shn} <= set(sel)
+            and all(hdr.dtype[f].base.kind == "f" and not hdr.dtype[f].shape for f in (fxn, fyn))):
+        # pixel coordinates computed while each chunk of rows is in cache: the fractions are not copied out
+        _check_field(hdr, shn)
+        derived = {"x": np.empty(hdr.n), "y": np.empty(hdr.n), "bad_frac": np.empty(hdr.n, dtype=bool)}
+        sel = [f for f in sel if f not in (fxn, fyn)]
+        shape_base = hdr.dtype[shn].base
+
+        def on_chunk(records, lo, hi, arrays):
+            fx, fy = records[fxn], records[fyn]
+            sh = arrays[shn][lo:hi].view(shape_base).reshape(hi - lo, 2)
+            np.multiply(fx, sh[:, 1], dtype=np.float64, out=derived["x"][lo:hi])
+            np.multiply(fy, sh[:, 0], dtype=np.float64, out=derived["y"][lo:hi])
+            ok = (fx >= 0) & (fx <= 1) & (fy >= 0) & (fy <= 1)  # NaN fails the test too
+            np.logical_not(ok, out=derived["bad_frac"][lo:hi])
+
+        arr = read_cs_fields(path, sel, header=hdr, transient=(fxn, fyn), on_chunk=on_chunk)
+    else:
+        arr = read_cs_fields(path, sel, header=hdr)
     if names is None:
         names = list(arr.dtype.names or [])
     if not any(n == "uid" or n.startswith(_KNOWN_PREFIXES) for n in names):
@@ -440,7 +469,8 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
             f"alignments*/ ...) is present; fields are {', '.join(names[:8])}"[:400], path
         )
     want = set(names if fields is None else [f for f in fields if f in names])
-    have = lambda f: f in want and (f in arr or (f == "location/micrograph_path" and lazy_path is not None))  # noqa: E731
+    have = lambda f: f in want and (f in arr or (f == "location/micrograph_path" and lazy_path is not None)  # noqa: E731
+                                    or (f in (fxn, fyn) and derived is not None))
     n = len(arr)
     cols: dict[str, np.ndarray] = {}
     used: set[str] = set()
@@ -460,14 +490,19 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
                                      "micrograph's size", path)
         ny = shape[:, 0]  # the file's integers, no copy
         nx = shape[:, 1]
-        fx = col("location/center_x_frac")
-        fy = col("location/center_y_frac")
-        x = np.multiply(fx, nx, dtype=np.float64)
-        y = np.multiply(fy, ny, dtype=np.float64)
+        if derived is not None:
+            used.update((fxn, fyn))
+            x, y, bad_frac = derived["x"], derived["y"], derived.pop("bad_frac")
+        else:
+            fx = col("location/center_x_frac")
+            fy = col("location/center_y_frac")
+            x = np.multiply(fx, nx, dtype=np.float64)
+            y = np.multiply(fy, ny, dtype=np.float64)
+            bad_frac = ~((fx >= 0) & (fx <= 1) & (fy >= 0) & (fy <= 1))  # NaN fails the test too
         if flip_y:
-            y = ny - y
+            y = np.subtract(ny, y, out=y)
         zero = (ny == 0) | (nx == 0) if ny.dtype.kind == "u" else (ny <= 0) | (nx <= 0)
-        off = ~zero & ~((fx >= 0) & (fx <= 1) & (fy >= 0) & (fy <= 1))  # NaN fails the test too
+        off = ~zero & bad_frac
         if zero.any():
             notes.append(f"{int(zero.sum())} of {n} picks are on micrographs of shape [0, 0] (position unknown): left out")
         if off.any():
