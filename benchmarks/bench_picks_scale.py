@@ -171,7 +171,7 @@ def run(method: str, arg: Path, out_dir: Path, repeats: int = 1) -> dict:
     best = min(res, key=lambda r: r["time_s"])
     best["runs"] = repeats
     size_mb = arg.stat().st_size / 2**20
-    print(f"  {method:16s} {best['time_s']:8.2f} s  peak {best['peak_rss_mb']:8.0f} MB "
+    print(f"  {method:16s} {best['time_s']:8.2f} s (CPU {best['cpu_s']:.2f} s)  peak {best['peak_rss_mb']:8.0f} MB "
           f"({best['peak_rss_mb'] / size_mb:.2f}x the file's {size_mb:.0f} MB)", flush=True)
     return best
 
