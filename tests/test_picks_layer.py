@@ -252,3 +252,44 @@ def test_binding_an_image_of_another_pixel_size_rescales_the_picks(make_napari_v
     assert ctrl.image_layer is image and tuple(pts.scale[-2:]) == (3.0, 3.0)
     viewer.dims.set_point(0, 2)  # the micrograph axis keeps scale 1
     assert ctrl.current_index() == 2 and len(pts.data) == (mic == 2).sum()
+
+
+def test_each_swap_shows_exactly_that_micrographs_picks_in_the_users_style(make_napari_viewer):
+    """Micrographs with more and fewer picks in turn: the layer holds that micrograph's picks (data,
+    features, kept/rejected colours), napari's slice shows them (a pick is found under each
+    position), and the style the user set stays on every point, also on points napari adds when
+    the data grows while a different colour is current for new points."""
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    from napari_cryodiag.widgets.picks_layer import KEPT_COLOR, REJECTED_COLOR
+
+    viewer, pts, ctrl, mic, table = _viewer_with_small_picks(make_napari_viewer)
+    kept = table["ncc"].to_numpy() > 0.5
+    ctrl.set_kept(kept)
+    viewer.dims.set_point(0, 0)
+    pts.selected_data = set(range(len(pts.data)))  # the user's style, in the layer controls
+    pts.current_size = 12.0
+    pts.current_symbol = "square"
+    pts.current_border_width = 0.2
+    pts.current_face_color = [1.0, 1.0, 0.0, 0.25]
+    pts.selected_data = set()
+    for i in (2, 3, 1, 2, 0):  # 7, 2, 3, 7, 5 picks
+        if i == 3:  # nothing selected: the colour of the next point added by hand
+            pts.current_face_color = "blue"
+        viewer.dims.set_point(0, i)
+        rows = np.flatnonzero(mic == i)
+        assert ctrl.current_index() == i and len(pts.data) == len(rows)
+        np.testing.assert_array_equal(ctrl.rows_shown(), rows)
+        np.testing.assert_allclose(pts.data, np.column_stack([np.full(len(rows), i), table["y_px"].to_numpy()[rows],
+                                                              table["x_px"].to_numpy()[rows]]))
+        np.testing.assert_allclose(pts.features["ncc"], table["ncc"].to_numpy()[rows])
+        np.testing.assert_allclose(pts.size, 12.0)
+        assert {str(s) for s in np.atleast_1d(pts.symbol)} == {"square"}
+        np.testing.assert_allclose(pts.border_width, 0.2)
+        np.testing.assert_allclose(pts.face_color, np.tile([1.0, 1.0, 0.0, 0.25], (len(rows), 1)))
+        want = np.where(kept[rows][:, None], KEPT_COLOR, REJECTED_COLOR)
+        np.testing.assert_allclose(pts.border_color, want, atol=1e-6)
+        for z, y, x in pts.data:  # napari's slice is this micrograph's: a point under each pick
+            k = pts.get_value((z, y, x), world=True)
+            assert k is not None and np.hypot(*(pts.data[k, 1:] - (y, x))) <= 6.0
+    np.testing.assert_allclose(transform_color(pts.current_face_color)[0], transform_color("blue")[0])

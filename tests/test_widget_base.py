@@ -99,3 +99,48 @@ def test_dock_reports_job_errors_and_follows_new_tables(make_napari_viewer, qtbo
     dock.wait()
     assert "a job: /data/file.star: the problem" == dock.status.value
     assert not dock.busy and controls.native.isHidden()
+
+
+def test_quiet_label_wraps_at_its_width_and_a_new_text_repaints_only_itself(qtbot):
+    """A QuietLabel in a tab page: a long text wraps at the page's width (never widens it), the
+    height follows the number of lines, and a new text of the same height asks nothing of the
+    page's layout (a QTabWidget repaints its whole page on a layout request)."""
+    from magicgui.widgets import Container, Label
+    from qtpy.QtCore import QEvent, QObject
+    from qtpy.QtWidgets import QTabWidget
+
+    from napari_cryodiag.widgets._dock import QuietLabel
+
+    lab = QuietLabel("short")
+    page = Container(widgets=[Label(value="above"), lab, Label(value="below")])
+    tabs = QTabWidget()
+    tabs.addTab(page.native, "tab")
+    tabs.resize(240, 400)
+    qtbot.addWidget(tabs)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    one_line = lab.text_widget.height()
+    assert lab.value == "short" and one_line > 0
+    lab.value = "a long sentence that needs several lines in a narrow dock " * 4
+    qtbot.waitUntil(lambda: lab.text_widget.height() > 2 * one_line, timeout=2000)
+    assert lab.text_widget.width() <= page.native.width() and tabs.width() == 240
+    assert "several lines" in lab.value
+
+    class Requests(QObject):
+        n = 0
+
+        def eventFilter(self, obj, ev):  # noqa: N802 - Qt API
+            if ev.type() == QEvent.Type.LayoutRequest and obj in (page.native, tabs):
+                Requests.n += 1
+            return False
+
+    lab.value = "kept 9 of 1,000,000 picks"  # one line again: the page lays out once
+    qtbot.waitUntil(lambda: lab.text_widget.height() == one_line, timeout=2000)
+    f = Requests()
+    page.native.installEventFilter(f)
+    tabs.installEventFilter(f)
+    for k in range(5):  # one line each: the label alone
+        lab.value = f"kept {k:,} of 1,000,000 picks"
+        qtbot.wait(5)
+    assert Requests.n == 0 and lab.value == "kept 4 of 1,000,000 picks"
+    assert lab.text_widget.height() == one_line

@@ -21,12 +21,12 @@ from typing import Callable, Iterable
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from ..errors import CryodiagInputError
 
-__all__ = ["Dock", "JobControls", "page", "note"]
+__all__ = ["Dock", "JobControls", "page", "note", "QuietLabel"]
 
 
 def note(value: str = "", rich: bool = False) -> Label:
@@ -40,6 +40,73 @@ def note(value: str = "", rich: bool = False) -> Label:
     if rich:
         q.setTextFormat(Qt.TextFormat.RichText)
     return lab
+
+
+class _QuietText(QWidget):
+    """A word-wrapped QLabel in a holder without a layout: a new text repaints the label alone.
+
+    Qt relayouts every ancestor of a QLabel whose text changes (``updateGeometry``), and a
+    QTabWidget repaints its whole page then: every control and canvas of the tab (under Xvfb
+    20-40 ms, as much as the change itself). Here the label's layout request stops at the holder,
+    which asks its layout for a new height only when the wrapped text needs one.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.label = QLabel(self)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._height = 0
+
+    def _needed(self) -> int:
+        if not self.label.text():
+            return 0
+        return int(self.label.heightForWidth(max(self.width(), 1)))
+
+    def _fit(self) -> None:
+        h = self._needed()
+        self.label.setGeometry(0, 0, self.width(), max(h, self.height()))
+        if h != self._height:
+            self._height = h
+            self.updateGeometry()
+
+    def set_text(self, text: str) -> None:
+        if text != self.label.text():
+            self.label.setText(text)
+            self._fit()
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit()
+
+    def sizeHint(self):  # noqa: N802 - Qt API
+        return QSize(1, self._height)
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt API
+        return QSize(0, self._height)
+
+
+class QuietLabel(Container):
+    """A message line (magicgui, ``value`` like a Label) for texts that change at every step of
+    a slider or micrograph: wraps at the dock's width, and a new text repaints only itself
+    (:class:`_QuietText`)."""
+
+    def __init__(self, value: str = "", **kwargs):
+        super().__init__(labels=False, **kwargs)
+        self.text_widget = _QuietText()
+        lay = self.native.layout()
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.text_widget)
+        self.value = value
+
+    @property
+    def value(self) -> str:
+        return self.text_widget.label.text()
+
+    @value.setter
+    def value(self, text) -> None:
+        self.text_widget.set_text(str(text))
 
 
 def page(*widgets, stretch=None, margins: int = 2) -> QWidget:

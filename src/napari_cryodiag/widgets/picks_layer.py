@@ -338,6 +338,24 @@ class PicksController:
             "face_color": np.array(layer.face_color, dtype=np.float32, copy=True),
             "border_color": np.array(layer.border_color, dtype=np.float32, copy=True),
         }
+        d = self._last_drawn
+        d["uniform"] = {name: _uniform(d[name]) for name in ("size", "border_width", "face_color")}
+        d["uniform"]["symbol"] = d["symbol"][0] if d["symbol"] and len(set(d["symbol"])) == 1 else None
+
+    def _features(self, rows: np.ndarray) -> pd.DataFrame:
+        """The numeric columns of ``rows`` as the layer's features (hover, colour by feature): from
+        numpy copies of the columns, taken once per version of the set (a pandas row selection of
+        the whole table costs more than the swap)."""
+        t = self.table
+        key = (id(t), self.pickset.version, len(t), tuple(t.columns))
+        if getattr(self, "_feature_key", None) != key:
+            self._feature_columns = {c: t[c].to_numpy() if isinstance(t[c].dtype, np.dtype) else t[c].array
+                                     for c in t.columns if t[c].dtype.kind in "iufb"}
+            self._feature_key = key
+        cols = self._feature_columns
+        if not cols:
+            return pd.DataFrame(index=np.arange(len(rows)))
+        return pd.DataFrame({c: v[rows] for c, v in cols.items()})
 
     def _capture_style(self) -> None:
         """Adopt what the user changed in the layer controls since the last draw."""
@@ -397,27 +415,47 @@ class PicksController:
             self._notify(i)
             return
         self._stale = False
-        t = self.table
         data = np.empty((len(rows), 3), dtype=np.float64)
         data[:, 0] = i
         data[:, 1:] = self._xy[rows]
-        cols = [c for c in t.columns if t[c].dtype.kind in "iufb"]
-        feats = t.iloc[rows][cols].reset_index(drop=True) if cols else pd.DataFrame(index=np.arange(len(rows)))
+        from napari.utils.colormaps.standardize_color import transform_color
+
+        feats = self._features(rows)
         st = self.style
+        sizes = self._sizes(rows)
+        last = self._last_drawn if self._last_drawn is not None and self._last_drawn["n"] == len(layer.data) else None
+        grows = len(rows) > len(layer.data)
+
+        def kept_as_is(name, value, current) -> bool:
+            """Every point already has ``value`` for ``name`` (set by the last swap, unchanged since)
+            and the points napari adds when the data grows get it too (``current``)."""
+            u = last["uniform"].get(name) if last is not None else None
+            if u is None or not np.allclose(u, value, rtol=0, atol=1e-6):
+                return False
+            return not grows or (current is not None and np.allclose(current(), value, rtol=0, atol=1e-6))
+
         self._swapping = True
         try:
             if len(layer.selected_data):
                 layer.selected_data = set()
             # all properties under one event block, then one refresh: napari's visual is rebuilt
-            # once per swap instead of once per property
+            # once per swap instead of once per property. Uniform properties that every point
+            # already has are not set again (napari re-slices the layer on a new size or border
+            # width, and rebuilds its visual on new colours, even under the block)
             with layer.events.blocker_all():
                 layer.data = data
                 layer.features = feats
-                layer.size = self._sizes(rows)
-                layer.symbol = st.symbol
-                layer.border_width = st.border_width
-                layer.face_color = np.tile(np.asarray(st.face_color, dtype=np.float32), (len(rows), 1)) if len(rows) \
-                    else np.zeros((0, 4), np.float32)
+                if np.ndim(sizes) or not kept_as_is("size", sizes, None):
+                    layer.size = sizes
+                if last is None or last["uniform"].get("symbol") != st.symbol or (
+                        grows and str(layer.current_symbol) != st.symbol):
+                    layer.symbol = st.symbol
+                if not kept_as_is("border_width", st.border_width, lambda: float(layer.current_border_width)):
+                    layer.border_width = st.border_width
+                if not kept_as_is("face_color", np.asarray(st.face_color, np.float32),
+                                  lambda: transform_color(layer.current_face_color)[0]):
+                    layer.face_color = np.tile(np.asarray(st.face_color, dtype=np.float32), (len(rows), 1)) \
+                        if len(rows) else np.zeros((0, 4), np.float32)
                 layer.border_color = self._colors(rows)
             layer.refresh()
             drawn_style = (st.symbol, st.border_width, tuple(st.face_color), tuple(st.kept_color))
@@ -498,6 +536,14 @@ class PicksController:
                 cb(kind, rows)
             except Exception as err:  # noqa: BLE001
                 _warn(f"cryodiag: edit callback failed: {err}")
+
+
+def _uniform(values: np.ndarray):
+    """The one value every row of ``values`` has, else None."""
+    if not len(values):
+        return None
+    first = values[0]
+    return first.copy() if np.all(values == first) else None
 
 
 def _warn(msg: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatRangeSlider, Label, PushButton, SpinBox
 from qtpy.QtWidgets import QSizePolicy
 
+from .._dock import QuietLabel
 from .._forms import show_special
 
 from ...compute.picks.thresholds import score_features
@@ -56,15 +57,16 @@ class HistogramPanel:
         self.histogram_of = ComboBox(label="counts of", choices=[HIST_ALL, HIST_KEPT, HIST_SHOWN], value=HIST_ALL)
         self.x_range = FloatRangeSlider(label="x min / max", min=0.0, max=1.0, value=(0.0, 1.0), readout=False)
         self.y_range = FloatRangeSlider(label="y min / max", min=0.0, max=1.0, value=(0.0, 1.0), readout=False)
-        self.y_values = Label(value="")
+        # texts that change at every slider step or micrograph: they repaint only themselves
+        self.y_values = QuietLabel()
         self.suggest_button = PushButton(text="Suggest thresholds")
         self.apply_button = PushButton(text="Apply suggestion", visible=False)
         self.keep_all_button = PushButton(text="Keep all")
         self.polygon_button = PushButton(text="Draw polygon")
         self.clear_polygon_button = PushButton(text="Clear polygon")
-        self.counts = Label(value="no picks layer")
+        self.counts = QuietLabel("no picks layer")
         self.proposal_label = Label(value="")
-        for lab in (self.counts, self.proposal_label, self.y_values):
+        for lab in (self.proposal_label,):
             lab.native.setWordWrap(True)
             lab.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         axes = Container(widgets=[self.x_feature, self.y_feature], layout="vertical")
