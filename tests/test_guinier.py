@@ -75,3 +75,27 @@ def test_window_too_small_is_an_input_error():
     v = flat_spectrum_map(16)
     with pytest.raises(CryodiagInputError, match="shells"):
         fit_guinier(guinier_curve_of_map(v, 5.0), 10.0, 9.0)
+
+
+@pytest.mark.parametrize("quantity", ["amplitude2", "amplitude"])
+def test_curve_of_a_masked_map_is_the_shell_mean_of_its_transform(quantity):
+    """The curve of map × mask (the sharpened curve of the Map validation dock) is ln of the shell
+    mean of |F|² or |F| of the masked map's transform, with or without the caller's shell index
+    and counts."""
+    from napari_cryodiag.compute.fourier import shell_counts, shell_index, shell_sums
+
+    rng = np.random.default_rng(5)
+    n, apix = 40, 1.3
+    v = rng.normal(size=(n, n, n)).astype(np.float32)
+    zz, yy, xx = np.mgrid[:n, :n, :n] - n / 2
+    mask = (np.sqrt(zz**2 + yy**2 + xx**2) < n / 3).astype(np.float32)
+    f = np.fft.rfftn((v * mask).astype(np.float64))
+    idx = shell_index(v.shape)
+    counts = shell_counts(idx, n)
+    a = np.abs(f) ** 2 if quantity == "amplitude2" else np.abs(f)
+    want = np.log(shell_sums(a, idx, n) / counts)
+    for kw in ({}, {"index": idx, "counts": counts}):
+        c = guinier_curve_of_map(v, apix, quantity, mask=mask, **kw)
+        np.testing.assert_allclose(c.y, want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(c.x_invA2, (np.arange(n // 2 + 1) / (n * apix)) ** 2)
+        np.testing.assert_array_equal(c.counts, counts)

@@ -39,6 +39,40 @@ def test_fsc_weighting_zeroing_and_lowpass():
     assert np.all(p[5:] < 1e-6 * p[1])
 
 
+def _reference_sharpened(v, apix, b, fsc=None, **kw):
+    """The module doc's formula in float64: F * exp(-B s^2/4) * w(s) per coefficient."""
+    n = v.shape[0]
+    f = np.fft.rfftn(v.astype(np.float64))
+    kz, ky = (np.fft.fftfreq(n, d=apix) for _ in range(2))
+    kx = np.fft.rfftfreq(n, d=apix)
+    s2 = kz[:, None, None] ** 2 + ky[None, :, None] ** 2 + kx[None, None, :] ** 2
+    w = shell_filter(n, apix, fsc, **kw)[shell_index(v.shape)]
+    return np.fft.irfftn(f * np.exp(-b / 4.0 * s2) * w, s=v.shape)
+
+
+def test_what_if_steps_equal_the_formula_for_each_b_and_filter():
+    """A session's sharpener caches the shell-weighted transform (and a work array) between
+    steps: every B, a new FSC weighting and a low-pass give the formula's map, like the one-shot
+    sharpen_map, and the cached transform is left intact."""
+    from napari_cryodiag.compute.maps.sharpen import Sharpener
+
+    rng = np.random.default_rng(4)
+    n, apix = 48, 1.5
+    v = sharpen_map(rng.normal(size=(n, n, n)).astype(np.float32), apix, 0.0)
+    fsc = np.clip(np.linspace(1.1, -0.3, n // 2 + 1), -1, 1)
+    sh = Sharpener(rfftn(v), v.shape, apix, shell_index(v.shape), cache=True)
+    ft0 = sh.ft.copy()
+    scale = np.abs(v).max()
+    for b, f, kw in ((-80.0, fsc, {}), (-120.0, fsc, {}), (60.0, fsc, {}), (-80.0, None, {"lowpass_A": 6.0}),
+                     (-80.0, fsc, {"fsc_weighting": False}), (-100.0, fsc, {})):
+        got = sh.apply(b, f, **kw)
+        ref = _reference_sharpened(v, apix, b, f, **kw)
+        assert got.dtype == np.float32 and got.shape == v.shape
+        np.testing.assert_allclose(got, ref, atol=2e-5 * max(scale, np.abs(ref).max()))
+        np.testing.assert_allclose(sharpen_map(v, apix, b, f, **kw), got, atol=2e-5 * np.abs(ref).max())
+    np.testing.assert_array_equal(sh.ft, ft0)
+
+
 @pytest.fixture(scope="module")
 def session():
     from napari_cryodiag.simulate.half_maps import simulate_half_maps

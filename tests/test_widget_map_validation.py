@@ -267,3 +267,51 @@ def test_postprocess_star_from_the_open_tables(make_napari_viewer, qtbot, shared
     w2 = _dock(make_napari_viewer())
     w2.files.postprocess_file.value = path
     assert w2.files.postprocess.value.path == str(path) and w2.plots.view.value == "postprocess FSC"
+
+
+def test_what_if_steps_show_that_bs_map_and_curve_and_redraw_the_figure_once_b_rests(make_napari_viewer, qtbot,
+                                                                                      sim, monkeypatch):
+    """B stepped quickly with the Guinier view shown (a user holding the spin box's arrow): the
+    sharpened layer ends with compute.maps.sharpen's map for the last B, the blitted curve is that
+    map's curve under the corrected mask, and the whole figure is drawn once B rests, not between
+    the steps."""
+    from napari_cryodiag.compute.maps.guinier import guinier_curve_of_map
+    from napari_cryodiag.compute.maps.sharpen import sharpen_map
+    from napari_cryodiag.widgets.map_validation.plots_panel import SETTLE_MS
+
+    viewer = make_napari_viewer(show=True)
+    _add(viewer, sim)
+    w = _dock(viewer)
+    _compute(w)
+    layer = w.sharpen.add_sharpened_layer()
+    w.sharpen.form.use_fitted_bfactor.value = False
+    w.sharpen.wait()
+    w.plots.view.value = "Guinier"
+    qtbot.wait(SETTLE_MS + 100)
+    validation = w.sharpen.session.validation
+    sharpen = validation.sharpen
+
+    def slow_sharpen(options):  # a step longer than the settle delay (a big map on a busy machine)
+        import time
+
+        time.sleep(1.5 * SETTLE_MS / 1000)
+        return sharpen(options)
+
+    monkeypatch.setattr(validation, "sharpen", slow_sharpen)
+    full_draws = []
+    w.plots.canvas.canvas.mpl_connect("draw_event", full_draws.append)
+    for b in (-10.0, -30.0, -50.0, -70.0):
+        w.sharpen.form.bfactor_A2.value = b
+        w.sharpen.wait()
+        qtbot.wait(SETTLE_MS // 4)  # the next step comes before B rests
+    assert full_draws == []  # only the sharpened curve was blitted
+    s = w.session
+    assert s.sharpen_used.bfactor_A2 == -70.0 and w.sharpen.shown_bfactor_A2 == -70.0
+    hm = s.halfmaps
+    ref = sharpen_map(hm.average(), hm.pixel_size_A, -70.0, s.fsc.curves["corrected"])
+    np.testing.assert_allclose(layer.data, ref, atol=1e-5 * np.abs(ref).max())
+    curve = guinier_curve_of_map(np.asarray(layer.data), hm.pixel_size_A, s.guinier_curve.quantity,
+                                 mask=s.fsc.masks[s.fsc.corrected_mask])
+    ok = np.isfinite(curve.y) & (np.asarray(curve.x_invA2) > 0)
+    np.testing.assert_allclose(w.plots._sharp_line.get_ydata(), np.asarray(curve.y)[ok], rtol=1e-5, atol=1e-5)
+    qtbot.waitUntil(lambda: len(full_draws) >= 1, timeout=SETTLE_MS + 3000)  # B rests: the whole figure

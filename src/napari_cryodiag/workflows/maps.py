@@ -263,7 +263,9 @@ class MapValidation:
             return None
         if self._curve_of is not s.sharpened:
             m = s.fsc.masks[s.fsc.corrected_mask]
-            self._curve = guinier_curve_of_map(s.sharpened, s.halfmaps.pixel_size_A, s.guinier_curve.quantity, mask=m)
+            hm = s.halfmaps
+            self._curve = guinier_curve_of_map(s.sharpened, hm.pixel_size_A, s.guinier_curve.quantity, mask=m,
+                                               index=hm.index, counts=hm.counts)
             self._curve_of = s.sharpened
         return self._curve
 

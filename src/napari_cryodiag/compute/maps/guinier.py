@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..fourier import shell_counts, shell_index, shell_means
+from ..fourier import shell_counts, shell_index, shell_means, shell_sums
 from ..fourier import rfftn
 
 QUANTITIES = ("amplitude2", "amplitude")
@@ -84,17 +84,36 @@ def guinier_curve_from_means(mean: np.ndarray, n: int, pixel_size_A: float, quan
 
 
 def guinier_curve_of_map(volume: np.ndarray, pixel_size_A: float, quantity: str = "amplitude2", mask=None,
-                         weighting_fsc=None) -> GuinierCurve:
+                         weighting_fsc=None, *, index=None, counts=None) -> GuinierCurve:
     """Guinier curve of a cubic map (times ``mask`` if given); with ``weighting_fsc`` (one value per
-    shell ``0..n//2``) after RELION's FSC weighting (:func:`fsc_weighted_curve`)."""
+    shell ``0..n//2``) after RELION's FSC weighting (:func:`fsc_weighted_curve`). ``index`` and
+    ``counts`` (the shell index of the map's shape and its shell counts) save their computation
+    when the caller has them."""
     v = np.asarray(volume, np.float32)
     if mask is not None:
-        v = v * mask
+        v = np.multiply(v, mask, dtype=np.float32)
     if weighting_fsc is not None:
         if len(weighting_fsc) != v.shape[0] // 2 + 1:
             raise ValueError(f"FSC weighting needs {v.shape[0] // 2 + 1} shells, got {len(weighting_fsc)}")
-        return fsc_weighted_curve(rfftn(v), v.shape, pixel_size_A, weighting_fsc, quantity)
-    return guinier_curve(rfftn(v), v.shape, pixel_size_A, quantity)
+        return fsc_weighted_curve(rfftn(v), v.shape, pixel_size_A, weighting_fsc, quantity, index)
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity must be one of {QUANTITIES}")
+    n = int(v.shape[0])
+    if index is None:
+        index = shell_index(v.shape)
+    if counts is None:
+        counts = shell_counts(index, n)
+    # |F|^2 of the transform made here, in its own memory (squared in place, parts summed), the same
+    # float32 arithmetic as shell_means without its temporaries
+    ft = rfftn(v)
+    a = ft.view(np.float32)
+    np.square(a, out=a)
+    p = a[..., 0::2] + a[..., 1::2]
+    del ft, a
+    if quantity == "amplitude":
+        np.sqrt(p, out=p)
+    mean = shell_sums(p, index, n) / np.maximum(counts, 1)
+    return guinier_curve_from_means(mean, n, pixel_size_A, quantity, counts)
 
 
 #: RELION's applyFscWeighting zeroes every shell from the first one whose FSC is below this

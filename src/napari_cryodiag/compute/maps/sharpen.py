@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from ...errors import CryodiagInputError
-from ..fourier import n_shells, radial_frequency_invA
+from ..fourier import n_shells
 from ..fourier import irfftn, rfftn
 from ..progress import run_steps
 from .fsc import FSCResult, HalfMaps, iter_fsc_family
@@ -81,30 +81,85 @@ def shell_filter(
     return np.append(w, 0.0)
 
 
-class Sharpener:
-    """Sharpen one map repeatedly: caches its transform and the s^2 grid."""
+#: the largest transform whose work array a caching :class:`Sharpener` keeps between calls
+#: (256 MB: up to ~320³; beyond, a what-if step allocates it anew rather than hold it)
+WORK_BUFFER_MAX_BYTES = 1 << 28
 
-    def __init__(self, ft: np.ndarray, shape_real, pixel_size_A: float, index: np.ndarray):
+
+class Sharpener:
+    """Sharpen one map repeatedly: caches its transform and, with ``cache``, the transform times
+    the per-shell weights (FSC weighting, zeroing, low-pass) for the last weights used.
+
+    The B envelope ``exp(-B s^2/4)`` with ``s^2 = s_z^2 + s_y^2 + s_x^2`` is the product of one
+    factor per axis, so a new B costs two float32 multiplications of the transform and one
+    inverse FFT (no exponential, and no shell lookup, per coefficient).
+    """
+
+    def __init__(self, ft: np.ndarray, shape_real, pixel_size_A: float, index: np.ndarray, *, cache: bool = True):
         self.ft = ft
         self.shape = tuple(shape_real)
         self.n = int(shape_real[0])
         self.pixel_size_A = float(pixel_size_A)
         self.index = index
-        self.s2 = (radial_frequency_invA(self.shape, pixel_size_A) ** 2).astype(np.float32)
+        self.cache = cache
+        apix = self.pixel_size_A
+        #: s^2 along each axis of the r2c layout (1/Å^2)
+        self.s2_axes = [np.fft.fftfreq(int(m), d=apix) ** 2 for m in self.shape[:-1]]
+        self.s2_axes.append(np.fft.rfftfreq(int(self.shape[-1]), d=apix) ** 2)
+        self._weighted = None
+        self._weighted_key = None
+        self._work = None
 
     @classmethod
-    def from_map(cls, volume, pixel_size_A):
+    def from_map(cls, volume, pixel_size_A, *, cache: bool = False):
         from ..fourier import shell_index
 
         v = np.asarray(volume, np.float32)
-        return cls(rfftn(v), v.shape, pixel_size_A, shell_index(v.shape))
+        return cls(rfftn(v), v.shape, pixel_size_A, shell_index(v.shape), cache=cache)
+
+    def _shell_weighted(self, shells: np.ndarray) -> np.ndarray:
+        """The transform times ``shells[index]`` (complex64): kept for the next B when caching."""
+        key = shells.tobytes()
+        if self._weighted is not None and key == self._weighted_key:
+            return self._weighted
+        w = np.multiply(self.ft, shells[self.index], dtype=np.complex64)
+        if self.cache:
+            self._weighted, self._weighted_key = w, key
+        return w
+
+    def envelope_axes(self, bfactor_A2: float) -> list[np.ndarray]:
+        """``exp(-B s_axis^2 / 4)`` along each axis (float32); their outer product is the envelope."""
+        c = -float(bfactor_A2) / 4.0
+        return [np.exp(c * s2).astype(np.float32) for s2 in self.s2_axes]
+
+    def filtered(self, bfactor_A2: float, fsc: np.ndarray | None = None, *, out: np.ndarray | None = None,
+                 **filter_kwargs) -> np.ndarray:
+        """The transform of the sharpened map (complex64; into ``out`` when given)."""
+        shells = shell_filter(self.n, self.pixel_size_A, fsc, **filter_kwargs).astype(np.float32)
+        w = self._shell_weighted(shells)
+        env = self.envelope_axes(bfactor_A2)
+        if out is None:
+            out = w if (w is not self._weighted) else np.empty(w.shape, np.complex64)
+        # complex64 as float32 pairs (last axis twice as long): the real envelope multiplies both
+        # parts, in float32, with contiguous inner loops
+        wv = w.view(np.float32)
+        ov = out.view(np.float32)
+        np.multiply(wv, np.repeat(env[-1], 2), out=ov)
+        lead = env[0]
+        for e in env[1:-1]:
+            lead = np.multiply.outer(lead, e)
+        ov *= lead[..., None]
+        return out
 
     def apply(self, bfactor_A2: float, fsc: np.ndarray | None = None, **filter_kwargs) -> np.ndarray:
         """Sharpened (or blurred, for positive B) map, float32."""
-        shells = shell_filter(self.n, self.pixel_size_A, fsc, **filter_kwargs).astype(np.float32)
-        filt = np.exp(np.float32(-bfactor_A2 / 4.0) * self.s2)
-        filt *= shells[self.index]
-        return irfftn(self.ft * filt, self.shape, overwrite=True)
+        work = None
+        if self.cache and self.ft.nbytes <= WORK_BUFFER_MAX_BYTES:
+            # the inverse FFT's input, reused from one B to the next (no new pages to fault in)
+            if self._work is None:
+                self._work = np.empty(self.ft.shape, np.complex64)
+            work = self._work
+        return irfftn(self.filtered(bfactor_A2, fsc, out=work, **filter_kwargs), self.shape, overwrite=True)
 
 
 def sharpen_map(volume, pixel_size_A: float, bfactor_A2: float, fsc=None, **filter_kwargs) -> np.ndarray:
@@ -253,7 +308,8 @@ class ValidationSession:
             raise RuntimeError("compute() first")
         hm = self.halfmaps
         if self._sharpener is None:
-            self._sharpener = Sharpener(hm.average_ft(), hm.shape, hm.pixel_size_A, hm.index)
+            # caching the shell-weighted transform costs one transform's memory: not in a lean run
+            self._sharpener = Sharpener(hm.average_ft(), hm.shape, hm.pixel_size_A, hm.index, cache=not hm.lean)
         if params.bfactor_A2 is not None:
             b = params.bfactor_A2
         elif self.guinier is not None:

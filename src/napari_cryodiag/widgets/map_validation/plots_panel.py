@@ -106,6 +106,12 @@ class PlotsPanel:
                 self.blitter.start([self._sharp_line])
                 self.blitter.update()
 
+    def sharpening(self) -> None:
+        """A new B is on its way: the full figure waits until B rests (a full redraw in the middle
+        of a step would compute the new map's curve a second time, beside the sharpening thread,
+        and draw the whole figure: several times the step itself)."""
+        self._settle.stop()
+
     def sharpened_changed(self) -> None:
         """A new sharpened map (what-if): blit its Guinier curve, or redraw a view that shows it;
         the full figure is redrawn once B rests."""

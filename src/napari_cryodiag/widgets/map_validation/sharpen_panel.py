@@ -121,6 +121,7 @@ class SharpenPanel:
         """Sharpen with ``options`` (default: the form's) in a thread; requests that arrive while
         one runs are merged into one (the latest)."""
         self._pending = options or self.options()
+        self.plots.sharpening()
         if self._worker is None:
             self._start()
 
