@@ -144,3 +144,49 @@ def test_quiet_label_wraps_at_its_width_and_a_new_text_repaints_only_itself(qtbo
         qtbot.wait(5)
     assert Requests.n == 0 and lab.value == "kept 4 of 1,000,000 picks"
     assert lab.text_widget.height() == one_line
+
+
+def test_canvas_readout_follows_the_mouse_and_repaints_only_itself(qtbot):
+    """The plot toolbar's cursor readout shows the data coordinates under the mouse, and a mouse
+    move over the plot (a threshold line dragged) asks nothing of the tab page's layout."""
+    from matplotlib.backend_bases import MouseEvent
+    from qtpy.QtCore import QEvent, QObject
+    from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+
+    from napari_cryodiag.widgets._canvas import MplCanvas
+
+    page = QWidget()
+    c = MplCanvas(page, figsize=(3, 2))
+    QVBoxLayout(page).addWidget(c)
+    tabs = QTabWidget()
+    tabs.addTab(page, "plot")
+    tabs.resize(320, 360)
+    qtbot.addWidget(tabs)
+    with c.plotting() as fig:
+        ax = fig.add_subplot(111)
+        ax.plot([0, 10], [0, 5])
+        ax.set_xlim(0, 10)
+        ax.set_ylim(0, 5)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    c.draw_now()
+    qtbot.wait(50)  # the first layout and paint done
+
+    class Requests(QObject):
+        n = 0
+
+        def eventFilter(self, obj, ev):  # noqa: N802 - Qt API
+            if ev.type() == QEvent.Type.LayoutRequest and obj in (page, tabs):
+                Requests.n += 1
+            return False
+
+    f = Requests()
+    page.installEventFilter(f)
+    tabs.installEventFilter(f)
+    for xd in (2.0, 4.0, 6.0, 8.0):
+        px, py = ax.transData.transform((xd, 2.5))
+        c.canvas.callbacks.process("motion_notify_event", MouseEvent("motion_notify_event", c.canvas, px, py))
+        qtbot.wait(5)
+    text = c.toolbar.readout.text()
+    assert "8.0" in text and "2.5" in text, text
+    assert Requests.n == 0

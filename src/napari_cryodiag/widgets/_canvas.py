@@ -16,10 +16,10 @@ import contextlib
 import matplotlib
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
 from matplotlib.figure import Figure
-from qtpy.QtCore import QSize
-from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-__all__ = ["MplCanvas", "Blitter", "theme_style"]
+__all__ = ["MplCanvas", "Blitter", "CompactToolbar", "theme_style"]
 
 
 def theme_style(theme_name: str | None) -> dict:
@@ -62,6 +62,49 @@ def theme_style(theme_name: str | None) -> dict:
     }
 
 
+class _Readout(QWidget):
+    """The toolbar's cursor readout (matplotlib's "x=… y=…"): a QLabel in a holder without a
+    layout. Its text changes at every mouse move over the plot (a threshold line dragged); a
+    plain QLabel there relaid out the toolbar and every ancestor, and the dock's QTabWidget
+    repainted its whole page at each move."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.label = QLabel(self)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+
+    def sizeHint(self):  # noqa: N802 - Qt API
+        return QSize(0, 0)
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt API
+        return QSize(0, 0)
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self.label.setGeometry(self.rect())
+
+    def text(self) -> str:
+        return self.label.text()
+
+    def set_text(self, text: str) -> None:
+        if text != self.label.text():
+            self.label.setText(text)
+
+
+class CompactToolbar(NavigationToolbar2QT):
+    """matplotlib's toolbar (home, back, forward, pan, zoom, subplots, save) with a cursor readout
+    that repaints only itself (:class:`_Readout`)."""
+
+    def __init__(self, canvas, parent=None):
+        super().__init__(canvas, parent, coordinates=False)
+        self.readout = _Readout(self)
+        self.addWidget(self.readout)
+
+    def set_message(self, s):
+        self.readout.set_text(s)
+
+
 class MplCanvas(QWidget):
     """A figure canvas with the matplotlib toolbar (zoom, pan, save), sized for a dock."""
 
@@ -77,7 +120,7 @@ class MplCanvas(QWidget):
         layout.setSpacing(0)
         self.toolbar = None
         if toolbar:
-            self.toolbar = NavigationToolbar2QT(self.canvas, self)
+            self.toolbar = CompactToolbar(self.canvas, self)
             self.toolbar.setIconSize(QSize(16, 16))
             layout.addWidget(self.toolbar)
         layout.addWidget(self.canvas, 1)
