@@ -48,6 +48,7 @@ class HistogramPanel:
         self._dragging: str | None = None
         self._poly_selector = None
         self._counts_mode = HIST_ALL
+        self._layouts: dict = {}  #: layout key -> axes positions (see _relayout)
         self.proposal = None
 
         self.x_feature = ComboBox(label="x axis", choices=[])
@@ -179,11 +180,21 @@ class HistogramPanel:
     def _relayout(self):
         """Lay the figure out once for the canvas size (constrained layout costs as much as a
         draw) in the same draw that takes the blitting background, then keep the positions
-        while lines move: one full draw per new figure or size."""
+        while lines move: one full draw per new figure or size. A figure laid out before (the
+        same canvas size, axes, limits, scales, labels and colour-bar range: calibration off and
+        on again) takes the positions found then, without the layout engine: the layout is a
+        function of these alone."""
         if self._plot is None:
             return
         fig = self._plot.fig
-        fig.set_layout_engine("constrained")
+        key = self._layout_key()
+        saved = self._layouts.get(key)
+        if saved is not None and len(saved) == len(fig.axes):
+            fig.set_layout_engine("none")
+            for ax, pos in zip(fig.axes, saved):
+                ax.set_position(pos)
+        else:
+            fig.set_layout_engine("constrained")
         try:
             self._start_blit()
             if self.blitter.active:
@@ -191,7 +202,23 @@ class HistogramPanel:
             else:
                 self.canvas.draw_now()
         finally:
+            if saved is None:
+                self._layouts[key] = [ax.get_position() for ax in fig.axes]
+                while len(self._layouts) > 16:
+                    self._layouts.pop(next(iter(self._layouts)))
             fig.set_layout_engine("none")
+
+    def _layout_key(self):
+        """What the constrained layout of the histogram figure depends on."""
+        p = self._plot
+        c = self.canvas.canvas
+        parts = [c.width(), c.height(), c.devicePixelRatioF(), len(p.fig.axes), p.one_d]
+        for ax in p.fig.axes:
+            parts += [ax.get_xscale(), ax.get_yscale(), *np.round(ax.get_xlim(), 9), *np.round(ax.get_ylim(), 9),
+                      ax.get_xlabel(), ax.get_ylabel(), ax.get_title().count("\n"), bool(ax.get_title())]
+        if p.colorbar is not None:
+            parts += [float(p.mesh.norm.vmin), float(p.mesh.norm.vmax)]
+        return tuple(parts)
 
     def _start_blit(self):
         if self._plot is None:
