@@ -190,3 +190,27 @@ def test_canvas_readout_follows_the_mouse_and_repaints_only_itself(qtbot):
     text = c.toolbar.readout.text()
     assert "8.0" in text and "2.5" in text, text
     assert Requests.n == 0
+
+
+def test_canvas_toolbar_icons_are_drawn_once_not_at_every_paint(qtbot, monkeypatch):
+    """The plot toolbar's icons are pictures made once (per palette): painting the toolbar reads
+    no icon file (matplotlib's icons read and render their SVG at every paint)."""
+    import pathlib
+
+    from napari_cryodiag.widgets._canvas import MplCanvas
+
+    c = MplCanvas(figsize=(3, 2), theme="dark")
+    qtbot.addWidget(c)
+    c.show()
+    qtbot.waitExposed(c)
+    icons = [a.icon() for a in c.toolbar.actions() if not a.icon().isNull()]
+    assert len(icons) >= 7 and all(not i.pixmap(16, 16).isNull() for i in icons)
+    reads = []
+    read_bytes = pathlib.Path.read_bytes
+    monkeypatch.setattr(pathlib.Path, "read_bytes", lambda self: (reads.append(self), read_bytes(self))[1])
+    for _ in range(3):
+        img = c.toolbar.grab().toImage()
+    assert reads == [] and not img.isNull()
+    # something is drawn where the first button is (an icon, not an empty button)
+    px = {img.pixel(x, y) for x in range(2, 22) for y in range(2, min(22, img.height()))}
+    assert len(px) > 2

@@ -94,12 +94,37 @@ class _Readout(QWidget):
 
 class CompactToolbar(NavigationToolbar2QT):
     """matplotlib's toolbar (home, back, forward, pan, zoom, subplots, save) with a cursor readout
-    that repaints only itself (:class:`_Readout`)."""
+    that repaints only itself (:class:`_Readout`), and its icons drawn once per palette
+    (matplotlib's icons render their SVG file again at every paint of a button: read, parse and
+    draw 8 files whenever the toolbar is repainted)."""
+
+    ICON_PX = 16
 
     def __init__(self, canvas, parent=None):
         super().__init__(canvas, parent, coordinates=False)
+        self.setIconSize(QSize(self.ICON_PX, self.ICON_PX))
         self.readout = _Readout(self)
         self.addWidget(self.readout)
+        self._svg_icons = [(a, a.icon()) for a in self.actions() if not a.icon().isNull()]
+        self._freeze_icons()
+
+    def _freeze_icons(self) -> None:
+        from qtpy.QtGui import QIcon
+
+        size = QSize(self.ICON_PX, self.ICON_PX)
+        for action, icon in self._svg_icons:
+            frozen = QIcon()
+            for mode in (QIcon.Mode.Normal, QIcon.Mode.Disabled, QIcon.Mode.Active, QIcon.Mode.Selected):
+                for state in (QIcon.State.Off, QIcon.State.On):
+                    frozen.addPixmap(icon.pixmap(size, mode, state), mode, state)
+            action.setIcon(frozen)
+
+    def changeEvent(self, event):  # noqa: N802 - Qt API
+        from qtpy.QtCore import QEvent
+
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange) and getattr(self, "_svg_icons", None):
+            self._freeze_icons()  # the icons follow a light or dark theme
 
     def set_message(self, s):
         self.readout.set_text(s)
@@ -121,7 +146,6 @@ class MplCanvas(QWidget):
         self.toolbar = None
         if toolbar:
             self.toolbar = CompactToolbar(self.canvas, self)
-            self.toolbar.setIconSize(QSize(16, 16))
             layout.addWidget(self.toolbar)
         layout.addWidget(self.canvas, 1)
         self.canvas.setMinimumHeight(min_height)
