@@ -14,6 +14,12 @@ import pytest
 pytestmark = pytest.mark.viewer
 
 
+def text_overlay(viewer):
+    from napari_cryodiag.widgets._layers import text_overlay as overlay
+
+    return overlay(viewer)
+
+
 def shown(widget) -> bool:
     """The widget is meant to be seen (not hidden by the plugin), whatever the window manager does."""
     return not widget.native.isHidden()
@@ -38,7 +44,7 @@ def test_several_pick_files_opened_together_are_one_pick_set(make_napari_viewer,
     # no micrographs open: one empty canvas per micrograph of the picks, saying so
     [stand_in] = [ly for ly in viewer.layers if ly.metadata.get("cryodiag", {}).get("kind") == "placeholder"]
     assert stand_in.data.shape[0] == 15 and "not open" in stand_in.name
-    assert viewer.text_overlay.visible and "micrographs not open" in viewer.text_overlay.text
+    assert text_overlay(viewer).visible and "micrographs not open" in text_overlay(viewer).text
     assert viewer.dims.axis_labels[0] == "micrograph"
     w = _dock(viewer)
     assert w.layer is pts and w.result.n_rows == 9470

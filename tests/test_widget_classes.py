@@ -13,6 +13,7 @@ pytest.importorskip("napari")
 
 from napari_cryodiag.widgets.classes import LABELS_NAME, LAYER_NAME, ClassesWidget  # noqa: E402
 from napari_cryodiag.widgets.classes.table_panel import THUMB_MIN_PX  # noqa: E402
+from napari_cryodiag.widgets._layers import text_overlay  # noqa: E402
 
 pytestmark = pytest.mark.viewer
 
@@ -91,10 +92,10 @@ def test_widget_real_relion_class2d(make_napari_viewer, qtbot, shared_data, tmp_
     np.testing.assert_array_equal(layer.data[0], r.averages[order[0] - 1])
     # the text overlay names the class on screen, and follows the slider
     viewer.dims.set_current_step(0, 0)
-    assert viewer.text_overlay.text.startswith(f"#{order[0]}  n={counts[order[0]]}")
-    assert "nSig" in viewer.text_overlay.text
+    assert text_overlay(viewer).text.startswith(f"#{order[0]}  n={counts[order[0]]}")
+    assert "nSig" in text_overlay(viewer).text
     viewer.dims.set_current_step(0, 3)
-    assert viewer.text_overlay.text.startswith(f"#{order[3]}  n={counts[order[3]]}")
+    assert text_overlay(viewer).text.startswith(f"#{order[3]}  n={counts[order[3]]}")
     # sort by class, then show a tiled grid
     w.sort_by.value = "class"
     assert viewer.layers[LAYER_NAME].metadata["cryodiag"]["classes"] == list(range(1, 11))
@@ -137,7 +138,7 @@ def test_widget_real_relion_class2d(make_napari_viewer, qtbot, shared_data, tmp_
     assert _not_blank(imread(str(tmp_path / "classes_widget.png")) * 255)
     # the labels go with their layer (and the overlay)
     viewer.layers.remove(viewer.layers[LAYER_NAME])
-    assert LABELS_NAME not in viewer.layers and not viewer.text_overlay.visible
+    assert LABELS_NAME not in viewer.layers and not text_overlay(viewer).visible
 
 
 def test_model_star_and_averages_from_the_open_files(make_napari_viewer, qtbot, shared_data):

@@ -337,6 +337,16 @@ def test_real_relion_autopicks_then_ctf_table(make_napari_viewer, qtbot, shared_
     assert w.inspection.x_feature == "rlnAutopickFigureOfMerit" and w.inspection.one_d
     assert w.result.n_rows == len(picks) == 9470
     assert w.result.n_kept == 9470  # no silent default on a single score
+    # the thresholds are said in words under the slider; its handles carry no value labels (at an
+    # end of the slider a handle's label was clipped by the dock's edge: ").493" for 0.493)
+    sl = w.thresholds.x_range.native
+    assert sl.handleLabelPosition() == type(sl).LabelPosition.NoLabel
+    assert w.thresholds.y_values.value == "rlnAutopickFigureOfMerit: no cut"
+    w.thresholds.x_range.value = (0.8, w.thresholds.x_range.max)
+    assert w.thresholds.y_values.value.startswith("rlnAutopickFigureOfMerit ≥ 0.8")
+    assert w.result.n_kept == int((picks["rlnAutopickFigureOfMerit"] >= w.thresholds.x_range.value[0]).sum())
+    w.thresholds.keep_all()
+    assert w.result.n_kept == 9470
     form = w.calibration.form
     w.tabs.setCurrentIndex(2)
     qtbot.wait(10)

@@ -30,11 +30,20 @@ from typing import Callable, Iterable
 import numpy as np
 
 __all__ = [
+    "text_overlay",
     "meta", "kind", "pixel_size_A", "is_volume", "is_mask", "is_half_map",
     "is_micrographs", "is_template_stack", "is_picks", "half_map_choices", "mask_choices",
     "template_choices", "micrograph_choices", "picks_choices", "volume_choices", "layer_choices",
     "chooser", "pair_of_half_maps", "micrograph_refs",
 ]
+
+
+def text_overlay(viewer):
+    """The canvas's text overlay: ``viewer.canvas.overlays.text`` (napari ≥ 0.9), else the former
+    ``viewer.text_overlay`` (deprecated in 0.9)."""
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+    ov = getattr(overlays, "text", None) if overlays is not None else None
+    return ov if ov is not None else viewer.text_overlay
 
 
 def meta(layer) -> dict:

@@ -43,7 +43,7 @@ import pandas as pd
 
 from ..compute.picks.pickset import PickSet
 from ..io.picks import group_rows, match_to_micrographs
-from ._layers import is_micrographs, is_picks, meta, micrograph_refs
+from ._layers import is_micrographs, is_picks, meta, micrograph_refs, text_overlay
 from .layer_data import BORDER_WIDTH, picks_layer_data, placeholder_layer_data
 
 __all__ = ["PicksController", "PointStyle", "get_picks_controller", "link_viewer", "is_picks_layer",
@@ -772,7 +772,7 @@ def _drop_unused_placeholders(viewer) -> None:
 def _update_overlay(viewer) -> None:
     """Say on the canvas when picks are shown without their micrographs."""
     try:
-        ov = viewer.text_overlay
+        ov = text_overlay(viewer)
     except AttributeError:  # pragma: no cover
         return
     shown = [c for c in _CONTROLLERS.values() if c.viewer is viewer and c.image_layer is not None

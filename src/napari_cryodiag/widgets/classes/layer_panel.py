@@ -12,6 +12,7 @@ import numpy as np
 from magicgui.widgets import ComboBox
 
 from ...plots.classes import class_label
+from .._layers import text_overlay
 
 __all__ = ["ClassLayerPanel", "tile_grid", "LAYER_NAME", "LABELS_NAME"]
 
@@ -65,8 +66,8 @@ class ClassLayerPanel:
                 self.dock.viewer.layers.remove(self.labels_layer)
             self.labels_layer = None
             self.labels = []
-            self.dock.viewer.text_overlay.visible = False
-            self.dock.viewer.text_overlay.text = ""
+            text_overlay(self.dock.viewer).visible = False
+            text_overlay(self.dock.viewer).text = ""
         elif gone is not None and gone is self.labels_layer:
             self.labels_layer = None
 
@@ -120,9 +121,9 @@ class ClassLayerPanel:
                 face_color="transparent", border_width=0,
                 metadata={"cryodiag": {"kind": "derived", "what": "class labels"}})
             viewer.layers.selection.active = self.layer  # not the labels
-            viewer.text_overlay.visible = False
+            text_overlay(viewer).visible = False
         else:
-            ov = viewer.text_overlay
+            ov = text_overlay(viewer)
             ov.visible = True
             ov.position = "top_left"
             ov.font_size = 10
@@ -136,4 +137,4 @@ class ClassLayerPanel:
         v = self.dock.viewer
         i = int(v.dims.current_step[0]) if v.dims.ndim >= 3 else 0
         i = min(max(i, 0), len(self.labels) - 1)
-        v.text_overlay.text = self.labels[i]
+        text_overlay(v).text = self.labels[i]

@@ -84,8 +84,13 @@ class HistogramPanel:
         ], labels=False)
         for b in (self.suggest_button, self.keep_all_button, self.polygon_button, self.clear_polygon_button):
             b.native.setMinimumWidth(0)
-        for r in (self.x_range, self.y_range):  # the handles' value labels must not widen the dock
+        for r in (self.x_range, self.y_range):
             r.native.setMinimumWidth(120)
+            # the values are said in words under the sliders (``y_values``): a label on a handle at
+            # an end of the slider is clipped by the dock's edge (").493" for 0.493)
+            positions = getattr(type(r.native), "LabelPosition", None)  # superqt's labeled slider
+            if positions is not None:
+                r.native.setHandleLabelPosition(positions.NoLabel)
         self.controls_top = Container(widgets=[axes, opts], labels=False)
         self.controls_bottom = Container(widgets=[sliders, buttons, self.proposal_label, self.apply_button,
                                                   self.counts], labels=False)
