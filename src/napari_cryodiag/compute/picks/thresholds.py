@@ -561,13 +561,66 @@ class GroupCounter:
         return out
 
 
+class _SortedFeature:
+    """One feature's values in increasing order, with the picks' order (NaNs last): the picks whose
+    value lies between two bounds are one slice. Sorted in a background thread (NumPy's sort
+    releases the GIL), so that the first threshold steps do not wait for it."""
+
+    def __init__(self, values: np.ndarray, background: bool):
+        import threading
+
+        self._values = values
+        self.order: np.ndarray | None = None
+        self.sorted: np.ndarray | None = None
+        self._done = threading.Event()
+        if background:
+            threading.Thread(target=self._sort, name="cryodiag-sort-feature", daemon=True).start()
+        else:
+            self._sort()
+
+    def _sort(self) -> None:
+        try:
+            order = np.argsort(self._values, kind="stable")
+            if order.size < 2**31 - 1:
+                order = order.astype(np.int32)
+            self.sorted = self._values[order]
+            self.order = order
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set() and self.order is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._done.wait(timeout)
+        return self.ready
+
+    def between(self, a: float, b: float) -> np.ndarray:
+        """Rows whose value lies in ``[min(a, b), max(a, b)]`` (ends included)."""
+        lo, hi = (a, b) if a <= b else (b, a)
+        i = int(np.searchsorted(self.sorted, lo, side="left"))
+        j = int(np.searchsorted(self.sorted, hi, side="right"))
+        return self.order[i:j]
+
+
+_BOUNDS = ("x_min", "x_max", "y_min", "y_max")
+
+
 @dataclass
 class ThresholdEvaluator:
     """Applies thresholds quickly and repeatedly to fixed feature arrays.
 
     ``micrograph_codes`` are integers ``0..n_micrographs-1`` per pick (``pd.factorize`` of the
-    ``micrograph`` column); per-micrograph counts are one ``np.bincount`` each. The polygon
+    ``micrograph`` column); per-micrograph counts are one ``np.add.reduceat`` each. The polygon
     mask is cached, so dragging a line while a polygon is active stays cheap.
+
+    A step that moves one bound from one value to another (a slider or a dragged line) is
+    **incremental**: only the picks whose value lies between the old and the new bound can change,
+    and they are one slice of the feature's sorted order (sorted once, in the background, for sets
+    of at least :attr:`incremental_min` picks); the mask and the per-micrograph counts are updated
+    from those picks alone. Each result is a new mask (earlier results are never changed) equal to
+    the full evaluation's.
     """
 
     x: np.ndarray
@@ -577,6 +630,8 @@ class ThresholdEvaluator:
     _poly_key: object = field(default=None, repr=False)
     _poly_mask: np.ndarray | None = field(default=None, repr=False)
     total_per_micrograph: np.ndarray = field(default=None, repr=False)
+    #: sets smaller than this are always evaluated in full (a full pass is cheap there)
+    incremental_min: int = 200_000
 
     def __post_init__(self):
         self.x = np.ascontiguousarray(self.x, dtype=np.float64)
@@ -586,6 +641,8 @@ class ThresholdEvaluator:
             raise CryodiagInputError("features and micrograph codes differ in length")
         self.counter = GroupCounter(self.micrograph_codes, self.n_micrographs)
         self.total_per_micrograph = self.counter.totals
+        self._sorted: dict[str, _SortedFeature] = {}
+        self._last: tuple | None = None  # (bounds, polygon key, SelectionCounts)
 
     def _polygon_mask(self, t: Thresholds):
         if t.polygon is None or len(t.polygon) < 3:
@@ -596,16 +653,65 @@ class ThresholdEvaluator:
             self._poly_key = key
         return self._poly_mask
 
-    def evaluate(self, t: Thresholds) -> SelectionCounts:
-        m = t.mask_xy(self.x, self.y, polygon_mask=self._polygon_mask(t))
+    def _feature(self, axis: str, start: bool = True) -> _SortedFeature | None:
+        f = self._sorted.get(axis)
+        if f is None and start and self.x.size >= self.incremental_min:
+            f = self._sorted[axis] = _SortedFeature(self.x if axis == "x" else self.y, background=True)
+        return f
+
+    def _full(self, t: Thresholds, poly) -> SelectionCounts:
+        m = t.mask_xy(self.x, self.y, polygon_mask=poly)
         kept_per = self.counter.count(m)
-        return SelectionCounts(
-            mask=m,
-            n_kept=int(kept_per.sum()),
-            n_total=int(self.x.size),
-            kept_per_micrograph=kept_per,
-            total_per_micrograph=self.total_per_micrograph,
-        )
+        return SelectionCounts(mask=m, n_kept=int(kept_per.sum()), n_total=int(self.x.size),
+                               kept_per_micrograph=kept_per, total_per_micrograph=self.total_per_micrograph)
+
+    def _step(self, t: Thresholds, poly, last: SelectionCounts, name: str, old: float, new: float):
+        """The result of moving bound ``name`` from ``old`` to ``new``, or None (do it in full)."""
+        feat = self._feature(name[0])
+        if feat is None or not feat.ready:
+            return None
+        rows = feat.between(old, new)
+        if rows.size > self.x.size // 8:  # a long jump: a full pass costs less
+            return None
+        if poly is not None:
+            now = t.mask_xy(self.x[rows], self.y[rows], polygon_mask=poly[rows])
+        else:
+            now = t.mask_xy(self.x[rows], self.y[rows])
+        before = last.mask[rows]
+        m = last.mask.copy()
+        m[rows] = now
+        gained, lost = now & ~before, before & ~now
+        kept_per = last.kept_per_micrograph.copy()
+        if gained.any():
+            kept_per += np.bincount(self.micrograph_codes[rows[gained]], minlength=self.n_micrographs)
+        if lost.any():
+            kept_per -= np.bincount(self.micrograph_codes[rows[lost]], minlength=self.n_micrographs)
+        return SelectionCounts(mask=m, n_kept=int(last.n_kept + np.count_nonzero(gained) - np.count_nonzero(lost)),
+                               n_total=int(self.x.size), kept_per_micrograph=kept_per,
+                               total_per_micrograph=self.total_per_micrograph)
+
+    def evaluate(self, t: Thresholds) -> SelectionCounts:
+        poly = self._polygon_mask(t)
+        bounds = tuple(getattr(t, b) for b in _BOUNDS)
+        poly_key = self._poly_key if poly is not None else None
+        res = None
+        if self._last is not None and self._last[1] == poly_key:
+            changed = [i for i in range(4) if bounds[i] != self._last[0][i]]
+            if not changed:
+                res = self._last[2]
+            elif len(changed) == 1:
+                i = changed[0]
+                old, new = self._last[0][i], bounds[i]
+                # from or to "no cut" is a full pass: NaN values change side there
+                if old is not None and new is not None and np.isfinite(old) and np.isfinite(new):
+                    res = self._step(t, poly, self._last[2], _BOUNDS[i], float(old), float(new))
+        if res is None:
+            res = self._full(t, poly)
+            for axis, lo, hi in (("x", t.x_min, t.x_max), ("y", t.y_min, t.y_max)):
+                if lo is not None or hi is not None:
+                    self._feature(axis)  # a cut on this feature: sort it for the next steps
+        self._last = (bounds, poly_key, res)
+        return res
 
 
 def micrograph_codes(table: pd.DataFrame, column: str = "micrograph") -> tuple[np.ndarray, np.ndarray]:
