@@ -464,7 +464,7 @@ def test_incremental_threshold_steps_equal_full_evaluation():
 
     inc._step = counted
     kept_before = []
-    for step in range(300):
+    for _ in range(300):
         r = rng.random()
         if r < 0.55:  # a slider step: one bound moves a little (sometimes onto a tied value)
             name = ("x_min", "x_max", "y_min", "y_max")[rng.integers(4)]
