@@ -308,3 +308,32 @@ def test_follow_live_in_a_thread_and_stop_at_once(make_napari_viewer, qtbot, sim
     w.step(3)
     qtbot.wait(1500)
     assert _stacks(viewer)[0].data.shape[0] == 3
+
+
+def test_a_single_micrograph_opened_becomes_a_stack_when_more_arrive(make_napari_viewer, qtbot, sim, tmp_path):
+    from napari_cryodiag.simulate.session import SessionWriter
+    from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
+    from napari_cryodiag.widgets.project import ProjectWidget
+
+    w = SessionWriter(tmp_path / "relion", sim, "relion")
+    w.step(0)
+    viewer = make_napari_viewer()
+    dock = ProjectWidget(viewer)
+    inspect = InspectPicksWidget(viewer)
+    viewer.open(str(w.folder), plugin="napari-cryodiag")  # one micrograph: a 2D layer
+    [mic] = _stacks(viewer)
+    assert mic.ndim == 2
+    [pts] = _points(viewer)
+    w.step(1)
+    w.step(2)
+    _follow(dock, 2)
+    [mics] = _stacks(viewer)  # replaced by a stack of all three, where the 2D layer was
+    assert mics.ndim == 3 and mics.data.shape[0] == 3 and mics.metadata["cryodiag"]["keys"] == list(sim.keys[:3])
+    assert list(viewer.layers).index(mics) == 0 and _points(viewer) == [pts]
+    qtbot.waitUntil(lambda: inspect.session.layer is pts, timeout=5000)
+    assert _keys(inspect.session.pickset.table) == _keys(sim.truth[sim.truth["micrograph"].isin(sim.keys[:3])])
+    for i in (2, 0):
+        viewer.dims.set_current_step(0, i)
+        n_i = int((sim.truth["micrograph"] == sim.keys[i]).sum())
+        qtbot.waitUntil(lambda n=n_i: len(pts.data) == n, timeout=10000)
+    np.testing.assert_array_equal(np.asarray(mics.metadata["cryodiag"]["raw"][2]), sim.images[2])

@@ -199,7 +199,8 @@ def project_layers(view):
 
     if view.micrographs:
         res = open_path([str(m) for m in view.micrographs])
-        data, kwargs, kind = _micrograph_stack_layer(res.path, res.stack)
+        data, kwargs, kind = (_micrograph_layer(res.path, res.image) if res.kind == "micrograph"  # only one
+                              else _micrograph_stack_layer(res.path, res.stack))
         kwargs["name"] = f"micrographs ({view.micrographs_job.id})"
         out.append(stamp((data, kwargs, kind), view.micrographs_job))
     exposures = None
