@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..fourier import shell_counts, shell_index, shell_means, shell_sums
+from ..fourier import shell_counts, shell_index, shell_means
 from ..fourier import rfftn
 
 QUANTITIES = ("amplitude2", "amplitude")
@@ -62,14 +62,17 @@ class GuinierFit:
         return self.intercept + self.slope * np.asarray(x, float)
 
 
-def guinier_curve(ft: np.ndarray, shape_real, pixel_size_A: float, quantity: str = "amplitude2", index=None) -> GuinierCurve:
-    """Guinier curve of a half transform ``ft`` (rfftn of a cubic map of ``shape_real``)."""
+def guinier_curve(ft: np.ndarray, shape_real, pixel_size_A: float, quantity: str = "amplitude2", index=None,
+                  counts=None) -> GuinierCurve:
+    """Guinier curve of a half transform ``ft`` (rfftn of a cubic map of ``shape_real``); ``index``
+    and ``counts``: the shape's shell index and counts, when the caller has them."""
     if quantity not in QUANTITIES:
         raise ValueError(f"quantity must be one of {QUANTITIES}")
     n = int(shape_real[0])
     if index is None:
         index = shell_index(shape_real)
-    counts = shell_counts(index, n)
+    if counts is None:
+        counts = shell_counts(index, n)
     return guinier_curve_from_means(shell_means(ft, index, n, (quantity,), counts)[quantity], n, pixel_size_A,
                                     quantity, counts)
 
@@ -96,24 +99,7 @@ def guinier_curve_of_map(volume: np.ndarray, pixel_size_A: float, quantity: str 
         if len(weighting_fsc) != v.shape[0] // 2 + 1:
             raise ValueError(f"FSC weighting needs {v.shape[0] // 2 + 1} shells, got {len(weighting_fsc)}")
         return fsc_weighted_curve(rfftn(v), v.shape, pixel_size_A, weighting_fsc, quantity, index)
-    if quantity not in QUANTITIES:
-        raise ValueError(f"quantity must be one of {QUANTITIES}")
-    n = int(v.shape[0])
-    if index is None:
-        index = shell_index(v.shape)
-    if counts is None:
-        counts = shell_counts(index, n)
-    # |F|^2 of the transform made here, in its own memory (squared in place, parts summed), the same
-    # float32 arithmetic as shell_means without its temporaries
-    ft = rfftn(v)
-    a = ft.view(np.float32)
-    np.square(a, out=a)
-    p = a[..., 0::2] + a[..., 1::2]
-    del ft, a
-    if quantity == "amplitude":
-        np.sqrt(p, out=p)
-    mean = shell_sums(p, index, n) / np.maximum(counts, 1)
-    return guinier_curve_from_means(mean, n, pixel_size_A, quantity, counts)
+    return guinier_curve(rfftn(v), v.shape, pixel_size_A, quantity, index, counts=counts)
 
 
 #: RELION's applyFscWeighting zeroes every shell from the first one whose FSC is below this
