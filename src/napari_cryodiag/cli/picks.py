@@ -11,18 +11,29 @@ One command runs the steps that its flags ask for, in this order:
    ``--calibration-method``); without defocus calibration is disabled with a message;
 4. **threshold**: ``--x-min/--x-max/--y-min/--y-max`` (in the units shown: calibrated when
    calibrated), a thresholds JSON (``--thresholds``), or suggested defaults;
-5. **dedupe** (``--dedupe-A D``) among the kept picks, keeping the higher score
+5. **curate exposures** (``--exposure SPEC``, repeatable): thresholds on per-micrograph
+   statistics drop whole micrographs with their picks: ``NAME<=MAX``, ``NAME>=MIN`` or
+   ``NAME:MIN..MAX`` on ``defocus_A``, ``astigmatism_A`` (|dU-dV|), ``ctf_max_resolution_A``,
+   ``ctf_figure_of_merit`` (from ``--ctf`` or the picks), ``n_picks``, ``median_<score>`` and
+   ``median_<score>_calibrated`` (e.g. ``median_ncc``), ``kept_fraction`` (of the pick
+   thresholds); a micrograph without a value is not judged (kept). Quote them in the shell:
+   ``--exposure 'ctf_max_resolution_A<=6' --exposure 'defocus_A:5000..30000'``;
+6. **dedupe** (``--dedupe-A D``) among the kept picks, keeping the higher score
    (``--dedupe-keep first`` for RELION's rule);
-6. **export** the kept picks (``--export-star`` RELION particle STAR, ``--export-coords`` RELION
+7. **export** the kept picks (``--export-star`` RELION particle STAR, ``--export-coords`` RELION
    coordinate files + index, ``--export-cs``; ``--export-rejected`` adds ``*_rejected`` files)
-   with a side JSON of the settings, atomically, never over an input (``io.selection``).
+   with a side JSON of the settings, atomically, never over an input (``io.selection``); with
+   ``--exposure``, the kept micrographs' rows of the micrograph table beside each export
+   (``<stem>_micrographs.star`` from a RELION CTF STAR, optics kept; ``<stem>_exposures.cs`` from
+   a cryoSPARC exposure file).
 
 ``--watch DIR`` follows a RELION/cryoSPARC project or a folder while a session writes into it
 and reruns these steps on the picks that have arrived every ``--interval`` seconds
 (:mod:`.picks_watch`).
 
-Writes into ``--out``: ``pick_histogram.<fmt>``, ``calibration.<fmt>`` (when calibrated) and
-``picks.json`` (per-micrograph medians and defocus, calibration fits, thresholds, counts).
+Writes into ``--out``: ``pick_histogram.<fmt>``, ``calibration.<fmt>`` (when calibrated),
+``exposures.<fmt>`` (with ``--exposure``: the first statistic thresholded against defocus, kept
+and dropped micrographs) and ``picks.json`` (per-micrograph medians and defocus, calibration fits, thresholds, counts).
 """
 
 from __future__ import annotations
@@ -87,6 +98,12 @@ def register(subparsers) -> None:
     t.add_argument("--session", metavar="JSON", help="a session saved by Inspect Picks (pick files, settings and "
                                                     "the picks deleted, moved or added by hand)")
     t.add_argument("--no-suggest", action="store_true", help="do not suggest thresholds that were not given")
+    t.add_argument("--exposure", action="append", default=[], metavar="SPEC",
+                   help="drop whole micrographs (with their picks) outside a bound on a per-micrograph statistic: "
+                        "'NAME<=MAX', 'NAME>=MIN' or 'NAME:MIN..MAX' (repeatable), NAME one of defocus_A, "
+                        "astigmatism_A, ctf_max_resolution_A, ctf_figure_of_merit, n_picks, median_<score>[_calibrated], "
+                        "kept_fraction; e.g. --exposure 'ctf_max_resolution_A<=6' --exposure 'defocus_A:5000..30000'; "
+                        "the kept micrographs' rows of the micrograph table (--ctf) are written beside each export")
     t.add_argument("--dedupe-A", type=nonnegative_float, default=0.0,
                    help="remove duplicates closer than this (Å) among kept picks (cryoSPARC 20, RELION 30; 0 = off)")
     t.add_argument("--dedupe-keep", choices=["higher", "first"], default="higher")
@@ -234,12 +251,27 @@ def plan(args):
     p = output_plan(args, inputs=inputs)
     p.figure("pick_histogram")
     p.figure("calibration")
+    if getattr(args, "exposure", None):
+        p.figure("exposures")
     p.file(args.json, "JSON of the numbers")
     for kind, dest in _export_targets(args):
         for f in selection_paths(dest, rejected=args.export_rejected):
             what = "settings of an export" if f.name.endswith(".cryodiag.json") else f"picks (--export-{_flag(kind)})"
             p.file(f, what, in_folder=False)
+        for f in _subset_paths(args, dest):
+            p.file(f, "kept micrographs (--exposure)", in_folder=False)
     return p
+
+
+def _subset_paths(args, dest) -> list[Path]:
+    """The micrograph subsets an export may get (--exposure): the format of --ctf, else either."""
+    if not getattr(args, "exposure", None):
+        return []
+    from ..io.exposures import exposure_subset_path
+
+    suffix = Path(args.ctf).suffix.lower() if args.ctf else ""
+    fmts = ["cs"] if suffix == ".cs" else (["star"] if suffix == ".star" else ["star", "cs"])
+    return [exposure_subset_path(dest, f) for f in fmts]
 
 
 def _scoring_options(args, apix) -> tuple:
@@ -413,6 +445,7 @@ def run(args, *, live=None) -> int:
     ctf = wf.read_ctf_table(ctf_path) if ctf_path else (live.exposures if live is not None else None)
     if ctf is not None:
         info["notes"] += wf.attach_defocus(table, ctf)
+    exposures = _exposure_table(ctf_path, ctf)
     cal_x = args.calibrate in ("both", "x")
     cal_y = args.calibrate in ("both", "y")
     thresholds = _read_thresholds(args.thresholds) if args.thresholds else None
@@ -449,6 +482,8 @@ def run(args, *, live=None) -> int:
     edits = (session or {}).get("edits")
     ps = wf.open_pick_set(table, calibration=cal, x_feature=x_feature, y_feature=y_feature, bins=args.bins,
                           thresholds=thresholds, suggest=(False if args.no_suggest else None))
+    if exposures is not None:
+        ps.set_exposures(exposures)
     if edits:
         applied = ps.apply_edits(edits)
         info["session"] = {"file": str(args.session), "edits": applied}
@@ -480,6 +515,10 @@ def run(args, *, live=None) -> int:
         t.method = "manual" if args.no_suggest or not t.method.startswith("suggested") else f"{t.method}; set by hand: {', '.join(given)}"
     t.check(args.thresholds or table.attrs.get("source"))
     insp.thresholds = t
+    if args.exposure:  # 5. exposures: whole micrographs dropped (with their picks)
+        from ..compute.picks.exposures import ExposureThresholds
+
+        ps.set_exposure_thresholds(ExposureThresholds.parse(args.exposure))
     dedupe = wf.DedupeOptions(distance_A=args.dedupe_A or 0.0, keep=args.dedupe_keep)
     apix = _pixel_size(args, table, stack)
     res = ps.evaluate()
@@ -538,12 +577,30 @@ def run(args, *, live=None) -> int:
                 "rejected_by_thresholds": int(res.n_rejected_by_thresholds), "duplicates_removed": int(sel.n_duplicates),
                 "kept": int(kept.sum()), "rejected": int(sel.n_rows - kept.sum()),
                 "removed_by_hand": int(sel.n_removed_by_hand), "added_by_hand": int(sel.n_added_by_hand),
+                "dropped_with_micrograph": int(sel.n_dropped_with_micrograph),
                 "without_value": report.get("n_without_value", 0)},
         selection=sel.to_dict(),
         duplicates=dup_info,
         per_micrograph=per_mic.to_dict(orient="list"),
         figures={k: [str(p) for p in v] for k, v in figs.items()},
     )
+    if args.exposure:
+        stats = ps.micrograph_statistics(sel)
+        info["exposures"] = dict(sel.exposures.to_dict(), micrograph_table=(
+            None if exposures is None else str(exposures.attrs.get("source"))))
+        info["micrograph_statistics"] = stats.to_dict(orient="list")
+        from ..plots.exposures import plot_exposure_scatter
+
+        first = next(iter(ps.exposure_thresholds.bounds))
+        x_stat = "defocus_A" if "defocus_A" in stats.columns and first != "defocus_A" else "n_picks"
+        fig, _, _ = plot_exposure_scatter(stats, x_stat, first, keep=stats["keep"].to_numpy(bool),
+                                          bounds=ps.exposure_thresholds.bounds)
+        info["figures"]["exposures"] = [str(p) for p in out.save_figure(fig, "exposures")]
+        if wf.micrograph_subset_path(ps, "x.star") is None and _export_targets(args):
+            msg = ("--exposure: no micrograph table (give --ctf micrographs_ctf.star or an exposure .cs): the kept "
+                   "micrographs are not written beside the picks")
+            info["notes"].append(msg)
+            _warn(msg)
 
     # 6. export (one writer for the CLI, the widget and File > Save)
     settings = {
@@ -563,9 +620,17 @@ def run(args, *, live=None) -> int:
         kw = {}
         for f in selection_paths(dest, rejected=args.export_rejected):
             kw = out.writer_kwargs(f)
+        for f in _subset_paths(args, dest):
+            kw = out.writer_kwargs(f)
+        subset = bool(args.exposure) and wf.micrograph_subset_path(ps, dest) is not None
         res, _ = wf.write_selection(ps, dest, selection=sel, kind=kind, rejected=args.export_rejected,
                                     micrographs=refs, micrograph_shape=shape, settings=settings,
-                                    coord_suffix=args.coord_suffix, **kw)
+                                    coord_suffix=args.coord_suffix, micrograph_subset=subset, **kw)
+        if subset:
+            f = wf.micrograph_subset_path(ps, dest)
+            n_mic = sel.exposures.n_kept if sel.exposures is not None else None
+            info.setdefault("exposure_exports", []).append({"file": str(f), "n_micrographs": n_mic, "for": str(dest)})
+            _log(f"wrote the {n_mic} kept micrographs to {f}")
         for note in res.notes:
             _warn(note, res.kept)
         parts = [(res.kept, "kept", res.counts["kept"])]
@@ -577,7 +642,22 @@ def run(args, *, live=None) -> int:
             more = f" and {len(res.coordinate_files)} coordinate files" if kind == "coordinates" and label == "kept" else ""
             _log(f"wrote {int(n)} {label} picks to {path}{more}")
     js = out.write_json(args.json, info)
+    if args.exposure:
+        _log(sel.exposures.explain())
     for note in read_notes:  # said once the run succeeded (an error is one line)
         _warn(note, table.attrs.get("source"))
     _log(f"{sel.explain()}; wrote {js}")
     return 0
+
+
+def _exposure_table(ctf_path, ctf):
+    """The micrograph table for curating exposures: ``--ctf`` read as a micrograph table (its rows
+    are what a micrograph subset holds), else the CTF table at hand (statistics only)."""
+    if ctf_path:
+        from ..io.exposures import read_exposures
+
+        try:
+            return read_exposures(ctf_path)
+        except CryodiagInputError:
+            return ctf  # a particle table as --ctf: its CTF, no micrograph rows to write
+    return ctf

@@ -20,6 +20,11 @@ Columns (present when the file has them; readers never invent values):
 
 Other numeric columns keep their names (``rlnCtfIceRingDensity``, ``ctf_stats/ice_thickness_rel``).
 ``attrs``: ``source``, ``format`` (``"star"``/``"cs"``), ``kind = "exposures"``.
+
+:func:`write_exposure_subset` writes the rows of some micrographs of such a file as a file of the
+same kind: a RELION micrograph STAR keeps every block (``data_optics`` as it is) and every label
+of the rows kept; a cryoSPARC exposure ``.cs`` keeps every field of its records
+(:func:`~.cs.write_cs` from the source). Atomic, never over an input.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ import pandas as pd
 from ..errors import CryodiagInputError
 from ..micrographs import categorical_names_and_keys
 
-__all__ = ["read_exposures", "EXPOSURE_COLUMNS", "exposures_with_stats"]
+__all__ = ["read_exposures", "EXPOSURE_COLUMNS", "exposures_with_stats", "write_exposure_subset",
+           "exposure_subset_path"]
 
 #: the per-micrograph statistics a curation can threshold on, with their units
 EXPOSURE_COLUMNS = {
@@ -123,3 +129,56 @@ def exposures_with_stats(exposures: pd.DataFrame) -> list[str]:
         if c in exposures.columns and np.isfinite(pd.to_numeric(exposures[c], errors="coerce").to_numpy(float)).any():
             out.append(c)
     return out
+
+
+def exposure_subset_path(picks_path, source_format: str) -> Path:
+    """Where the micrograph subset beside an export of picks ``picks_path`` goes:
+    ``<stem>_micrographs.star`` for a RELION micrograph table, ``<stem>_exposures.cs`` for a
+    cryoSPARC exposure file."""
+    p = Path(picks_path)
+    if source_format == "cs":
+        return p.with_name(f"{p.stem}_exposures.cs")
+    return p.with_name(f"{p.stem}_micrographs.star")
+
+
+def write_exposure_subset(path, exposures: pd.DataFrame, keep_keys, *, overwrite: bool = False,
+                          protect=()) -> tuple[Path, int]:
+    """Write the rows of the micrographs whose matching keys are in ``keep_keys`` of the file
+    ``exposures`` was read from (:func:`read_exposures`; ``attrs["source"]``) to ``path``, in the
+    same format (module docstring). Returns ``(path, rows written)``."""
+    from ..micrographs import micrograph_key
+
+    src = exposures.attrs.get("source")
+    fmt = exposures.attrs.get("format")
+    if not src or fmt not in ("star", "cs"):
+        raise CryodiagInputError("the micrograph table was not read from a STAR or .cs file: no subset to write", path)
+    keep = {str(k) for k in keep_keys}
+    protect = [src, *protect]
+    if fmt == "cs":
+        from .cs import read_cs_array, write_cs
+
+        if Path(path).suffix.lower() != ".cs":
+            raise CryodiagInputError("a subset of a cryoSPARC exposure file is a .cs", path)
+        keys = exposures["micrograph"].astype(str).to_numpy()
+        rows = exposures["source_row"].to_numpy(dtype=np.int64)[np.isin(keys, list(keep))]
+        n_src = len(read_cs_array(src, mmap=True))
+        if rows.size and (rows.min() < 0 or rows.max() >= n_src):
+            raise CryodiagInputError("the micrograph table's rows are not those of its .cs", src)
+        sub = pd.DataFrame({"source_row": np.sort(rows)})
+        sub.attrs = {"source": src, "format": "cs"}
+        return write_cs(path, sub, overwrite=overwrite, protect=protect), int(rows.size)
+    from .star import read_star_blocks, write_star_blocks
+
+    if Path(path).suffix.lower() != ".star":
+        raise CryodiagInputError("a subset of a RELION micrograph STAR is a .star", path)
+    blocks = read_star_blocks(src)
+    loops = [b for b in blocks if b.is_loop and "rlnMicrographName" in b.labels]
+    if not loops:
+        raise CryodiagInputError("no loop with rlnMicrographName: not a micrograph STAR", src)
+    mics = loops[-1]
+    table = mics.loop
+    names = table["rlnMicrographName"].astype(str).to_numpy()
+    rows = np.flatnonzero(np.isin(np.array([micrograph_key(n) for n in names], dtype=object), list(keep)))
+    others = [(b.name, b.loop if b.is_loop else b.pairs) for b in blocks if b is not mics]
+    out = write_star_blocks(path, [*others, (mics.name, table)], rows=rows, overwrite=overwrite, protect=protect)
+    return out, int(rows.size)

@@ -34,7 +34,7 @@ from ..errors import CryodiagInputError
 __all__ = [
     "CalibrationOptions", "ScoringOptions", "PickerOptions", "DedupeOptions", "read_picks", "read_ctf_table",
     "defocus_per_micrograph", "attach_defocus", "open_pick_set", "score_kwargs", "iter_score", "iter_pick",
-    "write_selection", "selection_paths", "calibrated_columns", "session_dict", "save_session", "read_session", "load_session", "SESSION_VERSION",
+    "write_selection", "write_micrograph_subset", "micrograph_subset_path", "selection_paths", "calibrated_columns", "session_dict", "save_session", "read_session", "load_session", "SESSION_VERSION",
     "pixel_size_of",
 ]
 
@@ -125,7 +125,14 @@ def read_ctf_table(path) -> pd.DataFrame:
 
     ctf = read_table(os.fspath(path))
     if "micrograph" not in ctf.columns or "defocus_A" not in ctf.columns:
-        raise CryodiagInputError("the CTF table has no micrograph names and defocus", path)
+        from ..io.exposures import read_exposures
+
+        try:  # a cryoSPARC exposure .cs (micrograph_blob/*, ctf/*)
+            ctf = read_exposures(path)
+        except CryodiagInputError:
+            ctf = None
+        if ctf is None or "micrograph" not in ctf.columns or "defocus_A" not in ctf.columns:
+            raise CryodiagInputError("the CTF table has no micrograph names and defocus", path)
     return ctf
 
 
@@ -294,7 +301,7 @@ def calibrated_columns(pickset: PickSet) -> dict:
 def write_selection(pickset: PickSet, path, *, selection: Selection | None = None, kind: str | None = None,
                     rejected: bool = False, overwrite: bool = False, protect=(), micrographs=(),
                     micrograph_shape=None, settings: dict | None = None, coord_suffix: str = "autopick",
-                    project_dir=None):
+                    project_dir=None, micrograph_subset: bool = False):
     """Write the kept picks of ``pickset`` (and the rejected ones when asked: left out by the
     thresholds or as duplicates, not those deleted by hand) through the one selection writer,
     :func:`napari_cryodiag.io.selection.write_selection`: RELION particle STAR (``.star``),
@@ -302,7 +309,13 @@ def write_selection(pickset: PickSet, path, *, selection: Selection | None = Non
     the settings and the counts (kept, left out and why). ``micrographs``: the opened micrographs
     (:class:`~napari_cryodiag.io.selection.MicrographRefs`) for the names and shapes the files
     need. Every destination is checked before any is written; atomic; never over an input, nor
-    over an existing output unless ``overwrite``. Returns ``(SelectionFiles, Selection)``."""
+    over an existing output unless ``overwrite``. Returns ``(SelectionFiles, Selection)``.
+
+    ``micrograph_subset``: also write the kept micrographs' rows of the set's micrograph table
+    (:attr:`PickSet.exposures`, as read: RELION ``<stem>_micrographs.star`` with its optics, or
+    cryoSPARC ``<stem>_exposures.cs`` with every field) beside the picks
+    (:func:`write_micrograph_subset`); the side JSON says what it holds (``micrograph_subset``) and
+    ``SelectionFiles.files`` lists it."""
     from ..io.selection import selection_kind, write_selection as write_files
 
     sel = selection if selection is not None else pickset.evaluate()
@@ -326,12 +339,60 @@ def write_selection(pickset: PickSet, path, *, selection: Selection | None = Non
     info = dict(settings or {})
     info["selection"] = sel.to_dict()
     left_out = {"thresholds": sel.n_rejected_by_thresholds, "duplicates": sel.n_duplicates}
+    if sel.n_dropped_with_micrograph:
+        left_out["dropped_with_micrograph"] = sel.n_dropped_with_micrograph
+    subset = None
+    if micrograph_subset:
+        subset = write_micrograph_subset(pickset, path, selection=sel, rejected=rejected, overwrite=overwrite,
+                                         protect=protect)
+        info["micrograph_subset"] = subset
     files = write_files(path, table, kept, kind=kind, rejected=rejected, settings=info, left_out=left_out,
                         micrographs=list(micrographs), extra_columns=extra or None, coord_suffix=coord_suffix,
                         project_dir=project_dir,
                         micrograph_shape=tuple(int(v) for v in micrograph_shape) if micrograph_shape else None,
                         protect=protect, overwrite=overwrite)
+    if subset is not None and subset.get("file"):
+        files.files.insert(len(files.files) - 1, Path(subset["file"]))
     return files, sel
+
+
+def micrograph_subset_path(pickset: PickSet, path) -> Path | None:
+    """Where :func:`write_micrograph_subset` writes beside the picks ``path`` (None without a
+    micrograph table read from a file)."""
+    from ..io.exposures import exposure_subset_path
+
+    ex = pickset.exposures
+    if ex is None or not ex.attrs.get("source") or ex.attrs.get("format") not in ("star", "cs"):
+        return None
+    return exposure_subset_path(path, ex.attrs["format"])
+
+
+def write_micrograph_subset(pickset: PickSet, path, *, selection: Selection | None = None, rejected: bool = False,
+                            overwrite: bool = False, protect=()) -> dict:
+    """The kept micrographs' rows of the set's micrograph table beside the picks ``path`` (see
+    :func:`write_selection`); returns what was written (``file`` None, with a ``note``, when there
+    is no micrograph table). The picks' own destinations are checked first, so that a refused
+    export writes nothing."""
+    from ..io.exposures import write_exposure_subset
+
+    sel = selection if selection is not None else pickset.evaluate()
+    dest = micrograph_subset_path(pickset, path)
+    if dest is None:
+        return {"file": None, "note": "no micrograph table (CTF STAR or exposure .cs) is known for these picks: "
+                                      "no micrograph subset written"}
+    for f in [dest, *selection_paths(path, rejected=rejected)]:
+        if f.exists() and not overwrite:
+            raise CryodiagInputError("file exists; pass overwrite=True (--overwrite) to replace it", f)
+    ex = sel.exposures
+    stats_keys = pickset.micrograph_statistics(sel)["micrograph"].astype(str).to_numpy()
+    keep = stats_keys if ex is None else stats_keys[ex.keep]
+    sources = [p for p in [pickset.table.attrs.get("source"), *(pickset.table.attrs.get("sources") or [])] if p]
+    out, n = write_exposure_subset(dest, pickset.exposures, keep, overwrite=overwrite, protect=[*sources, *protect])
+    d = {"file": str(out), "source": str(pickset.exposures.attrs.get("source")), "n_micrographs": n,
+         "n_in_source": int(len(pickset.exposures))}
+    if ex is not None:
+        d["exposures"] = ex.to_dict()
+    return d
 
 
 def _table_has_shape(table: pd.DataFrame) -> bool:

@@ -31,6 +31,7 @@ import pandas as pd
 
 from ...errors import CryodiagInputError
 from .duplicates import DuplicateResult, find_duplicates
+from .exposures import ExposureSelection, ExposureThresholds, exposure_values, micrograph_statistics, pick_ctf_values
 from .thresholds import PickInspection, Thresholds, micrograph_codes
 
 __all__ = ["PickSet", "Selection", "MANUAL_COLUMN", "MANUAL_STATES"]
@@ -55,6 +56,12 @@ class Selection:
     total_per_micrograph: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     thresholds: str = ""  #: the thresholds in words
     duplicates: dict | None = None  #: the duplicate search's settings and counts
+    #: picks (not deleted by hand) on micrographs the exposure thresholds drop, whatever their scores
+    n_dropped_with_micrograph: int = 0
+    #: which micrographs the exposure thresholds keep and why the others are dropped (None: no such thresholds)
+    exposures: ExposureSelection | None = None
+    #: per micrograph, the picks kept before micrographs are dropped (what ``kept_fraction`` is of)
+    kept_before_drop_per_micrograph: np.ndarray | None = None
 
     @property
     def n_kept(self) -> int:
@@ -69,6 +76,11 @@ class Selection:
         parts = []
         if self.n_rejected_by_thresholds:
             parts.append(f"{self.n_rejected_by_thresholds:,} outside the thresholds ({self.thresholds})")
+        if self.n_dropped_with_micrograph or (self.exposures is not None and self.exposures.n_dropped):
+            ex = self.exposures
+            k = ex.n_dropped if ex is not None else 0
+            parts.append(f"{self.n_dropped_with_micrograph:,} dropped with their {k:,} micrograph{'s' * (k != 1)} "
+                         f"({ex.thresholds if ex is not None else ''})")
         if self.n_duplicates:
             d = (self.duplicates or {}).get("distance_A")
             parts.append(f"{self.n_duplicates:,} duplicates" + (f" within {d:g} Å" if d else ""))
@@ -92,7 +104,8 @@ class Selection:
             "n_rejected_by_thresholds": self.n_rejected_by_thresholds, "n_duplicates": self.n_duplicates,
             "n_removed_by_hand": self.n_removed_by_hand, "n_added_by_hand": self.n_added_by_hand,
             "n_moved_by_hand": self.n_moved_by_hand, "thresholds": self.thresholds,
-            "duplicates": self.duplicates, "summary": self.explain(),
+            "duplicates": self.duplicates, "n_dropped_with_micrograph": self.n_dropped_with_micrograph,
+            "exposures": None if self.exposures is None else self.exposures.to_dict(), "summary": self.explain(),
         }
 
 
@@ -136,6 +149,13 @@ class PickSet:
             self._table = table
             self._codes, self._names = micrograph_codes(table)
         self._inspection_options = dict(inspection_options)
+        #: the micrograph table (one row per micrograph: CTF and its fit statistics), when known
+        self.exposures: pd.DataFrame | None = None
+        self._exposure_values: pd.DataFrame | None = None
+        #: thresholds on the micrograph statistics that drop whole micrographs with their picks
+        self.exposure_thresholds = ExposureThresholds()
+        self._stats_cache: tuple | None = None
+        self._allowed_cache: tuple | None = None
 
     # ------------------------------------------------------------------ views
     @property
@@ -177,7 +197,11 @@ class PickSet:
         return self._edit_cache[1], self._edit_cache[2]
 
     def evaluate(self, thresholds: Thresholds | None = None) -> Selection:
-        """Apply the thresholds (and the hand edits): what is kept now (no duplicate search)."""
+        """Apply the thresholds (and the hand edits, and the exposure thresholds): what is kept
+        now (no duplicate search)."""
+        return self._drop_micrographs(self._evaluate_picks(thresholds))
+
+    def _evaluate_picks(self, thresholds: Thresholds | None = None) -> Selection:
         n = len(self.table)
         manual, edited = self._edit_state()
         res = None
@@ -207,6 +231,117 @@ class PickSet:
             total_per_micrograph=self._count(~self.removed),
             thresholds=words,
         )
+
+    # ------------------------------------------------------------------ exposures
+    def set_exposures(self, table: pd.DataFrame | None) -> None:
+        """The micrograph table (``io.exposures.read_exposures``, or a CTF table): its statistics
+        join the picks' micrographs by matching key; its rows are what a micrograph subset holds."""
+        self.exposures = table
+        self._exposure_values = None if table is None or "micrograph" not in table.columns else exposure_values(table)
+        self._stats_cache = None
+
+    def set_exposure_thresholds(self, thresholds: ExposureThresholds) -> None:
+        """Replace the exposure thresholds; a statistic the micrographs do not have is refused."""
+        thresholds.check(self.source)
+        have = set(self._static_statistics().columns) | {"kept_fraction"}
+        missing = [k for k in thresholds.bounds if k not in have or k == "micrograph"]
+        if missing:
+            raise CryodiagInputError(f"no micrograph statistic {missing[0]!r} to threshold on (there are: "
+                                     f"{', '.join(self.statistic_names())})", self.source)
+        self.exposure_thresholds = thresholds
+
+    def statistic_names(self) -> list[str]:
+        """The per-micrograph statistics known for this set (:mod:`.exposures`)."""
+        cols = [c for c in self._static_statistics().columns if c != "micrograph"]
+        return cols + ["kept_fraction"]
+
+    def _score_statistics(self) -> dict:
+        insp = self.inspection
+        out: dict = {}
+        if insp is None:
+            for c in ("ncc", "power"):
+                if c in self.table.columns:
+                    out[f"median_{c}"] = pd.to_numeric(self.table[c], errors="coerce").to_numpy(np.float64)
+            return out
+        axes = [(insp.x_feature, insp.x_raw, insp.x, insp.x_units)]
+        if not insp.one_d:
+            axes.append((insp.y_feature, insp.y_raw, insp.y, insp.y_units))
+        for feature, raw, _shown, _units in axes:
+            out[f"median_{feature}"] = raw
+        for feature, _raw, shown, units in axes:
+            if units != "raw":
+                out[f"median_{feature}_calibrated"] = shown
+        return out
+
+    def _static_statistics(self) -> pd.DataFrame:
+        """The statistics that do not depend on the pick thresholds (cached per change of rows,
+        view and micrograph table)."""
+        insp = self.inspection
+        view = None if insp is None else (insp.x_feature, insp.y_feature, insp.x_units, insp.y_units,
+                                          insp._rows_version, id(insp.x), id(insp.y))
+        key = (self.version, len(self.table), id(insp), view, id(self.exposures))
+        if self._stats_cache is not None and self._stats_cache[0] == key:
+            return self._stats_cache[1]
+        stats = micrograph_statistics(self.codes, self.names, active=~self.removed, scores=self._score_statistics(),
+                                      exposures=self._exposure_values,
+                                      picks_ctf=pick_ctf_values(self.table, self.codes, self.names))
+        self._stats_cache = (key, stats)
+        return stats
+
+    def micrograph_statistics(self, selection: Selection | None = None) -> pd.DataFrame:
+        """One row per micrograph (:func:`.exposures.micrograph_statistics`): the pick set's
+        micrographs in code order, then those of the micrograph table without picks; with
+        ``kept_fraction`` (of the pick thresholds), ``kept`` (picks kept in the end) and, when the
+        exposure thresholds are set, ``keep`` and ``why`` (the reason a micrograph is dropped)."""
+        sel = selection if selection is not None else self.evaluate()
+        stats = self._static_statistics().copy()
+        m, n = len(stats), len(self.names)
+        before = sel.kept_before_drop_per_micrograph
+        before = sel.kept_per_micrograph if before is None else before
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tot = np.asarray(sel.total_per_micrograph, dtype=np.float64)
+            frac = np.where(tot > 0, np.asarray(before, np.float64) / np.maximum(tot, 1), np.nan)
+        stats["kept_fraction"] = np.concatenate([frac, np.full(m - n, np.nan)])
+        stats["kept"] = np.concatenate([np.asarray(sel.kept_per_micrograph, np.int64), np.zeros(m - n, np.int64)])
+        ex = sel.exposures
+        if ex is not None and len(ex.keep) == m:
+            stats["keep"] = ex.keep
+            stats["why"] = ex.reasons
+        return stats
+
+    def _drop_micrographs(self, sel: Selection) -> Selection:
+        """The exposure thresholds applied to a selection of picks: the picks of every dropped
+        micrograph are left out (counted as dropped with their micrograph, not as rejected)."""
+        if not self.exposure_thresholds.active:
+            return sel
+        stats = self._static_statistics()
+        m, n = len(stats), len(self.names)
+        frac = np.where(sel.total_per_micrograph > 0,
+                        sel.kept_per_micrograph / np.maximum(sel.total_per_micrograph, 1), np.nan)
+        cols = {"kept_fraction": np.concatenate([frac, np.full(m - n, np.nan)])}
+        for k in self.exposure_thresholds.bounds:  # a statistic gone (calibration off): not judged
+            if k not in stats.columns and k not in cols:
+                cols[k] = np.full(m, np.nan)
+        ex = self.exposure_thresholds.evaluate(stats.assign(**cols))
+        sel.exposures = ex
+        sel.kept_before_drop_per_micrograph = sel.kept_per_micrograph
+        keep = ex.keep[:n]
+        if keep.all():
+            return sel
+        dropped = ~keep
+        tot, before = sel.total_per_micrograph, sel.kept_per_micrograph
+        sel.kept = sel.kept & self._allowed(keep)
+        sel.n_dropped_with_micrograph = int(tot[dropped].sum())
+        sel.n_rejected_by_thresholds = int((tot - before)[keep].sum())
+        sel.kept_per_micrograph = np.where(keep, before, 0).astype(np.int64)
+        return sel
+
+    def _allowed(self, keep: np.ndarray) -> np.ndarray:
+        """Per pick: its micrograph is kept (cached while the kept micrographs and rows stay)."""
+        key = (len(self.codes), keep.tobytes())
+        if self._allowed_cache is None or self._allowed_cache[0] != key:
+            self._allowed_cache = (key, keep[self.codes])
+        return self._allowed_cache[1]
 
     # ------------------------------------------------------------------ edits
     def _changed(self) -> None:
@@ -428,7 +563,12 @@ class PickSet:
             if kept.shape != (len(self.table),):
                 raise CryodiagInputError(f"kept mask of {kept.size} rows for {len(self.table)} picks", self.source)
             sel.kept = kept & ~self.removed
-            sel.n_rejected_by_thresholds = int(np.count_nonzero(~sel.kept & ~self.removed))
+            on = ~self.removed
+            if sel.n_dropped_with_micrograph:  # a dropped micrograph's picks stay out
+                allowed = self._allowed(sel.exposures.keep[:len(self.names)])
+                sel.kept &= allowed
+                on = on & allowed
+            sel.n_rejected_by_thresholds = int(np.count_nonzero(~sel.kept & on))
             sel.kept_per_micrograph = self._count(sel.kept)
         if dedupe_A:
             dup = self.find_duplicates(dedupe_A, keep=dedupe_keep, score=dedupe_score,
