@@ -5,7 +5,9 @@
 tab            panel
 =============  =================================================================================
 Thresholds     :class:`~.histogram_panel.HistogramPanel`: axes, histogram, threshold sliders
-Micrographs    :class:`~.table_panel.MicrographTablePanel`: per-micrograph table, assign picks
+Micrographs    :class:`~.exposure_panel.ExposurePanel`: curating exposures (scatter of per-micrograph
+               statistics, thresholds dropping whole micrographs) over
+               :class:`~.table_panel.MicrographTablePanel`: per-micrograph table, assign picks
 Calibration    :class:`~.calibration_panel.CalibrationPanel`: scores against defocus
 Jobs           :class:`~.jobs_panel.JobsPanel`: NCC and power, the picker
 Export         :class:`~.export_panel.ExportPanel`: duplicates, STAR / .cs, session
@@ -28,6 +30,7 @@ from .._layers import layer_choices, picks_choices
 from .._tables import tables_of
 from .calibration_panel import CalibrationPanel
 from .export_panel import ExportPanel
+from .exposure_panel import ExposurePanel
 from .histogram_panel import HistogramPanel
 from .jobs_panel import JobsPanel
 from .session import PickSession
@@ -63,12 +66,13 @@ class InspectPicksWidget(Dock):
 
         self.thresholds_panel = HistogramPanel(self.session, self)
         self.table = MicrographTablePanel(self.session, self)
+        self.exposures = ExposurePanel(self.session, self, self.table)
         self.calibration = CalibrationPanel(self.session, self)
         self.jobs = JobsPanel(self.session, self)
         self.export_panel = ExportPanel(self.session, self)
         self.tabs = QTabWidget()
         self.tabs.addTab(_page(self.thresholds_panel.widgets(), self.thresholds_panel.canvas), "Thresholds")
-        self.tabs.addTab(_page(self.table.widgets(), self.table.view), "Micrographs")
+        self.tabs.addTab(_page(self.exposures.widgets() + self.table.widgets(), self.table.view), "Micrographs")
         self.tabs.addTab(_page(self.calibration.widgets(), self.calibration.canvas), "Calibration")
         self.tabs.addTab(_page(self.jobs.widgets()), "Jobs")
         self.tabs.addTab(_page(self.export_panel.widgets()), "Export")
@@ -201,11 +205,12 @@ class InspectPicksWidget(Dock):
 
     def _on_tab(self, index: int) -> None:
         """Panels whose tab is not the current one do not redraw; they catch up when it is."""
-        lazy = {1: self.table, 2: self.calibration, 4: self.export_panel}
-        for i, panel in lazy.items():
-            panel.shown = i == index
-        if index in lazy:
-            lazy[index].show()
+        lazy = {1: (self.table, self.exposures), 2: (self.calibration,), 4: (self.export_panel,)}
+        for i, panels in lazy.items():
+            for panel in panels:
+                panel.shown = i == index
+        for panel in lazy.get(index, ()):
+            panel.show()
 
     def _on_rejected(self, mode):
         ctrl = self.session.controller
@@ -223,7 +228,8 @@ class InspectPicksWidget(Dock):
             ctrl.set_size_mode(mode, float(self.circle_px.value))
 
     def on_theme_changed(self) -> None:
-        for c in (self.thresholds_panel.canvas, self.calibration.canvas):
+        for c in (self.thresholds_panel.canvas, self.calibration.canvas, self.exposures.canvas):
             c.set_theme(self.theme)
         self.thresholds_panel.rebuild()
         self.calibration.redraw()
+        self.exposures.redraw()

@@ -18,7 +18,7 @@ from pathlib import Path
 from magicgui.widgets import CheckBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
 
 from ...errors import CryodiagInputError
-from ...workflows.picks import DedupeOptions, save_session, write_selection
+from ...workflows.picks import DedupeOptions, micrograph_subset_path, save_session, write_selection
 from .._forms import options_form
 from .._layers import micrograph_refs
 
@@ -35,6 +35,8 @@ def export_settings(session, dedupe: DedupeOptions | None = None) -> dict:
         out.update({k: rep[k] for k in ("x_feature", "y_feature", "x_units", "y_units", "thresholds",
                                         "calibration", "calibration_errors")})
     out["calibration_options"] = asdict(session.calibration)
+    if ps.exposure_thresholds.active:
+        out["exposure_thresholds"] = ps.exposure_thresholds.to_dict()
     if dedupe is not None:
         out["duplicates_options"] = asdict(dedupe)
     return out
@@ -51,6 +53,10 @@ class ExportPanel:
         self.rejected = CheckBox(text="also write the left-out picks", value=False,
                                  tooltip="the picks the thresholds or the duplicate removal leave out, to "
                                          "<name>_rejected.<suffix> (picks deleted by hand are in neither file)")
+        self.micrographs = CheckBox(text="also write the kept micrographs", value=True, visible=False,
+                                    tooltip="the kept micrographs' rows of the micrograph table beside the picks: "
+                                            "<name>_micrographs.star (RELION, optics kept) or <name>_exposures.cs "
+                                            "(cryoSPARC, every field kept)")
         self.overwrite = CheckBox(text="replace existing files", value=False,
                                   tooltip="an earlier export may be replaced; an input file never is")
         self.pixel_size_A = FloatSpinBox(label="pixel size (Å)", value=0.0, min=0.0, max=100.0, step=0.01,
@@ -63,7 +69,8 @@ class ExportPanel:
         self.export_button = PushButton(text="Export kept picks")
         self.session_path = FileEdit(label="session", mode="w", filter="*.json")
         self.session_button = PushButton(text="Save session")
-        self.form = Container(widgets=[self.dedupe, self.pixel_size_A, self.path, self.rejected, self.overwrite,
+        self.form = Container(widgets=[self.dedupe, self.pixel_size_A, self.path, self.rejected, self.micrographs,
+                                       self.overwrite,
                                        self.micrograph_ny, self.micrograph_nx])
         self.buttons = Container(widgets=[self.count_button, self.export_button], layout="horizontal", labels=False)
         self.session_box = Container(widgets=[self.session_path, self.session_button])
@@ -75,6 +82,7 @@ class ExportPanel:
         self.dedupe.changed_value.connect(lambda *_: self._needs())
         session.selection_changed.connect(lambda *_: self.update_summary())
         session.layer_changed.connect(lambda *_: self._needs())
+        session.view_changed.connect(lambda *_: self._needs())
 
     def show(self) -> None:
         """The tab is shown: what would be written, now."""
@@ -93,6 +101,7 @@ class ExportPanel:
         need_shape = p.lower().endswith(".cs") and s.micrograph_shape() is None and not (
             s.pickset is not None and s.pickset.table.attrs.get("format") == "cs")
         self.micrograph_ny.visible = self.micrograph_nx.visible = need_shape
+        self.micrographs.visible = s.pickset is not None and s.pickset.exposures is not None
         self.update_summary()
 
     def _pixel_size(self):
@@ -132,7 +141,15 @@ class ExportPanel:
         text = "will write " + sel.explain()
         if not dedupe and self.dedupe.value.distance_A:
             text += f" (duplicates within {self.dedupe.value.distance_A:g} Å are removed when writing)"
+        if self._writes_micrographs():
+            ex = sel.exposures
+            n = ex.n_kept if ex is not None else len(s.pickset.exposures)
+            text += f"; and the {n:,} kept micrographs"
         self.summary.value = text
+
+    def _writes_micrographs(self) -> bool:
+        ps = self.session.pickset
+        return bool(self.micrographs.value) and ps is not None and ps.exposures is not None
 
     # ------------------------------------------------------------------ writing
     def export_to_path(self):
@@ -151,10 +168,11 @@ class ExportPanel:
             return []
         try:
             sel = self.selection(dedupe=True)
+            subset = self._writes_micrographs() and micrograph_subset_path(s.pickset, path) is not None
             files, sel = write_selection(s.pickset, path, selection=sel, rejected=rejected, overwrite=overwrite,
                                          micrographs=micrograph_refs(s.micrograph_layer()),
                                          micrograph_shape=self._shape(),
-                                         settings=export_settings(s, self.dedupe.value))
+                                         settings=export_settings(s, self.dedupe.value), micrograph_subset=subset)
         except CryodiagInputError as err:
             self.dock.error(err)
             return []

@@ -45,6 +45,7 @@ class PickSession:
         self.selection: Selection | None = None
         self.ctf: pd.DataFrame | None = None  #: per-micrograph CTF values (index: micrograph key)
         self.ctf_source = ""
+        self.exposures_source = ""  #: the open micrograph table the pick set's micrographs are curated with
         self.calibration = CalibrationOptions()
         self.bins = 0  #: 0 = automatic
         self.notes: list[str] = []
@@ -70,6 +71,7 @@ class PickSession:
                 self.controller.on_micrograph_changed.append(self._on_micrograph)
                 self.controller.on_edit.append(self._on_edit)
             self._attach_ctf()
+            self._attach_exposures()
             self._configure_new_set()
         self.layer_changed.emit()
         self.apply()
@@ -106,8 +108,36 @@ class PickSession:
                 self.ctf, self.ctf_source = defocus_per_micrograph(t), ly.name
                 return
 
+    def _attach_exposures(self) -> bool:
+        """The micrograph table of the pick set (an open CTF table: RELION micrographs STAR,
+        cryoSPARC exposures): its CTF statistics for curating exposures, its rows for the micrograph
+        subset an export writes. Returns whether one was attached now."""
+        ps = self.pickset
+        if ps is None or ps.exposures is not None:
+            return False
+        keys = set(map(str, ps.names))
+        for item in tables_of(self.viewer).of_kind("ctf"):
+            t = item.table
+            if isinstance(t, pd.DataFrame) and "micrograph" in t.columns and \
+                    not keys.isdisjoint(t["micrograph"].astype(str)):
+                ps.set_exposures(t)
+                self.exposures_source = item.name
+                return True
+        return False
+
+    def set_exposure_thresholds(self, thresholds) -> None:
+        """Replace the thresholds on the micrograph statistics (dropping whole micrographs) and
+        apply; a statistic the micrographs do not have, or min above max, is refused."""
+        if self.pickset is None:
+            return
+        self.pickset.set_exposure_thresholds(thresholds)
+        self.apply()
+
     def tables_changed(self) -> None:
         """A table was opened: a CTF table makes calibration possible for picks without defocus."""
+        if self._attach_exposures():
+            self.view_changed.emit()
+            self.apply()
         if self.pickset is not None and self.ctf is None and "defocus_A" not in self.pickset.table.columns:
             self._attach_ctf()
             if self.ctf is not None:
@@ -122,6 +152,10 @@ class PickSession:
         elif self.layer is not None:
             self.layer.metadata["cryodiag"]["pickset"] = pickset
             self.layer.metadata["cryodiag"]["table"] = pickset.table
+        old = self.pickset
+        if old is not None and old is not pickset and pickset.exposures is None:  # the curation goes on
+            pickset.set_exposures(old.exposures)
+            pickset.exposure_thresholds = old.exposure_thresholds
         self.pickset = pickset
         self._configure_new_set()
         self.layer_changed.emit()

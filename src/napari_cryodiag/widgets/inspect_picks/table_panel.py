@@ -1,9 +1,13 @@
-"""Inspect Picks, Micrographs tab: one row per micrograph (name, defocus, picks, kept, median
-scores), sortable; a click shows that micrograph. Picks whose micrograph names match no open
+"""Inspect Picks, Micrographs tab: one row per micrograph with everything known about it
+(:meth:`~napari_cryodiag.compute.picks.pickset.PickSet.micrograph_statistics`: picks, kept, CTF
+defocus, astigmatism, fit resolution and figure of merit, median scores raw and calibrated, the
+kept fraction, and why a micrograph the exposure thresholds drop is dropped: those rows are drawn
+in the dropped colour), sortable; a click shows that micrograph. Micrographs of the micrograph
+table without picks are listed after the others. Picks whose micrograph names match no open
 micrograph can be assigned to one (``assign_key`` → ``assign_to`` → Assign).
 
-The table is a Qt model over arrays (10,000 micrographs fill in milliseconds); the kept column
-follows the thresholds a moment after they stop moving.
+The table is a Qt model over arrays (10,000 micrographs fill in milliseconds); the kept counts,
+kept fractions and dropped rows follow the thresholds a moment after they stop moving.
 """
 
 from __future__ import annotations
@@ -11,20 +15,32 @@ from __future__ import annotations
 import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QTimer
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+
+from ...compute.picks.exposures import statistic_label
+from ...plots.exposures import DROPPED_COLOUR
 
 __all__ = ["MicrographTablePanel", "MicrographModel"]
 
 COLUMNS = ["micrograph", "defocus (Å)", "picks", "kept", "median x", "median y"]
+#: the statistics' columns in the table, in this order (others after them)
+STAT_ORDER = ("defocus_A", "n_picks", "kept", "astigmatism_A", "ctf_max_resolution_A", "ctf_figure_of_merit")
+#: columns that follow the thresholds (updated without refilling the table)
+LIVE = ("kept", "kept_fraction", "why")
 
 
 def _fmt(v):
     if v is None:
         return ""
+    if isinstance(v, str):
+        return v
     if isinstance(v, (int, np.integer)):
         return f"{int(v):,}"
     f = float(v)
-    return "" if not np.isfinite(f) else f"{f:.4g}"
+    if not np.isfinite(f):
+        return ""
+    return f"{f:,.0f}" if abs(f) >= 1e4 else f"{f:.4g}"  # defocus in Å: 14,235, not 1.424e+04
 
 
 class MicrographModel(QAbstractTableModel):
@@ -35,6 +51,7 @@ class MicrographModel(QAbstractTableModel):
         self.names = np.zeros(0, dtype=object)
         self.values: list[np.ndarray] = []
         self.headers = list(COLUMNS)
+        self.dropped = np.zeros(0, dtype=bool)  #: rows drawn in the dropped colour
 
     def set_data(self, names, values: list[np.ndarray], headers=None) -> None:
         self.beginResetModel()
@@ -48,6 +65,14 @@ class MicrographModel(QAbstractTableModel):
         self.values[j - 1] = np.asarray(values)
         if len(self.names):
             self.dataChanged.emit(self.index(0, j), self.index(len(self.names) - 1, j))
+
+    def set_dropped(self, dropped) -> None:
+        d = np.zeros(len(self.names), dtype=bool) if dropped is None else np.asarray(dropped, dtype=bool)
+        if d.shape == self.dropped.shape and np.array_equal(d, self.dropped):
+            return
+        self.dropped = d
+        if len(self.names):
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.names) - 1, len(self.headers) - 1))
 
     def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt API
         return 0 if parent.isValid() else len(self.names)
@@ -65,8 +90,12 @@ class MicrographModel(QAbstractTableModel):
             if c == 0:
                 return str(self.names[r])
             v = self.values[c - 1][r]
+            if isinstance(v, str):
+                return v
             f = float(v)
             return f if np.isfinite(f) else -np.inf
+        if role == Qt.ItemDataRole.ForegroundRole and r < len(self.dropped) and self.dropped[r]:
+            return QColor(DROPPED_COLOUR)
         if role == Qt.ItemDataRole.TextAlignmentRole and c > 0:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -98,9 +127,11 @@ class MicrographTablePanel:
         self.view.verticalHeader().setDefaultSectionSize(20)
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.horizontalHeader().setResizeContentsPrecision(200)
         self.view.setMinimumHeight(160)
         self.view.clicked.connect(self._on_clicked)
-        self._code_to_stack = np.zeros(0, dtype=np.int64)
+        self._code_to_stack = np.zeros(0, dtype=np.int64)  #: per row: the micrograph's slider position
+        self.columns: list[str] = []  #: the statistic of each column after the name
         self._stale = True
 
         self.assign_key = ComboBox(label="picks named", choices=[])
@@ -124,7 +155,7 @@ class MicrographTablePanel:
         session.layer_changed.connect(self._codes_for_navigation)
 
     def _codes_for_navigation(self, *_):
-        self._code_to_stack = self.session.stack_index_per_code()
+        self._code_to_stack = self._stack_index_per_row(len(self.model.names))
 
     def widgets(self):
         return [self.view, self.assign_box]
@@ -150,44 +181,60 @@ class MicrographTablePanel:
         ps = s.pickset
         if ps is None:
             self.model.set_data([], [np.zeros(0)] * 5)
+            self.model.set_dropped(None)
             self.assign_box.visible = False
             return
         sel = s.selection if s.selection is not None else ps.evaluate()
-        insp = ps.inspection
-        n = len(ps.names)
-        codes = ps.codes
-        active = ~ps.removed
-        t = ps.table
-        if insp is not None:
-            x, y = insp.x, insp.y
-        else:
-            x = y = np.full(len(t), np.nan)
-        med_x = _group_median(codes[active], x[active], n)
-        med_y = _group_median(codes[active], y[active], n) if insp is not None and not insp.one_d else np.full(n, np.nan)
-        if "defocus_A" in t.columns:
-            defocus = _group_median(codes, t["defocus_A"].to_numpy(dtype=np.float64), n)
-        elif s.ctf is not None:
-            defocus = np.array([s.ctf["defocus_A"].get(str(k), np.nan) for k in ps.names], dtype=np.float64)
-        else:
-            defocus = np.full(n, np.nan)
-        xf = insp.x_feature if insp is not None else "x"
-        yf = insp.y_feature if insp is not None and not insp.one_d else "y"
-        headers = ["micrograph", "defocus (Å)", "picks", "kept", f"median {xf}", f"median {yf}"]
-        self.model.set_data(ps.names, [defocus, sel.total_per_micrograph, sel.kept_per_micrograph, med_x, med_y],
-                            headers)
-        self.view.resizeColumnToContents(0)
-        self._code_to_stack = s.stack_index_per_code()
+        stats = ps.micrograph_statistics(sel)
+        if "defocus_A" not in stats.columns:
+            stats["defocus_A"] = np.nan
+        if s.ctf is not None and not np.isfinite(stats["defocus_A"].to_numpy(np.float64)).any():
+            stats["defocus_A"] = stats["micrograph"].astype(str).map(s.ctf["defocus_A"]).to_numpy(np.float64)
+        cols = [c for c in STAT_ORDER if c in stats.columns]
+        cols += [c for c in stats.columns if c not in cols and c not in ("micrograph", "keep", "why")]
+        cols += ["why"] if "why" in stats.columns else []
+        self.columns = cols
+        headers = ["micrograph"] + [("dropped because" if c == "why" else statistic_label(c)) for c in cols]
+        self.model.set_data(stats["micrograph"].to_numpy(dtype=object),
+                            [stats[c].to_numpy(dtype=object if c == "why" else None) for c in cols], headers)
+        self.model.set_dropped(~stats["keep"].to_numpy(dtype=bool) if "keep" in stats.columns else None)
+        self.view.resizeColumnsToContents()  # (from the first rows: setResizeContentsPrecision)
+        self._code_to_stack = self._stack_index_per_row(len(stats))
         self._fill_assign()
         self.select_current()
+
+    def _stack_index_per_row(self, n_rows: int) -> np.ndarray:
+        """Slider position of each row's micrograph (-1: not open): the pick set's micrographs by
+        their picks, those without picks by name among the open micrographs."""
+        s = self.session
+        per_code = s.stack_index_per_code()
+        out = np.full(n_rows, -1, dtype=np.int64)
+        out[: len(per_code)] = per_code[:n_rows]
+        ctrl = s.controller
+        keys = [str(k) for k in getattr(ctrl, "keys", None) or []]
+        if n_rows > len(per_code) and keys:
+            index = {k: i for i, k in enumerate(keys)}
+            for r in range(len(per_code), n_rows):
+                out[r] = index.get(str(self.model.names[r]), -1)
+        return out
 
     def update_kept(self):
         if self._stale or not self.shown:
             return
-        sel = self.session.selection
-        if sel is None or len(sel.kept_per_micrograph) != len(self.model.names):
+        s = self.session
+        sel, ps = s.selection, s.pickset
+        if sel is None or ps is None:
             return
-        self.model.set_column(3, sel.kept_per_micrograph)
-        self.model.set_column(2, sel.total_per_micrograph)
+        stats = ps.micrograph_statistics(sel)
+        if len(stats) != len(self.model.names) or ("why" in stats.columns) != ("why" in self.columns):
+            self._fill()  # exposure thresholds set or cleared: the 'dropped because' column comes or goes
+            return
+        for c in LIVE:
+            if c in self.columns and c in stats.columns:
+                self.model.set_column(self.columns.index(c) + 1, stats[c].to_numpy(dtype=object if c == "why" else None))
+        if "n_picks" in self.columns:
+            self.model.set_column(self.columns.index("n_picks") + 1, stats["n_picks"].to_numpy())
+        self.model.set_dropped(~stats["keep"].to_numpy(dtype=bool) if "keep" in stats.columns else None)
 
     def _fill_assign(self):
         ctrl = self.session.controller
@@ -221,9 +268,11 @@ class MicrographTablePanel:
         self.show_code(code)
 
     def show_code(self, code: int) -> None:
+        """Show the micrograph of row ``code`` (the pick set's micrograph code, or a micrograph of
+        the micrograph table after them)."""
         ctrl = self.session.controller
-        if len(self._code_to_stack) != len(getattr(self.session.pickset, "names", ())):
-            self._code_to_stack = self.session.stack_index_per_code()
+        if len(self._code_to_stack) != len(self.model.names):
+            self._code_to_stack = self._stack_index_per_row(len(self.model.names))
         idx = int(self._code_to_stack[code]) if 0 <= code < len(self._code_to_stack) else -1
         if idx < 0 or ctrl is None:
             self.dock.report(f"micrograph {self.model.names[code]} is not open in the viewer", "warning")
@@ -247,10 +296,3 @@ class MicrographTablePanel:
             self.view.scrollTo(view_index)
             self.view.blockSignals(False)
 
-
-def _group_median(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """NaN-ignoring median of ``values`` per code (0..n-1)."""
-    import pandas as pd
-
-    med = pd.Series(values).groupby(codes).median()
-    return med.reindex(range(n)).to_numpy(dtype=np.float64)
