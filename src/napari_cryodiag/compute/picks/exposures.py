@@ -320,37 +320,36 @@ class ExposureThresholds:
             t.bounds[str(name)] = (b.get("min"), b.get("max"))
         return t.check()
 
-    def evaluate(self, stats: pd.DataFrame) -> "ExposureSelection":
-        """Keep per row of ``stats`` (:func:`micrograph_statistics`) and why each dropped row was
-        dropped; a threshold on a statistic ``stats`` does not have is refused, naming those it has."""
+    def evaluate(self, stats: pd.DataFrame, extra: dict | None = None) -> "ExposureSelection":
+        """Keep per row of ``stats`` (:func:`micrograph_statistics`; ``extra``: more columns,
+        ``{name: values per row}``, looked up first) and why each dropped row was dropped; a
+        threshold on a statistic neither has is refused, naming those there are."""
         self.check()
+        extra = extra or {}
         n = len(stats)
         keep = np.ones(n, dtype=bool)
-        dropped_by: dict = {}
+        outside: dict = {}
         not_judged: dict = {}
-        reasons = [[] for _ in range(n)]
         for name, (lo, hi) in self.bounds.items():
             if lo is None and hi is None:
                 continue
-            if name not in stats.columns or name == "micrograph":
-                have = [c for c in stats.columns if c != "micrograph"]
+            if name in extra:
+                v = np.asarray(extra[name], dtype=np.float64)
+            elif name in stats.columns and name != "micrograph":
+                v = pd.to_numeric(stats[name], errors="coerce").to_numpy(dtype=np.float64)
+            else:
+                have = [c for c in stats.columns if c != "micrograph"] + [c for c in extra if c not in stats.columns]
                 raise CryodiagInputError(f"no micrograph statistic {name!r} to threshold on (there are: "
                                          f"{', '.join(have)})")
-            v = pd.to_numeric(stats[name], errors="coerce").to_numpy(dtype=np.float64)
             finite = np.isfinite(v)
-            low = finite & (v < lo) if lo is not None else np.zeros(n, bool)
-            high = finite & (v > hi) if hi is not None else np.zeros(n, bool)
-            out = low | high
-            keep &= ~out
-            dropped_by[name] = out
-            not_judged[name] = int(np.count_nonzero(~finite))
-            for i in np.flatnonzero(low):
-                reasons[i].append(f"{name} {v[i]:.4g} < {lo:.4g}")
-            for i in np.flatnonzero(high):
-                reasons[i].append(f"{name} {v[i]:.4g} > {hi:.4g}")
-        return ExposureSelection(names=stats["micrograph"].astype(str).to_numpy(dtype=object), keep=keep,
-                                 dropped_by=dropped_by, not_judged=not_judged,
-                                 reasons=["; ".join(r) for r in reasons], thresholds=self.describe())
+            with np.errstate(invalid="ignore"):
+                low = (v < lo) if lo is not None else np.zeros(n, bool)
+                high = (v > hi) if hi is not None else np.zeros(n, bool)
+            keep &= ~(low | high)
+            outside[name] = (v, lo, hi, low, high)
+            not_judged[name] = int(n - np.count_nonzero(finite))
+        return ExposureSelection(names=stats["micrograph"].to_numpy(), keep=keep, outside=outside,
+                                 not_judged=not_judged, thresholds=self.describe())
 
 
 @dataclass
@@ -358,14 +357,31 @@ class ExposureSelection:
     """Which micrographs are kept (``keep``, per row of the statistics table) and why the others
     were dropped (``reasons``: one text per micrograph, empty when kept; ``dropped_by``: per
     statistic, the micrographs outside its bounds); ``not_judged``: per statistic, how many
-    micrographs have no value for it (kept as far as it goes)."""
+    micrographs have no value for it (kept as far as it goes). The texts are made when asked for
+    (a threshold dragged over 10,000 micrographs does not format them)."""
 
     names: np.ndarray
     keep: np.ndarray
-    dropped_by: dict = field(default_factory=dict)
+    #: per statistic: (values, min, max, below min, above max)
+    outside: dict = field(default_factory=dict)
     not_judged: dict = field(default_factory=dict)
-    reasons: list = field(default_factory=list)
     thresholds: str = ""
+
+    @property
+    def dropped_by(self) -> dict:
+        return {k: low | high for k, (_v, _lo, _hi, low, high) in self.outside.items()}
+
+    @property
+    def reasons(self) -> list:
+        if getattr(self, "_reasons", None) is None:
+            out = [[] for _ in range(len(self.keep))]
+            for name, (v, lo, hi, low, high) in self.outside.items():
+                for i in np.flatnonzero(low):
+                    out[i].append(f"{name} {v[i]:.4g} < {lo:.4g}")
+                for i in np.flatnonzero(high):
+                    out[i].append(f"{name} {v[i]:.4g} > {hi:.4g}")
+            self._reasons = ["; ".join(r) for r in out]
+        return self._reasons
 
     @property
     def n_kept(self) -> int:

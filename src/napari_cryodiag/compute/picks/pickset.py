@@ -322,7 +322,7 @@ class PickSet:
         for k in self.exposure_thresholds.bounds:  # a statistic gone (calibration off): not judged
             if k not in stats.columns and k not in cols:
                 cols[k] = np.full(m, np.nan)
-        ex = self.exposure_thresholds.evaluate(stats.assign(**cols))
+        ex = self.exposure_thresholds.evaluate(stats, extra=cols)
         sel.exposures = ex
         sel.kept_before_drop_per_micrograph = sel.kept_per_micrograph
         keep = ex.keep[:n]
