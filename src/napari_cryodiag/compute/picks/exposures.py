@@ -35,7 +35,7 @@ import pandas as pd
 from ...errors import CryodiagInputError
 
 __all__ = ["CTF_STATISTICS", "STATISTIC_UNITS", "ExposureThresholds", "ExposureSelection", "exposure_values",
-           "micrograph_statistics", "statistic_label", "parse_exposure_threshold"]
+           "micrograph_statistics", "kept_fraction", "statistic_label", "parse_exposure_threshold"]
 
 #: the statistics a micrograph table gives (in this order)
 CTF_STATISTICS = ("defocus_A", "astigmatism_A", "ctf_max_resolution_A", "ctf_figure_of_merit")
@@ -188,9 +188,7 @@ def micrograph_statistics(codes, names, *, active=None, scores: dict | None = No
         out[stat] = np.concatenate([med, np.full(len(extra), np.nan)])
     if kept is not None:
         k = np.bincount(codes[np.asarray(kept, dtype=bool) & active], minlength=n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(n_picks > 0, k / np.maximum(n_picks, 1), np.nan)
-        out["kept_fraction"] = np.concatenate([frac, np.full(len(extra), np.nan)])
+        out["kept_fraction"] = kept_fraction(k, n_picks, m)
     out.attrs["n_with_picks"] = n
     return out
 

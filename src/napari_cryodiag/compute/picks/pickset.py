@@ -31,7 +31,9 @@ import pandas as pd
 
 from ...errors import CryodiagInputError
 from .duplicates import DuplicateResult, find_duplicates
-from .exposures import ExposureSelection, ExposureThresholds, exposure_values, micrograph_statistics, pick_ctf_values
+from .exposures import (
+    ExposureSelection, ExposureThresholds, exposure_values, kept_fraction, micrograph_statistics, pick_ctf_values,
+)
 from .thresholds import PickInspection, Thresholds, micrograph_codes
 
 __all__ = ["PickSet", "Selection", "MANUAL_COLUMN", "MANUAL_STATES"]
@@ -298,10 +300,7 @@ class PickSet:
         m, n = len(stats), len(self.names)
         before = sel.kept_before_drop_per_micrograph
         before = sel.kept_per_micrograph if before is None else before
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tot = np.asarray(sel.total_per_micrograph, dtype=np.float64)
-            frac = np.where(tot > 0, np.asarray(before, np.float64) / np.maximum(tot, 1), np.nan)
-        stats["kept_fraction"] = np.concatenate([frac, np.full(m - n, np.nan)])
+        stats["kept_fraction"] = kept_fraction(before, sel.total_per_micrograph, m)
         stats["kept"] = np.concatenate([np.asarray(sel.kept_per_micrograph, np.int64), np.zeros(m - n, np.int64)])
         ex = sel.exposures
         if ex is not None and len(ex.keep) == m:
@@ -316,9 +315,7 @@ class PickSet:
             return sel
         stats = self._static_statistics()
         m, n = len(stats), len(self.names)
-        frac = np.where(sel.total_per_micrograph > 0,
-                        sel.kept_per_micrograph / np.maximum(sel.total_per_micrograph, 1), np.nan)
-        cols = {"kept_fraction": np.concatenate([frac, np.full(m - n, np.nan)])}
+        cols = {"kept_fraction": kept_fraction(sel.kept_per_micrograph, sel.total_per_micrograph, m)}
         for k in self.exposure_thresholds.bounds:  # a statistic gone (calibration off): not judged
             if k not in stats.columns and k not in cols:
                 cols[k] = np.full(m, np.nan)

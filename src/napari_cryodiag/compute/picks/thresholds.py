@@ -653,9 +653,11 @@ class ThresholdEvaluator:
             self._poly_key = key
         return self._poly_mask
 
-    def _feature(self, axis: str, start: bool = True) -> _SortedFeature | None:
+    def _feature(self, axis: str) -> _SortedFeature | None:
+        """The sorted values of feature ``axis`` ("x"/"y"), sorting started at the first call
+        (None for sets too small to step incrementally)."""
         f = self._sorted.get(axis)
-        if f is None and start and self.x.size >= self.incremental_min:
+        if f is None and self.x.size >= self.incremental_min:
             f = self._sorted[axis] = _SortedFeature(self.x if axis == "x" else self.y, background=True)
         return f
 
