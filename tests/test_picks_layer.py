@@ -293,3 +293,38 @@ def test_each_swap_shows_exactly_that_micrographs_picks_in_the_users_style(make_
             k = pts.get_value((z, y, x), world=True)
             assert k is not None and np.hypot(*(pts.data[k, 1:] - (y, x))) <= 6.0
     np.testing.assert_allclose(transform_color(pts.current_face_color)[0], transform_color("blue")[0])
+
+
+def test_micrograph_without_picks_swaps_quietly_and_keeps_style(make_napari_viewer, tmp_path):
+    """A micrograph with no picks shows an empty layer without napari's 'illegal values' colour
+    warning, and the next micrograph's picks come back with the user's style and kept colours."""
+    import warnings
+
+    from napari_cryodiag.widgets import picks_layer
+
+    folder, _, table = _make_folder(tmp_path, np.random.default_rng(3))
+    table = table[~table["micrograph_name"].str.contains("mic_004")].reset_index(drop=True)
+    star_path = tmp_path / "picks_no4.star"
+    star.write_star(star_path, table)
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(folder), plugin="napari-cryodiag")
+    pts = viewer.open(str(star_path), plugin="napari-cryodiag")[0]
+    ctrl = picks_layer.get_picks_controller(pts)
+    ctrl.show_micrograph(3)
+    kept = np.ones(len(table), bool)
+    kept[ctrl.rows_of(1)[:2]] = False
+    ctrl.set_kept(kept)
+    pts.border_width = 0.25  # the user's edge width
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ctrl.show_micrograph(4)
+        assert len(pts.data) == 0 and len(pts.border_color) == 0
+        ctrl.set_kept(kept)  # a threshold step while the empty micrograph is shown
+        ctrl.show_micrograph(1)
+    illegal = [str(w.message) for w in caught if "illegal values" in str(w.message)]
+    assert illegal == []
+    assert len(pts.data) == 4
+    np.testing.assert_allclose(pts.border_width, 0.25)
+    rejected = pts.border_color[:, 3] < 0.5
+    assert rejected.sum() == 2
+    np.testing.assert_array_equal(np.flatnonzero(~kept[ctrl.rows_shown()]), np.flatnonzero(rejected))

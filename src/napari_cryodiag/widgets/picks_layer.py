@@ -452,11 +452,13 @@ class PicksController:
                     layer.symbol = st.symbol
                 if not kept_as_is("border_width", st.border_width, lambda: float(layer.current_border_width)):
                     layer.border_width = st.border_width
-                if not kept_as_is("face_color", np.asarray(st.face_color, np.float32),
-                                  lambda: transform_color(layer.current_face_color)[0]):
-                    layer.face_color = np.tile(np.asarray(st.face_color, dtype=np.float32), (len(rows), 1)) \
-                        if len(rows) else np.zeros((0, 4), np.float32)
-                layer.border_color = self._colors(rows)
+                # no colours for no points: napari takes an empty colour array for illegal values
+                # and warns (the layer's colour arrays are empty with its data anyway)
+                if len(rows) and not kept_as_is("face_color", np.asarray(st.face_color, np.float32),
+                                                lambda: transform_color(layer.current_face_color)[0]):
+                    layer.face_color = np.tile(np.asarray(st.face_color, dtype=np.float32), (len(rows), 1))
+                if len(rows):
+                    layer.border_color = self._colors(rows)
             layer.refresh()
             drawn_style = (st.symbol, st.border_width, tuple(st.face_color), tuple(st.kept_color))
             if drawn_style != getattr(self, "_current_style", None):  # new points get the same style
