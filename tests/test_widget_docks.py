@@ -39,6 +39,14 @@ def test_every_dock_fits_a_1920x1200_screen(make_napari_viewer, qtbot):
             assert w.minimumSizeHint().height() <= Dock.MIN_HEIGHT, name
     # every dock is docked (not tabbed) and shows something
     assert all(w.isVisible() for w in widgets)
+    # the particle docks default to the refined particle set, not to the picks layer (whose
+    # simulated truth has poses too, but no particle images and no refinement)
+    docks = dict(zip(DOCKS, widgets))
+    for name in ("Classes", "Orientations", "Noise model"):
+        dock = docks[name]
+        chosen = (dock.inputs if name == "Classes" else dock).particles.value
+        assert chosen is not None and chosen.kind == "particles", (name, chosen)
+        assert "image_index" in chosen.table.columns
     viewer.screenshot(str(SHOT_DIR / "six_docks.png"), canvas_only=False, flash=False)
 
 

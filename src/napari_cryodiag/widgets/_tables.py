@@ -118,15 +118,18 @@ def _picks_as_tables(viewer) -> list[OpenTable]:
 def table_choices(viewer, *kinds: str, with_picks: bool = False, needs=()):
     """The ``choices`` callable of a magicgui chooser of open tables of ``kinds`` (and the pick
     layers' tables when ``with_picks``): a list of ``(label, OpenTable)``. Tables with every
-    column of ``needs`` come first (e.g. ``("class",)`` for class diagnostics), so that the
-    default choice is one the dock can use."""
+    column of ``needs`` come first (e.g. ``("class",)`` for class diagnostics), and among them
+    opened particle sets before pick layers (simulated picks carry their true poses, but the
+    refined particles are what a pose diagnostic is for), so that the default choice is one the
+    dock can use."""
 
     def choices(_widget=None):
         items = list(tables_of(viewer).of_kind(*kinds)) if viewer is not None else []
         if with_picks and viewer is not None:
             items = _picks_as_tables(viewer) + items
         if needs:
-            items.sort(key=lambda t: 0 if t.table is not None and set(needs) <= set(t.table.columns) else 1)
+            items.sort(key=lambda t: (0 if t.table is not None and set(needs) <= set(t.table.columns) else 1,
+                                      1 if t.kind == "picks" else 0))
         return [(t.label, t) for t in items]
 
     return choices

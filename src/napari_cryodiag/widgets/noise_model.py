@@ -54,7 +54,8 @@ class NoiseModelWidget(Dock):
         self.result = None  #: the NoiseModel of the last computation
         self.relion = None  #: ``workflows.noise.relion_spectra`` of the chosen model.star
         self.particles = chooser(table_choices(v, "particles", with_picks=True,
-                                                       needs=("rot_deg", "tilt_deg", "defocus_A")), label="particles",
+                                               needs=("rot_deg", "tilt_deg", "defocus_A", "image_index")),
+                                 label="particles",
                                  tooltip="refined particles with poses and CTF (RELION STAR, cryoSPARC .cs)")
         self.particles_file = FileEdit(label="or open", mode="r", filter="Particles (*.star *.cs)")
         self.map = chooser(layer_choices(v, reference_map_choices), label="map",
