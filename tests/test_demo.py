@@ -23,7 +23,7 @@ def test_picks_workflow_shows_micrographs_picks_and_histogram(make_napari_viewer
 
 
 @pytest.mark.viewer
-@pytest.mark.parametrize("workflow", ["maps", "classes"])
+@pytest.mark.parametrize("workflow", ["maps", "classes", "particles"])
 def test_other_workflows_compute_their_diagnostics(make_napari_viewer, qtbot, workflow):
     viewer = make_napari_viewer()
     _, docks = demo.build_viewer(workflow, viewer=viewer)
@@ -32,6 +32,9 @@ def test_other_workflows_compute_their_diagnostics(make_napari_viewer, qtbot, wo
     if workflow == "maps":
         text = widget.summary.value  # the dock's summary line, as the user reads it
         assert "Resolution" in text and "Å" in text
-    else:
+    elif workflow == "classes":
         summary = widget.classes.sorted_summary()  # the rows the class table shows
         assert len(summary) == 6 and summary["count"].sum() == 600
+    else:  # Orientations on the refined particles: uniform poses, no preferred orientation
+        assert widget.result is not None and widget.result.n_particles == 1000
+        assert "SCF* = " in widget.status.value and "(≥ 0.81)" in widget.status.value

@@ -20,7 +20,7 @@ def test_every_dock_fits_a_1920x1200_screen(make_napari_viewer, qtbot):
     from napari_cryodiag.widgets._dock import Dock
 
     viewer = make_napari_viewer(show=True)
-    for key in ("micrographs", "half_maps", "class_averages"):
+    for key in ("micrographs", "half_maps", "class_averages", "refined_particles"):
         viewer.open_sample("napari-cryodiag", key)
     widgets = []
     for name in DOCKS:
@@ -39,14 +39,14 @@ def test_every_dock_fits_a_1920x1200_screen(make_napari_viewer, qtbot):
             assert w.minimumSizeHint().height() <= Dock.MIN_HEIGHT, name
     # every dock is docked (not tabbed) and shows something
     assert all(w.isVisible() for w in widgets)
-    # the particle docks default to the refined particle set, not to the picks layer (whose
-    # simulated truth has poses too, but no particle images and no refinement)
+    # each particle dock defaults to the particle set it can use: Classes to the 2D classification,
+    # Orientations and Noise model to the refinement (not to the 2D classification's particles,
+    # whose poses are all 0, nor to the picks layer), Noise model to the map of the particles' box
     docks = dict(zip(DOCKS, widgets))
-    for name in ("Classes", "Orientations", "Noise model"):
-        dock = docks[name]
-        chosen = (dock.inputs if name == "Classes" else dock).particles.value
-        assert chosen is not None and chosen.kind == "particles", (name, chosen)
-        assert "image_index" in chosen.table.columns
+    assert docks["Classes"].inputs.particles.value.name == "simulated particles"
+    assert docks["Orientations"].particles.value.name == "simulated refined particles"
+    assert docks["Noise model"].particles.value.name == "simulated refined particles"
+    assert docks["Noise model"].map.value.name == "simulated refined map"
     viewer.screenshot(str(SHOT_DIR / "six_docks.png"), canvas_only=False, flash=False)
 
 

@@ -1,4 +1,5 @@
-"""npe2 sample data: simulated micrographs with picks, half maps and mask, 2D class averages.
+"""npe2 sample data: simulated micrographs with picks, half maps and mask, 2D class averages, and a
+refined particle set with its map.
 
 Each function returns a list of napari LayerData tuples ``(data, kwargs, layer_type)`` built
 like the reader's layers (same ``metadata["cryodiag"]`` contract, docs/ARCHITECTURE.md), so the
@@ -157,3 +158,38 @@ def sample_class_averages(seed: int | None = None):
     _register("particles", "simulated particles", None, table=table,
               data={"images": np.asarray(sc.images, dtype=np.float32), "pixel_size_A": apix, "simulated": True})
     return [image]
+
+
+#: size of the "Simulated refined particles" sample: enough views for the orientation plots and
+#: a noise model with a few per cent of error per shell, simulated in about a second
+SAMPLE_N_REFINED = 1000
+
+
+def sample_refined_particles(seed: int | None = None):
+    """A simulated 3D refinement: particle images projected from a known map at known poses
+    (uniform on the sphere), shifts and CTF, with white noise of known variance. The map becomes
+    a layer ("simulated refined map"); the particle set, with its images, joins the viewer's open
+    tables, for the Orientations and Noise model docks."""
+    from .simulate.particles import simulate_particles
+
+    s = SAMPLE_SEED if seed is None else seed
+    sp = simulate_particles(SAMPLE_N_REFINED, box=64, pixel_size_A=2.0, noise="white", seed=s)
+    apix = float(sp.pixel_size_A)
+    vol = np.asarray(sp.volume, dtype=np.float32)
+    truth = {"noise": sp.noise, "noise_variance_per_pixel": float(sp.noise_sigma ** 2),
+             "noise_spectrum": np.asarray(sp.noise_spectrum, float).tolist(), "poses": "uniform on SO(3)"}
+    meta = {"cryodiag": {"kind": "map", "role": "reference", "paths": [], "keys": ["refined_map"],
+                         "pixel_size_A": apix, "voxel_size_A": (apix, apix, apix), "origin_A": (0.0, 0.0, 0.0),
+                         "simulated": True, "truth": truth}}
+    lo, hi = float(vol.min()), float(vol.max())
+    layer = (vol, {"name": "simulated refined map", "scale": (apix, apix, apix),
+                   "contrast_limits": (lo, hi if hi > lo else lo + 1.0), "colormap": "gray", "metadata": meta},
+             "image")
+    from ._reader import _register
+
+    table = sp.table.copy()
+    table.attrs = dict(sp.table.attrs, source="simulated refined particles", truth=truth)
+    _register("particles", "simulated refined particles", None, table=table,
+              data={"images": np.asarray(sp.images, dtype=np.float32), "pixel_size_A": apix, "simulated": True,
+                    "truth": truth})
+    return [layer]

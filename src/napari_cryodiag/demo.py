@@ -3,7 +3,8 @@
     python -m napari_cryodiag.demo [--screenshot PATH] [--no-widgets]
 
 Opens the simulated micrographs with their picks (``--workflow maps``: the half maps;
-``--workflow classes``: the 2D classes) and docks every cryodiag widget. ``--screenshot`` saves a picture of the whole window and exits (used for
+``--workflow classes``: the 2D classes; ``--workflow particles``: the refined particles and their
+map, in Orientations and Noise model) and docks every cryodiag widget. ``--screenshot`` saves a picture of the whole window and exits (used for
 the README and for checking the GUI under Xvfb).
 """
 
@@ -13,12 +14,13 @@ import argparse
 import sys
 
 PLUGIN = "napari-cryodiag"
-WIDGETS = ["Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model", "Micrograph display"]
+WIDGETS = ["Inspect Picks", "Map validation", "Classes", "Orientations", "Noise model", "Micrograph display", "Project"]
 #: what each workflow opens (sample keys of napari.yaml) and which widget it shows first
 WORKFLOWS = {
     "picks": (["micrographs"], "Inspect Picks"),
     "maps": (["half_maps"], "Map validation"),
     "classes": (["class_averages"], "Classes"),
+    "particles": (["refined_particles"], "Orientations"),
 }
 
 

@@ -20,7 +20,7 @@ from psygnal import Signal
 
 from ._layers import is_picks, meta
 
-__all__ = ["OpenTable", "OpenTables", "tables_of", "table_choices", "open_table_file", "KINDS"]
+__all__ = ["OpenTable", "OpenTables", "tables_of", "table_choices", "refined_poses", "open_table_file", "KINDS"]
 
 #: what an open table is
 KINDS = ("ctf", "particles", "postprocess", "relion_model", "picks")
@@ -115,21 +115,30 @@ def _picks_as_tables(viewer) -> list[OpenTable]:
     return out
 
 
-def table_choices(viewer, *kinds: str, with_picks: bool = False, needs=()):
+def refined_poses(table) -> bool:
+    """``usable`` for the pose docks: rot/tilt not one pose for every particle (judged on the first
+    100,000 rows: the choosers rank their choices at every layer change)."""
+    from ..compute.particles.orientation_diagnostics import has_refined_poses
+
+    return has_refined_poses(table, rows=100_000)
+
+
+def table_choices(viewer, *kinds: str, with_picks: bool = False, needs=(), usable=None):
     """The ``choices`` callable of a magicgui chooser of open tables of ``kinds`` (and the pick
-    layers' tables when ``with_picks``): a list of ``(label, OpenTable)``. Tables with every
-    column of ``needs`` come first (e.g. ``("class",)`` for class diagnostics), and among them
-    opened particle sets before pick layers (simulated picks carry their true poses, but the
-    refined particles are what a pose diagnostic is for), so that the default choice is one the
-    dock can use."""
+    layers' tables when ``with_picks``): a list of ``(label, OpenTable)``. Tables the dock can use
+    come first: every column of ``needs`` (e.g. ``("class",)`` for class diagnostics) and, when
+    given, ``usable(table)`` true (e.g. poses that are not all 0); among them opened particle sets
+    before pick layers, so that the default choice is one the dock can use."""
+
+    def ok(t) -> bool:
+        return t.table is not None and set(needs) <= set(t.table.columns) and (usable is None or usable(t.table))
 
     def choices(_widget=None):
         items = list(tables_of(viewer).of_kind(*kinds)) if viewer is not None else []
         if with_picks and viewer is not None:
             items = _picks_as_tables(viewer) + items
-        if needs:
-            items.sort(key=lambda t: (0 if t.table is not None and set(needs) <= set(t.table.columns) else 1,
-                                      1 if t.kind == "picks" else 0))
+        if needs or usable is not None:
+            items.sort(key=lambda t: (0 if ok(t) else 1, 1 if t.kind == "picks" else 0))
         return [(t.label, t) for t in items]
 
     return choices

@@ -25,7 +25,7 @@ from ._canvas import MplCanvas
 from ._dock import Dock, JobControls, note, page
 from ._forms import options_form
 from ._layers import chooser, layer_choices, mask_choices, pixel_size_A, volume_choices
-from ._tables import open_table_file, table_choices
+from ._tables import open_table_file, refined_poses, table_choices
 
 __all__ = ["NoiseModelWidget", "VIEWS"]
 
@@ -54,7 +54,7 @@ class NoiseModelWidget(Dock):
         self.result = None  #: the NoiseModel of the last computation
         self.relion = None  #: ``workflows.noise.relion_spectra`` of the chosen model.star
         self.particles = chooser(table_choices(v, "particles", with_picks=True,
-                                               needs=("rot_deg", "tilt_deg", "defocus_A", "image_index")),
+                                               needs=("rot_deg", "tilt_deg", "defocus_A", "image_index"), usable=refined_poses),
                                  label="particles",
                                  tooltip="refined particles with poses and CTF (RELION STAR, cryoSPARC .cs)")
         self.particles_file = FileEdit(label="or open", mode="r", filter="Particles (*.star *.cs)")
@@ -95,6 +95,8 @@ class NoiseModelWidget(Dock):
         self.model_file.changed.connect(lambda p: self._open_table(p, "relion_model", self.model))
         self.map_file.changed.connect(self._open_map)
         v.layers.events.inserted.connect(self._on_inserted)
+        self.particles.changed.connect(lambda *_: self._match_map())
+        self._match_map()
         self.save_figure.changed.connect(self._on_save_figure)
         self.save_numbers.changed.connect(self._on_save_numbers)
         self.redraw()
@@ -105,6 +107,29 @@ class NoiseModelWidget(Dock):
         self.map.reset_choices()
         if layer is not None and layer in (self.map.choices or ()):
             self.map.value = layer
+
+    def _particle_box(self) -> int | None:
+        """Box (px) of the chosen particle set: its images, else what its table records."""
+        item = self.particles.value
+        if item is None or item.table is None:
+            return None
+        images = item.data.get("images") if item.data else None
+        if images is not None and np.ndim(images) == 3:
+            return int(np.shape(images)[-1])
+        from ..compute.particles.orientations import table_box_px
+
+        return table_box_px(item.table)
+
+    def _match_map(self) -> None:
+        """The map the particles were refined against has their box: when the chosen map does not,
+        and one open map does, choose that one (the user's choice of a matching map stays)."""
+        box = self._particle_box()
+        current = self.map.value
+        if box is None or (current is not None and tuple(current.data.shape) == (box,) * 3):
+            return
+        match = [ly for ly in (self.map.choices or ()) if tuple(ly.data.shape) == (box,) * 3]
+        if match:
+            self.map.value = match[-1]  # the most recently opened
 
     # ------------------------------------------------------------------ files
     def _open_table(self, path, kind, widget):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from magicgui.widgets import Container, FileEdit, PushButton
 from qtpy.QtWidgets import QTabWidget
 
@@ -29,7 +30,7 @@ from ._canvas import MplCanvas
 from ._dock import Dock, JobControls, page
 from ._forms import options_form
 from ._layers import chooser, half_map_choices, layer_choices, pair_of_half_maps, pixel_size_A
-from ._tables import open_table_file, table_choices
+from ._tables import open_table_file, refined_poses, table_choices
 
 __all__ = ["OrientationsWidget"]
 
@@ -47,7 +48,8 @@ class OrientationsWidget(Dock):
         super().__init__(napari_viewer, parent)
         v = napari_viewer
         self.result = None
-        self.particles = chooser(table_choices(v, "particles", with_picks=True, needs=("rot_deg", "tilt_deg")), label="particles",
+        self.particles = chooser(table_choices(v, "particles", with_picks=True, needs=("rot_deg", "tilt_deg"),
+                                              usable=refined_poses), label="particles",
                                  tooltip="a refinement result with 3D poses (RELION STAR, cryoSPARC .cs)")
         self.particles_file = FileEdit(label="or open", mode="r", filter="Particles (*.star *.cs)")
         self.half1 = chooser(layer_choices(v, half_map_choices), label="half map 1", none="none (no cFAR)")
@@ -157,6 +159,12 @@ class OrientationsWidget(Dock):
         for w in warnings:
             self.report(w, "warning")
         options = self.options.value
+        images = (self.particles.value.data or {}).get("images")
+        if not options.box_px and images is not None and np.ndim(images) == 3:
+            # a particle set opened with its images in memory (the sample) gives its box
+            from dataclasses import replace
+
+            options = replace(options, box_px=int(np.shape(images)[-1]))
         half = {} if h1 is None else dict(half1=h1.data, half2=h2.data,
                                           half_pixel_size_A=pixel_size_A(h1) or pixel_size_A(h2))
 

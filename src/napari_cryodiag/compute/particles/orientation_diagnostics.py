@@ -65,6 +65,20 @@ class OrientationDiagnostics:
         }
 
 
+def has_refined_poses(table, *, rows: int | None = None) -> bool:
+    """Whether ``table`` has rot and tilt columns whose values are not one pose for every particle
+    (the first ``rows`` rows only, when given: enough to rank inputs cheaply)."""
+    if not {"rot_deg", "tilt_deg"} <= set(getattr(table, "columns", [])) or len(table) < 2:
+        return False
+    head = table if rows is None else table.iloc[:rows]
+    rot = np.asarray(head["rot_deg"], dtype=np.float64)
+    tilt = np.asarray(head["tilt_deg"], dtype=np.float64)
+    finite = np.isfinite(rot) & np.isfinite(tilt)
+    if not finite.any():
+        return False
+    return bool(np.ptp(rot[finite]) > 0 or np.ptp(tilt[finite]) > 0)
+
+
 def _refuse_unrefined_poses(table, source) -> None:
     """Refuse a particle set whose every particle has the same rot and tilt: no refinement gives
     that (a 2D classification writes rot = tilt = 0, an import leaves them unset). Reporting its
@@ -73,7 +87,7 @@ def _refuse_unrefined_poses(table, source) -> None:
         return
     rot = np.asarray(table["rot_deg"], dtype=np.float64)
     tilt = np.asarray(table["tilt_deg"], dtype=np.float64)
-    if np.ptp(rot) == 0 and np.ptp(tilt) == 0:
+    if not has_refined_poses(table):
         raise CryodiagInputError(
             f"all {len(table)} particles have rot = {rot[0]:g}° and tilt = {tilt[0]:g}°: these are not refined 3D "
             "orientations (a 2D classification writes 0, an import leaves them unset); use a 3D refinement's particles",
