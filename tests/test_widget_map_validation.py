@@ -401,3 +401,48 @@ def test_what_if_in_2d_computes_the_shown_plane_and_the_whole_map_only_when_need
     # the session's map is the whole map of that B, identical to what the eager path computes
     assert s.sharpened is layer.data.map.full()
     np.testing.assert_array_equal(s.sharpened, w.validation.sharpen(w.sharpen.options()))
+
+
+def test_a_b_set_while_the_curve_is_computed_shows_its_plane_at_once(make_napari_viewer, qtbot, sim, monkeypatch):
+    """Guinier view, layer in 2D, the thread slow (a big map): a second B set while the first B's
+    curve is computed is shown at once (its plane), the first B's curve does not bring the first B
+    back, and once done the layer, the curve and the session are the second B's."""
+    from napari_cryodiag.compute.maps.guinier import guinier_curve_of_map
+    from napari_cryodiag.compute.maps.sharpen import sharpen_map
+
+    viewer = make_napari_viewer(show=True)
+    _add(viewer, sim)
+    w = _dock(viewer)
+    _compute(w)
+    layer = w.sharpen.add_sharpened_layer()
+    w.sharpen.form.use_fitted_bfactor.value = False
+    w.sharpen.wait()
+    w.plots.view.value = "Guinier"
+    validation = w.validation
+    curve_of = validation.sharpened_curve_of
+    computed = []
+
+    def slow_curve_of(sharpened_map):
+        import time
+
+        time.sleep(0.5)
+        computed.append(sharpened_map.bfactor_A2)
+        return curve_of(sharpened_map)
+
+    monkeypatch.setattr(validation, "sharpened_curve_of", slow_curve_of)
+    s, hm = w.session, w.session.halfmaps
+    viewer.dims.set_current_step(0, 30)
+    w.sharpen.form.bfactor_A2.value = -25.0
+    assert not w.sharpen.idle and w.sharpen.shown_bfactor_A2 == -25.0  # the plane at once, the curve in the thread
+    w.sharpen.form.bfactor_A2.value = -75.0
+    assert w.sharpen.shown_bfactor_A2 == -75.0 and computed == []  # shown while -25's curve is computed
+    ref = sharpen_map(hm.average(), hm.pixel_size_A, -75.0, s.fsc.curves["corrected"])
+    np.testing.assert_allclose(_shown_plane(layer, viewer), ref[30], atol=1e-5 * np.abs(ref).max())
+    w.sharpen.wait()
+    assert computed == [-25.0, -75.0]
+    assert w.sharpen.shown_bfactor_A2 == -75.0 and s.sharpen_used.bfactor_A2 == -75.0
+    np.testing.assert_allclose(_shown_plane(layer, viewer), ref[30], atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(np.asarray(layer.data), ref, atol=1e-5 * np.abs(ref).max())
+    curve = guinier_curve_of_map(ref, hm.pixel_size_A, s.guinier_curve.quantity, mask=s.fsc.masks[s.fsc.corrected_mask])
+    ok = np.isfinite(curve.y) & (np.asarray(curve.x_invA2) > 0)
+    np.testing.assert_allclose(w.plots._sharp_line.get_ydata(), np.asarray(curve.y)[ok], rtol=1e-4, atol=1e-4)
