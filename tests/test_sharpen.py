@@ -122,3 +122,93 @@ def test_default_sharpening_uses_the_fitted_bfactor(session):
     assert abs(fit.bfactor_A2) < 0.1 * s.guinier.bfactor_A2  # ~100 Å² -> ~6 Å²
     masked = s.sharpen(SharpenParams(apply_mask=True))
     assert np.all(masked[m == 0] == 0)
+
+
+@pytest.mark.parametrize("n", [32, 33])
+def test_a_plane_is_the_plane_of_the_whole_map(n):
+    """Sharpener.plane (a matrix-vector product over the shell-weighted transform and a 2D inverse
+    FFT) gives apply's plane along each axis, even and odd boxes, for sharpening and blurring B,
+    with FSC weighting, a low-pass or neither; planes() stacks several along the axis."""
+    from napari_cryodiag.compute.maps.sharpen import Sharpener
+
+    rng = np.random.default_rng(7)
+    apix = 1.3
+    v = rng.normal(size=(n, n, n)).astype(np.float32)
+    sh = Sharpener(rfftn(v), v.shape, apix, shell_index(v.shape), cache=True)
+    fsc = np.clip(np.linspace(1.1, -0.3, n // 2 + 1), -1, 1)
+    for b, f, kw in ((-80.0, fsc, {}), (40.0, None, {"lowpass_A": 6.0}), (-150.0, fsc, {"fsc_weighting": False}),
+                     (0.0, None, {})):
+        full = sh.apply(b, f, **kw)
+        tol = 1e-5 * np.abs(full).max()
+        for axis in range(3):
+            for j in (0, 1, n // 2, n - 1, -2):
+                got = sh.plane(b, f, axis, j, **kw)
+                assert got.dtype == np.float32 and got.shape == tuple(np.delete(v.shape, axis))
+                np.testing.assert_allclose(got, np.take(full, j, axis=axis), atol=tol)
+            idx = [3, 0, n - 1]
+            np.testing.assert_allclose(sh.planes(b, f, axis, idx, **kw), np.take(full, idx, axis=axis), atol=tol)
+    with pytest.raises(IndexError):
+        sh.plane(-80.0, fsc, 0, n)
+
+
+def test_sharpened_map_computes_planes_until_the_whole_map_is_asked_for():
+    """ValidationSession.sharpen(lazy=True): indexing that fixes one axis (or a few planes) gives
+    the whole map's values without computing it; np.asarray and session.sharpened give the very map
+    the eager sharpen gives (masked with apply_mask), computed once, and read-only through the
+    array protocol."""
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=40, seed=3)
+    s = ValidationSession(sim.half1, sim.half2, sim.pixel_size_A)
+    s.compute()
+    for params in (SharpenParams(bfactor_A2=-60.0), SharpenParams(bfactor_A2=-90.0, lowpass_A=8.0),
+                   SharpenParams(apply_mask=True)):
+        eager = s.sharpen(params).copy()
+        m = s.sharpen(params, lazy=True)
+        assert not m.computed and m.shape == eager.shape and m.dtype == np.float32 and m.ndim == 3
+        tol = 1e-5 * np.abs(eager).max()
+        for key in (5, -1, (slice(None), 7), (Ellipsis, 3), (slice(10, 13),), (slice(None), slice(2, 4), 9),
+                    (20, slice(5, 30, 2), 3), (np.int64(4), slice(None), slice(None))):
+            np.testing.assert_allclose(m[key], eager[key], atol=tol, err_msg=str(key))
+        assert not m.computed
+        if params.apply_mask:
+            mask = s.fsc.masks[s.fsc.corrected_mask]
+            assert np.all(m[:, 20][mask[:, 20] == 0] == 0)
+        arr = np.asarray(m)
+        assert m.computed and not arr.flags.writeable
+        np.testing.assert_array_equal(arr, eager)  # the same computation: identical
+        assert s.sharpened is m.full() and s.sharpened is m.full()  # computed once
+        np.testing.assert_array_equal(m[::2, 3], eager[::2, 3])
+        assert s.sharpen_used.bfactor_A2 == pytest.approx(
+            params.bfactor_A2 if params.bfactor_A2 is not None else s.guinier.sharpening_bfactor_A2)
+
+
+def test_sharpened_map_planes_while_another_thread_computes_maps():
+    """A plane read on one thread while another computes whole maps of other B (the widget's GUI
+    thread and its worker) is still the right plane, and each whole map is right."""
+    import threading
+
+    from napari_cryodiag.compute.maps.sharpen import SharpenedMap, Sharpener
+
+    rng = np.random.default_rng(9)
+    n, apix = 48, 1.2
+    v = rng.normal(size=(n, n, n)).astype(np.float32)
+    sh = Sharpener(rfftn(v), v.shape, apix, shell_index(v.shape), cache=True)
+    refs = {b: sharpen_map(v, apix, b) for b in (-20.0, -40.0, -60.0, -80.0)}
+    maps = {b: SharpenedMap(sh, b) for b in refs}
+    errors = []
+
+    def whole():
+        for b in (-20.0, -40.0):
+            if not np.allclose(maps[b].full(), refs[b], atol=1e-5 * np.abs(refs[b]).max()):
+                errors.append(b)
+
+    t = threading.Thread(target=whole)
+    t.start()
+    for _ in range(5):
+        for b in (-60.0, -80.0):
+            for axis in range(3):
+                np.testing.assert_allclose(maps[b].plane(axis, 11), np.take(refs[b], 11, axis=axis),
+                                           atol=1e-5 * np.abs(refs[b]).max())
+    t.join()
+    assert errors == [] and not maps[-60.0].computed

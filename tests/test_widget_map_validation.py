@@ -289,15 +289,15 @@ def test_what_if_steps_show_that_bs_map_and_curve_and_redraw_the_figure_once_b_r
     w.plots.view.value = "Guinier"
     qtbot.wait(SETTLE_MS + 100)
     validation = w.sharpen.session.validation
-    sharpen = validation.sharpen
+    curve_of = validation.sharpened_curve_of  # the thread's work: the whole map and its curve
 
-    def slow_sharpen(options):  # a step longer than the settle delay (a big map on a busy machine)
+    def slow_curve_of(sharpened_map):  # a step longer than the settle delay (a big map on a busy machine)
         import time
 
         time.sleep(1.5 * SETTLE_MS / 1000)
-        return sharpen(options)
+        return curve_of(sharpened_map)
 
-    monkeypatch.setattr(validation, "sharpen", slow_sharpen)
+    monkeypatch.setattr(validation, "sharpened_curve_of", slow_curve_of)
     full_draws = []
     w.plots.canvas.canvas.mpl_connect("draw_event", full_draws.append)
     for b in (-10.0, -30.0, -50.0, -70.0):
@@ -315,3 +315,134 @@ def test_what_if_steps_show_that_bs_map_and_curve_and_redraw_the_figure_once_b_r
     ok = np.isfinite(curve.y) & (np.asarray(curve.x_invA2) > 0)
     np.testing.assert_allclose(w.plots._sharp_line.get_ydata(), np.asarray(curve.y)[ok], rtol=1e-5, atol=1e-5)
     qtbot.waitUntil(lambda: len(full_draws) >= 1, timeout=SETTLE_MS + 3000)  # B rests: the whole figure
+
+
+def _shown_plane(layer, viewer):
+    """The plane the 2D canvas shows, read back pixel by pixel through the layer's public
+    get_value (data coordinates), as an array over the displayed axes."""
+    ax0, ax1 = viewer.dims.displayed
+    pos = np.array(viewer.dims.current_step, dtype=float)
+    out = np.empty((layer.data.shape[ax0], layer.data.shape[ax1]), np.float32)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            pos[ax0], pos[ax1] = i, j
+            out[i, j] = layer.get_value(pos)
+    return out
+
+
+def test_what_if_in_2d_computes_the_shown_plane_and_the_whole_map_only_when_needed(make_napari_viewer, qtbot,
+                                                                                   sim, tmp_path):
+    """The sharpened layer shown in 2D: a new B in the form shows compute.maps.sharpen's plane for
+    that B (and its contrast) without computing the whole map; scrolling to another z, and looking
+    along y, show those planes of the same map; the 3D display shows the whole map, and a B set in
+    3D computes it in the thread; saving the layer (napari's writer: the plugin's MRC) writes the
+    whole map; the session keeps the whole map for the exports."""
+    from napari_cryodiag.compute.maps.sharpen import sharpen_map
+    from napari_cryodiag.io.mrc import read_map
+    from napari_cryodiag.widgets.map_validation.sharpen_panel import SharpenedLayerData
+
+    viewer = make_napari_viewer(show=True)
+    _add(viewer, sim)
+    w = _dock(viewer)
+    _compute(w)
+    layer = w.sharpen.add_sharpened_layer()
+    w.sharpen.form.use_fitted_bfactor.value = False
+    w.sharpen.wait()
+    s = w.session
+    hm = s.halfmaps
+
+    def ref(b):
+        return sharpen_map(hm.average(), hm.pixel_size_A, b, s.fsc.curves["corrected"])
+
+    assert viewer.dims.ndisplay == 2 and isinstance(layer.data, SharpenedLayerData)
+    data = layer.data
+    viewer.dims.set_current_step(0, 32)
+    w.sharpen.form.bfactor_A2.value = -35.0
+    w.sharpen.wait()
+    r = ref(-35.0)
+    tol = 1e-5 * np.abs(r).max()
+    assert layer.data is data and w.sharpen.shown_bfactor_A2 == -35.0 and s.sharpen_used.bfactor_A2 == -35.0
+    assert not data.map.computed  # the plane only
+    np.testing.assert_allclose(_shown_plane(layer, viewer), r[32], atol=tol)
+    np.testing.assert_allclose(layer.contrast_limits, np.percentile(r[32], [0.1, 99.9]), rtol=1e-4, atol=tol)
+    assert layer.metadata["cryodiag"]["bfactor_A2"] == -35.0
+    # scrolling: the plane of the same B
+    viewer.dims.set_current_step(0, 10)
+    qtbot.wait(10)
+    np.testing.assert_allclose(_shown_plane(layer, viewer), r[10], atol=tol)
+    # looking along y (axes z, x shown)
+    viewer.dims.order = (1, 0, 2)
+    viewer.dims.set_current_step(1, 40)
+    qtbot.wait(10)
+    np.testing.assert_allclose(_shown_plane(layer, viewer), r[:, 40, :], atol=tol)
+    assert not data.map.computed
+    viewer.dims.order = (0, 1, 2)
+
+    # 3D: the whole map, then a B set in 3D is computed in the thread, whole
+    viewer.dims.ndisplay = 3
+    qtbot.wait(10)
+    assert data.map.computed
+    np.testing.assert_allclose(np.asarray(layer.data), r, atol=tol)
+    w.sharpen.form.bfactor_A2.value = -50.0
+    w.sharpen.wait()
+    assert w.sharpen.shown_bfactor_A2 == -50.0 and layer.data.map.computed
+    np.testing.assert_allclose(np.asarray(layer.data), ref(-50.0), atol=tol)
+
+    # back in 2D, a new B; saving the layer writes the whole map of that B
+    viewer.dims.ndisplay = 2
+    w.sharpen.form.bfactor_A2.value = -65.0
+    w.sharpen.wait()
+    assert not layer.data.map.computed
+    written = layer.save(str(tmp_path / "sharpened.mrc"))
+    saved = read_map(written[0] if isinstance(written, list) else written)
+    r65 = ref(-65.0)
+    np.testing.assert_allclose(saved.data, r65, atol=tol)
+    assert saved.voxel_size_A == pytest.approx((hm.pixel_size_A,) * 3)
+    # the session's map is the whole map of that B, identical to what the eager path computes
+    assert s.sharpened is layer.data.map.full()
+    np.testing.assert_array_equal(s.sharpened, w.validation.sharpen(w.sharpen.options()))
+
+
+def test_a_b_set_while_the_curve_is_computed_shows_its_plane_at_once(make_napari_viewer, qtbot, sim, monkeypatch):
+    """Guinier view, layer in 2D, the thread slow (a big map): a second B set while the first B's
+    curve is computed is shown at once (its plane), the first B's curve does not bring the first B
+    back, and once done the layer, the curve and the session are the second B's."""
+    from napari_cryodiag.compute.maps.guinier import guinier_curve_of_map
+    from napari_cryodiag.compute.maps.sharpen import sharpen_map
+
+    viewer = make_napari_viewer(show=True)
+    _add(viewer, sim)
+    w = _dock(viewer)
+    _compute(w)
+    layer = w.sharpen.add_sharpened_layer()
+    w.sharpen.form.use_fitted_bfactor.value = False
+    w.sharpen.wait()
+    w.plots.view.value = "Guinier"
+    validation = w.validation
+    curve_of = validation.sharpened_curve_of
+    computed = []
+
+    def slow_curve_of(sharpened_map):
+        import time
+
+        time.sleep(0.5)
+        computed.append(sharpened_map.bfactor_A2)
+        return curve_of(sharpened_map)
+
+    monkeypatch.setattr(validation, "sharpened_curve_of", slow_curve_of)
+    s, hm = w.session, w.session.halfmaps
+    viewer.dims.set_current_step(0, 30)
+    w.sharpen.form.bfactor_A2.value = -25.0
+    assert not w.sharpen.idle and w.sharpen.shown_bfactor_A2 == -25.0  # the plane at once, the curve in the thread
+    w.sharpen.form.bfactor_A2.value = -75.0
+    assert w.sharpen.shown_bfactor_A2 == -75.0 and computed == []  # shown while -25's curve is computed
+    ref = sharpen_map(hm.average(), hm.pixel_size_A, -75.0, s.fsc.curves["corrected"])
+    np.testing.assert_allclose(_shown_plane(layer, viewer), ref[30], atol=1e-5 * np.abs(ref).max())
+    w.sharpen.wait()
+    assert computed == [-25.0, -75.0]
+    assert w.sharpen.shown_bfactor_A2 == -75.0 and s.sharpen_used.bfactor_A2 == -75.0
+    np.testing.assert_allclose(_shown_plane(layer, viewer), ref[30], atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(np.asarray(layer.data), ref, atol=1e-5 * np.abs(ref).max())
+    curve = guinier_curve_of_map(ref, hm.pixel_size_A, s.guinier_curve.quantity, mask=s.fsc.masks[s.fsc.corrected_mask])
+    ok = np.isfinite(curve.y) & (np.asarray(curve.x_invA2) > 0)
+    np.testing.assert_allclose(w.plots._sharp_line.get_ydata(), np.asarray(curve.y)[ok], rtol=1e-4, atol=1e-4)

@@ -217,7 +217,7 @@ class MapValidation:
             inputs.half1 = inputs.half2 = None
         self.options = MapValidationOptions()
         self.diagnosis = DiagnosisParams()
-        self._curve = self._curve_of = None
+        self._curve = None  #: (SharpenedMap, its Guinier curve)
 
     def use_mask(self, mask: np.ndarray | None, name: str | None = None) -> None:
         """Change the user mask (checked against the half maps' grid); the same values keep the
@@ -247,32 +247,43 @@ class MapValidation:
                 diagnosis: DiagnosisParams | None = None) -> ValidationSession:
         return run_steps(self.iter_compute(options, diagnosis), progress)
 
-    def sharpen(self, options: SharpenOptions | None = None) -> np.ndarray:
+    def sharpen(self, options: SharpenOptions | None = None, *, lazy: bool = False):
         """Sharpened half-map average (float32): one filter and one inverse FFT of the cached
-        transform (:attr:`sharpened_curve` follows when asked for)."""
+        transform (:attr:`sharpened_curve` follows when asked for). ``lazy=True``: the
+        :class:`~napari_cryodiag.compute.maps.sharpen.SharpenedMap`, computed when asked for (a
+        plane costs a few ms)."""
         s = self.session
         with about(f"{self.inputs.half1_name}, {self.inputs.half2_name}"):
-            return s.sharpen((options or SharpenOptions()).params())
+            return s.sharpen((options or SharpenOptions()).params(), lazy=lazy)
 
     @property
     def sharpened_curve(self):
         """Guinier curve of the last sharpened map under the corrected curve's mask (None before
         any sharpening); computed once per sharpened map."""
         s = self.session
-        if s.sharpened is None or s.fsc is None:
+        if s.sharpened_map is None or s.fsc is None:
             return None
-        if self._curve_of is not s.sharpened:
-            m = s.fsc.masks[s.fsc.corrected_mask]
-            hm = s.halfmaps
-            self._curve = guinier_curve_of_map(s.sharpened, hm.pixel_size_A, s.guinier_curve.quantity, mask=m,
-                                               index=hm.index, counts=hm.counts)
-            self._curve_of = s.sharpened
-        return self._curve
+        return self.sharpened_curve_of(s.sharpened_map)
+
+    def sharpened_curve_of(self, sharpened_map):
+        """Guinier curve of ``sharpened_map`` (a :class:`SharpenedMap` of this session, whole map
+        computed if it was not) under the corrected curve's mask; the last one is kept. Reads
+        nothing the session changes at a new B, so a worker can compute it while the next B is shown."""
+        hit = self._curve
+        if hit is not None and hit[0] is sharpened_map:
+            return hit[1]
+        s = self.session
+        m = s.fsc.masks[s.fsc.corrected_mask]
+        hm = s.halfmaps
+        curve = guinier_curve_of_map(sharpened_map.full(), hm.pixel_size_A, s.guinier_curve.quantity, mask=m,
+                                     index=hm.index, counts=hm.counts)
+        self._curve = (sharpened_map, curve)
+        return curve
 
     def view_volume(self, which: str = "average") -> tuple[np.ndarray, str]:
         """The volume the slice/projection/Fourier views show: ``average``, ``sharpened``, ``half map 1``."""
         s = self.session
-        if which == "sharpened" and s.sharpened is not None:
+        if which == "sharpened" and s.sharpened_map is not None:
             return s.sharpened, "sharpened map"
         if which == "half map 1":
             return s.halfmaps.half1, "half map 1"
@@ -312,7 +323,7 @@ class MapValidation:
         written.append(write_postprocess_star(
             p, r, ga, fa, half1_name=self.inputs.half1_name, half2_name=self.inputs.half2_name,
             mask_name=self.inputs.mask_name or "",
-            bfactor_used_A2=s.sharpen_used.bfactor_A2 if s.sharpened is not None else 0.0, **plan.writer_kwargs(p)))
+            bfactor_used_A2=s.sharpen_used.bfactor_A2 if s.sharpened_map is not None else 0.0, **plan.writer_kwargs(p)))
         if masks:
             from ..io.mrc import write_mrc
 
@@ -354,7 +365,7 @@ def draw_view(validation: MapValidation, view: str, fig, *, view_map: str = "ave
         return plot_fsc(s.fsc, fig, flags=s.flags)
     if view == "Guinier":
         return plot_guinier(s.guinier_curve, s.guinier, fig,
-                            sharpened=validation.sharpened_curve if s.sharpened is not None else None)
+                            sharpened=validation.sharpened_curve if s.sharpened_map is not None else None)
     vol, label = validation.view_volume(view_map)
     if view == "slices":
         return plot_triptych(vv.central_slices(vol), fig, title=f"central slices, {label}")

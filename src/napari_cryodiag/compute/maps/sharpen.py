@@ -13,17 +13,28 @@ Sharpening (REFERENCE.md "Guinier plot, B-factor, sharpening") of the half-map a
 :class:`ValidationSession` keeps the half maps' transforms, masks, FSC family and Guinier curve:
 changing B only re-filters the cached average transform (one inverse FFT); changing the mask
 recomputes the masks' transforms but not the half maps'.
+
+One plane of the sharpened map costs far less than the map: plane ``z0`` of ``irfftn(W env)`` is
+the 2D inverse transform over ``(y, x)`` of ``sum_kz W(kz) env_z(kz) exp(2 pi i kz z0 / n)`` times
+``env_y env_x`` (a matrix-vector product over the cached transform); along ``y`` the same with
+axis 1; along ``x`` (the half axis of the r2c layout) with Hermitian weights (1 for ``kx = 0`` and
+Nyquist, 2 otherwise) and the real part of a complex 2D inverse transform
+(:meth:`Sharpener.plane`). :class:`SharpenedMap` (:meth:`ValidationSession.sharpen` with
+``lazy=True``) is the map of one B as an array-like that computes the planes it is asked for and
+the whole map (once) only when it is asked for that.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+import scipy.fft
 
 from ...errors import CryodiagInputError
 from ..fourier import n_shells
-from ..fourier import irfftn, rfftn
+from ..fourier import FFT_WORKERS, irfftn, rfftn
 from ..progress import run_steps
 from .fsc import FSCResult, HalfMaps, iter_fsc_family
 from .diagnosis import DiagnosisParams, diagnose
@@ -106,9 +117,10 @@ class Sharpener:
         #: s^2 along each axis of the r2c layout (1/Å^2)
         self.s2_axes = [np.fft.fftfreq(int(m), d=apix) ** 2 for m in self.shape[:-1]]
         self.s2_axes.append(np.fft.rfftfreq(int(self.shape[-1]), d=apix) ** 2)
-        self._weighted = None
-        self._weighted_key = None
+        self._weighted_entry = None  #: (shell weights' bytes, transform times them), read atomically
         self._work = None
+        self._build_lock = threading.Lock()  #: one thread builds the shell-weighted transform
+        self._apply_lock = threading.Lock()  #: one inverse FFT at a time in the shared work array
 
     @classmethod
     def from_map(cls, volume, pixel_size_A, *, cache: bool = False):
@@ -120,12 +132,26 @@ class Sharpener:
     def _shell_weighted(self, shells: np.ndarray) -> np.ndarray:
         """The transform times ``shells[index]`` (complex64): kept for the next B when caching."""
         key = shells.tobytes()
-        if self._weighted is not None and key == self._weighted_key:
-            return self._weighted
-        w = np.multiply(self.ft, shells[self.index], dtype=np.complex64)
-        if self.cache:
-            self._weighted, self._weighted_key = w, key
+        entry = self._weighted_entry
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        with self._build_lock:
+            entry = self._weighted_entry
+            if entry is not None and entry[0] == key:  # built by another thread meanwhile
+                return entry[1]
+            w = np.multiply(self.ft, shells[self.index], dtype=np.complex64)
+            if self.cache:
+                self._weighted_entry = (key, w)
         return w
+
+    @property
+    def _weighted(self):
+        entry = self._weighted_entry
+        return None if entry is None else entry[1]
+
+    def shell_weights(self, fsc: np.ndarray | None = None, **filter_kwargs) -> np.ndarray:
+        """The per-shell weights (float32) of :func:`shell_filter` for this map."""
+        return shell_filter(self.n, self.pixel_size_A, fsc, **filter_kwargs).astype(np.float32)
 
     def envelope_axes(self, bfactor_A2: float) -> list[np.ndarray]:
         """``exp(-B s_axis^2 / 4)`` along each axis (float32); their outer product is the envelope."""
@@ -135,8 +161,7 @@ class Sharpener:
     def filtered(self, bfactor_A2: float, fsc: np.ndarray | None = None, *, out: np.ndarray | None = None,
                  **filter_kwargs) -> np.ndarray:
         """The transform of the sharpened map (complex64; into ``out`` when given)."""
-        shells = shell_filter(self.n, self.pixel_size_A, fsc, **filter_kwargs).astype(np.float32)
-        w = self._shell_weighted(shells)
+        w = self._shell_weighted(self.shell_weights(fsc, **filter_kwargs))
         env = self.envelope_axes(bfactor_A2)
         if out is None:
             out = w if (w is not self._weighted) else np.empty(w.shape, np.complex64)
@@ -153,13 +178,209 @@ class Sharpener:
 
     def apply(self, bfactor_A2: float, fsc: np.ndarray | None = None, **filter_kwargs) -> np.ndarray:
         """Sharpened (or blurred, for positive B) map, float32."""
-        work = None
-        if self.cache and self.ft.nbytes <= WORK_BUFFER_MAX_BYTES:
-            # the inverse FFT's input, reused from one B to the next (no new pages to fault in)
-            if self._work is None:
-                self._work = np.empty(self.ft.shape, np.complex64)
-            work = self._work
-        return irfftn(self.filtered(bfactor_A2, fsc, out=work, **filter_kwargs), self.shape, overwrite=True)
+        with self._apply_lock:
+            work = None
+            if self.cache and self.ft.nbytes <= WORK_BUFFER_MAX_BYTES:
+                # the inverse FFT's input, reused from one B to the next (no new pages to fault in)
+                if self._work is None:
+                    self._work = np.empty(self.ft.shape, np.complex64)
+                work = self._work
+            return irfftn(self.filtered(bfactor_A2, fsc, out=work, **filter_kwargs), self.shape, overwrite=True)
+
+    def plane(self, bfactor_A2: float, fsc: np.ndarray | None = None, axis: int = 0, index: int = 0,
+              **filter_kwargs) -> np.ndarray:
+        """Plane ``index`` along ``axis`` of :meth:`apply`'s map (float32, 2D), without the map:
+        one matrix-vector product over the shell-weighted transform and one 2D inverse FFT."""
+        return np.take(self.planes(bfactor_A2, fsc, axis, [index], **filter_kwargs), 0, axis=axis)
+
+    def planes(self, bfactor_A2: float, fsc: np.ndarray | None = None, axis: int = 0, indices=(0,),
+               **filter_kwargs) -> np.ndarray:
+        """Planes ``indices`` along ``axis`` of :meth:`apply`'s map, stacked along ``axis`` (float32)."""
+        w = self._shell_weighted(self.shell_weights(fsc, **filter_kwargs))
+        return planes_of(w, self.shape, self.envelope_axes(bfactor_A2), axis, indices)
+
+
+def planes_of(w: np.ndarray, shape, env, axis: int, indices) -> np.ndarray:
+    """Planes ``indices`` along ``axis`` of ``irfftn(w * env_0 ⊗ env_1 ⊗ env_2, shape)`` (3D r2c
+    layout), stacked along ``axis`` (float32): see the module doc."""
+    shape = tuple(int(m) for m in shape)
+    if len(shape) != 3 or w.ndim != 3:
+        raise ValueError(f"planes of a 3D map only, got shape {shape}")
+    axis = int(axis) % 3
+    size = shape[axis]
+    j = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if j.size and (j.min() < -size or j.max() >= size):
+        raise IndexError(f"plane index out of range for axis {axis} of size {size}")
+    j = j % size
+    if axis < 2:
+        k = np.rint(np.fft.fftfreq(size, 1.0 / size))
+        weights = np.asarray(env[axis], np.float64) / size
+    else:
+        k = np.arange(w.shape[2], dtype=np.float64)
+        h = np.full(k.size, 2.0)  # Hermitian weights of the half axis: its mirror coefficients
+        h[0] = 1.0
+        if size % 2 == 0:
+            h[-1] = 1.0  # Nyquist
+        weights = h * np.asarray(env[2], np.float64) / size
+    phase = (weights[None, :] * np.exp(2j * np.pi * np.outer(j, k) / size)).astype(np.complex64)  # (m, k)
+    if axis == 0:
+        y = (phase @ w.reshape(w.shape[0], -1)).reshape(j.size, *w.shape[1:])  # (m, ky, kx)
+        y *= np.multiply.outer(env[1], env[2])[None]
+        out = scipy.fft.irfftn(y, s=shape[1:], axes=(1, 2), workers=FFT_WORKERS, overwrite_x=True)
+    elif axis == 1:
+        y = np.matmul(phase, w)  # (kz, m, kx)
+        y *= np.multiply.outer(env[0], env[2])[:, None, :]
+        out = scipy.fft.irfftn(y, s=(shape[0], shape[2]), axes=(0, 2), workers=FFT_WORKERS, overwrite_x=True)
+    else:
+        y = (w.reshape(-1, w.shape[2]) @ phase.T).reshape(w.shape[0], w.shape[1], j.size)  # (kz, ky, m)
+        y *= np.multiply.outer(env[0], env[1])[:, :, None]
+        out = scipy.fft.ifftn(y, axes=(0, 1), workers=FFT_WORKERS, overwrite_x=True).real
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+#: a key asking for more planes than this computes the whole map instead
+MAX_LAZY_PLANES = 16
+
+
+class SharpenedMap:
+    """The sharpened map of one B and filter as a read-only array-like (float32, the map's shape)
+    that computes what it is asked for: ``m[5]``, ``m[:, 7]``, ``m[..., 3]`` (a key that fixes one
+    axis with an integer, or a few planes along one axis) cost one plane each (a few ms at 256³);
+    any other key, ``np.asarray(m)`` and :meth:`full` compute the whole map once (one inverse FFT)
+    and keep it. :meth:`full` is :meth:`Sharpener.apply`'s map (times the mask, if any).
+
+    Thread-safe: a plane can be read while another thread computes the whole map.
+    """
+
+    def __init__(self, sharpener: Sharpener, bfactor_A2: float, fsc=None, mask: np.ndarray | None = None,
+                 full: np.ndarray | None = None, **filter_kwargs):
+        self.sharpener = sharpener
+        self.bfactor_A2 = float(bfactor_A2)
+        self.fsc = fsc
+        self.mask = mask
+        self.filter_kwargs = filter_kwargs
+        self.shape = tuple(sharpener.shape)
+        self.dtype = np.dtype(np.float32)
+        self._full = full
+        self._lock = threading.Lock()
+        self._env = None
+        #: the shell-weighted transform of this filter, kept while the sharpener caches it
+        self._w = None
+        #: ``(axis, indices, planes)`` of the last planes computed (contrast limits of a shown plane)
+        self.last_planes = None
+
+    # ------------------------------------------------------------------ array protocol
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: int(np.prod(self.shape)))
+    nbytes = property(lambda self: self.size * self.dtype.itemsize)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        state = "computed" if self.computed else "lazy"
+        return f"SharpenedMap(shape={self.shape}, B={self.bfactor_A2:g} Å², {state})"
+
+    @property
+    def computed(self) -> bool:
+        """The whole map is computed (and kept)."""
+        return self._full is not None
+
+    def full(self) -> np.ndarray:
+        """The whole sharpened map (computed once; the same array afterwards)."""
+        out = self._full
+        if out is not None:
+            return out
+        with self._lock:
+            if self._full is None:
+                out = self.sharpener.apply(self.bfactor_A2, self.fsc, **self.filter_kwargs)
+                if self.mask is not None:
+                    out *= self.mask
+                self._full = out
+            return self._full
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.full().view()
+        out.flags.writeable = False  # the session's map: a reader gets a read-only view
+        if dtype is not None and np.dtype(dtype) != out.dtype:
+            return out.astype(dtype)
+        return out.copy() if copy else out
+
+    def planes(self, axis: int, indices) -> np.ndarray:
+        """Planes ``indices`` along ``axis``, stacked along ``axis`` (float32)."""
+        if self._full is not None:
+            return np.take(self._full, indices, axis=axis)
+        sh = self.sharpener
+        if self._env is None:
+            self._env = sh.envelope_axes(self.bfactor_A2)
+        w = self._w
+        if w is None:
+            w = sh._shell_weighted(sh.shell_weights(self.fsc, **self.filter_kwargs))
+            if sh.cache:
+                self._w = w
+        out = planes_of(w, self.shape, self._env, axis, indices)
+        if self.mask is not None:
+            out *= np.take(self.mask, indices, axis=axis)
+        self.last_planes = (axis, np.asarray(indices).reshape(-1), out)
+        return out
+
+    def plane(self, axis: int, index: int) -> np.ndarray:
+        """Plane ``index`` along ``axis`` (2D, float32)."""
+        return np.take(self.planes(axis, [int(index)]), 0, axis=axis)
+
+    def __getitem__(self, key):
+        if self._full is not None:
+            return self._full[key]
+        plan = _plane_key(key, self.shape)
+        if plan is None:
+            return self.full()[key]
+        axis, indices, squeeze, rest = plan
+        out = self.planes(axis, indices)
+        if squeeze:
+            out = np.take(out, 0, axis=axis)
+        return out[rest] if rest is not None else out
+
+
+def _plane_key(key, shape):
+    """How to serve ``key`` from planes along one axis: ``(axis, indices, squeeze, rest)`` with
+    ``rest`` the key left for the stacked planes (None: nothing); None when the key needs the map."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is None for k in key) or sum(k is Ellipsis for k in key) > 1:
+        return None
+    i = next((i for i, k in enumerate(key) if k is Ellipsis), None)
+    if i is not None:
+        key = key[:i] + (slice(None),) * (len(shape) - len(key) + 1) + key[i + 1:]
+    if len(key) > len(shape):
+        return None
+    key = key + (slice(None),) * (len(shape) - len(key))
+    best = None
+    for ax, (k, size) in enumerate(zip(key, shape)):
+        if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+            if not -size <= int(k) < size:
+                raise IndexError(f"index {int(k)} is out of bounds for axis {ax} with size {size}")
+            cand = (1, ax, [int(k) % size], True)
+        elif isinstance(k, slice):
+            idx = range(size)[k]
+            if len(idx) == size and (k.step is None or k.step == 1):
+                continue  # the whole axis
+            cand = (len(idx), ax, list(idx), False)
+        else:
+            return None  # fancy indexing: from the whole map
+        if best is None or cand[0] < best[0]:
+            best = cand
+    if best is None or best[0] > MAX_LAZY_PLANES or best[0] == 0:
+        return None
+    _, ax, indices, squeeze = best
+    rest = list(key)
+    if squeeze:
+        del rest[ax]
+    else:
+        rest[ax] = slice(None)
+    rest = tuple(rest)
+    if all(isinstance(k, slice) and k == slice(None) for k in rest):
+        rest = None
+    return ax, indices, squeeze, rest
 
 
 def sharpen_map(volume, pixel_size_A: float, bfactor_A2: float, fsc=None, **filter_kwargs) -> np.ndarray:
@@ -193,7 +414,8 @@ class ValidationSession:
         self.flags = []
         self.guinier_rule = "fsc143"  #: the Guinier window rule of the last compute
         self._sharpener: Sharpener | None = None
-        self.sharpened: np.ndarray | None = None
+        #: the last sharpened map (:class:`SharpenedMap`: computed when asked for), or None
+        self.sharpened_map: SharpenedMap | None = None
         self.recomputed: list[str] = []  #: what the last call recomputed (for the widget and tests)
 
     def masks_for(self, params: MaskParams):
@@ -262,7 +484,7 @@ class ValidationSession:
             convention="bfactor_A2 = map decay (amplitudes x exp(-B s^2/4)); "
                        "sharpening_bfactor_A2 = RELION's sign (negative sharpens)",
         )
-        if self.sharpened is not None:
+        if self.sharpened_map is not None:
             d["sharpen"] = self.sharpen_used.to_dict()
         return d
 
@@ -302,8 +524,16 @@ class ValidationSession:
         return guinier_curve_from_means(hm.masked_average_means(m)[quantity], hm.n, hm.pixel_size_A, quantity,
                                         hm.counts)
 
-    def sharpen(self, params: SharpenParams = SharpenParams()) -> np.ndarray:
-        """Sharpened average; only the filter and one inverse FFT are recomputed when B changes."""
+    @property
+    def sharpened(self) -> np.ndarray | None:
+        """The last sharpened map, whole (computed now if :meth:`sharpen` was lazy), or None."""
+        return None if self.sharpened_map is None else self.sharpened_map.full()
+
+    def sharpen(self, params: SharpenParams = SharpenParams(), *, lazy: bool = False):
+        """Sharpened average; only the filter and one inverse FFT are recomputed when B changes.
+
+        ``lazy=True`` returns the :class:`SharpenedMap` without computing it (a plane costs a few
+        ms; the whole map is computed when first asked for, by it or by :attr:`sharpened`)."""
         if self.fsc is None:
             raise RuntimeError("compute() first")
         hm = self.halfmaps
@@ -316,17 +546,17 @@ class ValidationSession:
             b = self.guinier.sharpening_bfactor_A2
         else:
             raise CryodiagInputError(f"no B-factor was fitted ({self.guinier_error}); give one", self.path1)
-        out = self._sharpener.apply(
+        result = SharpenedMap(
+            self._sharpener,
             b,
             self.fsc.curves["corrected"],
+            self.fsc.masks[self.fsc.corrected_mask] if params.apply_mask else None,
             fsc_weighting=params.fsc_weighting,
             zero_below_fsc=params.zero_below_fsc,
             lowpass_A=params.lowpass_A,
             lowpass_edge_shells=params.lowpass_edge_shells,
         )
-        if params.apply_mask:
-            out *= self.fsc.masks[self.fsc.corrected_mask]
-        self.sharpened = out
+        self.sharpened_map = result
         self.sharpen_used = replace(params, bfactor_A2=float(b))
         self.recomputed.append("sharpen")
-        return out
+        return result if lazy else result.full()

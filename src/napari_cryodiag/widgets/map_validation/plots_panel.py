@@ -58,6 +58,11 @@ class PlotsPanel:
     def needs_sharpened_curve(self) -> bool:
         return self.view.value == "Guinier"
 
+    @property
+    def needs_sharpened_map(self) -> bool:
+        """The shown view draws the whole sharpened map (its slices, projections or transform)."""
+        return self.view.value in ("slices", "projections", "Fourier slices") and self.view_map.value == "sharpened"
+
     def _on_view(self, *_):
         self.view_map.visible = self.view.value in ("slices", "projections", "Fourier slices")
         self.redraw()
@@ -112,21 +117,26 @@ class PlotsPanel:
         and draw the whole figure: several times the step itself)."""
         self._settle.stop()
 
-    def sharpened_changed(self) -> None:
-        """A new sharpened map (what-if): blit its Guinier curve, or redraw a view that shows it;
-        the full figure is redrawn once B rests."""
+    def sharpened_changed(self, curve=None, *, settle: bool = True) -> None:
+        """A new sharpened map (what-if): blit its Guinier curve (``curve``, default the
+        validation's), or redraw a view that shows it; the full figure is redrawn once B rests
+        (``settle=False``: not yet, another map is on its way)."""
         view = self.view.value
         if view == "Guinier" and self._sharp_line is not None:
             import numpy as np
 
-            curve = self.session.validation.sharpened_curve
+            if curve is None:
+                curve = self.session.validation.sharpened_curve
             x, y = np.asarray(curve.x_invA2), np.asarray(curve.y)
             ok = np.isfinite(y) & (x > 0)
             self._sharp_line.set_data(x[ok], y[ok])
             if not self.blitter.artists:
                 self.blitter.start([self._sharp_line])
             self.blitter.update()  # the rest of the figure is the saved background
-            self._settle.start()
+            if settle:
+                self._settle.start()
+        elif not settle:
+            return
         elif view == "Guinier" or (view in ("slices", "projections", "Fourier slices")
                                    and self.view_map.value == "sharpened"):
             self._settle.start()

@@ -5,10 +5,17 @@ or an explicit B-factor, FSC weighting, low-pass, mask), ``live`` (follow the fo
 that add the sharpened map, the automatic masks, the log-amplitude Fourier volume and the three
 projections as layers.
 
-A new B re-filters the cached transform of the half-map average (one inverse FFT, in a thread)
-and replaces the data of the sharpened layer; changes that come faster than that are merged (the
-latest wins), and the Guinier curve of the sharpened map is computed only while the Guinier plot
-is shown. :meth:`SharpenPanel.sharpen_now` does the same synchronously (scripts and buttons).
+The sharpened layer holds a :class:`SharpenedLayerData`: the map of the shown B as an
+array-like (:class:`~napari_cryodiag.compute.maps.sharpen.SharpenedMap`) that napari slices. In
+2D a new B costs the plane napari asks for (a matrix-vector product over the cached transform and
+one 2D inverse FFT, on the GUI thread: a few ms at 256³); scrolling computes the next plane. The
+whole map (one inverse FFT) is computed only when something needs it: the 3D display, File >
+Save / ``layer.save``, ``np.asarray(layer.data)``, the Guinier plot's sharpened curve (in a
+thread, after the plane is shown), the slice views of the sharpened map, the exports. With the
+layer in 3D a new B computes the whole map in a thread. Changes that come while a thread runs are
+merged (the latest wins; in 2D its plane is shown at once), and the Guinier curve of the sharpened
+map is computed only while the Guinier plot is shown. :meth:`SharpenPanel.sharpen_now` computes
+the whole map synchronously (scripts and buttons).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from .._dock import note
 from .._forms import options_form
 from .._layers import meta
 
-__all__ = ["SharpenPanel", "SHARPENED_NAME"]
+__all__ = ["SharpenPanel", "SharpenedLayerData", "SHARPENED_NAME"]
 
 SHARPENED_NAME = "sharpened"
 MASK_COLOURS = {"spherical": "blue", "loose": "magenta", "tight": "green"}
@@ -32,8 +39,55 @@ MASK_COLOURS = {"spherical": "blue", "loose": "magenta", "tight": "green"}
 def _contrast(vol: np.ndarray) -> tuple[float, float]:
     """Display range of a map from a subsample (a few ms at 256³)."""
     step = max(1, vol.shape[0] // 64)
-    lo, hi = np.percentile(vol[::step, ::step, ::step], [0.1, 99.9])
+    return _percentile_range(vol[::step, ::step, ::step])
+
+
+def _percentile_range(values: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.percentile(values, [0.1, 99.9])
     return float(lo), float(hi if hi > lo else lo + 1)
+
+
+def _shown_contrast(m) -> tuple[float, float] | None:
+    """Display range of what napari just asked ``m`` for: the whole map's subsample once it is
+    computed, else the planes shown (None: nothing was asked for, e.g. a hidden layer)."""
+    if m.computed:
+        return _contrast(m.full())
+    if m.last_planes is not None:
+        return _percentile_range(m.last_planes[2])
+    return None
+
+
+class SharpenedLayerData:
+    """The sharpened layer's data: the :class:`~napari_cryodiag.compute.maps.sharpen.SharpenedMap`
+    of the B shown (``.map``), swapped at each B while the layer keeps this object (napari then
+    refreshes the slice and keeps its dimensions). Array-like, read-only: ``shape``, ``dtype``,
+    ``ndim``, indexing (a key that fixes one axis costs one plane), ``np.asarray`` and :meth:`copy`
+    (the whole map)."""
+
+    def __init__(self, sharpened_map):
+        self.map = sharpened_map
+
+    shape = property(lambda self: self.map.shape)
+    dtype = property(lambda self: self.map.dtype)
+    ndim = property(lambda self: self.map.ndim)
+    size = property(lambda self: self.map.size)
+    nbytes = property(lambda self: self.map.nbytes)
+
+    def __len__(self):
+        return len(self.map)
+
+    def __getitem__(self, key):
+        return self.map[key]
+
+    def __array__(self, dtype=None, copy=None):
+        return self.map.__array__(dtype, copy)
+
+    def copy(self) -> np.ndarray:
+        """The whole map, as a new array."""
+        return np.array(self.map)
+
+    def __repr__(self):
+        return f"SharpenedLayerData({self.map!r})"
 
 
 class SharpenPanel:
@@ -59,8 +113,10 @@ class SharpenPanel:
         self.layer = None  #: the sharpened layer (an object: it may be renamed)
         self.shown_bfactor_A2: float | None = None  #: the B of the map the layer shows
         self._mask_layers: dict = {}  #: automatic mask name -> its layer
+        self.shown_map = None  #: the SharpenedMap the layer shows (or would show)
         self._worker = None
         self._pending: SharpenOptions | None = None
+        self._pending_map = None  #: the pending options' map, already shown (2D, while a thread ran)
         self._syncing = False
         self.form.changed_value.connect(self._on_form)
         self.sharpened_button.changed.connect(lambda *_: self.add_sharpened_layer())
@@ -110,7 +166,7 @@ class SharpenPanel:
         s = self.session.session
         self._show_fitted()
         self.note.value = "" if s.guinier is not None else f"no fitted B-factor ({s.guinier_error}): enter one"
-        if s.sharpened is not None or self._layer_alive() is not None:
+        if s.sharpened_map is not None or self._layer_alive() is not None:
             self.request()
 
     # ------------------------------------------------------------------ sharpening
@@ -118,27 +174,57 @@ class SharpenPanel:
         return self.form.value
 
     def request(self, options: SharpenOptions | None = None) -> None:
-        """Sharpen with ``options`` (default: the form's) in a thread; requests that arrive while
-        one runs are merged into one (the latest)."""
+        """Sharpen with ``options`` (default: the form's): in 2D the layer's plane at once, the
+        whole map and the Guinier curve (when needed) in a thread; requests that arrive while one
+        runs are merged into one (the latest)."""
         self._pending = options or self.options()
+        self._pending_map = None
         self.plots.sharpening()
         if self._worker is None:
             self._start()
+        elif self._shows_planes():
+            # the thread works for an older B: show this B's plane now, its curve afterwards
+            self._pending_map = self._lazy(self._pending)
+            if self._pending_map is not None:
+                self._show(self._pending_map)
+
+    def _shows_planes(self) -> bool:
+        """The sharpened layer needs planes only (2D display, or hidden), not the whole map."""
+        layer = self._layer_alive()
+        return layer is not None and (self.dock.viewer.dims.ndisplay == 2 or not layer.visible)
+
+    def _lazy(self, opts):
+        """The map for ``opts``, not computed (GUI thread: sets the session's B); None on error."""
+        try:
+            return self.session.validation.sharpen(opts, lazy=True)
+        except CryodiagInputError as err:
+            self._failed(err)
+            return None
 
     def _start(self):
-        opts, self._pending = self._pending, None
+        opts, m, self._pending, self._pending_map = self._pending, self._pending_map, None, None
         v = self.session.validation
+        shown = m is not None
+        if m is None:
+            m = self._lazy(opts)
+            if m is None:
+                return
         need_curve = self.plots.needs_sharpened_curve
+        need_full = self.plots.needs_sharpened_map or (self._layer_alive() is not None and not self._shows_planes())
+        if not need_full and not shown:
+            self._show(m)
+        if not (need_full or need_curve):
+            return
 
         def job():
-            vol = v.sharpen(opts)
-            yield vol
-            if need_curve:
-                v.sharpened_curve  # noqa: B018 - computed here, off the GUI thread
-            return need_curve
+            # only m is read and computed here: the GUI thread may set the next B meanwhile
+            if need_full:
+                m.full()
+                yield m
+            return m, (v.sharpened_curve_of(m) if need_curve else None)
 
         w = thread_worker(job, start_thread=False, ignore_errors=True)()
-        w.yielded.connect(self._show_volume)
+        w.yielded.connect(self._computed_map)
         w.returned.connect(self._curve_ready)
         w.errored.connect(self._failed)
         w.finished.connect(self._finished)
@@ -150,34 +236,46 @@ class SharpenPanel:
         if self._pending is not None and self.session.ready:
             self._start()
         else:
-            self._pending = None
+            self._pending = self._pending_map = None
 
     def _failed(self, err):
-        self._pending = None
+        self._pending = self._pending_map = None
         self.note.value = str(err) if isinstance(err, CryodiagInputError) else f"{type(err).__name__}: {err}"
         self.dock.report(self.note.value, "warning")
 
-    def _curve_ready(self, with_curve):
-        if with_curve:
-            self.plots.sharpened_changed()
+    def _computed_map(self, m):
+        """The thread computed ``m`` whole: show it, unless a newer B is shown already (its plane,
+        in 2D, while the thread ran)."""
+        if self._pending_map is None:
+            self._show(m)
 
-    def _show_volume(self, vol):
-        """Show a new sharpened map: its values go into the layer's array (same grid), and the
-        layer redraws; no new layer data, so napari does not recompute the viewer's dimensions,
-        and no text changes size (a relayout of the window costs more than the map)."""
+    def _curve_ready(self, result):
+        m, curve = result
+        if curve is not None:
+            # the curve of the shown map: the figure is redrawn once B rests; of an older one
+            # (the next B is shown, its curve comes next): blitted only
+            self.plots.sharpened_changed(curve, settle=m is self.shown_map and self._pending is None)
+
+    def _show(self, m):
+        """Show the sharpened map ``m`` (a SharpenedMap): the layer's data object stays and points
+        at ``m``, and the layer refreshes (napari asks for the plane it shows; no new layer data,
+        so napari does not recompute the viewer's dimensions, and no text changes size: a relayout
+        of the window costs more than the map)."""
         layer = self._layer_alive()
-        b = self.session.session.sharpen_used.bfactor_A2
         if layer is not None:
             data = layer.data
-            if isinstance(data, np.ndarray) and data.shape == vol.shape and data.dtype == vol.dtype and data.flags.writeable \
-                    and data is not self.session.session.sharpened:
-                np.copyto(data, vol)
+            m.last_planes = None
+            if isinstance(data, SharpenedLayerData) and data.shape == m.shape:
+                data.map = m
                 layer.refresh()
             else:
-                layer.data = vol.copy()
-            layer.contrast_limits = _contrast(vol)
-            layer.metadata.setdefault("cryodiag", {})["bfactor_A2"] = b
-        self.shown_bfactor_A2 = b
+                layer.data = SharpenedLayerData(m)
+            clim = _shown_contrast(m)
+            if clim is not None:
+                layer.contrast_limits = clim
+            layer.metadata.setdefault("cryodiag", {})["bfactor_A2"] = m.bfactor_A2
+        self.shown_map = m
+        self.shown_bfactor_A2 = m.bfactor_A2
         if not self.plots.needs_sharpened_curve:
             self.plots.sharpened_changed()
 
@@ -193,11 +291,11 @@ class SharpenPanel:
         QCoreApplication.processEvents()
 
     def sharpen_now(self, options: SharpenOptions | None = None) -> np.ndarray:
-        """Sharpen in this thread (after any running request) and show the result."""
+        """Sharpen in this thread (after any running request): the whole map, shown; returns it."""
         self.wait()
-        v = self.session.validation
-        vol = v.sharpen(options or self.options())
-        self._show_volume(vol)
+        m = self.session.validation.sharpen(options or self.options(), lazy=True)
+        vol = m.full()
+        self._show(m)
         if self.plots.needs_sharpened_curve:
             self.plots.sharpened_changed()
         return vol
@@ -222,7 +320,7 @@ class SharpenPanel:
         if self._layer_alive() is None:
             apix = self.session.session.halfmaps.pixel_size_A
             self.layer = self.dock.viewer.add_image(
-                vol.copy(), name=SHARPENED_NAME, scale=(apix,) * 3, contrast_limits=_contrast(vol),
+                SharpenedLayerData(self.shown_map), name=SHARPENED_NAME, scale=(apix,) * 3, contrast_limits=_contrast(vol),
                 metadata={"cryodiag": {"kind": "derived", "derived": True, "what": "sharpened map",
                                        "pixel_size_A": apix,
                                        "bfactor_A2": self.session.session.sharpen_used.bfactor_A2}})
