@@ -24,16 +24,29 @@ RELION writes them, %.6f, FOM, class, psi, optics group; ~110 B per row):
 - ``cs_pick_fields``: ``read_cs(fields=cs.PICK_FIELDS, keep_other_fields=False)`` (what a pick
   view needs) against ``cs_tools`` (cryosparc-tools ``Dataset.load``). Goal: >= 5x faster.
 - ``cs_full``: the full canonical table against ``cs_npload`` (``np.load``). Goal: <= 2x.
+
+A fresh process per method also pays the first touch of the memory it allocates, which on a
+virtual machine (host pages handed back while free) can cost more than the reading itself and
+varies from run to run (``np.load``'s 1.6 GB: 0.3 to 4 s of system time). ``--in-process``
+(``.cs`` only) measures the four methods in one process instead, alternating, ``--repeats``
+times after one call each, and reports wall, user and system CPU time and the ratios of the same
+run; ``--baseline REF`` adds ``read_cs`` as ``src/napari_cryodiag/io/cs.py`` is at the git ref
+``REF`` and first checks that both give the same tables on the file. ``--data DIR`` writes the
+files in DIR/cryodiag_picks_scale instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib.util
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -176,6 +189,116 @@ def run(method: str, arg: Path, out_dir: Path, repeats: int = 1) -> dict:
     return best
 
 
+def _cs_at(ref: str):
+    """``io/cs.py`` as it is at the git ref ``ref``, loaded beside the current one."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:src/napari_cryodiag/io/cs.py"],
+                         capture_output=True, text=True, check=True).stdout
+    tmp = Path(tempfile.mkdtemp(prefix="cs_baseline_")) / "cs_baseline.py"
+    tmp.write_text(src)
+    name = "napari_cryodiag.io._cs_baseline"
+    spec = importlib.util.spec_from_file_location(name, tmp)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    shutil.rmtree(tmp.parent, ignore_errors=True)
+    return mod
+
+
+def frame_difference(a, b) -> str | None:
+    """The first difference between two canonical tables (columns, dtypes, values, categories,
+    attrs), or None when they are the same."""
+    import pandas as pd
+
+    if list(a.columns) != list(b.columns):
+        return f"columns {list(a.columns)} != {list(b.columns)}"
+    if len(a) != len(b):
+        return f"{len(a)} != {len(b)} rows"
+    for c in a.columns:
+        x, y = a[c], b[c]
+        if x.dtype != y.dtype:
+            return f"{c}: dtype {x.dtype} != {y.dtype}"
+        if isinstance(x.dtype, pd.CategoricalDtype):
+            if list(x.cat.categories) != list(y.cat.categories):
+                return f"{c}: categories differ"
+            if not np.array_equal(x.cat.codes.to_numpy(), y.cat.codes.to_numpy()):
+                return f"{c}: codes differ"
+        elif not np.array_equal(x.to_numpy(), y.to_numpy(), equal_nan=x.dtype.kind == "f"):
+            return f"{c}: values differ"
+    if a.attrs != b.attrs:
+        return f"attrs {a.attrs} != {b.attrs}"
+    return None
+
+
+def _rusage() -> tuple[float, float]:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
+
+
+def in_process(p: Path, repeats: int, baseline: str | None = None) -> dict:
+    """The ``.cs`` methods in one process, alternating (see the module docstring)."""
+    from cryosparc.dataset import Dataset
+
+    from napari_cryodiag.io import cs
+
+    path = str(p)
+    methods = {
+        "cs_pick_fields": lambda: cs.read_cs(path, fields=cs.PICK_FIELDS, keep_other_fields=False),
+        "cs_tools": lambda: Dataset.load(path),
+        "cs_full": lambda: cs.read_cs(path),
+        "cs_npload": lambda: np.load(path, max_header_size=2**30),
+    }
+    out: dict = {"load_average_before": os.getloadavg()}
+    if baseline:
+        base = _cs_at(baseline)
+        methods["base_pick_fields"] = lambda: base.read_cs(path, fields=base.PICK_FIELDS, keep_other_fields=False)
+        methods["base_full"] = lambda: base.read_cs(path)
+        same = {}
+        for ours, theirs in (("cs_pick_fields", "base_pick_fields"), ("cs_full", "base_full")):
+            diff = frame_difference(methods[ours](), methods[theirs]())
+            gc.collect()
+            same[ours] = diff is None
+            print(f"  {ours} same table as at {baseline}: {diff is None}" + (f" ({diff})" if diff else ""), flush=True)
+        out["same_as_baseline"] = same
+    for f in methods.values():  # imports, first touches
+        f()
+        gc.collect()
+    runs: dict = {k: [] for k in methods}
+    for r in range(repeats):
+        for k in (list(methods) if r % 2 == 0 else list(methods)[::-1]):
+            gc.collect()
+            u0, s0 = _rusage()
+            t0 = time.perf_counter()
+            res = methods[k]()
+            t = time.perf_counter() - t0
+            u1, s1 = _rusage()
+            del res
+            runs[k].append({"time_s": t, "user_s": u1 - u0, "sys_s": s1 - s0, "cpu_s": u1 - u0 + s1 - s0})
+    out["load_average_after"] = os.getloadavg()
+    best = {}
+    for k, v in runs.items():
+        b = {q: min(x[q] for x in v) for q in ("time_s", "cpu_s", "user_s", "sys_s")}
+        b["median_time_s"] = float(np.median([x["time_s"] for x in v]))
+        b["median_cpu_s"] = float(np.median([x["cpu_s"] for x in v]))
+        b["runs"] = v
+        best[k] = out[k] = b
+        print(f"  {k:16s} wall min {b['time_s']:.3f} s (median {b['median_time_s']:.3f})  CPU min {b['cpu_s']:.3f} s "
+              f"(median {b['median_cpu_s']:.3f}; user {b['user_s']:.3f}, system {b['sys_s']:.3f})", flush=True)
+    for q, label in (("time_s", "wall min"), ("cpu_s", "CPU min"), ("median_cpu_s", "CPU median")):
+        r = {"pick_fields_speedup_over_cs_tools": best["cs_tools"][q] / best["cs_pick_fields"][q],
+             "full_over_npload": best["cs_full"][q] / best["cs_npload"][q]}
+        line = (f"  [{label}] pick fields vs cryosparc-tools: {r['pick_fields_speedup_over_cs_tools']:.2f}x faster "
+                f"(goal >= 5); full table / np.load: {r['full_over_npload']:.2f} (goal <= 2)")
+        if baseline:
+            r["pick_fields_baseline_over_ours"] = best["base_pick_fields"][q] / best["cs_pick_fields"][q]
+            r["full_baseline_over_ours"] = best["base_full"][q] / best["cs_full"][q]
+            line += (f"; {baseline} / ours: pick fields {r['pick_fields_baseline_over_ours']:.2f}, "
+                     f"full {r['full_baseline_over_ours']:.2f}")
+        out[f"ratios_{q}"] = r
+        print(line, flush=True)
+    print(f"  load average {out['load_average_before']} -> {out['load_average_after']}", flush=True)
+    return out
+
+
 def _same_values(a: Path, b: Path) -> bool:
     from napari_cryodiag.io.star import read_star_table
 
@@ -193,6 +316,10 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--only", default="star,cs")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--in-process", action="store_true",
+                    help=".cs only: the methods alternating in one process (same-run ratios, CPU times)")
+    ap.add_argument("--baseline", default=None, help="with --in-process: also read_cs as it is at this git ref")
+    ap.add_argument("--data", default=None, help="folder for the generated files (default benchmarks/.data/...)")
     ap.add_argument("--max-memory-gb", type=float, default=0,
                     help="address-space cap of each measured process (0: none), for a shared machine")
     args = ap.parse_args()
@@ -201,8 +328,26 @@ def main():
     if args.child:
         print(json.dumps(child(*args.child)))
         return
+    global DATA
+    if args.data:
+        DATA = Path(args.data) / "cryodiag_picks_scale"  # a folder of its own: it is removed at the end
     n = 100_000 if args.quick else int(args.rows)
     only = set(args.only.split(","))
+    if args.in_process:
+        try:
+            p = make_cs(n)
+            print(f".cs, {n:,} picks, {p.stat().st_size / 2**20:.0f} MB, in one process, {args.repeats} repeats",
+                  flush=True)
+            res = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "rows": n, "bytes": p.stat().st_size,
+                   "cs_in_process": in_process(p, args.repeats, args.baseline)}
+        finally:
+            if not args.keep:
+                shutil.rmtree(DATA, ignore_errors=True)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"bench_picks_scale_in_process{'_quick' if args.quick else ''}.json"
+        out.write_text(json.dumps(res, indent=2))
+        print(f"wrote {out}")
+        return
     work = DATA / "out"
     work.mkdir(parents=True, exist_ok=True)
     res: dict = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "rows": n,

@@ -352,3 +352,43 @@ def test_read_cs_fields_on_chunk_sees_transient_fields(tmp_path):
                           on_chunk=on_chunk)
     assert list(t) == ["pick_stats/power"] and len(calls) > 5 and calls[-1][1] == 300
     np.testing.assert_array_equal(seen, a["location/center_x_frac"])
+
+
+def test_cs_pick_on_a_zero_shape_and_off_its_micrograph_counted_once(tmp_path):
+    """A pick on a micrograph of shape 0 whose fraction is also NaN is counted with the shape-0
+    picks only; a negative shape in a signed field counts as shape 0 too."""
+    n = 50
+    dt = np.dtype([("uid", "<u8"), ("location/micrograph_uid", "<u8"), ("location/micrograph_path", "S20"),
+                   ("location/micrograph_shape", "<i4", (2,)), ("location/center_x_frac", "<f4"),
+                   ("location/center_y_frac", "<f4")])
+    a = np.zeros(n, dt)
+    a["uid"] = np.arange(n)
+    a["location/micrograph_uid"] = 7
+    a["location/micrograph_path"] = b"mic_7.mrc"
+    a["location/micrograph_shape"] = (100, 200)
+    a["location/center_x_frac"] = 0.5
+    a["location/center_y_frac"] = 0.25
+    a["location/micrograph_shape"][[3, 4]] = 0
+    a["location/micrograph_shape"][5] = (-1, 200)
+    a["location/center_x_frac"][[4, 10]] = np.nan  # row 4: shape 0 and NaN; row 10: NaN only
+    a["location/center_y_frac"][11] = 1.25
+    p = tmp_path / "z.cs"
+    with open(p, "wb") as f:
+        np.save(f, a)
+    t = cs.read_cs(p)
+    assert t.attrs["notes"] == [f"3 of {n} picks are on micrographs of shape [0, 0] (position unknown): left out",
+                                f"2 of {n} picks have fractions that are NaN, ±inf or outside [0, 1] (off the "
+                                "micrograph): left out"]
+    np.testing.assert_array_equal(t["source_row"], [i for i in range(n) if i not in (3, 4, 5, 10, 11)])
+    assert (t["x_px"] == 100.0).all() and (t["y_px"] == 25.0).all()
+
+
+def test_read_cs_fields_refuses_rows_the_file_no_longer_holds(tmp_path):
+    """Rows are read with readinto until the header's count: a file shorter than its (already
+    checked) header says, e.g. cut while it was read, is refused naming the row where it ends."""
+    p = tmp_path / "t.cs"
+    _synthetic_picks_cs(p, n=300)
+    hdr = cs.read_cs_header(p)
+    longer = cs.CsHeader(path=hdr.path, dtype=hdr.dtype, n=310, offset=hdr.offset)
+    with pytest.raises(CryodiagInputError, match="rows end at row 301 of 310"):
+        cs.read_cs_fields(p, ["pick_stats/power"], header=longer, chunk_bytes=1000)

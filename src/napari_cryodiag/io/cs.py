@@ -253,18 +253,17 @@ def read_cs_fields(path, fields: Sequence[str] | None = None, *, chunk_bytes: in
                    header: CsHeader | None = None, transient: Sequence[str] = (), on_chunk=None) -> FieldTable:
     """Only ``fields`` (all when None) of a ``.cs``, as contiguous native-order arrays.
 
-    NumPy format: the rows are looked at through a memory map ``chunk_bytes`` at a time (a
-    chunk stays in cache while each field is copied out; the pages already read are released
-    every 64 MB, so memory stays at the size of the fields). Compressed format: through
+    NumPy format: the rows are read front to back with ``readinto``, ``chunk_bytes`` at a time,
+    into one reused buffer (it stays in cache while each field is copied out; memory stays at the
+    size of the fields, and no page of the file is mapped). Compressed format: through
     cryosparc-tools. Fields that the file lacks are left out.
 
     ``on_chunk(records, lo, hi, arrays)`` (NumPy format only) is called for each chunk of rows
     ``lo:hi`` after its fields were copied (``arrays[f][lo:hi]``, in the file's byte order);
     ``records`` also holds the ``transient`` fields, which are looked at there but not copied out
-    (values derived from them while the chunk is in cache cost no array of their own).
+    (values derived from them while the chunk is in cache cost no array of their own). ``records``
+    is the reused buffer: it is overwritten by the next chunk.
     """
-    import mmap
-
     path = os.fspath(path)
     if cs_format(path) != "numpy":
         arr = read_cs_array(path)
@@ -286,31 +285,26 @@ def read_cs_fields(path, fields: Sequence[str] | None = None, *, chunk_bytes: in
     tmp = {f: np.empty((n,) + flat[f].shape, flat[f].base) for f in keep}
     if n and (keep or (seen and on_chunk is not None)):
         row = hdr.dtype.itemsize
-        rows_per = max(1, chunk_bytes // row)
-        release = max(rows_per, (64 << 20) // row)
-        with open(path, "rb") as fh:
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            try:
-                recs = np.frombuffer(mm, dtype=view_dt, count=n, offset=hdr.offset)
-                done = 0
-                for lo in range(0, n, rows_per):
-                    hi = min(n, lo + rows_per)
-                    chunk = recs[lo:hi]
-                    for f in keep:
-                        tmp[f][lo:hi] = chunk[f]
-                    if on_chunk is not None:
-                        on_chunk(chunk, lo, hi, tmp)
-                    if hi - done >= release or hi == n:  # give back the pages read so far
-                        end = (hdr.offset + hi * row) // mmap.PAGESIZE * mmap.PAGESIZE
-                        if end > 0 and hasattr(mm, "madvise"):
-                            mm.madvise(mmap.MADV_DONTNEED, 0, end)
-                        done = hi
-                del recs, chunk
-            finally:
-                try:
-                    mm.close()
-                except BufferError:  # pragma: no cover - a view still alive
-                    pass
+        rows_per = min(n, max(1, chunk_bytes // row))
+        buf = np.empty(rows_per, dtype=view_dt)
+        raw = buf.view(np.uint8)  # the buffer's bytes, rows of the file's layout
+        with open(path, "rb", buffering=0) as fh:
+            fh.seek(hdr.offset)
+            for lo in range(0, n, rows_per):
+                hi = min(n, lo + rows_per)
+                want = (hi - lo) * row
+                got = 0
+                while got < want:
+                    k = fh.readinto(raw[got:want])
+                    if not k:
+                        raise CryodiagInputError(f"truncated .cs file: rows end at row {lo + got // row + 1:,} of "
+                                                 f"{n:,} (the file shrank while it was read)", path)
+                    got += k
+                chunk = buf[: hi - lo]
+                for f in keep:
+                    tmp[f][lo:hi] = chunk[f]
+                if on_chunk is not None:
+                    on_chunk(chunk, lo, hi, tmp)
     out = {}
     for f in keep:
         dt = hdr.dtype[f]
@@ -422,7 +416,7 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
     (``alignments3D/error`` ...). ``cs.PICK_FIELDS`` are what a pick view needs. A file
     without ``location/*`` is still a table (``attrs["has_locations"] = False``);
     ``require_coordinates=True`` raises instead. ``mmap`` is accepted for compatibility (fields
-    are always copied out of a memory map).
+    are always read in chunks, :func:`read_cs_fields`).
     """
     path = os.fspath(path)
     fmt = cs_format(path)
@@ -446,17 +440,48 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
             and all(hdr.dtype[f].base.kind == "f" and not hdr.dtype[f].shape for f in (fxn, fyn))):
         # pixel coordinates computed while each chunk of rows is in cache: the fractions are not copied out
         _check_field(hdr, shn)
-        derived = {"x": np.empty(hdr.n), "y": np.empty(hdr.n), "bad_frac": np.empty(hdr.n, dtype=bool)}
+        # per row: x, y and whether it is dropped (micrograph of shape 0, or a fraction outside [0, 1]);
+        # per file: how many of each, and the largest shape value
+        derived = {"x": np.empty(hdr.n), "y": np.empty(hdr.n), "drop": np.empty(hdr.n, dtype=bool),
+                   "zero": 0, "off": 0, "shape_max": 0.0}
         sel = [f for f in sel if f not in (fxn, fyn)]
         shape_base = hdr.dtype[shn].base
+        frac_dt = {f: hdr.dtype[f].base.newbyteorder("=") for f in (fxn, fyn)}
+        scratch: dict = {}
 
         def on_chunk(records, lo, hi, arrays):
-            fx, fy = records[fxn], records[fyn]
-            sh = arrays[shn][lo:hi].view(shape_base).reshape(hi - lo, 2)
-            np.multiply(fx, sh[:, 1], dtype=np.float64, out=derived["x"][lo:hi])
-            np.multiply(fy, sh[:, 0], dtype=np.float64, out=derived["y"][lo:hi])
+            # the strided fields are copied once into contiguous chunk buffers (in cache), and the
+            # arithmetic runs on those: 2x faster than ufuncs casting straight from the records
+            m = hi - lo
+            if scratch.get("m", 0) < m:
+                scratch.update(m=m, fx=np.empty(m, frac_dt[fxn]), fy=np.empty(m, frac_dt[fyn]), nx=np.empty(m),
+                               ny=np.empty(m), t=np.empty(m, dtype=bool), z=np.empty(m, dtype=bool))
+            fx, fy, fnx, fny = (scratch[k][:m] for k in ("fx", "fy", "nx", "ny"))
+            t, z = scratch["t"][:m], scratch["z"][:m]
+            fx[:] = records[fxn]
+            fy[:] = records[fyn]
+            sh = arrays[shn][lo:hi].view(shape_base).reshape(m, 2)
+            fny[:] = sh[:, 0]  # exact: shapes are integers below 2**20 (checked after)
+            fnx[:] = sh[:, 1]
+            x, y, drop = derived["x"][lo:hi], derived["y"][lo:hi], derived["drop"][lo:hi]
+            x[:] = fx
+            y[:] = fy
+            np.multiply(x, fnx, out=x)
+            np.multiply(y, fny, out=y)
+            derived["shape_max"] = max(derived["shape_max"], float(fny.max()), float(fnx.max()))
+            np.less_equal(fny, 0, out=z)  # a micrograph of shape 0: ny or nx 0 (or negative in a signed field)
+            np.less_equal(fnx, 0, out=t)
+            np.logical_or(z, t, out=z)
             ok = (fx >= 0) & (fx <= 1) & (fy >= 0) & (fy <= 1)  # NaN fails the test too
-            np.logical_not(ok, out=derived["bad_frac"][lo:hi])
+            np.logical_not(ok, out=drop)  # fractions off the micrograph, for now
+            nz = int(np.count_nonzero(z))
+            if np.count_nonzero(drop):
+                np.logical_not(z, out=t)
+                np.logical_and(t, drop, out=t)
+                derived["off"] += int(np.count_nonzero(t))
+            if nz:
+                np.logical_or(drop, z, out=drop)
+                derived["zero"] += nz
 
         arr = read_cs_fields(path, sel, header=hdr, transient=(fxn, fyn), on_chunk=on_chunk)
     else:
@@ -484,34 +509,36 @@ def read_cs(path, *, fields: Sequence[str] | None = None, flip_y: bool = False, 
     drop = None
     if has_loc:
         shape = col("location/micrograph_shape").reshape(n, 2)
-        if n and (shape.max() >= 2**20):
+        if n and ((derived["shape_max"] if derived is not None else shape.max()) >= 2**20):
             i = int(np.argmax(shape.max(axis=1)))
             raise CryodiagInputError(f"location/micrograph_shape {shape[i].tolist()} of row {i + 1} is not a "
                                      "micrograph's size", path)
         ny = shape[:, 0]  # the file's integers, no copy
         nx = shape[:, 1]
-        if derived is not None:
+        if derived is not None:  # computed chunk by chunk (on_chunk above)
             used.update((fxn, fyn))
-            x, y, bad_frac = derived["x"], derived["y"], derived.pop("bad_frac")
+            x, y = derived["x"], derived["y"]
+            n_zero, n_off = derived["zero"], derived["off"]
+            drop = derived.pop("drop") if n_zero or n_off else None
         else:
             fx = col("location/center_x_frac")
             fy = col("location/center_y_frac")
             x = np.multiply(fx, nx, dtype=np.float64)
             y = np.multiply(fy, ny, dtype=np.float64)
             bad_frac = ~((fx >= 0) & (fx <= 1) & (fy >= 0) & (fy <= 1))  # NaN fails the test too
+            zero = (ny == 0) | (nx == 0) if ny.dtype.kind == "u" else (ny <= 0) | (nx <= 0)
+            off = ~zero & bad_frac
+            n_zero, n_off = int(zero.sum()), int(off.sum())
+            drop = zero | off if n_zero or n_off else None
         if flip_y:
             y = np.subtract(ny, y, out=y)
-        zero = (ny == 0) | (nx == 0) if ny.dtype.kind == "u" else (ny <= 0) | (nx <= 0)
-        off = ~zero & bad_frac
-        if zero.any():
-            notes.append(f"{int(zero.sum())} of {n} picks are on micrographs of shape [0, 0] (position unknown): left out")
-        if off.any():
-            notes.append(f"{int(off.sum())} of {n} picks have fractions that are NaN, ±inf or outside [0, 1] (off the "
+        if n_zero:
+            notes.append(f"{n_zero} of {n} picks are on micrographs of shape [0, 0] (position unknown): left out")
+        if n_off:
+            notes.append(f"{n_off} of {n} picks have fractions that are NaN, ±inf or outside [0, 1] (off the "
                          "micrograph): left out")
-        if zero.any() or off.any():
-            drop = zero | off
-            if drop.all():
-                raise CryodiagInputError("no pick has a position on its micrograph: " + "; ".join(notes), path)
+        if drop is not None and n_zero + n_off == n:
+            raise CryodiagInputError("no pick has a position on its micrograph: " + "; ".join(notes), path)
         cols["x_px"] = x
         cols["y_px"] = y
         cols["micrograph_ny"] = ny
