@@ -23,6 +23,7 @@ masked transforms (the widget's "what-if" mode).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
@@ -54,6 +55,19 @@ RANDOMISE_RULES = ("tight75", "relion", "nomask143")
 # --------------------------------------------------------------------------- inputs
 
 
+#: arrays just found finite (by id, while alive): the next :func:`check_half_maps` of each skips
+#: its count of NaN/inf voxels once (a full pass over the map) and forgets it
+_FINITE_ONCE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def vouch_finite(*arrays) -> None:
+    """Say that ``arrays`` (numpy arrays) hold no NaN/inf: the next :func:`check_half_maps` of each
+    does not count them again (once: a later check counts)."""
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            _FINITE_ONCE[id(a)] = a
+
+
 def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=None, path2=None, *, rtol=1e-3):
     """Raise :class:`CryodiagInputError` naming both files when the half maps cannot be compared.
 
@@ -83,6 +97,8 @@ def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=
             f"half maps have different voxel sizes: {names} have {s1[0]:.4f} Å and {s2[0]:.4f} Å", where
         )
     for arr, p in ((a, path1), (b, path2)):
+        if _FINITE_ONCE.pop(id(arr), None) is arr:
+            continue
         bad = count_nonfinite(arr)
         if bad:
             raise CryodiagInputError(f"half map has {bad} NaN or infinite voxels", p)
@@ -619,8 +635,13 @@ def iter_fsc_family(
     done += 1
     yield done, total
     kept: dict[str, np.ndarray] = {}
+    scratch = None  # a mask not kept is made in the previous one's array (no new map)
     for name in ("spherical", "loose", "tight"):
-        m = maker.make(name) if maker is not None else masks[name]
+        if maker is not None and name not in keep:
+            m = scratch = maker.make(name, out=scratch)
+        else:
+            scratch = None  # freed before a kept mask is made: no more masks in memory than before
+            m = maker.make(name) if maker is not None else masks[name]
         if hm.lean or maker is not None:
             curves[name], spectra[name] = hm.masked_fsc_and_spectra(m)
         else:
@@ -631,7 +652,7 @@ def iter_fsc_family(
         del m
         done += 1
         yield done, total
-    maker = None  # frees the distance transform
+    maker = scratch = None  # frees the distance transform
     if user is not None:
         kept["user"] = user
         curves["user"], spectra["user"] = hm.masked_fsc_and_spectra(user)

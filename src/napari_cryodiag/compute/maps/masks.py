@@ -59,14 +59,16 @@ def cosine_edge(distance, d_one: float, d_zero: float) -> np.ndarray:
     return out
 
 
-def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: float = 0.85) -> np.ndarray:
+def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: float = 0.85,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """Soft sphere centred at ``n // 2``: 1 within ``inner_fraction * outer``, cosine to 0 at ``outer``.
 
     ``outer_radius_px`` defaults to half the box.
 
     The squared radius of a voxel is an integer, so the mask is a lookup table over ``r²``
     (one cosine per distinct radius), gathered plane by plane inside each plane's bounding box
-    of non-zero values; no full-volume radius grid or float temporaries.
+    of non-zero values; no full-volume radius grid or float temporaries. ``out`` (float32 of
+    ``shape``): the mask is written there (a work array reused from mask to mask).
     """
     shape = tuple(int(s) for s in shape)
     outer = float(min(shape)) / 2 if outer_radius_px is None else float(outer_radius_px)
@@ -74,7 +76,7 @@ def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: 
     r2_max = sum(int(q.max()) for q in sq)
     # float32 sqrt of an exact integer: the same radii as a float32 radius grid
     table = cosine_edge(np.sqrt(np.arange(r2_max + 1, dtype=np.float32)), inner_fraction * outer, outer)
-    out = np.zeros(shape, dtype=np.float32)
+    out = _zeros(shape, out)
     nonzero = np.flatnonzero(table)
     if nonzero.size == 0:
         return out
@@ -97,6 +99,14 @@ def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: 
             box.append(slice(int(inside[0]), int(inside[-1]) + 1))
         box = tuple(box)
         out[(i, *box)] = table[rest[box] + q0]
+    return out
+
+
+def _zeros(shape, out=None) -> np.ndarray:
+    """Float32 zeros of ``shape``: ``out`` cleared when it fits, else a new array."""
+    if out is None or out.shape != tuple(shape) or out.dtype != np.float32:
+        return np.zeros(shape, dtype=np.float32)
+    out.fill(0)
     return out
 
 
@@ -321,18 +331,19 @@ class AutoMasks:
             self._dist, self._crop, self._box = _cropped_distance(region, pixel_size_A, reach)
             del region
 
-    def make(self, name: str) -> np.ndarray:
-        """One mask (float32 on the map's grid)."""
+    def make(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
+        """One mask (float32 on the map's grid), in ``out`` when given (a work array: the same values)."""
         p = self.params
         if name == "spherical":
-            return spherical_mask(self.shape, p.sphere_outer_fraction * min(self.shape) / 2, p.sphere_inner_fraction)
+            return spherical_mask(self.shape, p.sphere_outer_fraction * min(self.shape) / 2, p.sphere_inner_fraction,
+                                  out=out)
         d_one, d_zero = self.edges[name]
         # voxels outside the box grown by d_zero lie farther than d_zero from the region: 0
         crop, box = self._crop, self._box
         sub = _grown(box, self.shape, _pad_px(max(d_zero, d_one), self.pixel_size_A))
         sub = tuple(slice(max(s.start, c.start), min(s.stop, c.stop)) for s, c in zip(sub, crop))
         inner = tuple(slice(s.start - c.start, s.stop - c.start) for s, c in zip(sub, crop))
-        m = np.zeros(self.shape, dtype=np.float32)
+        m = _zeros(self.shape, out)
         m[sub] = cosine_edge(self._dist[inner], d_one, d_zero)
         return m
 
