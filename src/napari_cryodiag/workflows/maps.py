@@ -312,8 +312,12 @@ class MapValidation:
         r = s.fsc
         written = []
         for view in views:
-            fig = Figure(figsize=(7, 5) if view in ("FSC", "Guinier") else (9, 3.4), layout="constrained")
+            margins = EXPORT_MARGINS.get(view)
+            fig = Figure(figsize=(7, 5) if view in ("FSC", "Guinier") else (9, 3.4),
+                         layout="constrained" if margins is None else None)
             draw_view(self, view, fig, view_map=view_map)
+            if margins is not None:
+                fig.subplots_adjust(**margins)
             written += plan.save_figure(fig, _stem(view))
         folder = plan.folder
         written.append(write_fsc_csv(folder / "fsc.csv", r, **plan.writer_kwargs(folder / "fsc.csv")))
@@ -337,6 +341,15 @@ class MapValidation:
         data["files"] = [str(p) for p in written]
         written.append(plan.write_json(json_name, data))
         return written
+
+
+#: fixed axes margins of the exported FSC and Guinier figures (7 x 5 in): where constrained layout
+#: puts the axes (the Guinier plot with room for wider tick labels); saving then needs no layout
+#: pass (a dry draw measuring every label, ~0.15 s of a 0.3 s figure)
+EXPORT_MARGINS = {
+    "FSC": dict(left=0.079, right=0.943, bottom=0.099, top=0.865),
+    "Guinier": dict(left=0.105, right=0.972, bottom=0.099, top=0.869),
+}
 
 
 def _stem(view: str) -> str:
