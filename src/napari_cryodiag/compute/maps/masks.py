@@ -102,6 +102,10 @@ def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: 
     return out
 
 
+#: elements per slab of :meth:`AutoMasks.make`'s cosine edge
+CHUNK_PLANES_ELEMENTS = 1 << 21
+
+
 def _zeros(shape, out=None) -> np.ndarray:
     """Float32 zeros of ``shape``: ``out`` cleared when it fits, else a new array."""
     if out is None or out.shape != tuple(shape) or out.dtype != np.float32:
@@ -344,7 +348,13 @@ class AutoMasks:
         sub = tuple(slice(max(s.start, c.start), min(s.stop, c.stop)) for s, c in zip(sub, crop))
         inner = tuple(slice(s.start - c.start, s.stop - c.start) for s, c in zip(sub, crop))
         m = _zeros(self.shape, out)
-        m[sub] = cosine_edge(self._dist[inner], d_one, d_zero)
+        # slab by slab along z (the edge is per voxel: the same values), so that its temporaries stay
+        # a few planes big while the FSC's transforms are in memory
+        step = max(1, CHUNK_PLANES_ELEMENTS // max(1, int(np.prod([t.stop - t.start for t in sub[1:]]))))
+        for z0 in range(sub[0].start, sub[0].stop, step):
+            z1 = min(z0 + step, sub[0].stop)
+            zi = slice(z0 - crop[0].start, z1 - crop[0].start)
+            m[(slice(z0, z1), *sub[1:])] = cosine_edge(self._dist[(zi, *inner[1:])], d_one, d_zero)
         return m
 
 
