@@ -277,3 +277,17 @@ def test_shell_means_folded_equal_unfolded(n):
             assert set(got) == set(quantities)
             for q in quantities:
                 np.testing.assert_allclose(got[q], want[q], rtol=1e-6)
+
+
+def test_vouched_finite_is_skipped_once_only():
+    """vouch_finite spares the next check_half_maps one count of NaN/inf voxels, not later ones."""
+    from napari_cryodiag.compute.maps.fsc import check_half_maps, vouch_finite
+    from napari_cryodiag.errors import CryodiagInputError
+
+    a = np.ones((8, 8, 8), np.float32)
+    b = np.ones((8, 8, 8), np.float32)
+    a[1, 2, 3] = np.nan
+    vouch_finite(a)
+    check_half_maps(a, b)  # taken on trust, once
+    with pytest.raises(CryodiagInputError, match="1 NaN"):
+        check_half_maps(a, b)

@@ -59,3 +59,27 @@ def test_xml_and_csv(tmp_path, result):
         np.testing.assert_allclose(t[f"fsc_{name}"], r.curves[name], atol=1e-5)
     with pytest.raises(CryodiagInputError, match="input"):
         write_fsc_csv(tmp_path / "fsc.csv", r, overwrite=True, protect=[tmp_path / "fsc.csv"])
+
+
+def test_texts_as_pandas_and_starfile_wrote_them(tmp_path, result):
+    """The CSV and STAR are formatted without pandas/starfile: the same text as before, to the byte
+    (the STAR's first line, a comment with the time, names this package)."""
+    import dataclasses
+
+    from napari_cryodiag.io.fsc_export import fsc_csv_text, fsc_table, postprocess_blocks, postprocess_star_text
+
+    sim, r = result
+    g = guinier_curve_of_map((sim.half1 + sim.half2) / 2, 2.0, "amplitude", mask=r.masks["tight"])
+    g.y[3] = np.nan  # a shell left out of the Guinier block
+    fit = fit_guinier(g, 14.0, 6.0)
+    ys = g.y.copy()
+    ys[5] = np.inf  # written as -99, as RELION
+    sharpened = dataclasses.replace(g, y=ys)
+    assert fsc_csv_text(r) == fsc_table(r).to_csv(index=False, float_format="%.6g")
+    kw = dict(half1_name="h 1.mrc", half2_name="h2.mrc", mask_name="", bfactor_used_A2=-50.0, sharpened_curve=sharpened)
+    starfile.write(postprocess_blocks(r, g, fit, **kw), tmp_path / "ref.star", float_format="%.6f")
+    ref = (tmp_path / "ref.star").read_text()
+    ours = postprocess_star_text(r, g, fit, **kw)
+    assert ours.split("\n", 1)[1] == ref.split("\n", 1)[1]
+    assert ours.startswith("# Created by napari-cryodiag")
+    assert '"h 1.mrc"' in ours and "-99.000000" in ours

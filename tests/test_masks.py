@@ -206,3 +206,19 @@ def test_region_at_the_box_edge_and_odd_shapes_match_reference():
         _assert_same_masks(auto_masks(blob, apix, params), _ref_auto_masks(blob, apix, params))
     for shape, outer in (((40, 40, 40), None), ((33, 33, 33), 9.5), ((20, 24, 30), None), ((31, 32), 40.0), ((17,), 5.0)):
         np.testing.assert_array_equal(spherical_mask(shape, outer), _ref_spherical_mask(shape, outer))
+
+
+def test_masks_from_a_scratch_average_are_the_same():
+    """AutoMasks(scratch=True) low-passes the average over itself (no new map): the same masks,
+    bit for bit, as from an average it must keep."""
+    from napari_cryodiag.compute.maps.masks import AutoMasks
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=48, pixel_size_A=1.5, resolution_A=5.0)
+    avg = (sim.half1 + sim.half2) * np.float32(0.5)
+    ref = AutoMasks(avg.copy(), 1.5)
+    scratch = avg.copy()
+    new = AutoMasks(scratch, 1.5, scratch=True)
+    assert not np.array_equal(scratch, avg)  # overwritten by its low-pass
+    for name in ("spherical", "loose", "tight"):
+        assert np.array_equal(ref.make(name), new.make(name))

@@ -25,19 +25,67 @@ import scipy.fft
 #: threads for the 3D transforms
 FFT_WORKERS = max(1, os.cpu_count() or 1)
 
-def rfftn(x: np.ndarray) -> np.ndarray:
-    """r2c transform in single precision (complex64), multi-threaded."""
-    return scipy.fft.rfftn(np.asarray(x, dtype=np.float32), workers=FFT_WORKERS)
+def _pocketfft():
+    """scipy's pocketfft module, whose r2c/c2r take an output array (``scipy.fft`` has no ``out=``),
+    or None when this scipy lays it out differently."""
+    try:
+        from scipy.fft._pocketfft import pypocketfft
+        from scipy.fft._pocketfft.helper import _normalization
+    except ImportError:  # pragma: no cover - another scipy layout
+        return None
+    return pypocketfft, _normalization
 
 
-def irfftn(f: np.ndarray, shape, *, overwrite: bool = False) -> np.ndarray:
+def _usable_out(out, shape, dtype) -> bool:
+    return (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == dtype
+            and out.flags.c_contiguous and out.flags.writeable)
+
+
+def rfftn(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """r2c transform in single precision (complex64), multi-threaded.
+
+    ``out`` (complex64, C-contiguous, the r2c shape): the transform is written there and returned,
+    with no new array (a fresh 512³ transform costs ~1 GiB of page faults, ~0.3 s of system time).
+    The same pocketfft call as :func:`scipy.fft.rfftn`, so the same numbers bit for bit (tested).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if out is not None:
+        half = x.shape[:-1] + (x.shape[-1] // 2 + 1,)
+        pf = _pocketfft()
+        if pf is not None and x.ndim and x.flags.c_contiguous and _usable_out(out, half, np.complex64):
+            pfft, norm = pf
+            return pfft.r2c(x, tuple(range(x.ndim)), True, norm(None, True), out, FFT_WORKERS)
+        out[...] = scipy.fft.rfftn(x, workers=FFT_WORKERS)
+        return out
+    return scipy.fft.rfftn(x, workers=FFT_WORKERS)
+
+
+def irfftn(f: np.ndarray, shape, *, overwrite: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """c2r transform back to a float32 map of ``shape``.
 
-    ``overwrite=True`` lets the transform use ``f`` as its work array (``f`` is destroyed): for a
-    3D map that saves a complex temporary the size of ``f`` (one map's worth of memory).
+    ``out`` (float32, C-contiguous, ``shape``): written there and returned, as :func:`rfftn`'s
+    ``out``. ``overwrite=True`` with ``out`` (``f`` is destroyed): the c2c passes over the leading
+    axes run in place in ``f``, then the c2r along the last axis writes ``out`` and the
+    ``1/size`` scale is applied there, which is what pocketfft's multi-axis c2r does in a copy of
+    ``f`` (one complex map-sized temporary fewer, no page faults). Every variant gives the same
+    numbers, bit for bit (tested).
     """
-    return scipy.fft.irfftn(np.asarray(f, dtype=np.complex64), s=tuple(shape), workers=FFT_WORKERS,
-                            overwrite_x=overwrite).astype(np.float32, copy=False)
+    f = np.asarray(f, dtype=np.complex64)
+    shape = tuple(int(s) for s in shape)
+    if out is not None:
+        pf = _pocketfft()
+        if pf is not None and len(shape) == f.ndim and f.shape[:-1] == shape[:-1] \
+                and f.shape[-1] == shape[-1] // 2 + 1 and _usable_out(out, shape, np.float32):
+            pfft, norm = pf
+            if overwrite and f.ndim > 1 and _usable_out(f, f.shape, np.complex64):
+                pfft.c2c(f, tuple(range(f.ndim - 1)), False, 0, f, FFT_WORKERS)
+                pfft.c2r(f, (f.ndim - 1,), shape[-1], False, 0, out, FFT_WORKERS)
+                out *= np.float32(1 / np.longdouble(np.prod(shape, dtype=np.int64)))  # pocketfft's factor
+                return out
+            return pfft.c2r(f, tuple(range(f.ndim)), shape[-1], False, norm(None, False), out, FFT_WORKERS)
+        out[...] = scipy.fft.irfftn(f, s=shape, workers=FFT_WORKERS)
+        return out
+    return scipy.fft.irfftn(f, s=shape, workers=FFT_WORKERS, overwrite_x=overwrite).astype(np.float32, copy=False)
 
 
 

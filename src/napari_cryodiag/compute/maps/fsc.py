@@ -23,6 +23,7 @@ masked transforms (the widget's "what-if" mode).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
@@ -54,6 +55,19 @@ RANDOMISE_RULES = ("tight75", "relion", "nomask143")
 # --------------------------------------------------------------------------- inputs
 
 
+#: arrays just found finite (by id, while alive): the next :func:`check_half_maps` of each skips
+#: its count of NaN/inf voxels once (a full pass over the map) and forgets it
+_FINITE_ONCE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def vouch_finite(*arrays) -> None:
+    """Say that ``arrays`` (numpy arrays) hold no NaN/inf: the next :func:`check_half_maps` of each
+    does not count them again (once: a later check counts)."""
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            _FINITE_ONCE[id(a)] = a
+
+
 def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=None, path2=None, *, rtol=1e-3):
     """Raise :class:`CryodiagInputError` naming both files when the half maps cannot be compared.
 
@@ -83,6 +97,8 @@ def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=
             f"half maps have different voxel sizes: {names} have {s1[0]:.4f} Å and {s2[0]:.4f} Å", where
         )
     for arr, p in ((a, path1), (b, path2)):
+        if _FINITE_ONCE.pop(id(arr), None) is arr:
+            continue
         bad = count_nonfinite(arr)
         if bad:
             raise CryodiagInputError(f"half map has {bad} NaN or infinite voxels", p)
@@ -333,6 +349,7 @@ class HalfMaps:
         self._masked: dict[int, tuple] = {}
         self._average_means: dict[int, tuple] = {}
         self._buf = None  # real work array of the masked products (reused from curve to curve)
+        self._g = None  # two complex work arrays: the masked transforms (reused from curve to curve)
         self.lean = bool(lean)
 
     def _real(self):
@@ -344,28 +361,46 @@ class HalfMaps:
     def transforms(self):
         if self._f1 is None:
             h1, h2 = self._real()
-            self._f1 = rfftn(h1)
-            self._f2 = rfftn(h2)
+            g, self._g = self._g, None  # the masked curves' work arrays become the transforms
+            self._f1 = rfftn(h1, out=None if g is None else g[0])
+            self._f2 = rfftn(h2, out=None if g is None else g[1])
         return self._f1, self._f2
 
     def release_real(self) -> None:
-        """Keep only the transforms: compute them if needed, then free the real half maps."""
-        self._buf = None
+        """Keep only the transforms: compute them if needed, then free the real half maps (the
+        real work array stays: the phase-randomised maps go through it)."""
         _ = self.transforms  # computed now (a property)
         self.half1 = self.half2 = None
 
     def average_ft(self) -> np.ndarray:
         f1, f2 = self.transforms
-        return (f1 + f2) * np.float32(0.5)
+        out = np.add(f1, f2)
+        out *= np.float32(0.5)  # in place: the same numbers as (f1 + f2) * 0.5, one temporary fewer
+        return out
 
-    def average(self) -> np.ndarray:
+    def average(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The half-map average (a new array, or written into ``out``)."""
         h1, h2 = self._real()
-        return (h1 + h2) * np.float32(0.5)
+        out = np.add(h1, h2, out=out)
+        out *= np.float32(0.5)  # in place: the same numbers as (h1 + h2) * 0.5
+        return out
 
     def _work(self) -> np.ndarray:
         if self._buf is None:
             self._buf = np.empty(self.shape, dtype=np.float32)
         return self._buf
+
+    def _transform_work(self) -> tuple[np.ndarray, np.ndarray]:
+        """Two complex64 arrays of the r2c shape, written by every masked transform in turn: a
+        transform into an array already in memory costs no page faults (a new 512³ one ~0.3 s
+        of system time). Freed by :meth:`free_work` (or taken over by :attr:`transforms`)."""
+        if self._g is None:
+            self._g = (np.empty(self.index.shape, np.complex64), np.empty(self.index.shape, np.complex64))
+        return self._g
+
+    def free_work(self) -> None:
+        """Free the work arrays (the cached transforms and curves stay)."""
+        self._buf = self._g = None
 
     def masked_average_means(self, mask: np.ndarray) -> dict:
         """Per-shell means of |F|^2 and |F| of the half-map average times ``mask`` (cached per mask):
@@ -378,7 +413,8 @@ class HalfMaps:
         np.add(h1, h2, out=buf)
         buf *= np.float32(0.5)
         buf *= mask
-        means = shell_means(rfftn(buf), self.index, self.n, counts=self.counts)
+        work = None if self._g is None else self._g[0]  # during the family's run: no new transform array
+        means = shell_means(rfftn(buf, out=work), self.index, self.n, counts=self.counts)
         self._average_means[id(mask)] = (mask, means)
         return means
 
@@ -386,12 +422,12 @@ class HalfMaps:
         """FSC and :func:`shell_spectra` of the half maps times ``mask`` (not cached)."""
         h1, h2 = self._real()
         buf = self._work()
+        g1, g2 = self._transform_work()
         np.multiply(h1, mask, out=buf)
-        g1 = rfftn(buf)
+        rfftn(buf, out=g1)
         np.multiply(h2, mask, out=buf)
-        g2 = rfftn(buf)
+        rfftn(buf, out=g2)
         sums = shell_sums_fsc(g1, g2, self.index, self.n)
-        del g1, g2
         return fsc_from_sums(*sums), shell_spectra(*sums, self.counts)
 
     def fsc_unmasked(self) -> np.ndarray:
@@ -426,18 +462,16 @@ class HalfMaps:
         """
         f1, f2 = self.transforms
         rng = np.random.default_rng(seed)
-        # the randomised transforms are temporaries: the c2r may use them as its work array
-        r1 = irfftn(randomise_phases(f1, self.shape, start_shell, rng, self.index, convention), self.shape,
-                    overwrite=True)
-        r1 *= mask
-        g1 = rfftn(r1)
-        del r1
-        r2 = irfftn(randomise_phases(f2, self.shape, start_shell, rng, self.index, convention), self.shape,
-                    overwrite=True)
-        r2 *= mask
-        g2 = rfftn(r2)
-        del r2
-        return fsc_from_transforms(g1, g2, self.index, self.n)
+        r = self._work()
+        gs = []
+        for f in (f1, f2):
+            # each randomised transform goes back to real space in the work array, is masked there,
+            # and its forward transform overwrites it (no new map-sized array per step)
+            g = randomise_phases(f, self.shape, start_shell, rng, self.index, convention)
+            irfftn(g, self.shape, out=r, overwrite=True)
+            r *= mask
+            gs.append(rfftn(r, out=g))
+        return fsc_from_transforms(gs[0], gs[1], self.index, self.n)
 
 
 # --------------------------------------------------------------------------- the family
@@ -595,13 +629,19 @@ def iter_fsc_family(
     if masks is None:
         # the threshold's low-pass needs only the low-frequency corner of the average's transform:
         # a pruned forward transform of the average gives it before any full transform exists
-        maker = AutoMasks(hm.average(), apix, mask_params, which=("spherical", "loose", "tight"),
-                          half_fts=None if hm.lean or hm._f1 is None else hm.transforms)
+        # (the average is formed in the work array of the masked products, and low-passed over itself)
+        maker = AutoMasks(hm.average(out=hm._work()), apix, mask_params, which=("spherical", "loose", "tight"),
+                          half_fts=None if hm.lean or hm._f1 is None else hm.transforms, scratch=True)
     done += 1
     yield done, total
     kept: dict[str, np.ndarray] = {}
+    scratch = None  # a mask not kept is made in the previous one's array (no new map)
     for name in ("spherical", "loose", "tight"):
-        m = maker.make(name) if maker is not None else masks[name]
+        if maker is not None and name not in keep:
+            m = scratch = maker.make(name, out=scratch)
+        else:
+            scratch = None  # freed before a kept mask is made: no more masks in memory than before
+            m = maker.make(name) if maker is not None else masks[name]
         if hm.lean or maker is not None:
             curves[name], spectra[name] = hm.masked_fsc_and_spectra(m)
         else:
@@ -612,7 +652,7 @@ def iter_fsc_family(
         del m
         done += 1
         yield done, total
-    maker = None  # frees the distance transform
+    maker = scratch = None  # frees the distance transform
     if user is not None:
         kept["user"] = user
         curves["user"], spectra["user"] = hm.masked_fsc_and_spectra(user)
@@ -632,7 +672,7 @@ def iter_fsc_family(
     convention = randomisation_convention(randomise_from)
     curves["phase_randomised"] = hm.fsc_randomised(cmask, shell, seed, convention)
     curves["corrected"] = corrected_fsc(curves[cmask_name], curves["phase_randomised"], shell, wait_shells)
-    hm._buf = None
+    hm.free_work()
     done += 1
     yield done, total
     resolutions = {k: _resolutions(v, n, apix) for k, v in curves.items() if k != "phase_randomised"}

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from ...errors import CryodiagInputError
 
@@ -60,14 +59,16 @@ def cosine_edge(distance, d_one: float, d_zero: float) -> np.ndarray:
     return out
 
 
-def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: float = 0.85) -> np.ndarray:
+def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: float = 0.85,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """Soft sphere centred at ``n // 2``: 1 within ``inner_fraction * outer``, cosine to 0 at ``outer``.
 
     ``outer_radius_px`` defaults to half the box.
 
     The squared radius of a voxel is an integer, so the mask is a lookup table over ``r²``
     (one cosine per distinct radius), gathered plane by plane inside each plane's bounding box
-    of non-zero values; no full-volume radius grid or float temporaries.
+    of non-zero values; no full-volume radius grid or float temporaries. ``out`` (float32 of
+    ``shape``): the mask is written there (a work array reused from mask to mask).
     """
     shape = tuple(int(s) for s in shape)
     outer = float(min(shape)) / 2 if outer_radius_px is None else float(outer_radius_px)
@@ -75,7 +76,7 @@ def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: 
     r2_max = sum(int(q.max()) for q in sq)
     # float32 sqrt of an exact integer: the same radii as a float32 radius grid
     table = cosine_edge(np.sqrt(np.arange(r2_max + 1, dtype=np.float32)), inner_fraction * outer, outer)
-    out = np.zeros(shape, dtype=np.float32)
+    out = _zeros(shape, out)
     nonzero = np.flatnonzero(table)
     if nonzero.size == 0:
         return out
@@ -101,14 +102,28 @@ def spherical_mask(shape, outer_radius_px: float | None = None, inner_fraction: 
     return out
 
 
+#: elements per slab of :meth:`AutoMasks.make`'s cosine edge
+CHUNK_PLANES_ELEMENTS = 1 << 21
+
+
+def _zeros(shape, out=None) -> np.ndarray:
+    """Float32 zeros of ``shape``: ``out`` cleared when it fits, else a new array."""
+    if out is None or out.shape != tuple(shape) or out.dtype != np.float32:
+        return np.zeros(shape, dtype=np.float32)
+    out.fill(0)
+    return out
+
+
 def lowpass(volume: np.ndarray, pixel_size_A: float, resolution_A: float, edge_shells: float = 2.0, ft=None,
-            half_fts=None) -> np.ndarray:
+            half_fts=None, out: np.ndarray | None = None) -> np.ndarray:
     """Low-pass filter with a raised-cosine edge (``edge_shells`` wide, ending at ``resolution_A``).
 
     ``ft`` may pass the volume's rfftn when it is already known (saves a transform); ``half_fts``
     the rfftn of two half maps whose average is ``volume`` (only the low-frequency block of
     ``(f1 + f2) / 2`` is formed then); without either, a cubic volume's block comes from a pruned
-    forward transform (:func:`_rfftn_corner`).
+    forward transform (:func:`_rfftn_corner`). ``out``: a float32 array of the volume's shape the
+    result of the pruned transform is written to (it may be ``volume`` itself, which is read
+    first); other paths ignore it.
     """
     from ..fourier import n_shells, shell_index
     from ..fourier import irfftn, rfftn
@@ -142,7 +157,7 @@ def lowpass(volume: np.ndarray, pixel_size_A: float, resolution_A: float, edge_s
         block_ft = (average_of[0][block] + average_of[1][block]) * np.float32(0.5)
     else:
         block_ft = _rfftn_corner(vol, k_max)
-    return _irfftn_corner(block_ft * table[index[block]], n, k_max)
+    return _irfftn_corner(block_ft * table[index[block]], n, k_max, out=out)
 
 
 def _rfftn_corner(vol: np.ndarray, k_max: int, chunk: int = 8) -> np.ndarray:
@@ -167,7 +182,7 @@ def _rfftn_corner(vol: np.ndarray, k_max: int, chunk: int = 8) -> np.ndarray:
     return scipy.fft.fft(a, axis=1, overwrite_x=True, workers=FFT_WORKERS)[:, both]
 
 
-def _irfftn_corner(block: np.ndarray, n: int, k_max: int, chunk: int = 8) -> np.ndarray:
+def _irfftn_corner(block: np.ndarray, n: int, k_max: int, chunk: int = 8, out: np.ndarray | None = None) -> np.ndarray:
     """``irfftn`` of an n³ half spectrum that is 0 outside its ``|k_i| <= k_max`` corner ``block``.
 
     ``block`` has shape ``(2k+1, 2k+1, k+1)`` (rows ``0..k`` then ``n-k..n-1`` on the first two
@@ -176,7 +191,8 @@ def _irfftn_corner(block: np.ndarray, n: int, k_max: int, chunk: int = 8) -> np.
     ``chunk`` planes, unscaled, then one multiply by 1/n³ (float32, as pocketfft's own
     normalisation). The 1-D transforms see the same numbers as in the full ``irfftn`` (zeros elsewhere
     stay zeros), so the result equals it (tested bit for bit), with ~1/3 of the arithmetic and no
-    full-size complex temporaries.
+    full-size complex temporaries. ``out`` (float32 n³, C-contiguous): written there, slab by slab
+    (no new map-sized array; the same numbers).
     """
     import scipy.fft
 
@@ -192,14 +208,24 @@ def _irfftn_corner(block: np.ndarray, n: int, k_max: int, chunk: int = 8) -> np.
     b[:, n - k :] = a[:, k + 1 :]
     del a
     b = scipy.fft.ifft(b, axis=1, norm="forward", overwrite_x=True, workers=FFT_WORKERS)
-    out = np.empty((n, n, n), dtype=np.float32)
+    from ..fourier import _pocketfft, _usable_out
+
+    if not _usable_out(out, (n, n, n), np.float32):
+        out = np.empty((n, n, n), dtype=np.float32)
+    pf = _pocketfft()
     buf = np.zeros((chunk, n, n // 2 + 1), dtype=np.complex64)
     scale = np.float32(1 / np.longdouble(n) ** 3)
     for z0 in range(0, n, chunk):
         z1 = min(z0 + chunk, n)
         buf[: z1 - z0, :, : k + 1] = b[z0:z1]
-        slab = scipy.fft.irfft(buf[: z1 - z0], n=n, axis=2, norm="forward", workers=FFT_WORKERS)
-        np.multiply(slab, scale, out=out[z0:z1])
+        if pf is not None:  # the c2r of scipy.fft.irfft(norm="forward"), written in place
+            pfft, norm = pf
+            dest = out[z0:z1]
+            pfft.c2r(buf[: z1 - z0], (2,), n, False, norm("forward", False), dest, FFT_WORKERS)
+            dest *= scale
+        else:  # pragma: no cover - another scipy layout
+            slab = scipy.fft.irfft(buf[: z1 - z0], n=n, axis=2, norm="forward", workers=FFT_WORKERS)
+            np.multiply(slab, scale, out=out[z0:z1])
     return out
 
 
@@ -215,6 +241,8 @@ def _edt(mask: np.ndarray, pixel_size_A: float) -> np.ndarray:
         return edt.edt(mask, anisotropy=(float(pixel_size_A),) * mask.ndim, black_border=False,
                        parallel=0).astype(np.float32, copy=False)
     except ImportError:
+        from scipy import ndimage  # imported here: the command line need not load scipy.ndimage
+
         return ndimage.distance_transform_edt(mask, sampling=float(pixel_size_A)).astype(np.float32)
 
 
@@ -267,10 +295,13 @@ def distance_from_region_A(region: np.ndarray, pixel_size_A: float, max_distance
 
 
 def threshold_region(average: np.ndarray, pixel_size_A: float, params: MaskParams = MaskParams(), average_ft=None,
-                     half_fts=None) -> np.ndarray:
-    """Boolean region of the low-passed average above ``threshold_fraction`` of its maximum."""
+                     half_fts=None, scratch: bool = False) -> np.ndarray:
+    """Boolean region of the low-passed average above ``threshold_fraction`` of its maximum.
+
+    ``scratch=True``: ``average`` (float32, C-contiguous) may be overwritten by its low-pass."""
     if params.lowpass_A:
-        lp = lowpass(average, pixel_size_A, params.lowpass_A, ft=average_ft, half_fts=half_fts)
+        lp = lowpass(average, pixel_size_A, params.lowpass_A, ft=average_ft, half_fts=half_fts,
+                     out=average if scratch else None)
     else:
         lp = np.asarray(average, np.float32)
     return lp >= np.float32(params.threshold_fraction) * lp.max()
@@ -287,7 +318,8 @@ class AutoMasks:
 
     def __init__(self, average: np.ndarray, pixel_size_A: float, params: MaskParams = MaskParams(),
                  which=("spherical", "loose", "tight"), average_ft: np.ndarray | None = None,
-                 half_fts: tuple[np.ndarray, np.ndarray] | None = None):
+                 half_fts: tuple[np.ndarray, np.ndarray] | None = None, scratch: bool = False):
+        """``scratch=True``: ``average`` is a work array that may be overwritten (by its low-pass)."""
         avg = np.asarray(average, dtype=np.float32)
         self.shape = avg.shape
         self.pixel_size_A = float(pixel_size_A)
@@ -298,23 +330,31 @@ class AutoMasks:
         self._dist = None
         if self.edges:
             reach = max(d_zero for _, d_zero in self.edges.values())
-            region = threshold_region(avg, pixel_size_A, params, average_ft, half_fts)
+            region = threshold_region(avg, pixel_size_A, params, average_ft, half_fts,
+                                      scratch=scratch and avg is average)
             self._dist, self._crop, self._box = _cropped_distance(region, pixel_size_A, reach)
             del region
 
-    def make(self, name: str) -> np.ndarray:
-        """One mask (float32 on the map's grid)."""
+    def make(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
+        """One mask (float32 on the map's grid), in ``out`` when given (a work array: the same values)."""
         p = self.params
         if name == "spherical":
-            return spherical_mask(self.shape, p.sphere_outer_fraction * min(self.shape) / 2, p.sphere_inner_fraction)
+            return spherical_mask(self.shape, p.sphere_outer_fraction * min(self.shape) / 2, p.sphere_inner_fraction,
+                                  out=out)
         d_one, d_zero = self.edges[name]
         # voxels outside the box grown by d_zero lie farther than d_zero from the region: 0
         crop, box = self._crop, self._box
         sub = _grown(box, self.shape, _pad_px(max(d_zero, d_one), self.pixel_size_A))
         sub = tuple(slice(max(s.start, c.start), min(s.stop, c.stop)) for s, c in zip(sub, crop))
         inner = tuple(slice(s.start - c.start, s.stop - c.start) for s, c in zip(sub, crop))
-        m = np.zeros(self.shape, dtype=np.float32)
-        m[sub] = cosine_edge(self._dist[inner], d_one, d_zero)
+        m = _zeros(self.shape, out)
+        # slab by slab along z (the edge is per voxel: the same values), so that its temporaries stay
+        # a few planes big while the FSC's transforms are in memory
+        step = max(1, CHUNK_PLANES_ELEMENTS // max(1, int(np.prod([t.stop - t.start for t in sub[1:]]))))
+        for z0 in range(sub[0].start, sub[0].stop, step):
+            z1 = min(z0 + step, sub[0].stop)
+            zi = slice(z0 - crop[0].start, z1 - crop[0].start)
+            m[(slice(z0, z1), *sub[1:])] = cosine_edge(self._dist[(zi, *inner[1:])], d_one, d_zero)
         return m
 
 
