@@ -149,3 +149,27 @@ def test_fsc_of_a_relion_postprocess(shared_data, tmp_path, capsys):
     assert (out / "fsc.png").is_file()
     assert "16.36 Å" in capsys.readouterr().out
     assert main(["fsc", "-o", str(tmp_path / "none")]) == 2
+
+
+def test_fsc_process_imports_no_table_or_gui_packages(maps, tmp_path):
+    """`cryodiag fsc` reads two maps and writes figures and text: a fresh process of it loads
+    neither pandas, starfile, dask nor any GUI package (each costs a whole 256³ run a noticeable
+    share of its time; the CLI imports them where a command needs them)."""
+    import subprocess
+    import sys
+
+    d, _ = maps
+    h1, h2 = d / "h1.mrc", d / "h2.mrc"
+    code = (
+        "import sys\n"
+        "from napari_cryodiag.cli import main\n"
+        f"rc = main(['fsc', {str(h1)!r}, {str(h2)!r}, '-o', {str(tmp_path / 'out')!r}])\n"
+        "heavy = {'pandas', 'starfile', 'dask', 'napari', 'magicgui', 'qtpy', 'vispy'}\n"
+        "print(rc, ','.join(sorted({m.split('.')[0] for m in sys.modules} & heavy)) or '-')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rc, loaded = out.stdout.strip().splitlines()[-1].split(" ")
+    assert rc == "0"
+    assert loaded == "-", f"cryodiag fsc imported {loaded}"
+    assert (tmp_path / "out" / "fsc.json").is_file()

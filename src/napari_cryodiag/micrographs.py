@@ -11,10 +11,12 @@ correction append, so that all of them give ``mic_001``.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: `cryodiag fsc` reads maps without it
+    import pandas as pd
 
 __all__ = ["micrograph_key", "micrograph_keys", "categorical_names_and_keys", "MatchReport", "match_to_micrographs",
            "group_rows", "cryosparc_uid"]
@@ -87,6 +89,8 @@ def cryosparc_uid(name) -> int | None:
 
 def micrograph_keys(names) -> np.ndarray:
     """Vectorised :func:`micrograph_key` (computes each distinct name once)."""
+    import pandas as pd
+
     codes, uniques = pd.factorize(np.asarray(names, dtype=object), use_na_sentinel=False)
     keys = np.array([micrograph_key(u) for u in uniques], dtype=object)
     return keys[codes] if len(keys) else np.array([], dtype=object)
@@ -99,6 +103,8 @@ def categorical_names_and_keys(names=None, *, codes=None, uniques=None):
     (distinct names). Each distinct name is normalised once, so 1e7 rows on 1e4 micrographs cost
     one factorisation; the categoricals keep memory small and grouping fast.
     """
+    import pandas as pd
+
     if codes is None:
         codes, uniques = pd.factorize(np.asarray(names, dtype=object), use_na_sentinel=False)
     uniques = np.asarray(uniques, dtype=object)
@@ -147,6 +153,8 @@ def match_to_micrographs(table: pd.DataFrame, keys: Sequence[str]) -> tuple[np.n
     are normalised with the same function, so raw file names work too. When no key matches
     exactly, a case-insensitive match is tried.
     """
+    import pandas as pd
+
     keys = [micrograph_key(k) for k in keys]
     n = len(table)
     if "micrograph" not in table.columns:
