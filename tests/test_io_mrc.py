@@ -143,3 +143,22 @@ def test_duplicate_keys_noted_and_first_file_wins(tmp_path):
 
     idx, rep = pk.match_to_micrographs(pd.DataFrame({"micrograph": ["a", "b"]}), st.keys)
     assert idx.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("dtype, mapped", [(np.float32, True), (np.float16, False), (np.int16, False)])
+def test_mapped_stack_reads_float32_files_in_place(tmp_path, dtype, mapped):
+    """``MicrographStack.mapped``: the same values as ``data``; a native float32 file's chunk is a
+    read-only memory map of the file (no copy), other modes are read and converted."""
+    rng = np.random.default_rng(1)
+    imgs = [(rng.normal(size=(40, 56)) * 50).astype(dtype) for _ in range(3)]
+    for i, img in enumerate(imgs):
+        mrc.write_mrc(tmp_path / f"m_{i}.mrc", img, 1.2)
+    st = mrc.open_micrograph_stack(tmp_path)
+    assert st.mapped.shape == st.data.shape and st.mapped.dtype == np.float32
+    for i in range(3):
+        block = st.mapped.to_delayed().ravel()[i].compute(scheduler="sync")  # a task gets the chunk itself
+        np.testing.assert_array_equal(block[0], imgs[i].astype(np.float32))
+        assert isinstance(block, np.memmap) == mapped
+        if mapped:
+            assert not block.flags.writeable
+    np.testing.assert_array_equal(st.mapped.compute(), st.data.compute())

@@ -656,6 +656,16 @@ class MicrographStack:
         """Read micrograph ``i`` (float32 ``[y, x]``)."""
         return _read_micrograph(self.headers[i])
 
+    @property
+    def mapped(self):
+        """The stack as ``data`` is, but each chunk a read-only memory map of its file where the
+        file holds native float32 (read and converted otherwise): for work that reads each
+        micrograph once (scoring, picking), it saves copying every file into fresh memory, the
+        part of a per-micrograph task that does not run in parallel on a machine's threads."""
+        if not self.headers:
+            return self.data
+        return _lazy_stack(self.headers, f"{self.data.name}-mapped", loader=_map_block)
+
     def contrast_limits(self, i: int = 0, max_samples: int = 262_144) -> tuple[float, float]:
         """Display range of micrograph ``i`` from a strided subsample read through a memory map
         (only the sampled rows are read from disk, ~1/8 of a 4096² file)."""
@@ -670,7 +680,15 @@ def _load_block(hdr: MrcHeader) -> np.ndarray:
     return _read_micrograph(hdr)[None]
 
 
-def _lazy_stack(hdrs: list[MrcHeader], name: str):
+def _map_block(hdr: MrcHeader) -> np.ndarray:
+    """The micrograph as a read-only memory map when the file holds native float32 (no copy: the
+    page cache's pages are read where they are), else read and converted as :func:`_load_block`."""
+    if hdr.mode == 2 and hdr.dtype == np.dtype(np.float32) and hdr.dtype.isnative:
+        return read_data(hdr, sections=slice(0, 1), mmap=True)
+    return _load_block(hdr)
+
+
+def _lazy_stack(hdrs: list[MrcHeader], name: str, loader=_load_block):
     """A dask array ``(n, ny, nx)`` float32 with one task per file, each holding only its own header.
 
     The graph is written out directly: ``map_blocks`` with the list of headers as an argument made
@@ -682,7 +700,7 @@ def _lazy_stack(hdrs: list[MrcHeader], name: str):
     import dask.array as da
 
     ny, nx = hdrs[0].shape[1:]
-    dsk = {(name, i, 0, 0): (functools.partial(_load_block, h),) for i, h in enumerate(hdrs)}
+    dsk = {(name, i, 0, 0): (functools.partial(loader, h),) for i, h in enumerate(hdrs)}
     return da.Array(dsk, name, chunks=((1,) * len(hdrs), (ny,), (nx,)), dtype=np.float32,
                     meta=np.empty((0, 0, 0), np.float32))
 

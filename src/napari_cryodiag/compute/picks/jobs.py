@@ -66,7 +66,9 @@ def _as_blocks(micrographs):
     apix = None
     data = micrographs
     if hasattr(micrographs, "data") and hasattr(micrographs, "keys") and not isinstance(micrographs, dict):
-        data = micrographs.data
+        # a micrograph stack's memory-mapped chunks where it has them (each file read in place)
+        data = getattr(micrographs, "mapped", None)
+        data = micrographs.data if data is None else data
         keys = list(micrographs.keys)
         names = list(getattr(micrographs, "names", keys))
         apix = getattr(micrographs, "pixel_size_A", None)
