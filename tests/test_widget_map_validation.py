@@ -46,6 +46,19 @@ def _compute(w):
     assert not w.busy
     return worker
 
+def _sharpening_in_guinier_view(viewer, sim):
+    """The dock computed on the simulated half maps, a sharpened layer, an explicit B, the Guinier
+    view shown: returns the dock and the layer."""
+    _add(viewer, sim)
+    w = _dock(viewer)
+    _compute(w)
+    layer = w.sharpen.add_sharpened_layer()
+    w.sharpen.form.use_fitted_bfactor.value = False
+    w.sharpen.wait()
+    w.plots.view.value = "Guinier"
+    return w, layer
+
+
 
 def test_widget_end_to_end(make_napari_viewer, qtbot, sim, tmp_path):
     from napari_cryodiag.workflows.maps import MapValidation, MapValidationOptions, load_half_maps
@@ -280,13 +293,7 @@ def test_what_if_steps_show_that_bs_map_and_curve_and_redraw_the_figure_once_b_r
     from napari_cryodiag.widgets.map_validation.plots_panel import SETTLE_MS
 
     viewer = make_napari_viewer(show=True)
-    _add(viewer, sim)
-    w = _dock(viewer)
-    _compute(w)
-    layer = w.sharpen.add_sharpened_layer()
-    w.sharpen.form.use_fitted_bfactor.value = False
-    w.sharpen.wait()
-    w.plots.view.value = "Guinier"
+    w, layer = _sharpening_in_guinier_view(viewer, sim)
     qtbot.wait(SETTLE_MS + 100)
     validation = w.sharpen.session.validation
     curve_of = validation.sharpened_curve_of  # the thread's work: the whole map and its curve
@@ -411,13 +418,7 @@ def test_a_b_set_while_the_curve_is_computed_shows_its_plane_at_once(make_napari
     from napari_cryodiag.compute.maps.sharpen import sharpen_map
 
     viewer = make_napari_viewer(show=True)
-    _add(viewer, sim)
-    w = _dock(viewer)
-    _compute(w)
-    layer = w.sharpen.add_sharpened_layer()
-    w.sharpen.form.use_fitted_bfactor.value = False
-    w.sharpen.wait()
-    w.plots.view.value = "Guinier"
+    w, layer = _sharpening_in_guinier_view(viewer, sim)
     validation = w.validation
     curve_of = validation.sharpened_curve_of
     computed = []
