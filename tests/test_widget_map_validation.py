@@ -46,16 +46,17 @@ def _compute(w):
     assert not w.busy
     return worker
 
-def _sharpening_in_guinier_view(viewer, sim):
-    """The dock computed on the simulated half maps, a sharpened layer, an explicit B, the Guinier
-    view shown: returns the dock and the layer."""
+def _sharpening(viewer, sim, view: str | None = None):
+    """The dock computed on the simulated half maps, a sharpened layer, an explicit B (and
+    ``view`` shown): returns the dock and the layer."""
     _add(viewer, sim)
     w = _dock(viewer)
     _compute(w)
     layer = w.sharpen.add_sharpened_layer()
     w.sharpen.form.use_fitted_bfactor.value = False
     w.sharpen.wait()
-    w.plots.view.value = "Guinier"
+    if view is not None:
+        w.plots.view.value = view
     return w, layer
 
 
@@ -293,7 +294,7 @@ def test_what_if_steps_show_that_bs_map_and_curve_and_redraw_the_figure_once_b_r
     from napari_cryodiag.widgets.map_validation.plots_panel import SETTLE_MS
 
     viewer = make_napari_viewer(show=True)
-    w, layer = _sharpening_in_guinier_view(viewer, sim)
+    w, layer = _sharpening(viewer, sim, "Guinier")
     qtbot.wait(SETTLE_MS + 100)
     validation = w.sharpen.session.validation
     curve_of = validation.sharpened_curve_of  # the thread's work: the whole map and its curve
@@ -349,12 +350,7 @@ def test_what_if_in_2d_computes_the_shown_plane_and_the_whole_map_only_when_need
     from napari_cryodiag.widgets.map_validation.sharpen_panel import SharpenedLayerData
 
     viewer = make_napari_viewer(show=True)
-    _add(viewer, sim)
-    w = _dock(viewer)
-    _compute(w)
-    layer = w.sharpen.add_sharpened_layer()
-    w.sharpen.form.use_fitted_bfactor.value = False
-    w.sharpen.wait()
+    w, layer = _sharpening(viewer, sim)
     s = w.session
     hm = s.halfmaps
 
@@ -418,7 +414,7 @@ def test_a_b_set_while_the_curve_is_computed_shows_its_plane_at_once(make_napari
     from napari_cryodiag.compute.maps.sharpen import sharpen_map
 
     viewer = make_napari_viewer(show=True)
-    w, layer = _sharpening_in_guinier_view(viewer, sim)
+    w, layer = _sharpening(viewer, sim, "Guinier")
     validation = w.validation
     curve_of = validation.sharpened_curve_of
     computed = []
