@@ -153,6 +153,11 @@ class Sharpener:
         """The per-shell weights (float32) of :func:`shell_filter` for this map."""
         return shell_filter(self.n, self.pixel_size_A, fsc, **filter_kwargs).astype(np.float32)
 
+    def weighted(self, fsc: np.ndarray | None = None, **filter_kwargs) -> np.ndarray:
+        """The transform times the per-shell weights of this filter (complex64; cached for the
+        next B when caching; do not write into it)."""
+        return self._shell_weighted(self.shell_weights(fsc, **filter_kwargs))
+
     def envelope_axes(self, bfactor_A2: float) -> list[np.ndarray]:
         """``exp(-B s_axis^2 / 4)`` along each axis (float32); their outer product is the envelope."""
         c = -float(bfactor_A2) / 4.0
@@ -161,7 +166,7 @@ class Sharpener:
     def filtered(self, bfactor_A2: float, fsc: np.ndarray | None = None, *, out: np.ndarray | None = None,
                  **filter_kwargs) -> np.ndarray:
         """The transform of the sharpened map (complex64; into ``out`` when given)."""
-        w = self._shell_weighted(self.shell_weights(fsc, **filter_kwargs))
+        w = self.weighted(fsc, **filter_kwargs)
         env = self.envelope_axes(bfactor_A2)
         if out is None:
             out = w if (w is not self._weighted) else np.empty(w.shape, np.complex64)
@@ -196,8 +201,7 @@ class Sharpener:
     def planes(self, bfactor_A2: float, fsc: np.ndarray | None = None, axis: int = 0, indices=(0,),
                **filter_kwargs) -> np.ndarray:
         """Planes ``indices`` along ``axis`` of :meth:`apply`'s map, stacked along ``axis`` (float32)."""
-        w = self._shell_weighted(self.shell_weights(fsc, **filter_kwargs))
-        return planes_of(w, self.shape, self.envelope_axes(bfactor_A2), axis, indices)
+        return planes_of(self.weighted(fsc, **filter_kwargs), self.shape, self.envelope_axes(bfactor_A2), axis, indices)
 
 
 def planes_of(w: np.ndarray, shape, env, axis: int, indices) -> np.ndarray:
@@ -315,7 +319,7 @@ class SharpenedMap:
             self._env = sh.envelope_axes(self.bfactor_A2)
         w = self._w
         if w is None:
-            w = sh._shell_weighted(sh.shell_weights(self.fsc, **self.filter_kwargs))
+            w = sh.weighted(self.fsc, **self.filter_kwargs)
             if sh.cache:
                 self._w = w
         out = planes_of(w, self.shape, self._env, axis, indices)
