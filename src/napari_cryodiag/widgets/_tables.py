@@ -15,6 +15,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from psygnal import Signal
 
@@ -46,6 +47,13 @@ class OpenTable:
         what = {"ctf": "CTF table", "particles": "particles", "postprocess": "postprocess",
                 "relion_model": "model.star", "picks": "picks layer"}.get(self.kind, self.kind)
         return f"{self.name} ({what}{n})"
+
+    @property
+    def images_box(self) -> int | None:
+        """Box (px) of the particle images held with the table (``data["images"]``, as the sample
+        data give them), or None."""
+        images = self.data.get("images") if self.data else None
+        return int(np.shape(images)[-1]) if images is not None and np.ndim(images) == 3 else None
 
     def __repr__(self) -> str:
         return f"OpenTable({self.label})"

@@ -113,9 +113,8 @@ class NoiseModelWidget(Dock):
         item = self.particles.value
         if item is None or item.table is None:
             return None
-        images = item.data.get("images") if item.data else None
-        if images is not None and np.ndim(images) == 3:
-            return int(np.shape(images)[-1])
+        if item.images_box is not None:
+            return item.images_box
         from ..compute.particles.orientations import table_box_px
 
         return table_box_px(item.table)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from magicgui.widgets import Container, FileEdit, PushButton
 from qtpy.QtWidgets import QTabWidget
 
@@ -159,12 +158,12 @@ class OrientationsWidget(Dock):
         for w in warnings:
             self.report(w, "warning")
         options = self.options.value
-        images = (self.particles.value.data or {}).get("images")
-        if not options.box_px and images is not None and np.ndim(images) == 3:
+        box = self.particles.value.images_box
+        if not options.box_px and box is not None:
             # a particle set opened with its images in memory (the sample) gives its box
             from dataclasses import replace
 
-            options = replace(options, box_px=int(np.shape(images)[-1]))
+            options = replace(options, box_px=box)
         half = {} if h1 is None else dict(half1=h1.data, half2=h2.data,
                                           half_pixel_size_A=pixel_size_A(h1) or pixel_size_A(h2))
 
