@@ -83,3 +83,19 @@ def test_texts_as_pandas_and_starfile_wrote_them(tmp_path, result):
     assert ours.split("\n", 1)[1] == ref.split("\n", 1)[1]
     assert ours.startswith("# Created by napari-cryodiag")
     assert '"h 1.mrc"' in ours and "-99.000000" in ours
+
+
+@pytest.mark.parametrize("name", ["#1_half2.mrc", "_half2.mrc", "data_half2.mrc", "half 2.mrc"])
+def test_postprocess_star_quotes_names_that_would_not_read_as_names(tmp_path, result, name):
+    """A map name that would read as a comment, a label or a block (or holds a blank) is quoted
+    as the project's STAR writer quotes it, and reads back whole (starfile and our reader), with
+    every block after it."""
+    from napari_cryodiag.io.star import read_postprocess
+
+    _, r = result
+    path = write_postprocess_star(tmp_path / "postprocess.star", r, half1_name="h1.mrc", half2_name=name)
+    assert f'"{name}"' in path.read_text()
+    assert starfile.read(path)["general"]["rlnUnfilteredMapHalf2"] == name
+    back = read_postprocess(path)
+    assert back["general"]["rlnUnfilteredMapHalf2"] == name
+    assert len(back["fsc"]) == len(r.frequency_invA)

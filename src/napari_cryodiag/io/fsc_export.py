@@ -156,10 +156,12 @@ def postprocess_blocks(result, guinier_amplitude=None, fit_amplitude=None, **kwa
 
 
 def _star_value(v) -> str:
-    """A key/value STAR entry as starfile writes it: strings quoted when empty or with a space."""
-    if isinstance(v, str) and (" " in v or not v):
-        return f'"{v}"'
-    return f"{v}"
+    """A key/value STAR entry: text as the project's STAR writer quotes it
+    (:func:`~napari_cryodiag.io.star_text.quote_value`: when empty, with blanks, or when it would
+    read as a label, comment or block), numbers as Python prints them (as starfile wrote them)."""
+    from .star_text import quote_value
+
+    return quote_value(v) if isinstance(v, str) else f"{v}"
 
 
 def postprocess_star_text(result, guinier_amplitude=None, fit_amplitude=None, **kwargs) -> str:

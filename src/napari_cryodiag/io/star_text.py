@@ -30,10 +30,12 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is read or written: quote_value needs none
+    import pandas as pd
 
 from ..errors import CryodiagInputError
 
@@ -492,11 +494,15 @@ def _quoted(line: str, tok: str) -> bool:
 
 
 def _empty_loop(labels, string_label) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame({lab: pd.Series(dtype=object if string_label(lab) else float) for lab in labels})
 
 
 def _read_loop(src: _Src, path, blk: Block, string_label, category_label):
     """A big loop through pandas' C reader, streamed (:class:`_Rows`); returns (table, lines)."""
+    import pandas as pd
+
     labels = blk.labels
     n_lab = len(labels)
     text_cols = _text_cols(labels, string_label)
@@ -617,6 +623,8 @@ def _rows_of(raw: bytes, blk: Block, path) -> list:
 
 def _rows_frame(rows: list, labels, text_cols, category_label) -> pd.DataFrame:
     """A loop table from rows of text values (numbers parsed, NA texts as NaN in number columns)."""
+    import pandas as pd
+
     if not rows:
         return pd.DataFrame({lab: pd.Series(dtype=object) for lab in labels})
     cols = list(zip(*rows))
@@ -650,6 +658,8 @@ def quote_value(s: str) -> str:
 
 def _text_array(values, pa):
     """pyarrow string array of a column chunk (numbers formatted, texts quoted as needed)."""
+    import pandas as pd
+
     if isinstance(values, pd.Categorical) or isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         cat = pd.Categorical(values)
         cats = np.array([quote_value(str(c)) for c in cat.categories], dtype=object)
