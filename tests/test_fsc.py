@@ -279,15 +279,17 @@ def test_shell_means_folded_equal_unfolded(n):
                 np.testing.assert_allclose(got[q], want[q], rtol=1e-6)
 
 
-def test_vouched_finite_is_skipped_once_only():
-    """vouch_finite spares the next check_half_maps one count of NaN/inf voxels, not later ones."""
-    from napari_cryodiag.compute.maps.fsc import check_half_maps, vouch_finite
+def test_maps_known_finite_are_not_counted_again():
+    """check_half_maps(finite=...) spares the maps said to be finite their count of NaN/inf voxels,
+    and only those."""
+    from napari_cryodiag.compute.maps.fsc import check_half_maps
     from napari_cryodiag.errors import CryodiagInputError
 
     a = np.ones((8, 8, 8), np.float32)
     b = np.ones((8, 8, 8), np.float32)
     a[1, 2, 3] = np.nan
-    vouch_finite(a)
-    check_half_maps(a, b)  # taken on trust, once
+    check_half_maps(a, b, finite=(True, False))  # taken on trust
     with pytest.raises(CryodiagInputError, match="1 NaN"):
         check_half_maps(a, b)
+    with pytest.raises(CryodiagInputError, match="1 NaN"):
+        check_half_maps(a, b, finite=(False, True))

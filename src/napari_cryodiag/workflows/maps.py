@@ -29,8 +29,7 @@ from typing import Annotated, Literal
 import numpy as np
 
 from ..compute.maps.diagnosis import DiagnosisParams, diagnose
-from ..compute.maps.fsc import (MEMORY_FACTOR, check_cubic, check_half_maps, check_not_identical, fsc_result_from_relion,
-                                vouch_finite)
+from ..compute.maps.fsc import MEMORY_FACTOR, check_cubic, check_half_maps, check_not_identical, fsc_result_from_relion
 from ..compute.maps.guinier import fit_guinier, guinier_curve_of_map, guinier_window, relion_last_weighted_shell
 from ..compute.maps.masks import MaskParams, check_user_mask
 from ..compute.maps.sharpen import SharpenParams, ValidationSession
@@ -158,6 +157,8 @@ class MapInputs:
     half2_name: str = "half map 2"
     mask_name: str | None = None
     files: list[str] = field(default_factory=list)
+    #: the half maps passed :func:`load_half_maps`'s checks (finite among them): not checked again
+    checked: bool = False
 
 
 def _volume(source, voxel_size_A, name, default_name, memory_factor: float = 1.0):
@@ -187,13 +188,12 @@ def load_half_maps(half1, half2, mask=None, *, pixel_size_A: float | None = None
     """
     h1, v1, n1, f1 = _volume(half1, voxel_sizes_A[0], names[0], "half map 1", MEMORY_FACTOR)
     h2, v2, n2, f2 = _volume(half2, voxel_sizes_A[1], names[1], "half map 2")
-    vouch_finite(*[h for h, f in ((h1, f1), (h2, f2)) if f])  # read from a file: read_map refused NaN/inf
-    apix = check_half_maps(h1, h2, v1, v2, n1, n2)
+    # a map read from a file has no NaN/inf (read_map refused them): not counted again
+    apix = check_half_maps(h1, h2, v1, v2, n1, n2, finite=(bool(f1), bool(f2)))
     check_not_identical(h1, h2, n1, n2)
     for vol, p in ((h1, n1), (h2, n2)):
         if _constant(vol):  # an FSC of it would fail later, without the file's name
             raise CryodiagInputError(f"half map is constant (every voxel is {float(vol.flat[0]):g}): an empty map?", p)
-    vouch_finite(h1, h2)  # checked here: the HalfMaps made of them next need not count again
     if pixel_size_A:
         apix = float(pixel_size_A)
     if not apix:
@@ -205,7 +205,7 @@ def load_half_maps(half1, half2, mask=None, *, pixel_size_A: float | None = None
         data, mv, mname, fm = _volume(mask, None, mask_name, "mask")
         m = check_user_mask(data, h1.shape, mname, voxel_size_A=mv, expected_voxel_size_A=apix)
         files += fm
-    return MapInputs(h1, h2, float(apix), m, n1, n2, mname, files)
+    return MapInputs(h1, h2, float(apix), m, n1, n2, mname, files, checked=True)
 
 
 # --------------------------------------------------------------------------- the validation
@@ -225,7 +225,7 @@ class MapValidation:
         transforms are needed, so ``inputs`` lets go of them here (``view_volume`` has none then)."""
         self.inputs = inputs
         self.session = ValidationSession(inputs.half1, inputs.half2, inputs.pixel_size_A, inputs.half1_name,
-                                         inputs.half2_name, lean=lean, keep_masks=keep_masks)
+                                         inputs.half2_name, lean=lean, keep_masks=keep_masks, checked=inputs.checked)
         if lean:
             inputs.half1 = inputs.half2 = None
         self.options = MapValidationOptions()

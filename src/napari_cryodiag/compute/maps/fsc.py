@@ -23,7 +23,6 @@ masked transforms (the widget's "what-if" mode).
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
@@ -55,23 +54,13 @@ RANDOMISE_RULES = ("tight75", "relion", "nomask143")
 # --------------------------------------------------------------------------- inputs
 
 
-#: arrays just found finite (by id, while alive): the next :func:`check_half_maps` of each skips
-#: its count of NaN/inf voxels once (a full pass over the map) and forgets it
-_FINITE_ONCE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-
-
-def vouch_finite(*arrays) -> None:
-    """Say that ``arrays`` (numpy arrays) hold no NaN/inf: the next :func:`check_half_maps` of each
-    does not count them again (once: a later check counts)."""
-    for a in arrays:
-        if isinstance(a, np.ndarray):
-            _FINITE_ONCE[id(a)] = a
-
-
-def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=None, path2=None, *, rtol=1e-3):
+def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=None, path2=None, *, rtol=1e-3,
+                    finite=(False, False)):
     """Raise :class:`CryodiagInputError` naming both files when the half maps cannot be compared.
 
     Checks: 3D, cubic, same shape, finite values, same voxel size (relative tolerance ``rtol``).
+    ``finite``: per map, whether it is known to hold no NaN/inf (read by ``read_map``, which
+    refuses them, or checked already): its voxels are not counted again (a full pass over a map).
     Returns the common voxel size (Å) or ``None`` when neither is known.
     """
     a, b = np.asarray(half1), np.asarray(half2)
@@ -96,8 +85,8 @@ def check_half_maps(half1, half2, pixel_size1_A=None, pixel_size2_A=None, path1=
         raise CryodiagInputError(
             f"half maps have different voxel sizes: {names} have {s1[0]:.4f} Å and {s2[0]:.4f} Å", where
         )
-    for arr, p in ((a, path1), (b, path2)):
-        if _FINITE_ONCE.pop(id(arr), None) is arr:
+    for arr, p, known_finite in ((a, path1, finite[0]), (b, path2, finite[1])):
+        if known_finite:
             continue
         bad = count_nonfinite(arr)
         if bad:
@@ -327,13 +316,15 @@ class HalfMaps:
     randomisation shell) recomputes only the transforms it needs.
     """
 
-    def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None, *, lean: bool = False):
+    def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None, *, lean: bool = False,
+                 checked: bool = False):
         """``lean=True`` (one-shot runs such as the command line): :func:`iter_fsc_family` computes
         the masked curves before the half maps' transforms exist, drops each automatic mask after its
         curve, and frees the real half maps once only the transforms are needed
         (:meth:`release_real`), so that a 512³ run stays within ~7 map sizes; a lean object cannot
-        recompute a masked curve."""
-        check_half_maps(half1, half2, path1=path1, path2=path2)
+        recompute a masked curve. ``checked=True``: the maps were found free of NaN/inf already
+        (:func:`napari_cryodiag.workflows.maps.load_half_maps`): not counted again."""
+        check_half_maps(half1, half2, path1=path1, path2=path2, finite=(checked, checked))
         if not pixel_size_A or pixel_size_A <= 0:
             raise CryodiagInputError("voxel size unknown (0 in the header); give it explicitly", path1)
         self.half1 = np.asarray(half1, dtype=np.float32)

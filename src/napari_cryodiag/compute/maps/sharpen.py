@@ -399,11 +399,11 @@ class ValidationSession:
     """
 
     def __init__(self, half1, half2, pixel_size_A: float, path1=None, path2=None, *, lean: bool = False,
-                 keep_masks=None):
+                 keep_masks=None, checked: bool = False):
         """``lean=True``: a one-shot run (the command line) that keeps only the masks named in
         ``keep_masks`` (and the corrected curve's) and frees the real half maps on the way
         (:class:`HalfMaps`); a second :meth:`iter_compute` with other FSC settings is then refused."""
-        self.halfmaps = HalfMaps(half1, half2, pixel_size_A, path1, path2, lean=lean)
+        self.halfmaps = HalfMaps(half1, half2, pixel_size_A, path1, path2, lean=lean, checked=checked)
         self.keep_masks = keep_masks
         self.path1 = path1
         self._masks: dict | None = None
