@@ -454,10 +454,10 @@ class PicksController:
                     layer.border_width = st.border_width
                 # no colours for no points: napari takes an empty colour array for illegal values
                 # and warns (the layer's colour arrays are empty with its data anyway)
-                if len(rows) and not kept_as_is("face_color", np.asarray(st.face_color, np.float32),
-                                                lambda: transform_color(layer.current_face_color)[0]):
-                    layer.face_color = np.tile(np.asarray(st.face_color, dtype=np.float32), (len(rows), 1))
                 if len(rows):
+                    if not kept_as_is("face_color", np.asarray(st.face_color, np.float32),
+                                      lambda: transform_color(layer.current_face_color)[0]):
+                        layer.face_color = np.tile(np.asarray(st.face_color, dtype=np.float32), (len(rows), 1))
                     layer.border_color = self._colors(rows)
             layer.refresh()
             drawn_style = (st.symbol, st.border_width, tuple(st.face_color), tuple(st.kept_color))
