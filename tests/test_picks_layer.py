@@ -224,6 +224,30 @@ def test_set_kept_on_the_same_micrograph_only_recolours(make_napari_viewer):
                                np.tile(REJECTED_COLOR, ((~kept[rows]).sum(), 1)))
 
 
+def test_a_recolour_reaches_the_drawn_canvas(make_napari_viewer):
+    """set_kept recolours through napari's colour manager alone (the layer's border_color event is
+    held back, so the layer list does not repaint): what is drawn must still change colour."""
+    viewer, pts, ctrl, mic, table = _viewer_with_small_picks(make_napari_viewer)
+    viewer.dims.set_point(0, 2)
+    pts.size = 40.0
+    pts.border_width = 0.3
+    viewer.window.show()
+    viewer.reset_view()
+
+    def greens_and_reds():
+        shot = viewer.screenshot(canvas_only=True, flash=False).astype(int)
+        r, g = shot[..., 0], shot[..., 1]
+
+        return int(((g > 150) & (r < 80)).sum()), int(((r > 60) & (r > g + 30)).sum())
+
+    ctrl.set_kept(np.ones(len(table), bool))
+    g_kept, r_kept = greens_and_reds()
+    ctrl.set_kept(np.zeros(len(table), bool))  # same points: only the colours change
+    g_rej, r_rej = greens_and_reds()
+    assert g_kept > 100 and r_kept == 0
+    assert g_rej == 0 and r_rej > 100
+
+
 def test_set_table_replaces_the_picks(make_napari_viewer):
     viewer, pts, ctrl, mic, table = _viewer_with_small_picks(make_napari_viewer)
     ctrl.set_kept(np.ones(len(table), bool))

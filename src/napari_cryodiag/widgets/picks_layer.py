@@ -283,7 +283,12 @@ class PicksController:
                 return  # nothing changed on the shown micrograph: no redraw
             self._swapping = True
             try:
-                layer.border_color = colors
+                # napari's visual follows the colour manager's own event; the layer's
+                # border_color event would rebuild the visual a second time and make the layer
+                # list repaint its row (a second composite of the whole window under software
+                # OpenGL) although neither its thumbnail nor its text changed
+                with layer.events.border_color.blocker():
+                    layer.border_color = colors
             finally:
                 self._swapping = False
             self._remember_drawn()
