@@ -113,8 +113,9 @@ class NoiseModelWidget(Dock):
         item = self.particles.value
         if item is None or item.table is None:
             return None
-        if item.images_box is not None:
-            return item.images_box
+        box = item.images_box
+        if box is not None:
+            return box
         from ..compute.particles.orientations import table_box_px
 
         return table_box_px(item.table)
