@@ -8,9 +8,9 @@ widget before its magicgui rebuild ("before": the package as it was at ``--befor
   drawn (seconds) and the process's peak memory (VmHWM);
 - slider step: one step of the NCC threshold slider from the NCC median on (each step moves
   picks of the shown micrograph between kept and rejected; the count is reported), until the
-  window has painted; measured right
-  after opening and again once the dock has been idle for 3 s (the current code sorts each score
-  in a background thread after opening; once sorted, a step re-judges only the picks it crosses);
+  window has painted; measured right after opening and again once the dock has been idle for 3 s
+  (the current code sorts each score in a background thread after opening; once sorted, a step
+  re-judges only the picks it crosses);
 - line drag step: one mouse-move while dragging the NCC line on the histogram;
 - next micrograph: the viewer's slider moved by one, until painted;
 - calibration on / off: ticking "Calibrate Pick Score to CTF", and unticking it;
