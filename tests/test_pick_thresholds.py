@@ -417,7 +417,7 @@ def test_log_scale_calibration_is_passed_to_the_fit():
 
 
 def test_group_counter_counts_like_bincount():
-    """Kept picks per micrograph by reduceat (grouped picks) or a precomputed order (ungrouped),
+    """Kept picks per micrograph from the kept picks' positions (grouped picks) or a precomputed order (ungrouped),
     with micrographs that have no pick, first, inside and last."""
     from napari_cryodiag.compute.picks.thresholds import GroupCounter
 
@@ -498,3 +498,27 @@ def test_incremental_threshold_steps_equal_full_evaluation():
     for held, copy_ in kept_before:  # no result was changed by a later step
         np.testing.assert_array_equal(held, copy_)
     assert n_incremental > 60  # the small single-bound moves (about a third of the steps) were incremental
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_group_counter_counts_equal_bincount_across_chunks(grouped):
+    """Per-micrograph counts of kept picks, chunked over the mask (chunks far smaller than the
+    set, groups straddling chunk ends, micrographs without picks at the start, middle and end),
+    equal a weighted bincount."""
+    from napari_cryodiag.compute.picks.thresholds import GroupCounter
+
+    rng = np.random.default_rng(7)
+    n_groups = 60
+    sizes = rng.integers(0, 400, n_groups)
+    sizes[[0, 17, 18, n_groups - 1]] = 0
+    codes = np.repeat(np.arange(n_groups), sizes)
+    if not grouped:
+        codes = rng.permutation(codes)
+    counter = GroupCounter(codes, n_groups)
+    counter.chunk = 1000
+    assert (counter.order is None) == grouped
+    for p in (0.0, 0.03, 0.5, 1.0):
+        mask = rng.random(codes.size) < p
+        want = np.bincount(codes[mask], minlength=n_groups)
+        got = counter.count(mask)
+        assert got.dtype == np.int64 and np.array_equal(got, want)

@@ -157,3 +157,28 @@ def test_calibration_off_and_on_again_reuses_the_view_until_rows_change(monkeypa
     assert insp.x[0] == 5.0 and insp.x[1] == 5.0
     insp.configure(calibrate_x=True)
     assert fits == ["ncc", "ncc"]  # fitted again on the new values
+
+
+def test_selection_counts_follow_a_reassigned_mask():
+    """``Selection.n_kept`` is counted once per mask, and counted again when the mask is
+    replaced, also by ``sel.kept &= m`` (how the duplicate search and exposures narrow it)."""
+    from napari_cryodiag.compute.picks.pickset import Selection
+
+    kept = np.array([True, True, False, True])
+    sel = Selection(kept=kept, n_rows=4, n_removed_by_hand=0, n_rejected_by_thresholds=1)
+    assert sel.n_kept == 3 and sel.n_left_out == 1
+    sel.kept &= np.array([True, False, True, True])
+    assert sel.n_kept == 2 and sel.n_left_out == 2
+    sel.kept = np.zeros(4, dtype=bool)
+    assert sel.n_kept == 0
+
+
+def test_a_pick_rescored_from_no_value_leaves_the_count_of_picks_without_one():
+    """A pick without a score (a pick added by hand before its micrograph was scored) that gets
+    one is re-binned in place: the histogram's count of picks without a value follows."""
+    t = _table()
+    t.loc[[3, 8], "ncc"] = np.nan
+    ps = PickSet(t, thresholds=Thresholds(x_min=0.3))
+    assert ps.inspection.hist.n_missing == 2
+    ps.update_values([3], {"ncc": [0.9]})
+    assert ps.inspection.hist.n_missing == 1 and ps.evaluate().kept[3]

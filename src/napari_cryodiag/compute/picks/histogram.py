@@ -189,7 +189,16 @@ class PickHistogram:
 
     @property
     def n_missing(self) -> int:
-        return int(np.count_nonzero(self.missing))
+        """Picks in no bin for want of a value (counted once: call :meth:`rebinned` after
+        changing ``missing`` in place)."""
+        n = self.__dict__.get("_n_missing")
+        if n is None:
+            n = self.__dict__["_n_missing"] = int(np.count_nonzero(self.missing))
+        return n
+
+    def rebinned(self) -> None:
+        """Say that ``codes`` or ``missing`` were changed in place (picks moved by hand)."""
+        self.__dict__.pop("_n_missing", None)
 
     # ----------------------------------------------------------------- counts
     def _full_counts(self, mask) -> np.ndarray:

@@ -65,9 +65,19 @@ class Selection:
     #: per micrograph, the picks kept before micrographs are dropped (what ``kept_fraction`` is of)
     kept_before_drop_per_micrograph: np.ndarray | None = None
 
+    def __setattr__(self, name, value):
+        if name == "kept":  # also ``sel.kept &= m``, which assigns the attribute
+            object.__setattr__(self, "_n_kept", None)
+        object.__setattr__(self, name, value)
+
     @property
     def n_kept(self) -> int:
-        return int(np.count_nonzero(self.kept))
+        """Picks kept (counted once per mask: a 1e7 mask takes milliseconds to count)."""
+        n = self.__dict__.get("_n_kept")
+        if n is None:
+            n = int(np.count_nonzero(self.kept))
+            object.__setattr__(self, "_n_kept", n)
+        return n
 
     @property
     def n_left_out(self) -> int:

@@ -533,9 +533,9 @@ class GroupCounter:
     """How many of a boolean mask's picks fall on each micrograph, fast and repeatedly.
 
     Picks usually come grouped by micrograph (a STAR file per micrograph, a table sorted by
-    name): then each count is one ``np.add.reduceat`` over the mask (1e7 picks: a few ms, where a
-    weighted ``bincount`` converts the mask to floats first); otherwise the order that groups them
-    is computed once.
+    name): then the counts come from the kept picks' positions, searched for the groups' starts
+    (where a weighted ``bincount`` converts the mask to floats first); otherwise the order that
+    groups them is computed once.
     """
 
     def __init__(self, codes: np.ndarray, n_groups: int):
@@ -545,20 +545,35 @@ class GroupCounter:
         self.order = None if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])) else \
             np.argsort(codes, kind="stable")
         self.starts = np.concatenate([[0], np.cumsum(self.totals)[:-1]]).astype(np.intp)
-        self._empty = self.totals == 0
+
+    #: picks per chunk of :meth:`count`
+    chunk = 1 << 20
 
     def count(self, mask: np.ndarray) -> np.ndarray:
-        """Kept picks per micrograph (int64, ``n_groups``)."""
+        """Kept picks per micrograph (int64, ``n_groups``).
+
+        The kept picks' positions, a chunk of the mask at a time, are searched for the groups'
+        starts: the count of a group is the difference of the kept picks before its start and
+        before the next one (1e7 picks: about half the time of ``np.add.reduceat`` with an int64
+        accumulator, and no more than a chunk's positions in memory).
+        """
         m = np.asarray(mask, dtype=bool)
         if self.n_groups == 0 or m.size == 0:
             return np.zeros(self.n_groups, dtype=np.int64)
         if self.order is not None:
             m = m[self.order]
-        out = np.zeros(self.n_groups, dtype=np.int64)
-        full = ~self._empty  # reduce over the micrographs that have picks: their starts increase
-        if full.any():
-            out[full] = np.add.reduceat(m.view(np.uint8), self.starts[full], dtype=np.int64)
-        return out
+        edges = np.append(self.starts, m.size)  # an empty group's start is the next one's
+        before = np.empty(edges.size, dtype=np.int64)  # kept picks before each edge
+        base, k = 0, 0
+        for a in range(0, m.size, self.chunk):
+            b = min(a + self.chunk, m.size)
+            idx = np.flatnonzero(m[a:b])
+            k1 = int(np.searchsorted(edges, b, side="left"))  # the edges in [a, b)
+            before[k:k1] = base + np.searchsorted(idx, edges[k:k1] - a, side="left")
+            base += idx.size
+            k = k1
+        before[k:] = base
+        return np.diff(before)
 
 
 class _SortedFeature:
@@ -596,11 +611,16 @@ class _SortedFeature:
         self._done.wait(timeout)
         return self.ready
 
+    def span(self, a: float, b: float) -> tuple[int, int]:
+        """``(i, j)``: the picks whose value lies in ``[min(a, b), max(a, b)]`` (ends included)
+        are ``order[i:j]``, with their values ``sorted[i:j]`` (contiguous: no gather)."""
+        lo, hi = (a, b) if a <= b else (b, a)
+        return (int(np.searchsorted(self.sorted, lo, side="left")),
+                int(np.searchsorted(self.sorted, hi, side="right")))
+
     def between(self, a: float, b: float) -> np.ndarray:
         """Rows whose value lies in ``[min(a, b), max(a, b)]`` (ends included)."""
-        lo, hi = (a, b) if a <= b else (b, a)
-        i = int(np.searchsorted(self.sorted, lo, side="left"))
-        j = int(np.searchsorted(self.sorted, hi, side="right"))
+        i, j = self.span(a, b)
         return self.order[i:j]
 
 
@@ -668,27 +688,55 @@ class ThresholdEvaluator:
                                kept_per_micrograph=kept_per, total_per_micrograph=self.total_per_micrograph)
 
     def _step(self, t: Thresholds, poly, last: SelectionCounts, name: str, old: float, new: float):
-        """The result of moving bound ``name`` from ``old`` to ``new``, or None (do it in full)."""
-        feat = self._feature(name[0])
+        """The result of moving bound ``name`` from ``old`` to ``new``, or None (do it in full).
+
+        Only the picks whose value of this feature lies between ``old`` and ``new`` can change;
+        their values are one contiguous slice of the sorted feature. A step that tightens the cut
+        (a minimum raised, a maximum lowered) only removes picks: those rows keep what they were
+        and now also pass the new bound, with no look at the other feature. A step that loosens
+        it re-judges those rows against the other feature and the polygon.
+        """
+        axis = name[0]
+        feat = self._feature(axis)
         if feat is None or not feat.ready:
             return None
-        rows = feat.between(old, new)
-        if rows.size > self.x.size // 8:  # a long jump: a full pass costs less
+        i, j = feat.span(old, new)
+        if j - i > self.x.size // 8:  # a long jump: a full pass costs less
             return None
-        if poly is not None:
-            now = t.mask_xy(self.x[rows], self.y[rows], polygon_mask=poly[rows])
-        else:
-            now = t.mask_xy(self.x[rows], self.y[rows])
+        rows = feat.order[i:j]
+        vals = feat.sorted[i:j]
+        is_min = name.endswith("_min")
         before = last.mask[rows]
+        if (new > old) == is_min:  # tightening
+            now = before & ((vals >= new) if is_min else (vals <= new))
+        else:
+            lo = new if is_min else getattr(t, f"{axis}_min")
+            hi = getattr(t, f"{axis}_max") if is_min else new
+            now = np.ones(rows.size, dtype=bool)
+            if lo is not None:
+                now &= vals >= lo
+            if hi is not None:
+                now &= vals <= hi
+            other = self.y if axis == "x" else self.x
+            o_lo, o_hi = (t.y_min, t.y_max) if axis == "x" else (t.x_min, t.x_max)
+            if o_lo is not None or o_hi is not None:
+                ov = other[rows]
+                if o_lo is not None:
+                    now &= ov >= o_lo
+                if o_hi is not None:
+                    now &= ov <= o_hi
+            if poly is not None:
+                now &= poly[rows]
         m = last.mask.copy()
         m[rows] = now
         gained, lost = now & ~before, before & ~now
         kept_per = last.kept_per_micrograph.copy()
-        if gained.any():
+        n_gained, n_lost = int(np.count_nonzero(gained)), int(np.count_nonzero(lost))
+        if n_gained:
             kept_per += np.bincount(self.micrograph_codes[rows[gained]], minlength=self.n_micrographs)
-        if lost.any():
+        if n_lost:
             kept_per -= np.bincount(self.micrograph_codes[rows[lost]], minlength=self.n_micrographs)
-        return SelectionCounts(mask=m, n_kept=int(last.n_kept + np.count_nonzero(gained) - np.count_nonzero(lost)),
+        return SelectionCounts(mask=m, n_kept=int(last.n_kept + n_gained - n_lost),
                                n_total=int(self.x.size), kept_per_micrograph=kept_per,
                                total_per_micrograph=self.total_per_micrograph)
 
@@ -1096,6 +1144,7 @@ class PickInspection:
         n = len(self.x)
         self.hist.codes[rows] = one.codes[n:]
         self.hist.missing[rows] = one.missing[n:]
+        self.hist.rebinned()
         self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names))
 
     def configure(self, *, x_feature=None, y_feature="keep", calibrate_x=None, calibrate_y=None,
