@@ -16,6 +16,7 @@ import copy
 
 import json
 import re
+import threading
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -576,20 +577,47 @@ class GroupCounter:
         return np.diff(before)
 
 
+_SORTS = None  # the queue of background sorts (one thread for all, started at the first)
+_SORTS_LOCK = threading.Lock()
+
+
+def _sort_later(job) -> None:
+    """Run ``job`` in the one background sorting thread, after the sorts queued before it.
+
+    One thread, not one per feature: on a 2-core laptop two sorts at once would take both cores
+    and slow the threshold steps the user makes meanwhile (each sort of 1e7 values takes about a
+    second and a half; NumPy's sort releases the GIL)."""
+    global _SORTS
+    import queue
+
+    with _SORTS_LOCK:
+        if _SORTS is None:
+            _SORTS = queue.SimpleQueue()
+
+            def work(q=_SORTS):
+                while True:
+                    fn = q.get()
+                    try:
+                        fn()
+                    except Exception:  # noqa: BLE001 - a failed sort leaves its feature unsorted: full passes
+                        pass
+
+            threading.Thread(target=work, name="cryodiag-sort-features", daemon=True).start()
+    _SORTS.put(job)
+
+
 class _SortedFeature:
     """One feature's values in increasing order, with the picks' order (NaNs last): the picks whose
-    value lies between two bounds are one slice. Sorted in a background thread (NumPy's sort
-    releases the GIL), so that the first threshold steps do not wait for it."""
+    value lies between two bounds are one slice. Sorted in the background (:func:`_sort_later`),
+    so that the first threshold steps do not wait for it."""
 
     def __init__(self, values: np.ndarray, background: bool):
-        import threading
-
         self._values = values
         self.order: np.ndarray | None = None
         self.sorted: np.ndarray | None = None
         self._done = threading.Event()
         if background:
-            threading.Thread(target=self._sort, name="cryodiag-sort-feature", daemon=True).start()
+            _sort_later(self._sort)
         else:
             self._sort()
 
