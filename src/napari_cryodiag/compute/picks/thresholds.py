@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 
 import json
+import os
 import re
 import threading
 from dataclasses import asdict, dataclass, field
@@ -584,9 +585,10 @@ _SORTS_LOCK = threading.Lock()
 def _sort_later(job) -> None:
     """Run ``job`` in the one background sorting thread, after the sorts queued before it.
 
-    One thread, not one per feature: on a 2-core laptop two sorts at once would take both cores
-    and slow the threshold steps the user makes meanwhile (each sort of 1e7 values takes about a
-    second and a half; NumPy's sort releases the GIL)."""
+    One thread, not one per feature, at the lowest priority: on a 2-core laptop two sorts at
+    once would take both cores and slow the threshold steps the user makes meanwhile, and the
+    window's paint (each sort of 1e7 values takes about a second and a half; NumPy's sort
+    releases the GIL)."""
     global _SORTS
     import queue
 
@@ -595,6 +597,10 @@ def _sort_later(job) -> None:
             _SORTS = queue.SimpleQueue()
 
             def work(q=_SORTS):
+                try:  # the lowest priority (Linux: per thread): painting and the user's steps first
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+                except (AttributeError, OSError):
+                    pass
                 while True:
                     fn = q.get()
                     try:
