@@ -6,7 +6,8 @@ widget before its magicgui rebuild ("before": the package as it was at ``--befor
 
 - open: docking the widget on a viewer with the picks and a micrograph stack, until its histogram is
   drawn (seconds) and the process's peak memory (VmHWM);
-- slider step: one step of the NCC threshold slider from the NCC median on (each step moves
+- slider step: one step of the NCC threshold slider (``SLIDER_STEP`` in NCC, about 11 of the
+  slider's own steps) from the NCC median on (each step moves
   picks of the shown micrograph between kept and rejected; the count is reported), until the
   window has painted; measured right after opening and again once the dock has been idle for 3 s
   (the current code sorts each score in a background thread after opening; once sorted, a step
@@ -39,6 +40,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: one measured step, in NCC, whatever ``--repeats`` (until stop 20 the steps were 0.1 / (repeats - 1),
+#: so the 1e7 runs, with fewer repeats, took steps 3.5 times the 1e6 runs'): about 11 steps of the
+#: slider (1/1000 of its range each) for the slider, half that for the line drag
+SLIDER_STEP = 0.1 / 14
+DRAG_STEP = 0.05 / 14
 
 
 def _vmhwm_mb() -> float:
@@ -194,7 +200,7 @@ def measure(n: int, repeats: int) -> dict:
             changed.append(int(np.any(before != after, axis=1).sum()) if before.shape == after.shape else len(after))
         return run
 
-    steps = list(np.linspace(x_mid, x_mid + 0.1, repeats))
+    steps = list(x_mid + SLIDER_STEP * np.arange(repeats))
     t_slider = timed(watched(a.slider_step), steps, "slider")
     changed_slider = statistics.median(changed)
     canvas, ax = a.canvas()
@@ -209,10 +215,10 @@ def measure(n: int, repeats: int) -> dict:
     x1 = a.x_min()
     mouse("button_press_event", x1)
     changed.clear()
-    t_drag = timed(watched(lambda v: mouse("motion_notify_event", v)), list(np.linspace(x1, x1 - 0.05, repeats)),
+    t_drag = timed(watched(lambda v: mouse("motion_notify_event", v)), list(x1 - DRAG_STEP * np.arange(repeats)),
                    "drag")
     changed_drag = statistics.median(changed)
-    mouse("button_release_event", x1 - 0.05)
+    mouse("button_release_event", x1 - DRAG_STEP * (repeats - 1))
     t_next = timed(lambda i: viewer.dims.set_current_step(0, int(i)), [1 + (k % (len(keys) - 1)) for k in range(repeats)],
                    "next")
     ts_on, ts_off = [], []
@@ -233,7 +239,7 @@ def measure(n: int, repeats: int) -> dict:
         settle()
         time.sleep(0.02)
     changed.clear()
-    t_slider_idle = timed(watched(a.slider_step), list(np.linspace(x_mid - 0.1, x_mid, repeats)), "slider_idle")
+    t_slider_idle = timed(watched(a.slider_step), list(x_mid - 0.1 + SLIDER_STEP * np.arange(repeats)), "slider_idle")
     changed_idle = statistics.median(changed)
     out = dict(n=n, n_micrographs=len(keys), open_s=t_open, vmhwm_mb=_vmhwm_mb(), slider_ms=1e3 * t_slider,
                slider_idle_ms=1e3 * t_slider_idle,
