@@ -15,9 +15,9 @@ from __future__ import annotations
 import copy
 
 import json
-import os
 import re
 import threading
+import weakref
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -582,50 +582,48 @@ _SORTS = None  # the queue of background sorts (one thread for all, started at t
 _SORTS_LOCK = threading.Lock()
 
 
-def _sort_later(job) -> None:
-    """Run ``job`` in the one background sorting thread, after the sorts queued before it.
+def _sort_later(*jobs) -> None:
+    """Run ``jobs`` (bound methods, in this order) in the one background sorting thread, the
+    newest call's first; each is skipped if its object is gone by then (the features of an evaluator that a calibration toggle or a
+    rescore replaced are not sorted for nobody).
 
-    One thread, not one per feature, at the lowest priority: on a 2-core laptop two sorts at
-    once would take both cores and slow the threshold steps the user makes meanwhile, and the
-    window's paint (each sort of 1e7 values takes about a second and a half; NumPy's sort
-    releases the GIL)."""
+    One thread, not one per feature: on a 2-core laptop two sorts at once would take both cores
+    and slow the threshold steps the user makes meanwhile, and the window's paint (each sort of
+    1e7 values takes about a second and a half; NumPy's sort releases the GIL). Newest first: the
+    features of the evaluator the user steps now come before those of one set up earlier."""
     global _SORTS
     import queue
 
     with _SORTS_LOCK:
         if _SORTS is None:
-            _SORTS = queue.SimpleQueue()
+            _SORTS = queue.LifoQueue()
 
             def work(q=_SORTS):
-                try:  # the lowest priority (Linux: per thread): painting and the user's steps first
-                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-                except (AttributeError, OSError):
-                    pass
                 while True:
-                    fn = q.get()
-                    try:
-                        fn()
-                    except Exception:  # noqa: BLE001 - a failed sort leaves its feature unsorted: full passes
-                        pass
+                    for ref in q.get():
+                        fn = ref()  # a weak reference: None once its evaluator was dropped
+                        if fn is None:
+                            continue
+                        try:
+                            fn()
+                        except Exception:  # noqa: BLE001 - a failed sort leaves its feature unsorted: full passes
+                            pass
+                        del fn
 
             threading.Thread(target=work, name="cryodiag-sort-features", daemon=True).start()
-    _SORTS.put(job)
+    _SORTS.put(tuple(weakref.WeakMethod(job) for job in jobs))
 
 
 class _SortedFeature:
     """One feature's values in increasing order, with the picks' order (NaNs last): the picks whose
-    value lies between two bounds are one slice. Sorted in the background (:func:`_sort_later`),
-    so that the first threshold steps do not wait for it."""
+    value lies between two bounds are one slice. The evaluator has it sorted in the background
+    (:func:`_sort_later`), so that the first threshold steps do not wait for it."""
 
-    def __init__(self, values: np.ndarray, background: bool):
+    def __init__(self, values: np.ndarray):
         self._values = values
         self.order: np.ndarray | None = None
         self.sorted: np.ndarray | None = None
         self._done = threading.Event()
-        if background:
-            _sort_later(self._sort)
-        else:
-            self._sort()
 
     def _sort(self) -> None:
         try:
@@ -710,10 +708,19 @@ class ThresholdEvaluator:
     def _feature(self, axis: str) -> _SortedFeature | None:
         """The sorted values of feature ``axis`` ("x"/"y"), sorting started at the first call
         (None for sets too small to step incrementally)."""
-        f = self._sorted.get(axis)
-        if f is None and self.x.size >= self.incremental_min:
-            f = self._sorted[axis] = _SortedFeature(self.x if axis == "x" else self.y, background=True)
-        return f
+        self._sort_features((axis,))
+        return self._sorted.get(axis)
+
+    def _sort_features(self, axes) -> None:
+        """Have the features ``axes`` sorted in the background, in this order (those not sorted
+        or queued yet; none for sets too small to step incrementally)."""
+        if self.x.size < self.incremental_min:
+            return
+        new = [a for a in axes if a not in self._sorted]
+        for a in new:
+            self._sorted[a] = _SortedFeature(self.x if a == "x" else self.y)
+        if new:
+            _sort_later(*(self._sorted[a]._sort for a in new))
 
     def _full(self, t: Thresholds, poly) -> SelectionCounts:
         m = t.mask_xy(self.x, self.y, polygon_mask=poly)
@@ -791,9 +798,9 @@ class ThresholdEvaluator:
                     res = self._step(t, poly, self._last[2], _BOUNDS[i], float(old), float(new))
         if res is None:
             res = self._full(t, poly)
-            for axis, lo, hi in (("x", t.x_min, t.x_max), ("y", t.y_min, t.y_max)):
-                if lo is not None or hi is not None:
-                    self._feature(axis)  # a cut on this feature: sort it for the next steps
+            # a cut on a feature: sort it for the next steps
+            self._sort_features([axis for axis, lo, hi in (("x", t.x_min, t.x_max), ("y", t.y_min, t.y_max))
+                                 if lo is not None or hi is not None])
         self._last = (bounds, poly_key, res)
         return res
 
