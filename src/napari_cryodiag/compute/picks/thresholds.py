@@ -695,6 +695,10 @@ class ThresholdEvaluator:
         self.total_per_micrograph = self.counter.totals
         self._sorted: dict[str, _SortedFeature] = {}
         self._last: tuple | None = None  # (bounds, polygon key, SelectionCounts)
+        # both features are sorted from the start, x first (the one a user cuts first: NCC, a
+        # figure of merit), so that a large set opened before its dock steps incrementally as soon
+        # as the dock is up, and no later request for y sorts it ahead of x (newest first)
+        self._sort_features(("x", "y"))
 
     def _polygon_mask(self, t: Thresholds):
         if t.polygon is None or len(t.polygon) < 3:
