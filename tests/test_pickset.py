@@ -182,3 +182,29 @@ def test_a_pick_rescored_from_no_value_leaves_the_count_of_picks_without_one():
     assert ps.inspection.hist.n_missing == 2
     ps.update_values([3], {"ncc": [0.9]})
     assert ps.inspection.hist.n_missing == 1 and ps.evaluate().kept[3]
+
+
+def test_a_set_shown_in_a_dock_sorts_its_scores_before_the_first_cut():
+    """A pick set marked interactive (a dock steps through it) sorts both scores in the
+    background at once, and again for the view a calibration toggle builds; a one-shot set (the
+    command line) sorts nothing until a threshold step needs it. The first slider step after
+    opening a large set is then incremental, and equal to a full evaluation."""
+    t = _table(n_mic=40, per=6000)  # 240,000 picks: above the evaluator's incremental minimum
+    one_shot = PickSet(t.copy())
+    assert one_shot.inspection.evaluator._sorted == {}
+    ps = PickSet(t, thresholds=Thresholds())
+    ps.set_interactive()
+    ev = ps.inspection.evaluator
+    assert list(ev._sorted) == ["x", "y"]
+    assert all(f.wait(30) for f in ev._sorted.values())
+    ps.inspection.thresholds = Thresholds(x_min=0.3)
+    ps.evaluate()
+    ps.inspection.thresholds = Thresholds(x_min=0.31)
+    step = ev._step
+    took = []
+    ev._step = lambda *a: took.append(step(*a)) or took[-1]
+    sel = ps.evaluate()
+    assert took and took[0] is not None  # the incremental path, not a full pass
+    np.testing.assert_array_equal(sel.kept, ps.inspection.x >= 0.31)
+    ps.inspection.configure(calibrate_x=True)  # a new view: sorted again, at once
+    assert set(ps.inspection.evaluator._sorted) == {"x", "y"}

@@ -119,6 +119,8 @@ class PicksController:
         self.last_swap_rows = 0
         self._default_size = float(md.get("default_size_px") or 64.0)
         self.pickset = pickset_of(points_layer)
+        if self.pickset is not None:
+            self.pickset.set_interactive()  # threshold steps from the dock: sort the scores now
         _CONTROLLERS[points_layer] = self
         if viewer is not None:
             viewer.dims.events.point.connect(self._on_dims)
@@ -133,6 +135,7 @@ class PicksController:
 
     def set_pickset(self, pickset: PickSet) -> None:
         """Show another pick set (rescored or deduplicated picks) on the same micrographs."""
+        pickset.set_interactive()
         self.pickset = pickset
         md = self.points_layer.metadata.setdefault("cryodiag", {})
         md["pickset"] = pickset

@@ -169,6 +169,13 @@ class PickSet:
         self._stats_cache: tuple | None = None
         self._allowed_cache: tuple | None = None
 
+    def set_interactive(self, on: bool = True) -> None:
+        """The set is shown in a dock the user steps through: its thresholds view (and any view
+        built later, rescored or promoted) sorts its features in the background at once."""
+        self._inspection_options["interactive"] = bool(on)
+        if self.inspection is not None:
+            self.inspection.set_interactive(on)
+
     # ------------------------------------------------------------------ views
     @property
     def table(self) -> pd.DataFrame:

@@ -684,6 +684,8 @@ class ThresholdEvaluator:
     total_per_micrograph: np.ndarray = field(default=None, repr=False)
     #: sets smaller than this are always evaluated in full (a full pass is cheap there)
     incremental_min: int = 200_000
+    #: sort the features at once (:meth:`prepare_steps`): for a view the user steps through
+    sort_at_start: bool = False
 
     def __post_init__(self):
         self.x = np.ascontiguousarray(self.x, dtype=np.float64)
@@ -695,9 +697,14 @@ class ThresholdEvaluator:
         self.total_per_micrograph = self.counter.totals
         self._sorted: dict[str, _SortedFeature] = {}
         self._last: tuple | None = None  # (bounds, polygon key, SelectionCounts)
-        # both features are sorted from the start, x first (the one a user cuts first: NCC, a
-        # figure of merit), so that a large set opened before its dock steps incrementally as soon
-        # as the dock is up, and no later request for y sorts it ahead of x (newest first)
+        if self.sort_at_start:
+            self.prepare_steps()
+
+    def prepare_steps(self) -> None:
+        """Sort both features in the background now, x first (the one a user cuts first: NCC, a
+        figure of merit), not at the first cut: a large set opened before its dock then steps
+        incrementally as soon as the dock is up, and no later request for y sorts it ahead of x
+        (the newest request sorts first). For interactive use; a one-shot run needs no sort."""
         self._sort_features(("x", "y"))
 
     def _polygon_mask(self, t: Thresholds):
@@ -986,8 +993,11 @@ class PickInspection:
         thresholds: Thresholds | None = None,
         defocus=None,
         suggest: bool | None = None,
+        interactive: bool = False,
     ):
         self.table = table
+        #: a view the user steps through (a dock): its evaluators sort their features at once
+        self.interactive = bool(interactive)
         self.defocus = None if defocus is None else pd.Series(defocus, dtype=np.float64)
         if self.defocus is not None:
             self.defocus.index = self.defocus.index.astype(str)
@@ -1061,6 +1071,14 @@ class PickInspection:
         self._rows_version += 1
         self._views.clear()
 
+    def set_interactive(self, on: bool = True) -> None:
+        """Mark the view as stepped through by a user (:attr:`interactive`): its features are
+        sorted in the background from now on (:meth:`ThresholdEvaluator.prepare_steps`)."""
+        self.interactive = bool(on)
+        self.evaluator.sort_at_start = self.interactive
+        if self.interactive:
+            self.evaluator.prepare_steps()
+
     def rebuild(self) -> None:
         """Recompute features (and calibration), histogram and evaluator; a view seen before (same
         axes, calibration and bins, rows unchanged) is taken back from the cache."""
@@ -1096,7 +1114,8 @@ class PickInspection:
             if self.log_y and not np.any(self.y[np.isfinite(self.y)] > 0):
                 self.log_y = False
             self.hist = PickHistogram.from_values(self.x, self.y, bins=self.bins, log_y=self.log_y)
-        self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names))
+        self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names),
+                                            sort_at_start=self.interactive)
 
     def extend(self, rows: pd.DataFrame) -> None:
         """Append picks (rows of the same columns; picks added by hand) without rebuilding: their
@@ -1147,7 +1166,8 @@ class PickInspection:
             self.y_raw = np.concatenate([self.y_raw, yr])
             self.y = np.concatenate([self.y, yv])
         self.hist = self.hist.extend(xv, yv)
-        self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names))
+        self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names),
+                                            sort_at_start=self.interactive)
 
     def update_values(self, rows: np.ndarray, columns: dict) -> None:
         """New values of some columns for ``rows`` (picks moved by hand and rescored): the table
@@ -1190,7 +1210,8 @@ class PickInspection:
         self.hist.codes[rows] = one.codes[n:]
         self.hist.missing[rows] = one.missing[n:]
         self.hist.rebinned()
-        self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names))
+        self.evaluator = ThresholdEvaluator(self.x, self.y, self.codes, len(self.names),
+                                            sort_at_start=self.interactive)
 
     def configure(self, *, x_feature=None, y_feature="keep", calibrate_x=None, calibrate_y=None,
                   mode=None, method=None, scale=None, log_y="keep", bins=None,
