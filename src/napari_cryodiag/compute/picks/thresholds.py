@@ -584,8 +584,8 @@ _SORTS_LOCK = threading.Lock()
 
 def _sort_later(*jobs) -> None:
     """Run ``jobs`` (bound methods, in this order) in the one background sorting thread, the
-    newest call's first; each is skipped if its object is gone by then (the features of an evaluator that a calibration toggle or a
-    rescore replaced are not sorted for nobody).
+    newest call's first. A job whose object is gone by then is skipped: the features of an
+    evaluator that a calibration toggle or a rescore replaced are not sorted.
 
     One thread, not one per feature: on a 2-core laptop two sorts at once would take both cores
     and slow the threshold steps the user makes meanwhile, and the window's paint (each sort of
