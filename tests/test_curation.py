@@ -186,3 +186,28 @@ def test_point_style_set_by_the_user_persists_across_micrographs(viewer_with_pic
     w.circles.value = "fixed size"
     w.circle_px.value = 30.0
     np.testing.assert_allclose(layer.size, 30.0)
+
+
+def test_a_pick_added_with_the_add_tool_looks_like_the_others(viewer_with_picks):
+    """napari's add tool draws a new point at the layer's current size: it must be the particle's
+    size the other picks are drawn at (it was napari's default, 10 px, a dot among circles), the
+    layer controls show that size, and the pick keeps it in the table and across micrographs."""
+    viewer, w, layer, star, mics = viewer_with_picks
+    viewer.dims.set_current_step(0, 1)
+    drawn = np.asarray(layer.size, dtype=float)
+    assert drawn.size and np.allclose(drawn, np.median(drawn))  # one particle diameter here
+    assert float(layer.current_size) == pytest.approx(float(np.median(drawn)))
+    layer.mode = "add"
+    click(viewer, layer, (1, 120.0, 140.0))
+    assert len(layer.size) == drawn.size + 1
+    assert float(layer.size[-1]) == pytest.approx(float(np.median(drawn)))
+    t = w.pickset.table
+    added = np.flatnonzero(t["manual"].astype(str).to_numpy() == "added")
+    key = w.controller.key_of_index(1)
+    on = _on(t, key) & (t["manual"].astype(str).to_numpy() == "read")
+    assert t["diameter_px"].iloc[added[0]] == pytest.approx(float(np.median(t["diameter_px"].to_numpy()[on])))
+    viewer.dims.set_current_step(0, 2)
+    viewer.dims.set_current_step(0, 1)
+    shown = w.controller.rows_shown()
+    j = int(np.flatnonzero(shown == added[0])[0])
+    assert float(layer.size[j]) == pytest.approx(float(np.median(drawn)))

@@ -378,12 +378,22 @@ class PickSet:
 
     def _micrograph_values(self, key: str) -> dict:
         """Per-micrograph values for a new pick on micrograph ``key``: what the other picks of
-        that micrograph share (defocus, pixel size, CTF constants, micrograph name)."""
+        that micrograph share (defocus, pixel size, CTF constants, micrograph name), and the
+        particle's size (the median diameter and box of that micrograph's picks, else of the
+        set's: a pick placed by hand is drawn and exported like the others)."""
         t = self.table
         out = {}
         if "micrograph" not in t.columns:
             return out
         on = np.flatnonzero(t["micrograph"].astype(str).to_numpy() == str(key))
+        for col in ("diameter_px", "box_px"):
+            if col in t.columns:
+                v = pd.to_numeric(t[col], errors="coerce").to_numpy(dtype=np.float64)
+                mine = v[on][np.isfinite(v[on])] if on.size else v[:0]
+                if not mine.size:
+                    mine = v[np.isfinite(v)]
+                if mine.size:
+                    out[col] = float(np.median(mine))
         if not on.size:
             return out
         first = t.iloc[on[0]]
