@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 
 import json
+import queue
 import re
 import threading
 import weakref
@@ -592,8 +593,6 @@ def _sort_later(*jobs) -> None:
     1e7 values takes about a second and a half; NumPy's sort releases the GIL). Newest first: the
     features of the evaluator the user steps now come before those of one set up earlier."""
     global _SORTS
-    import queue
-
     with _SORTS_LOCK:
         if _SORTS is None:
             _SORTS = queue.LifoQueue()
@@ -649,11 +648,6 @@ class _SortedFeature:
         lo, hi = (a, b) if a <= b else (b, a)
         return (int(np.searchsorted(self.sorted, lo, side="left")),
                 int(np.searchsorted(self.sorted, hi, side="right")))
-
-    def between(self, a: float, b: float) -> np.ndarray:
-        """Rows whose value lies in ``[min(a, b), max(a, b)]`` (ends included)."""
-        i, j = self.span(a, b)
-        return self.order[i:j]
 
 
 _BOUNDS = ("x_min", "x_max", "y_min", "y_max")
@@ -1075,7 +1069,6 @@ class PickInspection:
         """Mark the view as stepped through by a user (:attr:`interactive`): its features are
         sorted in the background from now on (:meth:`ThresholdEvaluator.prepare_steps`)."""
         self.interactive = bool(on)
-        self.evaluator.sort_at_start = self.interactive
         if self.interactive:
             self.evaluator.prepare_steps()
 
@@ -1089,6 +1082,8 @@ class PickInspection:
                 setattr(self, name, view[name])
             self.calibrations, self.calibration_errors = dict(view["calibrations"]), dict(view["errors"])
             self._views[key] = self._views.pop(key)  # most recently used last
+            if self.interactive:  # it may have been built before the view was marked interactive
+                self.evaluator.prepare_steps()
             return
         self._build()
         if len(self.x) <= _MAX_CACHED_VIEW_ROWS:
