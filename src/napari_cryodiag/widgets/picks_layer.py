@@ -477,8 +477,10 @@ class PicksController:
                 self._current_style = drawn_style
             # a pick added with napari's add tool is drawn at the size of the others (their
             # median: the particle's diameter), and the layer controls show that size
-            new_size = float(np.median(sizes)) if np.ndim(sizes) and len(rows) else \
-                float(sizes) if not np.ndim(sizes) else self._default_size
+            if np.ndim(sizes) == 0:
+                new_size = float(sizes)
+            else:
+                new_size = float(np.median(sizes)) if len(rows) else self._default_size
             if not np.isclose(float(layer.current_size), new_size):
                 layer.current_size = new_size
         finally:

@@ -67,7 +67,7 @@ class Selection:
 
     def __setattr__(self, name, value):
         if name == "kept":  # also ``sel.kept &= m``, which assigns the attribute
-            object.__setattr__(self, "_n_kept", None)
+            self.__dict__["_n_kept"] = None
         object.__setattr__(self, name, value)
 
     @property
@@ -75,8 +75,7 @@ class Selection:
         """Picks kept (counted once per mask: a 1e7 mask takes milliseconds to count)."""
         n = self.__dict__.get("_n_kept")
         if n is None:
-            n = int(np.count_nonzero(self.kept))
-            object.__setattr__(self, "_n_kept", n)
+            n = self.__dict__["_n_kept"] = int(np.count_nonzero(self.kept))
         return n
 
     @property
@@ -119,6 +118,13 @@ class Selection:
             "duplicates": self.duplicates, "n_dropped_with_micrograph": self.n_dropped_with_micrograph,
             "exposures": None if self.exposures is None else self.exposures.to_dict(), "summary": self.explain(),
         }
+
+
+def _median_finite(values) -> float:
+    """The median of a column's finite numeric values (NaN when it has none)."""
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else np.nan
 
 
 def _with_manual(table: pd.DataFrame) -> pd.DataFrame:
@@ -388,12 +394,11 @@ class PickSet:
         on = np.flatnonzero(t["micrograph"].astype(str).to_numpy() == str(key))
         for col in ("diameter_px", "box_px"):
             if col in t.columns:
-                v = pd.to_numeric(t[col], errors="coerce").to_numpy(dtype=np.float64)
-                mine = v[on][np.isfinite(v[on])] if on.size else v[:0]
-                if not mine.size:
-                    mine = v[np.isfinite(v)]
-                if mine.size:
-                    out[col] = float(np.median(mine))
+                size = _median_finite(t[col].iloc[on]) if on.size else np.nan
+                if not np.isfinite(size):  # no size on this micrograph: the set's
+                    size = _median_finite(t[col])
+                if np.isfinite(size):
+                    out[col] = size
         if not on.size:
             return out
         first = t.iloc[on[0]]
