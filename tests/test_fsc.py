@@ -166,6 +166,26 @@ def test_phase_randomisation_keeps_amplitudes_and_decorrelates_beyond_shell():
     assert not np.array_equal(g, randomise_phases(f, a.shape, start, seed=8, index=idx))
 
 
+
+def test_phase_randomisation_in_threads_equals_one_thread(monkeypatch):
+    """The slabs filled in worker threads give the randomised transform of one thread, bit for bit:
+    the angles are one stream drawn in order, whatever the thread count."""
+    from napari_cryodiag.compute.maps import phase_randomisation as pr
+
+    n, start = 36, 7
+    a = np.random.default_rng(3).normal(size=(n, n, n)).astype(np.float32)
+    f, idx = rfftn(a), shell_index(a.shape)
+    monkeypatch.setattr(pr, "RANDOMISE_SLAB_ELEMENTS", n * (n // 2 + 1) * 3)  # 12 slabs of 3 planes
+    got = {}
+    for workers in (1, 2, 3):
+        monkeypatch.setattr(pr, "FFT_WORKERS", workers)
+        got[workers] = randomise_phases(f, a.shape, start, seed=11, index=idx)
+    assert np.array_equal(got[1].view(np.uint64), got[2].view(np.uint64))
+    assert np.array_equal(got[1].view(np.uint64), got[3].view(np.uint64))
+    # and one slab of the whole array draws the same stream too
+    monkeypatch.setattr(pr, "RANDOMISE_SLAB_ELEMENTS", f.size)
+    assert np.array_equal(randomise_phases(f, a.shape, start, seed=11, index=idx), got[1])
+
 def test_corrected_equals_masked_before_randomisation_shell():
     from napari_cryodiag.simulate.half_maps import simulate_half_maps
 

@@ -89,6 +89,60 @@ def irfftn(f: np.ndarray, shape, *, overwrite: bool = False, out: np.ndarray | N
 
 
 
+# ------------------------------------------------------------------ transforms in place
+# A complex64 array of the r2c shape ``(..., n // 2 + 1)`` holds, as float32, rows of
+# ``2 * (n // 2 + 1)`` numbers: room for a real map of ``(..., n)`` with each row padded by one or
+# two numbers (FFTW's in-place layout). A map written there is transformed over itself: one array
+# for the map and its transform, where the out-of-place pair needs two (one map size fewer at
+# 512³: 512 MiB, and as many page faults). pocketfft reads each row of the last axis whole before
+# writing its transform over it, and rows never overlap, so the numbers are those of the
+# out-of-place transform, bit for bit (tested).
+
+
+def padded_real(g: np.ndarray, shape) -> np.ndarray:
+    """The real map of ``shape`` that lives in the complex64 array ``g`` (the r2c shape of
+    ``shape``, C-contiguous): a float32 view whose rows are padded to ``2 * (n // 2 + 1)``.
+
+    Write a map there (``np.multiply(a, mask, out=padded_real(g, a.shape))``), then
+    :func:`rfftn_inplace` transforms it into ``g``."""
+    shape = tuple(int(s) for s in shape)
+    half = shape[:-1] + (shape[-1] // 2 + 1,)
+    if not _usable_out(g, half, np.complex64):
+        raise ValueError(f"need a C-contiguous complex64 array of shape {half}, got {g.dtype} {g.shape}")
+    return g.view(np.float32)[..., : shape[-1]]
+
+
+def rfftn_inplace(g: np.ndarray, shape) -> np.ndarray:
+    """r2c transform of the map held in ``padded_real(g, shape)``, written over it into ``g``
+    (returned). The same numbers as ``rfftn`` of that map."""
+    x = padded_real(g, shape)
+    pf = _pocketfft()
+    if pf is None:  # pragma: no cover - another scipy layout: transform a copy, then write it back
+        g[...] = scipy.fft.rfftn(np.ascontiguousarray(x), workers=FFT_WORKERS)
+        return g
+    pfft, norm = pf
+    return pfft.r2c(x, tuple(range(x.ndim)), True, norm(None, True), g, FFT_WORKERS)
+
+
+def irfftn_inplace(g: np.ndarray, shape) -> np.ndarray:
+    """c2r transform of ``g`` (the r2c transform of a map of ``shape``) over itself: returns the map
+    as ``padded_real(g, shape)``; ``g`` no longer holds the transform. The same numbers as
+    ``irfftn(g, shape)``."""
+    shape = tuple(int(s) for s in shape)
+    x = padded_real(g, shape)
+    pf = _pocketfft()
+    if pf is None:  # pragma: no cover - another scipy layout
+        x[...] = scipy.fft.irfftn(g, s=shape, workers=FFT_WORKERS)
+        return x
+    pfft, _ = pf
+    if g.ndim > 1:  # the leading axes in place (complex to complex), as irfftn(overwrite=True) does
+        pfft.c2c(g, tuple(range(g.ndim - 1)), False, 0, g, FFT_WORKERS)
+    pfft.c2r(g, (g.ndim - 1,), shape[-1], False, 0, x, FFT_WORKERS)
+    x *= np.float32(1 / np.longdouble(np.prod(shape, dtype=np.int64)))  # pocketfft's factor
+    return x
+
+
+
 def n_shells(n: int) -> int:
     """Number of shells kept for a box of side ``n``: ``n // 2 + 1`` (DC to Nyquist)."""
     return n // 2 + 1
@@ -181,18 +235,22 @@ def foldable(shape, index) -> bool:
             and _STANDARD_INDEXES.get(id(index)) is index)
 
 
-def folded_shell_sums(fill, nq: int, shape, index: np.ndarray, n: int) -> np.ndarray:
+def folded_shell_sums(fill, nq: int, shape, index: np.ndarray, n: int, workers: int | None = None) -> np.ndarray:
     """Per-shell sums of ``nq`` per-coefficient quantities of a cubic r2c transform, ``(nq, n//2+1)`` float64.
 
-    ``fill(z0, z1, out)`` writes the quantities of planes ``z0:z1`` into ``out`` (float32, shape
-    ``(nq, z1 - z0) + shape[1:]``). The shell index of plane ``n - z`` equals plane ``z``'s and, within
-    a plane, row ``n - y`` equals row ``y``'s (``|k|`` depends on ``k^2`` only): the quantities of
-    mirrored planes and rows are added first, so ``bincount`` (float64) runs over a quarter of the
-    coefficients, with its index converted once per slab. The same sums up to float32 rounding of
-    those additions (~1e-8 relative).
+    ``fill(z0, z1, out, tmp)`` writes the quantities of planes ``z0:z1`` into ``out`` (float32, shape
+    ``(nq, z1 - z0) + shape[1:]``); ``tmp`` (float32, ``(z1 - z0) + shape[1:]``) is scratch of its own
+    (``fill`` is called from several threads at once, each with its own arrays). The shell index of
+    plane ``n - z`` equals plane ``z``'s and, within a plane, row ``n - y`` equals row ``y``'s
+    (``|k|`` depends on ``k^2`` only): the quantities of mirrored planes and rows are added first, so
+    ``bincount`` (float64) runs over a quarter of the coefficients, with its index converted once per
+    slab. The same sums up to float32 rounding of those additions (~1e-8 relative).
+
+    The planes are shared out in ``workers`` (default :data:`FFT_WORKERS`) contiguous runs, summed
+    in threads (NumPy's arithmetic releases the GIL) and added in a fixed order: the same numbers
+    for any machine with the same number of workers, within float64 rounding of one another.
     """
     m = n_shells(n)
-    out = np.zeros((nq, m + 1))
     nz = shape[0]
     pairs = (nz - 1) // 2  # planes 1..pairs pair with nz-1..nz-pairs; 0 (and nz/2 when even) alone
     keep = nz // 2 + 1  # rows 0..nz//2 after folding the mirrored rows
@@ -200,21 +258,38 @@ def folded_shell_sums(fill, nq: int, shape, index: np.ndarray, n: int) -> np.nda
     slabs = [(0, 1, False)] + [(z0, min(z0 + step, pairs + 1), True) for z0 in range(1, pairs + 1, step)]
     if nz % 2 == 0:
         slabs.append((nz // 2, nz // 2 + 1, False))
-    c = w = None
-    for z0, z1, paired in slabs:
-        k = z1 - z0
-        if c is None or c.shape[1] != k:
-            c = np.empty((nq, k) + tuple(shape[1:]), dtype=np.float32)
-            w = np.empty_like(c)
-        fill(z0, z1, c)
-        if paired:
-            fill(nz - z1 + 1, nz - z0 + 1, w)
-            c += w[:, ::-1]  # plane nz - z next to plane z
-        c[:, :, 1:pairs + 1] += c[:, :, nz - pairs:][:, :, ::-1]  # row nz - y onto row y
-        ix = index[z0:z1, :keep].astype(np.intp).ravel()
-        for q in range(nq):
-            out[q] += np.bincount(ix, weights=c[q, :, :keep].ravel(), minlength=m + 1)
-    return out[:, :m]
+
+    def run(part) -> np.ndarray:
+        out = np.zeros((nq, m + 1))
+        c = w = tmp = None
+        for z0, z1, paired in part:
+            k = z1 - z0
+            if c is None or c.shape[1] != k:
+                c = np.empty((nq, k) + tuple(shape[1:]), dtype=np.float32)
+                w = np.empty_like(c)
+                tmp = np.empty(c.shape[1:], dtype=np.float32)
+            fill(z0, z1, c, tmp)
+            if paired:
+                fill(nz - z1 + 1, nz - z0 + 1, w, tmp)
+                c += w[:, ::-1]  # plane nz - z next to plane z
+            c[:, :, 1:pairs + 1] += c[:, :, nz - pairs:][:, :, ::-1]  # row nz - y onto row y
+            ix = index[z0:z1, :keep].astype(np.intp).ravel()
+            for q in range(nq):
+                out[q] += np.bincount(ix, weights=c[q, :, :keep].ravel(), minlength=m + 1)
+        return out
+
+    workers = max(1, min(FFT_WORKERS if workers is None else int(workers), len(slabs) // 8))
+    if workers == 1:
+        return run(slabs)[:, :m]
+    from concurrent.futures import ThreadPoolExecutor
+
+    cuts = np.linspace(0, len(slabs), workers + 1).round().astype(int)
+    with ThreadPoolExecutor(workers, thread_name_prefix="cryodiag-shells") as pool:
+        parts = list(pool.map(run, [slabs[a:b] for a, b in zip(cuts[:-1], cuts[1:])]))
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total[:, :m]
 
 
 def shell_means(ft: np.ndarray, index: np.ndarray, n: int, quantities=("amplitude2", "amplitude"), counts=None) -> dict:
@@ -224,14 +299,9 @@ def shell_means(ft: np.ndarray, index: np.ndarray, n: int, quantities=("amplitud
     c = np.maximum(counts, 1)
     want = [q for q in ("amplitude2", "amplitude") if q in quantities]
     if foldable(ft.shape, index) and want:
-        scratch = {}
-
-        def fill(z0, z1, out):
+        def fill(z0, z1, out, tmp):
             a = ft[z0:z1]
             p = out[0]
-            tmp = scratch.get(p.shape)
-            if tmp is None:
-                tmp = scratch[p.shape] = np.empty(p.shape, dtype=np.float32)
             np.multiply(a.real, a.real, out=p)
             p += np.multiply(a.imag, a.imag, out=tmp)
             if "amplitude" in want:

@@ -33,9 +33,11 @@ from ..arrays import arrays_equal, count_nonfinite
 from ..fourier import (
     foldable,
     folded_shell_sums,
-    irfftn,
+    irfftn_inplace,
     n_shells,
+    padded_real,
     rfftn,
+    rfftn_inplace,
     shell_counts,
     shell_frequencies_invA,
     shell_index,
@@ -130,15 +132,10 @@ def shell_sums_fsc(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n: int):
     """
     if not foldable(f1.shape, index):
         return _shell_sums_fsc_rows(f1, f2, index, n)
-    scratch = {}
-
-    def fill(z0, z1, out):
+    def fill(z0, z1, out, tmp):
         """The three products of planes z0:z1: cross, |F1|^2, |F2|^2 (float32, as before)."""
         a, b = f1[z0:z1], f2[z0:z1]
         ar, ai, br, bi = a.real, a.imag, b.real, b.imag
-        tmp = scratch.get(ar.shape)
-        if tmp is None:
-            tmp = scratch[ar.shape] = np.empty(ar.shape, dtype=np.float32)
         np.multiply(ar, br, out=out[0])
         out[0] += np.multiply(ai, bi, out=tmp)
         np.multiply(ar, ar, out=out[1])
@@ -339,8 +336,9 @@ class HalfMaps:
         self._unmasked = None
         self._masked: dict[int, tuple] = {}
         self._average_means: dict[int, tuple] = {}
-        self._buf = None  # real work array of the masked products (reused from curve to curve)
-        self._g = None  # two complex work arrays: the masked transforms (reused from curve to curve)
+        # two complex work arrays: each masked product is formed in one's padded real view and
+        # transformed over itself (no real work array), from curve to curve
+        self._g = None
         self.lean = bool(lean)
 
     def _real(self):
@@ -358,8 +356,7 @@ class HalfMaps:
         return self._f1, self._f2
 
     def release_real(self) -> None:
-        """Keep only the transforms: compute them if needed, then free the real half maps (the
-        real work array stays: the phase-randomised maps go through it)."""
+        """Keep only the transforms: compute them if needed, then free the real half maps."""
         _ = self.transforms  # computed now (a property)
         self.half1 = self.half2 = None
 
@@ -376,22 +373,19 @@ class HalfMaps:
         out *= np.float32(0.5)  # in place: the same numbers as (h1 + h2) * 0.5
         return out
 
-    def _work(self) -> np.ndarray:
-        if self._buf is None:
-            self._buf = np.empty(self.shape, dtype=np.float32)
-        return self._buf
-
     def _transform_work(self) -> tuple[np.ndarray, np.ndarray]:
-        """Two complex64 arrays of the r2c shape, written by every masked transform in turn: a
-        transform into an array already in memory costs no page faults (a new 512³ one ~0.3 s
-        of system time). Freed by :meth:`free_work` (or taken over by :attr:`transforms`)."""
+        """Two complex64 arrays of the r2c shape, where every masked product is formed
+        (:func:`padded_real`) and transformed in place in turn: a transform into an array already in
+        memory costs no page faults (a new 512³ one ~0.3 s of system time, several seconds on a
+        virtual machine whose host takes freed memory back). Freed by :meth:`free_work` (or taken
+        over by :attr:`transforms`)."""
         if self._g is None:
             self._g = (np.empty(self.index.shape, np.complex64), np.empty(self.index.shape, np.complex64))
         return self._g
 
     def free_work(self) -> None:
         """Free the work arrays (the cached transforms and curves stay)."""
-        self._buf = self._g = None
+        self._g = None
 
     def masked_average_means(self, mask: np.ndarray) -> dict:
         """Per-shell means of |F|^2 and |F| of the half-map average times ``mask`` (cached per mask):
@@ -400,24 +394,24 @@ class HalfMaps:
         if hit is not None and hit[0] is mask:
             return hit[1]
         h1, h2 = self._real()
-        buf = self._work()
+        # during the family's run in a work array (no new array), else in a new one
+        g = self._g[0] if self._g is not None else np.empty(self.index.shape, np.complex64)
+        buf = padded_real(g, self.shape)
         np.add(h1, h2, out=buf)
         buf *= np.float32(0.5)
         buf *= mask
-        work = None if self._g is None else self._g[0]  # during the family's run: no new transform array
-        means = shell_means(rfftn(buf, out=work), self.index, self.n, counts=self.counts)
+        means = shell_means(rfftn_inplace(g, self.shape), self.index, self.n, counts=self.counts)
         self._average_means[id(mask)] = (mask, means)
         return means
 
     def masked_fsc_and_spectra(self, mask: np.ndarray):
         """FSC and :func:`shell_spectra` of the half maps times ``mask`` (not cached)."""
         h1, h2 = self._real()
-        buf = self._work()
         g1, g2 = self._transform_work()
-        np.multiply(h1, mask, out=buf)
-        rfftn(buf, out=g1)
-        np.multiply(h2, mask, out=buf)
-        rfftn(buf, out=g2)
+        np.multiply(h1, mask, out=padded_real(g1, self.shape))
+        rfftn_inplace(g1, self.shape)
+        np.multiply(h2, mask, out=padded_real(g2, self.shape))
+        rfftn_inplace(g2, self.shape)
         sums = shell_sums_fsc(g1, g2, self.index, self.n)
         return fsc_from_sums(*sums), shell_spectra(*sums, self.counts)
 
@@ -453,15 +447,14 @@ class HalfMaps:
         """
         f1, f2 = self.transforms
         rng = np.random.default_rng(seed)
-        r = self._work()
         gs = []
         for f in (f1, f2):
-            # each randomised transform goes back to real space in the work array, is masked there,
-            # and its forward transform overwrites it (no new map-sized array per step)
+            # each randomised transform goes back to real space over itself, is masked there, and is
+            # transformed forward over itself again (no other map-sized array)
             g = randomise_phases(f, self.shape, start_shell, rng, self.index, convention)
-            irfftn(g, self.shape, out=r, overwrite=True)
+            r = irfftn_inplace(g, self.shape)
             r *= mask
-            gs.append(rfftn(r, out=g))
+            gs.append(rfftn_inplace(g, self.shape))
         return fsc_from_transforms(gs[0], gs[1], self.index, self.n)
 
 
@@ -620,8 +613,10 @@ def iter_fsc_family(
     if masks is None:
         # the threshold's low-pass needs only the low-frequency corner of the average's transform:
         # a pruned forward transform of the average gives it before any full transform exists
-        # (the average is formed in the work array of the masked products, and low-passed over itself)
-        maker = AutoMasks(hm.average(out=hm._work()), apix, mask_params, which=("spherical", "loose", "tight"),
+        # (the average is formed in the padded real view of a work array of the masked transforms,
+        # and low-passed over itself there: memory the first masked curve then finds in place)
+        work = padded_real(hm._transform_work()[0], hm.shape)
+        maker = AutoMasks(hm.average(out=work), apix, mask_params, which=("spherical", "loose", "tight"),
                           half_fts=None if hm.lean or hm._f1 is None else hm.transforms, scratch=True)
     done += 1
     yield done, total

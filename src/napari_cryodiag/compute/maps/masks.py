@@ -191,8 +191,8 @@ def _irfftn_corner(block: np.ndarray, n: int, k_max: int, chunk: int = 8, out: n
     ``chunk`` planes, unscaled, then one multiply by 1/n³ (float32, as pocketfft's own
     normalisation). The 1-D transforms see the same numbers as in the full ``irfftn`` (zeros elsewhere
     stay zeros), so the result equals it (tested bit for bit), with ~1/3 of the arithmetic and no
-    full-size complex temporaries. ``out`` (float32 n³, C-contiguous): written there, slab by slab
-    (no new map-sized array; the same numbers).
+    full-size complex temporaries. ``out`` (float32 n³, any strides, e.g. the padded real view of
+    a complex work array): written there, slab by slab (no new map-sized array; the same numbers).
     """
     import scipy.fft
 
@@ -208,9 +208,10 @@ def _irfftn_corner(block: np.ndarray, n: int, k_max: int, chunk: int = 8, out: n
     b[:, n - k :] = a[:, k + 1 :]
     del a
     b = scipy.fft.ifft(b, axis=1, norm="forward", overwrite_x=True, workers=FFT_WORKERS)
-    from ..fourier import _pocketfft, _usable_out
+    from ..fourier import _pocketfft
 
-    if not _usable_out(out, (n, n, n), np.float32):
+    if not (isinstance(out, np.ndarray) and out.shape == (n, n, n) and out.dtype == np.float32
+            and out.flags.writeable):
         out = np.empty((n, n, n), dtype=np.float32)
     pf = _pocketfft()
     buf = np.zeros((chunk, n, n // 2 + 1), dtype=np.complex64)
@@ -298,7 +299,7 @@ def threshold_region(average: np.ndarray, pixel_size_A: float, params: MaskParam
                      half_fts=None, scratch: bool = False) -> np.ndarray:
     """Boolean region of the low-passed average above ``threshold_fraction`` of its maximum.
 
-    ``scratch=True``: ``average`` (float32, C-contiguous) may be overwritten by its low-pass."""
+    ``scratch=True``: ``average`` (float32) may be overwritten by its low-pass."""
     if params.lowpass_A:
         lp = lowpass(average, pixel_size_A, params.lowpass_A, ft=average_ft, half_fts=half_fts,
                      out=average if scratch else None)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fourier import shell_index
+from ..fourier import FFT_WORKERS, shell_index
 
 
 def _as_rng(seed) -> np.random.Generator:
@@ -98,16 +98,15 @@ def randomise_phases(
     if not sel.any():
         return ft.astype(np.complex64, copy=True)
     # slab by slab along the first axis: the same random stream as one whole-array draw (float32
-    # angles, C order), with temporaries of one slab; unrandomised coefficients are put back
+    # angles, C order), with temporaries of one slab; unrandomised coefficients are put back. The
+    # angles are drawn here in order (one stream), the slabs are filled in worker threads
     out = np.empty(ft.shape, dtype=np.complex64)
     plane = int(np.prod(ft.shape[1:])) or 1
     step = max(1, RANDOMISE_SLAB_ELEMENTS // plane)
     two_pi = np.float32(2 * np.pi)
-    for z0 in range(0, ft.shape[0], step):
-        sl = slice(z0, z0 + step)
+
+    def fill(sl, phi):
         src = ft[sl]
-        phi = rng.random(src.shape, dtype=np.float32)
-        phi *= two_pi
         amp = np.abs(src).astype(np.float32, copy=False)
         o = out[sl]
         tmp = np.cos(phi)
@@ -118,6 +117,28 @@ def randomise_phases(
         o.imag = tmp
         keep = ~sel[sl]
         o[keep] = src[keep]
+
+    starts = range(0, ft.shape[0], step)
+    workers = min(FFT_WORKERS, len(starts))
+    if workers <= 1:
+        for z0 in starts:
+            phi = rng.random(ft[z0 : z0 + step].shape, dtype=np.float32)
+            phi *= two_pi
+            fill(slice(z0, z0 + step), phi)
+    else:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        pending: deque = deque()
+        with ThreadPoolExecutor(workers, thread_name_prefix="cryodiag-phases") as pool:
+            for z0 in starts:
+                phi = rng.random(ft[z0 : z0 + step].shape, dtype=np.float32)
+                phi *= two_pi
+                pending.append(pool.submit(fill, slice(z0, z0 + step), phi))
+                while len(pending) > 2 * workers:  # a few slabs of angles in memory, not all of them
+                    pending.popleft().result()
+            while pending:
+                pending.popleft().result()
     n_last = int(shape_real[-1])
     planes = [0] + ([n_last // 2] if n_last % 2 == 0 else [])
     for j in planes:
