@@ -75,3 +75,36 @@ def test_docks_fit_their_width_without_scrolling_sideways(make_napari_viewer, qt
                 QApplication.processEvents()
             need = w.body.minimumSizeHint().width()
             assert need <= w.width(), (name, None if i is None else tabs.tabText(i), need, w.width())
+
+
+def test_a_plot_docked_alone_takes_the_spare_height_up_to_its_aspect(make_napari_viewer, qtbot):
+    """Noise model docked alone in an 1800×1100 window: its plot grows past its minimum height into
+    the dock's spare height, up to 1.2 × its width (not a tall strip), the toolbar stays on top of
+    the figure, and the summary sits right under the plot (the spare height goes below both).
+    Docked beside six others, the same plot shrinks back to its minimum."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-cryodiag", "refined_particles")
+    _, w = viewer.window.add_plugin_dock_widget("napari-cryodiag", "Noise model")
+    w.window().resize(1800, 1100)
+    for _ in range(30):
+        QApplication.processEvents()
+    qtbot.wait(200)
+    c = w.canvas
+    bar = c.toolbar.height()
+    assert c.canvas.height() > c.min_height + 100, (c.canvas.height(), c.min_height)
+    assert c.canvas.height() <= round(1.2 * c.width()) + 1, (c.canvas.height(), c.width())
+    assert c.toolbar.geometry().bottom() < c.canvas.geometry().top() <= c.toolbar.geometry().bottom() + 2
+    assert c.height() <= bar + round(1.2 * c.width()) + 2
+    summary = w.summary.native
+    gap = summary.mapTo(w, summary.rect().topLeft()).y() - c.mapTo(w, c.rect().bottomLeft()).y()
+    assert 0 <= gap <= 12, gap
+    alone = c.canvas.height()
+    for name in DOCKS:
+        if name != "Noise model":
+            viewer.window.add_plugin_dock_widget("napari-cryodiag", name)
+    for _ in range(30):
+        QApplication.processEvents()
+    qtbot.wait(200)
+    assert c.canvas.height() < alone and c.canvas.height() <= c.min_height + 4, (c.canvas.height(), alone)

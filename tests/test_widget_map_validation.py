@@ -79,9 +79,14 @@ def test_widget_end_to_end(make_napari_viewer, qtbot, sim, tmp_path):
     assert s.fsc.resolution_A == pytest.approx(ref.fsc.resolution_A)
     text = w.summary.value
     assert f"{s.fsc.resolution_A:.2f} Å" in text and "FSC dip" in text
-    # the legend gives each curve's resolution in Å
-    ax = w.plots.canvas.figure.axes[0]
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    # the legend (below the axes, off the curves) gives each curve's resolution in Å
+    fig = w.plots.canvas.figure
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    fig.canvas.draw()
+    legend_box = fig.legends[0].get_window_extent()
+    axes_box = fig.axes[0].get_window_extent()
+    assert legend_box.y1 < axes_box.y0  # wholly below the plot area
+    assert legend_box.x0 >= 0 and legend_box.x1 <= fig.bbox.width  # and inside the figure
     tight = s.fsc.resolution("tight").interpolated_A
     assert f"Tight ({tight:.2f} Å)" in labels and any(lab.startswith("Corrected (") for lab in labels)
     qtbot.wait(100)
@@ -267,7 +272,7 @@ def test_postprocess_star_from_the_open_tables(make_napari_viewer, qtbot, shared
     assert item is not None and item.path == str(path)  # the table just opened is chosen
     assert w.plots.view.value == "postprocess FSC"
     ax = w.plots.canvas.figure.axes[0]
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for t in w.plots.canvas.figure.legends[0].get_texts()]
     assert f"Corrected ({fsc.resolution_A:.2f} Å)" in labels
     corrected = next(ln for ln in ax.get_lines() if ln.get_label().startswith("Corrected"))
     np.testing.assert_allclose(corrected.get_ydata(), fsc.curves["corrected"])

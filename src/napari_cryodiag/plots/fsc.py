@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from .style import ink, muted
 
@@ -86,7 +87,11 @@ def plot_fsc(result, fig: Figure | None = None, *, flags=None, convention: str =
     add_resolution_axis(ax, f[-1])
     conv = "interpolated" if convention != "shell_edge" else "shell edge"
     ax.set_title(title or f"FSC, {result.box}³ px at {result.pixel_size_A:.3g} Å/px (0.143, {conv})", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left", framealpha=0.85)
+    # below the axes, never over the curves (inside, at a dock's width, it hid where they fall)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncols=3 if fig.get_figwidth() >= 6 else 2, frameon=False,
+               loc="outside lower center" if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+               else "lower center")
     if flags:
         text = "\n".join(f"⚠ {fl.title}" for fl in flags)
         ax.text(0.99, 0.98, text, transform=ax.transAxes, ha="right", va="top", fontsize=7.5, color="#3b2f00",

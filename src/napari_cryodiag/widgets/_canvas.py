@@ -131,12 +131,20 @@ class CompactToolbar(NavigationToolbar2QT):
 
 
 class MplCanvas(QWidget):
-    """A figure canvas with the matplotlib toolbar (zoom, pan, save), sized for a dock."""
+    """A figure canvas with the matplotlib toolbar (zoom, pan, save), sized for a dock.
+
+    The canvas is at least ``min_height`` tall and takes the spare height of its page (placed with
+    ``page(..., stretch=canvas)``), up to ``max_aspect`` times its width when that is given: a
+    plot fills a dock docked alone, without being stretched into a tall strip, and shrinks to its
+    minimum when several docks share the side of the window.
+    """
 
     def __init__(self, parent=None, figsize=(4.0, 3.0), toolbar: bool = True, min_height: int = 220,
-                 theme: str | None = None):
+                 theme: str | None = None, max_aspect: float | None = None):
         super().__init__(parent)
         self.theme = theme
+        self.min_height = int(min_height)
+        self.max_aspect = max_aspect
         self.figure = Figure(figsize=figsize, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -150,6 +158,14 @@ class MplCanvas(QWidget):
         layout.addWidget(self.canvas, 1)
         self.canvas.setMinimumHeight(min_height)
         self._apply_face()
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        if self.max_aspect and event.size().width() != event.oldSize().width():
+            # the whole widget is capped (toolbar and canvas stay together): the page's stretch
+            # takes what is left below it
+            bar = self.toolbar.sizeHint().height() if self.toolbar is not None else 0
+            self.setMaximumHeight(bar + max(self.min_height, round(event.size().width() * self.max_aspect)))
 
     def set_theme(self, theme: str | None) -> None:
         self.theme = theme

@@ -111,15 +111,15 @@ class QuietLabel(Container):
 
 def page(*widgets, stretch=None, margins: int = 2) -> QWidget:
     """A tab page (or section) of magicgui/Qt widgets stacked vertically; ``stretch`` (one of
-    them) takes the spare height, else the page ends with a stretch."""
+    them) takes the spare height up to its maximum height, and the page ends with a stretch that
+    takes what is left (the widgets stay together at the top)."""
     out = QWidget()
     lay = QVBoxLayout(out)
     lay.setContentsMargins(margins, margins, margins, margins)
     lay.setSpacing(3)
     for w in widgets:
         lay.addWidget(getattr(w, "native", w), 1 if w is stretch else 0)
-    if stretch is None:
-        lay.addStretch(1)
+    lay.addStretch(1 if stretch is None else 0)
     return out
 
 

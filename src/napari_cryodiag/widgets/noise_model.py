@@ -79,10 +79,9 @@ class NoiseModelWidget(Dock):
         self.track(self.inputs, self.files)
         self.actions(self.compute_button)
 
-        self.canvas = MplCanvas(figsize=(4.0, 4.4), min_height=300, theme=self.theme)
-        self.canvas.canvas.setMaximumHeight(540)
+        self.canvas = MplCanvas(figsize=(4.0, 4.4), min_height=300, max_aspect=1.2, theme=self.theme)
         self.tabs = QTabWidget()
-        self.tabs.addTab(page(self.view, self.canvas, self.summary), "Plots")
+        self.tabs.addTab(page(self.view, self.canvas, self.summary, stretch=self.canvas), "Plots")
         self.tabs.addTab(page(self.options), "Options")
         self.tabs.addTab(page(self.files), "Files")
 

@@ -63,15 +63,12 @@ class OrientationsWidget(Dock):
         self.track(self.inputs, self.files)
         self.actions(self.compute_button, self.save_button)
 
-        self.canvases = {name: MplCanvas(figsize=(4.0, 2.8), min_height=230, theme=self.theme) for name in TABS}
-        for c in self.canvases.values():
-            c.canvas.setMaximumHeight(330)
-        cones = self.canvases["Cones"].canvas
-        cones.setMinimumHeight(480)
-        cones.setMaximumHeight(620)
+        self.canvases = {name: MplCanvas(figsize=(4.0, 2.8), min_height=480 if name == "Cones" else 230,
+                                         max_aspect=1.3 if name == "Cones" else 0.85, theme=self.theme)
+                         for name in TABS}
         self.tabs = QTabWidget()
         for name, c in self.canvases.items():
-            self.tabs.addTab(page(c), name)
+            self.tabs.addTab(page(c, stretch=c), name)
             self.tabs.setTabToolTip(self.tabs.count() - 1, TABS[name])
         self.tabs.addTab(page(self.options), "Options")
         self.tabs.addTab(page(self.files), "Files")

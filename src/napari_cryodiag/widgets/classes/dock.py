@@ -60,8 +60,8 @@ class ClassesWidget(Dock):
 
         self.tabs = QTabWidget()
         self.tabs.addTab(page(*self.table.widgets(), stretch=self.table.view), "Classes")
-        self.tabs.addTab(page(self.plots.histograms), "Histograms")
-        self.tabs.addTab(page(self.plots.frc), "FRC")
+        self.tabs.addTab(page(self.plots.histograms, stretch=self.plots.histograms), "Histograms")
+        self.tabs.addTab(page(self.plots.frc, stretch=self.plots.frc), "FRC")
         self.tabs.addTab(page(self.inputs.choosers, o), "Inputs")
         self.tabs.addTab(page(*self.export_panel.widgets()), "Export")
 

@@ -14,8 +14,8 @@ class ClassPlotsPanel:
     def __init__(self, session, dock):
         self.session = session
         self.dock = dock
-        self.histograms = MplCanvas(figsize=(4.0, 4.4), min_height=360, theme=dock.theme)
-        self.frc = MplCanvas(figsize=(4.0, 3.2), min_height=260, theme=dock.theme)
+        self.histograms = MplCanvas(figsize=(4.0, 4.4), min_height=360, max_aspect=1.2, theme=dock.theme)
+        self.frc = MplCanvas(figsize=(4.0, 3.2), min_height=260, max_aspect=0.85, theme=dock.theme)
         self.histograms.canvas.setMaximumHeight(520)
         self.frc.canvas.setMaximumHeight(400)
         session.result_changed.connect(self.redraw)

@@ -47,8 +47,7 @@ def _page(widgets, stretch_of=None) -> QWidget:
     for w in widgets:
         native = getattr(w, "native", w)
         lay.addWidget(native, 1 if w is stretch_of else 0)
-    if stretch_of is None:
-        lay.addStretch(1)
+    lay.addStretch(1 if stretch_of is None else 0)  # what a capped stretched widget leaves
     return page
 
 

@@ -85,7 +85,7 @@ class MapValidationWidget(Dock):
         self.summary = note(rich=True)
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(page(*self.plots.widgets()), "Plots")
+        self.tabs.addTab(page(*self.plots.widgets(), stretch=self.plots.canvas), "Plots")
         self.tabs.addTab(page(*self.sharpen.widgets()), "Sharpen")
         self.tabs.addTab(page(self.options.tabs), "Options")
         self.tabs.addTab(page(self.inputs.files, *self.files.widgets()), "Files")

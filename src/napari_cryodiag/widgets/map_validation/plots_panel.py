@@ -35,8 +35,7 @@ class PlotsPanel:
         self.save_figure = FileEdit(label="save figure", mode="w", filter="Figures (*.png *.pdf *.svg)",
                                     tooltip="write the shown figure (PNG, PDF or SVG)")
         self.controls = Container(widgets=[self.view, self.view_map], layout="horizontal", labels=False)
-        self.canvas = MplCanvas(figsize=(4.0, 3.4), min_height=260, theme=dock.theme)
-        self.canvas.canvas.setMaximumHeight(440)
+        self.canvas = MplCanvas(figsize=(4.0, 3.4), min_height=260, max_aspect=0.95, theme=dock.theme)
         self.blitter = Blitter(self.canvas.canvas)
         self._sharp_line = None
         self._settle = QTimer()
