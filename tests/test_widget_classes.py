@@ -203,6 +203,57 @@ def test_widget_simulated_frc_and_table_selection(make_napari_viewer, qtbot, tmp
     assert {"class_histograms.png", "class_grid.png", "class_frc.png", "classes.json"} <= {p.name for p in paths}
 
 
+
+def test_class_averages_beside_micrographs_are_put_on_screen(make_napari_viewer, qtbot):
+    """Class averages 40 px wide computed in a viewer that shows 2,048 px micrographs: the new layer
+    is fitted to the canvas (not a speck in a corner); a double-click on a class's row moves the
+    slider to that class (the overlay names it) and fits the canvas again after the user panned
+    away, and leaves the class selection as it was."""
+    from napari_cryodiag.simulate.classes import simulate_classes
+
+    sim = simulate_classes(seed=2, n_particles=300, n_classes=4, n_junk=1, box=40)
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(np.zeros((3, 2048, 2048), np.float32), name="micrographs")
+    w = ClassesWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Classes")
+    _add_table(viewer, sim.table, sim.images)
+    viewer.add_image(np.asarray(sim.averages, np.float32), name="my averages",
+                     scale=(1.0, sim.pixel_size_A, sim.pixel_size_A),
+                     metadata={"cryodiag": {"kind": "stack", "pixel_size_A": sim.pixel_size_A}})
+    w.inputs.averages.value = viewer.layers["my averages"]
+    viewer.reset_view()  # the user's view: the whole 2,048 px canvas
+    zoom_all = viewer.camera.zoom
+    _compute(w)
+    layer = viewer.layers[LAYER_NAME]
+    (y0, x0), (y1, x1) = layer.extent.world[0][-2:], layer.extent.world[1][-2:]
+    cy, cx = viewer.camera.center[-2:]
+    assert y0 <= cy <= y1 and x0 <= cx <= x1  # centred on the averages
+    # and zoomed in to them: 40 px x 2.9 Å against 2,048 px, fitted to the canvas's shorter side
+    assert viewer.camera.zoom > 5 * zoom_all
+    fitted = viewer.camera.zoom
+    classes = layer.metadata["cryodiag"]["classes"]
+    target = classes[2]
+    viewer.camera.center = (0.0, 1500.0, 1500.0)  # the user pans back to the micrographs
+    viewer.camera.zoom = zoom_all
+    w.set_selection([classes[0]])
+    before = set(w.selected)
+    view = w.table.view
+    row = next(r for r in range(view.rowCount()) if int(view.item(r, 0).data(Qt.ItemDataRole.DisplayRole)) == target)
+    view.scrollToItem(view.item(row, 1))
+    qtbot.wait(10)
+    # a double click as the window system delivers it: press, release, double-click, release
+    pos = view.visualItemRect(view.item(row, 1)).center()
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.wait(50)
+    assert set(w.selected) == before  # a double click shows, it does not select
+    assert int(round(layer.world_to_data(viewer.dims.point[-3:])[0])) == classes.index(target)
+    assert text_overlay(viewer).text.startswith(f"#{target} ")
+    assert viewer.layers.selection.active is layer
+    cy, cx = viewer.camera.center[-2:]
+    assert y0 <= cy <= y1 and x0 <= cx <= x1 and viewer.camera.zoom == pytest.approx(fitted)
+
+
 def test_widget_reports_bad_input(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     w = ClassesWidget(viewer)

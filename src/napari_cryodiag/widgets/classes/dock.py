@@ -6,7 +6,7 @@ layer mode. Below, in tabs:
 ==========  ===============================================================================
 tab         panel
 ==========  ===============================================================================
-Classes     :class:`~.table_panel.ClassTablePanel`: thumbnails and numbers, click to select
+Classes     :class:`~.table_panel.ClassTablePanel`: thumbnails and numbers, click to select, double-click to show
 Histograms  :class:`~.plots_panel.ClassPlotsPanel`: best-class probability, class ESS
 FRC         the half-set FRC curves
 Inputs      :class:`~.inputs_panel.ClassInputsPanel`: averages, model.star, stacks, options

@@ -4,6 +4,11 @@ pixel size of the averages (their file, their layer, the model, or the particles
 magicgui: ``mode`` — ``stack`` (one class per slider step; the viewer's text overlay names the
 class on screen: number, count, FRC, median ESS) or ``tiled grid`` (one image, each tile
 labelled by a text layer). The labels and the overlay go when the layer goes.
+
+The averages are a hundred-odd pixels wide, the micrographs beside them thousands: when the layer
+is made (or remade for the other mode), and when a class is double-clicked in the table
+(:meth:`ClassLayerPanel.show_class`), the canvas is fitted to the averages, and a double-clicked
+class is put on screen (the slider moved to it in stack mode).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import numpy as np
 from magicgui.widgets import ComboBox
 
 from ...plots.classes import class_label
-from .._layers import text_overlay
+from .._layers import fit_view_to, text_overlay
 
 __all__ = ["ClassLayerPanel", "tile_grid", "LAYER_NAME", "LABELS_NAME"]
 
@@ -106,6 +111,7 @@ class ClassLayerPanel:
                 viewer.layers.remove(layer)
             self.layer = viewer.add_image(data, name=LAYER_NAME, scale=scale, metadata=md, colormap="gray",
                                           contrast_limits=clim)
+            fit_view_to(viewer, self.layer)  # a new layer: on screen, not a speck beside 4k micrographs
         self.labels = [class_label(row, self.session.ess_name) for _, row in s.iterrows()]
         if self._alive(self.labels_layer) is not None:
             old, self.labels_layer = self.labels_layer, None
@@ -135,6 +141,26 @@ class ClassLayerPanel:
         if not self.labels or layer is None or layer.data.ndim != 3:
             return
         v = self.dock.viewer
-        i = int(v.dims.current_step[0]) if v.dims.ndim >= 3 else 0
+        # the shown slice of this layer (in world units the slider's step may be another layer's)
+        i = int(round(float(layer.world_to_data(tuple(v.dims.point)[-3:])[0]))) if v.dims.ndim >= 3 else 0
         i = min(max(i, 0), len(self.labels) - 1)
         text_overlay(v).text = self.labels[i]
+
+    def show_class(self, cls: int) -> bool:
+        """Put class ``cls`` on screen: select the layer, move the slider to it (stack mode) and
+        fit the canvas to the averages. False when the class has no average in the layer."""
+        layer = self._alive(self.layer)
+        if layer is None:
+            return False
+        classes = list(layer.metadata.get("cryodiag", {}).get("classes", []))
+        if int(cls) not in classes:
+            return False
+        v = self.dock.viewer
+        v.layers.selection.active = layer
+        if layer.data.ndim == 3:
+            # the slider in world units (another layer may have set its step); the layer's first
+            # axis is the viewer's axis ndim - 3 (napari aligns layers on their last axes)
+            world = layer.data_to_world([classes.index(int(cls)), 0, 0])
+            v.dims.set_point(v.dims.ndim - 3, float(world[0]))
+        fit_view_to(v, layer)
+        return True

@@ -9,9 +9,9 @@ and a click on a row selects or unselects that class for export. A note shared b
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QElapsedTimer, QEvent, QObject, QSize, Qt
 from qtpy.QtGui import QIcon, QImage, QPixmap
-from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTableWidget, QTableWidgetItem
 
 from .._dock import note
 
@@ -48,6 +48,25 @@ def _item(value, fmt: str = "{:.4g}") -> QTableWidgetItem:
     return it
 
 
+class _PressWatcher(QObject):
+    """Event filter of the table's viewport: the class selection as it was before the first press
+    of a click (read by a double click, whose presses toggle the row once under Qt 5 and twice
+    under Qt 6)."""
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.before = set(session.selected)
+        self._since = QElapsedTimer()
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.MouseButtonPress:
+            if not self._since.isValid() or self._since.elapsed() > QApplication.doubleClickInterval():
+                self.before = set(self.session.selected)  # a first press (not a double click's second)
+            self._since.start()
+        return False
+
+
 class ClassTablePanel:
     def __init__(self, session, dock):
         self.session = session
@@ -61,6 +80,11 @@ class ClassTablePanel:
         self.view.verticalHeader().setVisible(False)
         self.view.setMinimumHeight(2 * THUMB_MIN_PX + 30)
         self.view.itemSelectionChanged.connect(self._on_rows_selected)
+        self.view.cellDoubleClicked.connect(self._on_double_click)
+        self._presses = _PressWatcher(session, self.view)
+        self.view.viewport().installEventFilter(self._presses)
+        self.view.setToolTip("click a class to select it for export (click again to unselect); "
+                             "double-click to show it in the viewer")
         self._filling = False
         self.thumb_px = THUMB_MIN_PX
         session.result_changed.connect(self.fill)
@@ -163,6 +187,19 @@ class ClassTablePanel:
                     self.view.selectRow(row)
         finally:
             self._filling = False
+
+    def _class_at(self, row: int) -> int | None:
+        it = self.view.item(row, 0)
+        return None if it is None else int(it.data(Qt.ItemDataRole.DisplayRole))
+
+    def _on_double_click(self, row: int, _column: int) -> None:
+        """Show the class in the viewer; the selection goes back to what it was before the double
+        click (its presses toggled the row), so that a double click only shows the class."""
+        cls = self._class_at(row)
+        if cls is None:
+            return
+        self.session.set_selection(self._presses.before)
+        self.dock.layer_panel.show_class(cls)
 
     def click_class(self, cls: int) -> None:
         """What a click on the row of class ``cls`` does (select it, or unselect it)."""
