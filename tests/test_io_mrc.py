@@ -162,3 +162,50 @@ def test_mapped_stack_reads_float32_files_in_place(tmp_path, dtype, mapped):
         if mapped:
             assert not block.flags.writeable
     np.testing.assert_array_equal(st.mapped.compute(), st.data.compute())
+
+
+def test_read_map_in_place_only_for_float32_maps_in_order(tmp_path):
+    """``read_map(mmap=True)``: a float32 map in z, y, x order comes back as a read-only memory map
+    of the file, equal to the copy ``read_map`` makes, and nothing can write to the file through
+    it; a float16 map is converted as usual (a new, writable float32 array), and a NaN in a
+    mapped map is still refused."""
+    rng = np.random.default_rng(1)
+    vol = rng.normal(size=(12, 12, 12)).astype(np.float32)
+    p = mrc.write_mrc(tmp_path / "m.mrc", vol, 1.2)
+    before = p.read_bytes()
+    m = mrc.read_map(p, mmap=True)
+    assert isinstance(m.data, np.memmap) and not m.data.flags.writeable
+    np.testing.assert_array_equal(m.data, mrc.read_map(p).data)
+    assert m.voxel_size_A == pytest.approx((1.2, 1.2, 1.2))
+    with pytest.raises(ValueError, match="read-only"):
+        m.data[0, 0, 0] = 5.0
+    del m
+    assert p.read_bytes() == before
+    q = mrc.write_mrc(tmp_path / "h.mrc", vol.astype(np.float16), 1.2)
+    h = mrc.read_map(q, mmap=True)
+    assert not isinstance(h.data, np.memmap) and h.data.dtype == np.float32 and h.data.flags.writeable
+    bad = vol.copy()
+    bad[3, 4, 5] = np.nan
+    r = mrc.write_mrc(tmp_path / "nan.mrc", bad, 1.2)
+    with pytest.raises(CryodiagInputError, match="NaN"):
+        mrc.read_map(r, mmap=True)
+
+
+def test_half_maps_from_files_are_used_in_place(tmp_path):
+    """The command line's half maps and mask are read-only memory maps of their files, and the FSC
+    family computed from them equals the one computed from in-memory copies."""
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+    from napari_cryodiag.workflows.maps import MapValidation, MapValidationOptions, load_half_maps
+
+    sim = simulate_half_maps(box=40, pixel_size_A=2.0, with_mask=True, seed=4)
+    paths = [mrc.write_mrc(tmp_path / f"{n}.mrc", a, 2.0) for n, a in
+             (("h1", sim.half1), ("h2", sim.half2), ("mask", sim.mask))]
+    inputs = load_half_maps(*paths)
+    for a in (inputs.half1, inputs.half2, inputs.mask):  # views of the files' maps, not copies
+        assert not a.flags.writeable and not a.flags.owndata
+    from_files = MapValidation(inputs).compute(MapValidationOptions())
+    copies = load_half_maps(np.array(sim.half1), np.array(sim.half2), np.array(sim.mask, np.float32),
+                            voxel_sizes_A=(2.0, 2.0))
+    in_memory = MapValidation(copies).compute(MapValidationOptions())
+    for name, curve in in_memory.fsc.curves.items():
+        np.testing.assert_array_equal(from_files.fsc.curves[name], curve, err_msg=name)

@@ -434,12 +434,16 @@ def map_geometry(hdr: MrcHeader) -> MapGeometry:
                        origin_A=(origin[2], origin[1], origin[0]), transpose=order)
 
 
-def read_map(path: str | os.PathLike, *, dtype=np.float32, memory_factor: float = 1.0) -> MapData:
+def read_map(path: str | os.PathLike, *, dtype=np.float32, memory_factor: float = 1.0, mmap: bool = False) -> MapData:
     """Read a 3D map as ``[z, y, x]`` float32 with voxel size and origin (both ``(z, y, x)`` Å).
 
     Refused (naming the file): 2D images, ``.mrcs`` stacks, complex modes, NaN/inf voxels, and maps whose float32
     copy times ``memory_factor`` (what the caller's computation will need, in maps) exceeds the
     available memory.
+
+    ``mmap=True``: a map already stored as ``dtype`` in this machine's byte order, in z, y, x
+    order, is returned as a read-only memory map of the file (no copy: its pages are the page
+    cache's, and nothing can write to the file through it); any other map is read as usual.
     """
     hdr = read_header(path)
     if min(hdr.shape) == 1:
@@ -457,7 +461,8 @@ def read_map(path: str | os.PathLike, *, dtype=np.float32, memory_factor: float 
     if memory_factor > 1:
         check_memory(memory_factor * nz * ny * nx * 4, hdr.path,
                      f"this computation on a {nx}x{ny}x{nz} map ({memory_factor:g} float32 copies)")
-    data = read_data(hdr, dtype=dtype)
+    direct = mmap and hdr.mode != 101 and hdr.dtype == np.dtype(dtype) and geo.transpose is None
+    data = read_data(hdr, mmap=True) if direct else read_data(hdr, dtype=dtype)
     bad = count_nonfinite(data)
     if bad:
         raise CryodiagInputError(f"{bad} of {data.size} voxels are NaN or infinite; a map must be finite", path)

@@ -130,12 +130,13 @@ class SharpenOptions:
 # --------------------------------------------------------------------------- inputs
 
 
-def read_volume(path, memory_factor: float = 1.0):
+def read_volume(path, memory_factor: float = 1.0, *, mmap: bool = False):
     """``(data [z, y, x] float32, voxel_size_zyx_A or None, path)`` of a 3D map file (refused when
-    ``memory_factor`` float32 copies of it would not fit in the available memory)."""
+    ``memory_factor`` float32 copies of it would not fit in the available memory). ``mmap``: a
+    float32 map comes back as a read-only memory map of the file (:func:`~..io.mrc.read_map`)."""
     from ..io.mrc import read_map
 
-    m = read_map(path, memory_factor=memory_factor)
+    m = read_map(path, memory_factor=memory_factor, mmap=mmap)
     if m.data.ndim != 3:
         raise CryodiagInputError(f"expected a 3D map, got shape {m.data.shape}", path)
     return m.data, m.voxel_size_A, str(path)
@@ -163,7 +164,10 @@ class MapInputs:
 
 def _volume(source, voxel_size_A, name, default_name, memory_factor: float = 1.0):
     if isinstance(source, (str, os.PathLike)):
-        data, vs, path = read_volume(source, memory_factor)
+        # the half maps and the mask are only read: a float32 file is used in place, as a read-only
+        # memory map (no copy into new memory, which on a VM whose host reclaims freed memory costs
+        # more than reading the file)
+        data, vs, path = read_volume(source, memory_factor, mmap=True)
         return data, vs, name or path, [path]
     return source, voxel_size_A, name or default_name, []
 
