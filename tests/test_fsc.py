@@ -244,6 +244,14 @@ def test_lean_run_gives_the_same_curves_and_frees_the_half_maps():
     hm = HalfMaps(sim.half1.copy(), sim.half2.copy(), 1.5, lean=True)
     r = fsc_family(None, None, 1.5, halfmaps=hm, keep_masks=())
     assert set(r.masks) == {"tight"} and list(r.curves)[:2] == ["no_mask", "spherical"]
+    # masks not kept are made in the second work transform and overwritten by their curve's
+    # product: the same curves, bit for bit, as masks kept in arrays of their own
+    for mask in (None, sim.mask):
+        runs = [fsc_family(None, None, 1.5, halfmaps=HalfMaps(sim.half1.copy(), sim.half2.copy(), 1.5, lean=True),
+                           mask=mask, keep_masks=keep) for keep in ((), ("spherical", "loose", "tight"))]
+        assert set(runs[1].masks) >= {"spherical", "loose", "tight"} and "loose" not in runs[0].masks
+        for name, curve in runs[1].curves.items():
+            assert np.array_equal(runs[0].curves[name], curve), name
 
 
 @pytest.mark.parametrize("n, k", [(32, 5), (33, 7), (40, 3)])

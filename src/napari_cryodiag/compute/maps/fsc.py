@@ -405,7 +405,10 @@ class HalfMaps:
         return means
 
     def masked_fsc_and_spectra(self, mask: np.ndarray):
-        """FSC and :func:`shell_spectra` of the half maps times ``mask`` (not cached)."""
+        """FSC and :func:`shell_spectra` of the half maps times ``mask`` (not cached).
+
+        ``mask`` may live in the padded real view of the second work array (:func:`iter_fsc_family`
+        makes masks it does not keep there): each voxel is read before the product overwrites it."""
         h1, h2 = self._real()
         g1, g2 = self._transform_work()
         np.multiply(h1, mask, out=padded_real(g1, self.shape))
@@ -621,12 +624,13 @@ def iter_fsc_family(
     done += 1
     yield done, total
     kept: dict[str, np.ndarray] = {}
-    scratch = None  # a mask not kept is made in the previous one's array (no new map)
     for name in ("spherical", "loose", "tight"):
         if maker is not None and name not in keep:
-            m = scratch = maker.make(name, out=scratch)
+            # a mask not kept is made in the padded real view of the second work transform: the
+            # curve's second product (half 2 x mask) then overwrites it in place, so it needs no
+            # map of its own (with a user mask, none of the automatic masks has one)
+            m = maker.make(name, out=padded_real(hm._transform_work()[1], hm.shape))
         else:
-            scratch = None  # freed before a kept mask is made: no more masks in memory than before
             m = maker.make(name) if maker is not None else masks[name]
         if hm.lean or maker is not None:
             curves[name], spectra[name] = hm.masked_fsc_and_spectra(m)
@@ -638,7 +642,7 @@ def iter_fsc_family(
         del m
         done += 1
         yield done, total
-    maker = scratch = None  # frees the distance transform
+    maker = None  # frees the distance transform
     if user is not None:
         kept["user"] = user
         curves["user"], spectra["user"] = hm.masked_fsc_and_spectra(user)
