@@ -16,8 +16,6 @@ class ClassPlotsPanel:
         self.dock = dock
         self.histograms = MplCanvas(figsize=(4.0, 4.4), min_height=360, max_aspect=1.2, theme=dock.theme)
         self.frc = MplCanvas(figsize=(4.0, 3.2), min_height=260, max_aspect=0.85, theme=dock.theme)
-        self.histograms.canvas.setMaximumHeight(520)
-        self.frc.canvas.setMaximumHeight(400)
         session.result_changed.connect(self.redraw)
         self.redraw()
 

@@ -22,10 +22,10 @@ the box size or a fixed size). Every parameter is a magicgui value widget reacha
 from __future__ import annotations
 
 from magicgui.widgets import ComboBox, Container, FloatSpinBox
-from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QTabWidget
 
 from ...errors import CryodiagInputError
-from .._dock import Dock
+from .._dock import Dock, page
 from .._layers import layer_choices, picks_choices
 from .._tables import tables_of
 from .calibration_panel import CalibrationPanel
@@ -37,18 +37,6 @@ from .session import PickSession
 from .table_panel import MicrographTablePanel
 
 __all__ = ["InspectPicksWidget"]
-
-
-def _page(widgets, stretch_of=None) -> QWidget:
-    page = QWidget()
-    lay = QVBoxLayout(page)
-    lay.setContentsMargins(2, 2, 2, 2)
-    lay.setSpacing(3)
-    for w in widgets:
-        native = getattr(w, "native", w)
-        lay.addWidget(native, 1 if w is stretch_of else 0)
-    lay.addStretch(1 if stretch_of is None else 0)  # what a capped stretched widget leaves
-    return page
 
 
 class InspectPicksWidget(Dock):
@@ -70,11 +58,11 @@ class InspectPicksWidget(Dock):
         self.jobs = JobsPanel(self.session, self)
         self.export_panel = ExportPanel(self.session, self)
         self.tabs = QTabWidget()
-        self.tabs.addTab(_page(self.thresholds_panel.widgets(), self.thresholds_panel.canvas), "Thresholds")
-        self.tabs.addTab(_page(self.exposures.widgets() + self.table.widgets(), self.table.view), "Micrographs")
-        self.tabs.addTab(_page(self.calibration.widgets(), self.calibration.canvas), "Calibration")
-        self.tabs.addTab(_page(self.jobs.widgets()), "Jobs")
-        self.tabs.addTab(_page(self.export_panel.widgets()), "Export")
+        self.tabs.addTab(page(*self.thresholds_panel.widgets(), stretch=self.thresholds_panel.canvas), "Thresholds")
+        self.tabs.addTab(page(*self.exposures.widgets(), *self.table.widgets(), stretch=self.table.view), "Micrographs")
+        self.tabs.addTab(page(*self.calibration.widgets(), stretch=self.calibration.canvas), "Calibration")
+        self.tabs.addTab(page(*self.jobs.widgets()), "Jobs")
+        self.tabs.addTab(page(*self.export_panel.widgets()), "Export")
 
         self.rejected = ComboBox(label="rejected picks", choices=["dim", "hide"], value="dim")
         self.circles = ComboBox(label="circles", choices=["particle diameter", "box size", "fixed size"],
