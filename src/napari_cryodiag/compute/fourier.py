@@ -36,9 +36,22 @@ def _pocketfft():
     return pypocketfft, _normalization
 
 
-def _usable_out(out, shape, dtype) -> bool:
+def _usable_out(out, shape, dtype, *, contiguous: bool = True) -> bool:
+    """Whether ``out`` can take a result of ``shape`` and ``dtype`` (``contiguous=False``: any
+    strides, for pocketfft's per-axis writes)."""
     return (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == dtype
-            and out.flags.c_contiguous and out.flags.writeable)
+            and (out.flags.c_contiguous or not contiguous) and out.flags.writeable)
+
+
+def _c2r_over_leading_axes(pfft, f: np.ndarray, shape, out: np.ndarray) -> np.ndarray:
+    """pocketfft's multi-axis c2r without its copy of ``f``: the c2c passes over the leading axes
+    in place in ``f`` (destroyed), the c2r along the last axis into ``out`` (which may be
+    ``f``'s padded real view), then pocketfft's ``1/size`` scale: the same numbers, bit for bit."""
+    if f.ndim > 1:
+        pfft.c2c(f, tuple(range(f.ndim - 1)), False, 0, f, FFT_WORKERS)
+    pfft.c2r(f, (f.ndim - 1,), shape[-1], False, 0, out, FFT_WORKERS)
+    out *= np.float32(1 / np.longdouble(np.prod(shape, dtype=np.int64)))  # pocketfft's factor
+    return out
 
 
 def rfftn(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -78,10 +91,7 @@ def irfftn(f: np.ndarray, shape, *, overwrite: bool = False, out: np.ndarray | N
                 and f.shape[-1] == shape[-1] // 2 + 1 and _usable_out(out, shape, np.float32):
             pfft, norm = pf
             if overwrite and f.ndim > 1 and _usable_out(f, f.shape, np.complex64):
-                pfft.c2c(f, tuple(range(f.ndim - 1)), False, 0, f, FFT_WORKERS)
-                pfft.c2r(f, (f.ndim - 1,), shape[-1], False, 0, out, FFT_WORKERS)
-                out *= np.float32(1 / np.longdouble(np.prod(shape, dtype=np.int64)))  # pocketfft's factor
-                return out
+                return _c2r_over_leading_axes(pfft, f, shape, out)
             return pfft.c2r(f, tuple(range(f.ndim)), shape[-1], False, norm(None, False), out, FFT_WORKERS)
         out[...] = scipy.fft.irfftn(f, s=shape, workers=FFT_WORKERS)
         return out
@@ -134,12 +144,7 @@ def irfftn_inplace(g: np.ndarray, shape) -> np.ndarray:
     if pf is None:  # pragma: no cover - another scipy layout
         x[...] = scipy.fft.irfftn(g, s=shape, workers=FFT_WORKERS)
         return x
-    pfft, _ = pf
-    if g.ndim > 1:  # the leading axes in place (complex to complex), as irfftn(overwrite=True) does
-        pfft.c2c(g, tuple(range(g.ndim - 1)), False, 0, g, FFT_WORKERS)
-    pfft.c2r(g, (g.ndim - 1,), shape[-1], False, 0, x, FFT_WORKERS)
-    x *= np.float32(1 / np.longdouble(np.prod(shape, dtype=np.int64)))  # pocketfft's factor
-    return x
+    return _c2r_over_leading_axes(pf[0], g, shape, x)
 
 
 

@@ -208,10 +208,9 @@ def _irfftn_corner(block: np.ndarray, n: int, k_max: int, chunk: int = 8, out: n
     b[:, n - k :] = a[:, k + 1 :]
     del a
     b = scipy.fft.ifft(b, axis=1, norm="forward", overwrite_x=True, workers=FFT_WORKERS)
-    from ..fourier import _pocketfft
+    from ..fourier import _pocketfft, _usable_out
 
-    if not (isinstance(out, np.ndarray) and out.shape == (n, n, n) and out.dtype == np.float32
-            and out.flags.writeable):
+    if not _usable_out(out, (n, n, n), np.float32, contiguous=False):
         out = np.empty((n, n, n), dtype=np.float32)
     pf = _pocketfft()
     buf = np.zeros((chunk, n, n // 2 + 1), dtype=np.complex64)

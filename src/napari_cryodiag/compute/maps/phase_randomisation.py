@@ -118,23 +118,26 @@ def randomise_phases(
         keep = ~sel[sl]
         o[keep] = src[keep]
 
-    starts = range(0, ft.shape[0], step)
-    workers = min(FFT_WORKERS, len(starts))
-    if workers <= 1:
-        for z0 in starts:
-            phi = rng.random(ft[z0 : z0 + step].shape, dtype=np.float32)
+    def angles():
+        """``(slab, angles)`` in order: the one random stream, drawn here."""
+        for z0 in range(0, ft.shape[0], step):
+            sl = slice(z0, z0 + step)
+            phi = rng.random(ft[sl].shape, dtype=np.float32)
             phi *= two_pi
-            fill(slice(z0, z0 + step), phi)
+            yield sl, phi
+
+    workers = min(FFT_WORKERS, -(-ft.shape[0] // step))
+    if workers <= 1:
+        for sl, phi in angles():
+            fill(sl, phi)
     else:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         pending: deque = deque()
         with ThreadPoolExecutor(workers, thread_name_prefix="cryodiag-phases") as pool:
-            for z0 in starts:
-                phi = rng.random(ft[z0 : z0 + step].shape, dtype=np.float32)
-                phi *= two_pi
-                pending.append(pool.submit(fill, slice(z0, z0 + step), phi))
+            for sl, phi in angles():
+                pending.append(pool.submit(fill, sl, phi))
                 while len(pending) > 2 * workers:  # a few slabs of angles in memory, not all of them
                     pending.popleft().result()
             while pending:
