@@ -616,12 +616,19 @@ def _sort_later(*jobs) -> None:
 class _SortedFeature:
     """One feature's values in increasing order, with the picks' order (NaNs last): the picks whose
     value lies between two bounds are one slice. The evaluator has it sorted in the background
-    (:func:`_sort_later`), so that the first threshold steps do not wait for it."""
+    (:func:`_sort_later`), so that the first threshold steps do not wait for it.
 
-    def __init__(self, values: np.ndarray):
-        self._values = values
+    The other feature's values and the micrograph codes are kept in the same order too: a step
+    reads all it needs of the picks it crosses as contiguous slices, with no gather from the
+    full-length arrays (at 1e7 picks such a gather of the ~2.5e5 picks one slider step crosses
+    costs 4-7 ms, against under 1 ms for the slice)."""
+
+    def __init__(self, values: np.ndarray, other: np.ndarray, codes: np.ndarray):
+        self._values, self._other, self._codes = values, other, codes
         self.order: np.ndarray | None = None
         self.sorted: np.ndarray | None = None
+        self.other: np.ndarray | None = None  # the other feature, in this feature's order
+        self.codes: np.ndarray | None = None  # the micrograph codes, in this feature's order
         self._done = threading.Event()
 
     def _sort(self) -> None:
@@ -629,9 +636,15 @@ class _SortedFeature:
             order = np.argsort(self._values, kind="stable")
             if order.size < 2**31 - 1:
                 order = order.astype(np.int32)
+            codes = self._codes[order]
+            if codes.size and int(codes.max(initial=0)) < 2**31 - 1:
+                codes = codes.astype(np.int32)
             self.sorted = self._values[order]
-            self.order = order
+            self.other = self._other[order]
+            self.codes = codes
+            self.order = order  # last: ``ready`` tests it
         finally:
+            self._values = self._other = self._codes = None  # the evaluator holds them
             self._done.set()
 
     @property
@@ -723,7 +736,8 @@ class ThresholdEvaluator:
             return
         new = [a for a in axes if a not in self._sorted]
         for a in new:
-            self._sorted[a] = _SortedFeature(self.x if a == "x" else self.y)
+            self._sorted[a] = (_SortedFeature(self.x, self.y, self.micrograph_codes) if a == "x" else
+                               _SortedFeature(self.y, self.x, self.micrograph_codes))
         if new:
             _sort_later(*(self._sorted[a]._sort for a in new))
 
@@ -763,10 +777,9 @@ class ThresholdEvaluator:
                 now &= vals >= lo
             if hi is not None:
                 now &= vals <= hi
-            other = self.y if axis == "x" else self.x
             o_lo, o_hi = (t.y_min, t.y_max) if axis == "x" else (t.x_min, t.x_max)
             if o_lo is not None or o_hi is not None:
-                ov = other[rows]
+                ov = feat.other[i:j]
                 if o_lo is not None:
                     now &= ov >= o_lo
                 if o_hi is not None:
@@ -778,10 +791,11 @@ class ThresholdEvaluator:
         gained, lost = now & ~before, before & ~now
         kept_per = last.kept_per_micrograph.copy()
         n_gained, n_lost = int(np.count_nonzero(gained)), int(np.count_nonzero(lost))
+        codes = feat.codes[i:j]
         if n_gained:
-            kept_per += np.bincount(self.micrograph_codes[rows[gained]], minlength=self.n_micrographs)
+            kept_per += np.bincount(codes[gained], minlength=self.n_micrographs)
         if n_lost:
-            kept_per -= np.bincount(self.micrograph_codes[rows[lost]], minlength=self.n_micrographs)
+            kept_per -= np.bincount(codes[lost], minlength=self.n_micrographs)
         return SelectionCounts(mask=m, n_kept=int(last.n_kept + n_gained - n_lost),
                                n_total=int(self.x.size), kept_per_micrograph=kept_per,
                                total_per_micrograph=self.total_per_micrograph)
