@@ -145,9 +145,11 @@ def test_defaults_never_drop_particles_silently(make_napari_viewer, shared_data,
     insp = w.inspection
     assert insp.x_feature == "rlnAutopickFigureOfMerit" and insp.one_d and w.result.n_kept == 6496
     assert "defocus_A" not in (insp.x_feature, insp.y_feature)
-    # the suggestion is a proposal the user applies
+    # the suggestion is a proposal the user applies; its line is there only while there is one
+    assert not shown(w.thresholds.proposal_label)
     w.thresholds.suggest_button.clicked.emit()
     assert shown(w.thresholds.apply_button) and "would keep" in w.thresholds.proposal_label.value
+    assert shown(w.thresholds.proposal_label)
     assert w.result.n_kept == 6496
     w.thresholds.apply_button.clicked.emit()
     assert w.inspection.thresholds.method.startswith("suggested")

@@ -108,3 +108,30 @@ def test_a_plot_docked_alone_takes_the_spare_height_up_to_its_aspect(make_napari
         QApplication.processEvents()
     qtbot.wait(200)
     assert c.canvas.height() < alone and c.canvas.height() <= c.min_height + 4, (c.canvas.height(), alone)
+
+
+def test_nested_rows_of_a_form_sit_close_together(make_napari_viewer, qtbot):
+    """Inspect Picks docked alone: a row of controls nested in the form (the log-y checkbox and
+    the bins, the two rows of buttons) sits right under the row above it, not below a blank band
+    of the nested containers' own margins (about 30 px before), so the histogram gets the height."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-cryodiag", "micrographs")
+    _, w = viewer.window.add_plugin_dock_widget("napari-cryodiag", "Inspect Picks")
+    w.window().resize(1800, 1100)
+    for _ in range(30):
+        QApplication.processEvents()
+    qtbot.wait(200)
+    th = w.thresholds
+
+    def gap(upper, lower):
+        a, b = upper.native, lower.native
+        return b.mapTo(w, b.rect().topLeft()).y() - a.mapTo(w, a.rect().bottomLeft()).y()
+
+    pairs = [(th.x_feature, th.y_feature), (th.y_feature, th.log_y), (th.log_y, th.histogram_of),
+             (th.suggest_button, th.polygon_button)]
+    gaps = [gap(a, b) for a, b in pairs]
+    assert all(0 <= g <= 12 for g in gaps), gaps
+    # the empty proposal line takes no height: the counts follow the buttons
+    assert gap(th.polygon_button, th.counts) <= 12, gap(th.polygon_button, th.counts)

@@ -109,6 +109,18 @@ class QuietLabel(Container):
         self.text_widget.set_text(str(text))
 
 
+def flush_nested(widget) -> None:
+    """Containers inside a magicgui ``Container`` get no margins of their own (recursively): each
+    level of nesting otherwise adds the layout's default margins (about 9 px a side), and a row
+    of buttons or checkboxes in a form stands apart from the rows around it by a blank band."""
+    if not isinstance(widget, Container):
+        return
+    for child in widget:
+        if isinstance(child, Container):
+            child.margins = (0, 0, 0, 0)
+            flush_nested(child)
+
+
 def page(*widgets, stretch=None, margins: int = 2) -> QWidget:
     """A tab page (or section) of magicgui/Qt widgets stacked vertically; ``stretch`` (one of
     them) takes the spare height up to its maximum height, and the page ends with a stretch that
@@ -118,6 +130,7 @@ def page(*widgets, stretch=None, margins: int = 2) -> QWidget:
     lay.setContentsMargins(margins, margins, margins, margins)
     lay.setSpacing(3)
     for w in widgets:
+        flush_nested(w)
         lay.addWidget(getattr(w, "native", w), 1 if w is stretch else 0)
     lay.addStretch(1 if stretch is None else 0)
     return out
@@ -198,6 +211,7 @@ class Dock(QWidget):
         """Add a magicgui widget/container or a Qt widget to the body."""
         if isinstance(widget, Container):
             self.track(widget)
+            flush_nested(widget)
         self.body_layout.addWidget(getattr(widget, "native", widget), stretch)
 
     def arrange(self, *top, tabs=None) -> None:

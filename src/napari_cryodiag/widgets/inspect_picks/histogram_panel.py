@@ -66,7 +66,7 @@ class HistogramPanel:
         self.polygon_button = PushButton(text="Draw polygon")
         self.clear_polygon_button = PushButton(text="Clear polygon")
         self.counts = QuietLabel("no picks layer")
-        self.proposal_label = Label(value="")
+        self.proposal_label = Label(value="", visible=False)  # shown while it has a proposal to say
         for lab in (self.proposal_label,):
             lab.native.setWordWrap(True)
             lab.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -95,6 +95,7 @@ class HistogramPanel:
         self.controls_bottom = Container(widgets=[sliders, buttons, self.proposal_label, self.apply_button,
                                                   self.counts], labels=False)
 
+        self.proposal_label.changed.connect(lambda text: setattr(self.proposal_label, "visible", bool(text)))
         self.x_feature.changed.connect(self._on_features)
         self.y_feature.changed.connect(self._on_features)
         self.log_y.changed.connect(self._on_log_y)
