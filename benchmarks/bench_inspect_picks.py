@@ -13,7 +13,9 @@ widget before its magicgui rebuild ("before": the package as it was at ``--befor
   (the current code sorts each score in a background thread after opening; once sorted, a step
   re-judges only the picks it crosses);
 - line drag step: one mouse-move while dragging the NCC line on the histogram;
-- next micrograph: the viewer's slider moved by one, until painted;
+- next micrograph: the viewer's slider moved by one, until painted; beside it, the peer: napari
+  alone (no plugin) with the same picks as one 3D Points layer (micrograph, y, x) that napari
+  slices itself, the same slider moves, measured first in the same window;
 - calibration on / off: ticking "Calibrate Pick Score to CTF", and unticking it;
 - the window's floor: one label's text changed and the window painted (under Xvfb every paint
   composites the whole window, OpenGL canvas included, in software); the viewer canvas's floor:
@@ -45,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: slider (1/1000 of its range each) for the slider, half that for the line drag
 SLIDER_STEP = 0.1 / 14
 DRAG_STEP = 0.05 / 14
+#: the napari-alone peer (one 3D Points layer) runs up to this many picks
+NATIVE_MAX = 2_000_000
 
 
 def _vmhwm_mb() -> float:
@@ -130,6 +134,33 @@ def measure(n: int, repeats: int) -> dict:
     img = viewer.add_image(da.zeros((len(keys), 64, 64), chunks=(1, 64, 64), dtype=np.float32), name="micrographs",
                      scale=(1, 62.5, 62.5), contrast_limits=(0, 1),
                      metadata={"cryodiag": {"kind": "micrographs", "paths": [], "keys": keys, "pixel_size_A": 1.0}})
+
+    def settle():
+        for _ in range(3):
+            QApplication.processEvents()
+
+    # the peer: napari alone, without the plugin, showing the same picks the way napari itself
+    # would, as one 3D Points layer (micrograph, y, x) sliced by napari; its next-micrograph step
+    # is the floor of ours (the canvas, the layer list's thumbnails, the window's composites)
+    t_native = [float("nan")]
+    if n <= NATIVE_MAX:  # (at 1e7 napari's own layer would add ~1 GB to the peak memory reported)
+        kept_colour = np.where((table["ncc"].to_numpy() >= np.median(table["ncc"]))[:, None],
+                               np.array([[0.2, 0.9, 0.4, 1.0]]), np.array([[0.9, 0.3, 0.3, 0.35]]))
+        native = viewer.add_points(np.column_stack([table["micrograph"].cat.codes.to_numpy(), table["y_px"].to_numpy(),
+                                                    table["x_px"].to_numpy()]), size=90, face_color="transparent",
+                                   border_color=kept_colour, border_width=0.05, name="napari points")
+        del kept_colour
+        settle()
+        t_native = []
+        for k in range(repeats):
+            t = time.perf_counter()
+            viewer.dims.set_current_step(0, 1 + (k % (len(keys) - 1)))
+            settle()
+            t_native.append(time.perf_counter() - t)
+        viewer.layers.remove(native)
+        del native
+        viewer.dims.set_current_step(0, 0)
+        settle()
     if new:
         from napari.layers import Layer
 
@@ -142,11 +173,6 @@ def measure(n: int, repeats: int) -> dict:
         from napari_cryodiag.picks_layer import link_viewer
     viewer.add_layer(Layer.create(*picks_layer_data(table, "bench.star", name="picks")))
     link_viewer(viewer)
-
-    def settle():
-        for _ in range(3):
-            QApplication.processEvents()
-
     settle()
     t0 = time.perf_counter()
     from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
@@ -243,7 +269,8 @@ def measure(n: int, repeats: int) -> dict:
     changed_idle = statistics.median(changed)
     out = dict(n=n, n_micrographs=len(keys), open_s=t_open, vmhwm_mb=_vmhwm_mb(), slider_ms=1e3 * t_slider,
                slider_idle_ms=1e3 * t_slider_idle,
-               drag_ms=1e3 * t_drag, next_micrograph_ms=1e3 * t_next, calibration_on_ms=1e3 * statistics.median(ts_on),
+               drag_ms=1e3 * t_drag, next_micrograph_ms=1e3 * t_next,
+               napari_next_ms=1e3 * statistics.median(t_native), calibration_on_ms=1e3 * statistics.median(ts_on),
                calibration_off_ms=1e3 * statistics.median(ts_off), kept=int(a.n_kept()),
                shown_changed_slider=changed_slider, shown_changed_drag=changed_drag, shown_changed_idle=changed_idle,
                paint_floor_ms=1e3 * t_floor, canvas_floor_ms=1e3 * t_canvas, **{f"{k}_call_ms": v for k, v in calls.items()})
@@ -294,12 +321,13 @@ def main(argv=None) -> int:
         r = _child(ROOT / "src", int(args.n_big), max(5, args.repeats // 3))
         r["code"] = "after"
         rows.append(r)
-    keys = ["open_s", "vmhwm_mb", "slider_ms", "slider_idle_ms", "drag_ms", "next_micrograph_ms", "calibration_on_ms",
+    keys = ["open_s", "vmhwm_mb", "slider_ms", "slider_idle_ms", "drag_ms", "next_micrograph_ms", "napari_next_ms",
+            "calibration_on_ms",
             "calibration_off_ms", "paint_floor_ms", "canvas_floor_ms"]
     print("| code | picks | open (s) | peak memory (MB) | slider step (ms) | slider step, dock idle 3 s (ms) "
-          "| line drag step (ms) | next micrograph (ms) | calibration on (ms) | calibration off (ms) "
+          "| line drag step (ms) | next micrograph (ms) | napari alone: next micrograph (ms) | calibration on (ms) | calibration off (ms) "
           "| one label repainted (ms) | viewer canvas repainted (ms) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['code']} | {r['n']:.0e} | " + " | ".join(f"{r[k]:.3g}" for k in keys) + " |")
     print("\ntime in the call alone (before the window paints), ms: " + "; ".join(

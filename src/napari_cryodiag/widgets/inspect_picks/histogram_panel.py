@@ -95,7 +95,6 @@ class HistogramPanel:
         self.controls_bottom = Container(widgets=[sliders, buttons, self.proposal_label, self.apply_button,
                                                   self.counts], labels=False)
 
-        self.proposal_label.changed.connect(lambda text: setattr(self.proposal_label, "visible", bool(text)))
         self.x_feature.changed.connect(self._on_features)
         self.y_feature.changed.connect(self._on_features)
         self.log_y.changed.connect(self._on_log_y)
@@ -131,7 +130,7 @@ class HistogramPanel:
         self._stop_polygon()
         self.proposal = None
         self.apply_button.visible = False
-        self.proposal_label.value = ""
+        self._say_proposal("")
         self._syncing = True
         try:
             if s.pickset is None or insp is None:
@@ -479,12 +478,17 @@ class HistogramPanel:
         insp = s.inspection
         n = int(insp.evaluator.evaluate(t).mask.sum())
         self.proposal = t
-        self.proposal_label.value = (f"suggested: {t.describe()} — would keep {n:,} of {len(insp.table):,} "
-                                     f"picks ({t.method})")
+        self._say_proposal(f"suggested: {t.describe()} — would keep {n:,} of {len(insp.table):,} picks ({t.method})")
         if insp.suggests_by_default:
             self.apply_suggestion()
         else:
             self.apply_button.visible = True
+
+    def _say_proposal(self, text: str) -> None:
+        """The proposal's line, there only while it has something to say (an empty label would
+        still take a row's height). A magicgui Label emits no change: its visibility is set here."""
+        self.proposal_label.value = text
+        self.proposal_label.visible = bool(text)
 
     def apply_suggestion(self, *_):
         if self.proposal is None:
