@@ -145,6 +145,8 @@ def test_defaults_never_drop_particles_silently(make_napari_viewer, shared_data,
     insp = w.inspection
     assert insp.x_feature == "rlnAutopickFigureOfMerit" and insp.one_d and w.result.n_kept == 6496
     assert "defocus_A" not in (insp.x_feature, insp.y_feature)
+    # no polygon on a 1D histogram (it needs two scores)
+    assert not w.thresholds.polygon_button.enabled and not w.thresholds.clear_polygon_button.enabled
     # the suggestion is a proposal the user applies; its line is there only while there is one
     assert not shown(w.thresholds.proposal_label)
     w.thresholds.suggest_button.clicked.emit()

@@ -124,6 +124,7 @@ def test_nested_rows_of_a_form_sit_close_together(make_napari_viewer, qtbot):
         QApplication.processEvents()
     qtbot.wait(200)
     th = w.thresholds
+    assert th.polygon_button.enabled  # two scores (NCC, power): a polygon can be drawn
 
     def gap(upper, lower):
         a, b = upper.native, lower.native

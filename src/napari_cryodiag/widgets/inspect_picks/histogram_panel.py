@@ -152,6 +152,10 @@ class HistogramPanel:
             self.log_y.value = bool(insp.log_y)
             self.log_y.enabled = not insp.one_d
             self.y_range.visible = not insp.one_d
+            # a polygon encloses picks in the plane of two scores: none on a 1D histogram
+            for b in (self.polygon_button, self.clear_polygon_button):
+                b.enabled = not insp.one_d
+                b.tooltip = "a polygon needs two scores: choose a y axis" if insp.one_d else None
             xl = insp.x_feature + ("" if insp.x_units == "raw" else f" [{insp.x_units}]")
             yl = "" if insp.one_d else insp.y_feature + ("" if insp.y_units == "raw" else f" [{insp.y_units}]")
             self.blitter.stop(redraw=False)
