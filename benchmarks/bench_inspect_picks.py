@@ -151,6 +151,7 @@ def measure(n: int, repeats: int) -> dict:
                                    border_color=kept_colour, border_width=0.05, name="napari points")
         del kept_colour
         settle()
+        start = viewer.dims.current_step  # napari's own start (the middle micrograph), restored below
         t_native = []
         for k in range(repeats):
             t = time.perf_counter()
@@ -159,7 +160,7 @@ def measure(n: int, repeats: int) -> dict:
             t_native.append(time.perf_counter() - t)
         viewer.layers.remove(native)
         del native
-        viewer.dims.set_current_step(0, 0)
+        viewer.dims.current_step = start
         settle()
     if new:
         from napari.layers import Layer

@@ -321,3 +321,31 @@ def test_maps_known_finite_are_not_counted_again():
         check_half_maps(a, b)
     with pytest.raises(CryodiagInputError, match="1 NaN"):
         check_half_maps(a, b, finite=(False, True))
+
+
+@pytest.mark.parametrize("box", [48, 45])
+def test_masked_average_guinier_from_the_masked_half_transforms(box):
+    """The Guinier plot's masked average comes from the corrected curve's two masked half
+    transforms (the transform is linear), with no transform of its own: its per-shell means equal
+    those of the masked average's own transform to float32 rounding, on an even box (folded shell
+    sums) and an odd one, and the family's run leaves them cached for its corrected mask."""
+    from napari_cryodiag.compute.fourier import rfftn, shell_means, shell_means_of_average
+    from napari_cryodiag.compute.maps.fsc import HalfMaps
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=box, pixel_size_A=1.5, resolution_A=5.0, seed=3)
+    idx = shell_index(sim.half1.shape)
+    counts = shell_counts(idx, box)
+    m = sim.mask.astype(np.float32)
+    direct = shell_means(rfftn((sim.half1 + sim.half2) * np.float32(0.5) * m), idx, box, counts=counts)
+    pair = shell_means_of_average(rfftn(sim.half1 * m), rfftn(sim.half2 * m), idx, box, counts=counts)
+    for q in ("amplitude2", "amplitude"):
+        np.testing.assert_allclose(pair[q], direct[q], rtol=2e-5, err_msg=q)
+    for lean in (True, False):
+        hm = HalfMaps(sim.half1.copy(), sim.half2.copy(), 1.5, lean=lean)
+        r = fsc_family(None, None, 1.5, halfmaps=hm, keep_masks=())
+        tight = r.masks["tight"]
+        cached = hm._average_means[id(tight)]
+        assert cached[0] is tight  # computed on the way, for the corrected curve's mask
+        ref = shell_means(rfftn((sim.half1 + sim.half2) * np.float32(0.5) * tight), idx, box, counts=counts)
+        np.testing.assert_allclose(hm.masked_average_means(tight)["amplitude2"], ref["amplitude2"], rtol=2e-5)

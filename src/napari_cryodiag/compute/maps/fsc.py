@@ -42,6 +42,7 @@ from ..fourier import (
     shell_frequencies_invA,
     shell_index,
     shell_means,
+    shell_means_of_average,
 )
 from ..progress import run_steps
 from .masks import AutoMasks, MaskParams, check_user_mask, cosine_edge
@@ -404,11 +405,14 @@ class HalfMaps:
         self._average_means[id(mask)] = (mask, means)
         return means
 
-    def masked_fsc_and_spectra(self, mask: np.ndarray):
+    def masked_fsc_and_spectra(self, mask: np.ndarray, *, average_means: bool = False):
         """FSC and :func:`shell_spectra` of the half maps times ``mask`` (not cached).
 
         ``mask`` may live in the padded real view of the second work array (:func:`iter_fsc_family`
-        makes masks it does not keep there): each voxel is read before the product overwrites it."""
+        makes masks it does not keep there): each voxel is read before the product overwrites it.
+        ``average_means=True``: the masked average's per-shell means (:meth:`masked_average_means`)
+        are taken from the two masked transforms on the way and cached for ``mask``, with no
+        transform of their own."""
         h1, h2 = self._real()
         g1, g2 = self._transform_work()
         np.multiply(h1, mask, out=padded_real(g1, self.shape))
@@ -416,6 +420,9 @@ class HalfMaps:
         np.multiply(h2, mask, out=padded_real(g2, self.shape))
         rfftn_inplace(g2, self.shape)
         sums = shell_sums_fsc(g1, g2, self.index, self.n)
+        if average_means:
+            self._average_means[id(mask)] = (mask, shell_means_of_average(g1, g2, self.index, self.n,
+                                                                          counts=self.counts))
         return fsc_from_sums(*sums), shell_spectra(*sums, self.counts)
 
     def fsc_unmasked(self) -> np.ndarray:
@@ -425,13 +432,14 @@ class HalfMaps:
             self._unmasked = (fsc_from_sums(*sums), shell_spectra(*sums, self.counts))
         return self._unmasked[0]
 
-    def fsc_masked(self, mask: np.ndarray) -> np.ndarray:
-        """FSC of the half maps multiplied by ``mask`` (cached per mask object)."""
+    def fsc_masked(self, mask: np.ndarray, *, average_means: bool = False) -> np.ndarray:
+        """FSC of the half maps multiplied by ``mask`` (cached per mask object); ``average_means``
+        as :meth:`masked_fsc_and_spectra`."""
         key = id(mask)
         hit = self._masked.get(key)
         if hit is not None and hit[0] is mask:
             return hit[1]
-        curve, spectra = self.masked_fsc_and_spectra(mask)
+        curve, spectra = self.masked_fsc_and_spectra(mask, average_means=average_means)
         self._masked[key] = (mask, curve, spectra)
         return curve
 
@@ -633,9 +641,10 @@ def iter_fsc_family(
         else:
             m = maker.make(name) if maker is not None else masks[name]
         if hm.lean or maker is not None:
-            curves[name], spectra[name] = hm.masked_fsc_and_spectra(m)
+            # the corrected curve's mask: the Guinier plot's masked average from the same transforms
+            curves[name], spectra[name] = hm.masked_fsc_and_spectra(m, average_means=name == cmask_name)
         else:
-            curves[name] = hm.fsc_masked(m)
+            curves[name] = hm.fsc_masked(m, average_means=name == cmask_name)
             spectra[name] = hm.spectra(m)
         if name in keep:
             kept[name] = m
@@ -645,7 +654,7 @@ def iter_fsc_family(
     maker = None  # frees the distance transform
     if user is not None:
         kept["user"] = user
-        curves["user"], spectra["user"] = hm.masked_fsc_and_spectra(user)
+        curves["user"], spectra["user"] = hm.masked_fsc_and_spectra(user, average_means=True)
         done += 1
         yield done, total
     if hm.lean:  # what the Guinier plot needs from the real maps (the corrected curve's mask)
