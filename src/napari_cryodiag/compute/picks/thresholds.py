@@ -633,7 +633,10 @@ class _SortedFeature:
 
     def _sort(self) -> None:
         try:
-            order = np.argsort(self._values, kind="stable")
+            # not a stable sort: a step's slice holds every pick between its bounds, ties included,
+            # in whatever order (NumPy's quicksort argsort takes less than half the time of its
+            # stable one: 1.1-1.4 s against 2.6-2.9 s for 1e7 values on a 2-core VM)
+            order = np.argsort(self._values)
             if order.size < 2**31 - 1:
                 order = order.astype(np.int32)
             codes = self._codes[order]
