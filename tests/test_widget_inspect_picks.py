@@ -211,7 +211,7 @@ def test_thresholds_counts_points_table_export(setup, qtbot, tmp_path):
     assert w.result.n_kept == m.sum()
 
 
-def test_dragging_lines_and_polygon_on_the_histogram(setup, qtbot):
+def test_dragging_lines_and_polygon_on_the_histogram(setup, qtbot, tmp_path):
     from matplotlib.backend_bases import MouseEvent
 
     viewer, w, layer, ctrl, table = setup
@@ -239,7 +239,19 @@ def test_dragging_lines_and_polygon_on_the_histogram(setup, qtbot):
     assert h._plot.lines["x_min"].get_xdata()[0] == pytest.approx(0.20)
     m = _expected(table, 0.20, t.y_min, t.y_max)
     assert w.result.n_kept == m.sum()
-    assert f"kept {m.sum():,} / {len(table):,}" in h._plot.ax.get_title()
+    # the counts are the plot's title, shown over the figure (a Qt label) and put in the figure
+    # when it is saved
+    assert f"kept {m.sum():,} / {len(table):,}" in h.canvas.title.label.text() and not h.canvas.title.isHidden()
+    assert h._plot.ax.get_title() == "" and h._plot.ax.title not in h.blitter.artists
+    with h.canvas.titled():
+        assert f"kept {m.sum():,} / {len(table):,}" in h._plot.ax.get_title()
+    assert h._plot.ax.get_title() == ""
+    # saving the figure leaves the plot in the dock as it was (axes and colour bar where they were)
+    boxes = [(a.get_position(original=True).bounds, a.get_position().bounds) for a in h._plot.fig.axes]
+    h.canvas.save(str(tmp_path / "histogram.png"))
+    assert (tmp_path / "histogram.png").stat().st_size > 10_000
+    assert [(a.get_position(original=True).bounds, a.get_position().bounds) for a in h._plot.fig.axes] == boxes
+    assert h._plot.ax.get_title() == ""
     # grab the power minimum line and move it up
     xm = 0.5 * sum(ax.get_xlim())
     new_y = t.y_min * 1.5

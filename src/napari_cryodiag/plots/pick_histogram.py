@@ -76,11 +76,14 @@ class PickHistogramPlot:
     y_label: str = ""
     title_prefix: str = ""
     one_d: bool = False
+    #: where the counts title goes instead of the axes' title (a widget's live title: a Qt label
+    #: that repaints at each step for far less than the figure's text), or None: in the figure
+    title_sink: object = None
 
     @property
     def animated_artists(self) -> list:
         """What changes while thresholds move (redrawn by blitting): lines, polygon, title."""
-        arts = list(self.lines.values()) + [self.ax.title]
+        arts = list(self.lines.values()) + ([self.ax.title] if self.title_sink is None else [])
         if self.polygon is not None:
             arts.append(self.polygon)
         return arts
@@ -134,8 +137,11 @@ class PickHistogramPlot:
 
     def set_title_counts(self, n_kept: int, n_total: int, *, n_missing: int = 0, extra: str = "") -> None:
         """Title with the kept/total counts (and NaN picks, which are in no bin)."""
-        self.ax.set_title(title_text(n_kept, n_total, n_missing=n_missing, extra=extra,
-                                     prefix=self.title_prefix), fontsize=10)
+        text = title_text(n_kept, n_total, n_missing=n_missing, extra=extra, prefix=self.title_prefix)
+        if self.title_sink is not None:
+            self.title_sink(text)
+        else:
+            self.ax.set_title(text, fontsize=10)
 
 
 def title_text(n_kept: int, n_total: int, *, n_missing: int = 0, extra: str = "", prefix: str = "") -> str:

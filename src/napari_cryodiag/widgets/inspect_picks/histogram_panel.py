@@ -6,8 +6,9 @@ histogram of one score), ``log_y``, ``bins`` (0 = auto), what the histogram coun
 on a log axis the y slider is in log10 of the value), and buttons (suggested thresholds as a
 proposal to apply, keep all, draw / clear a polygon). The figure is
 :func:`napari_cryodiag.plots.pick_histogram.plot_pick_histogram`; dragging a line and moving a
-slider both redraw only the lines and the title (blitting), so a step stays a few milliseconds
-plus the evaluation of the thresholds.
+slider both redraw only the lines (blitting), so a step stays a few milliseconds plus the
+evaluation of the thresholds. The counts title is the canvas's live title (a Qt label over the
+figure, put in the figure when it is saved): matplotlib's text costs more than the rest of a step.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class HistogramPanel:
                     ax.text(0.5, 0.5, msg, ha="center", va="center", wrap=True, transform=ax.transAxes)
                     ax.set_axis_off()
                 self._plot = None
+                self.canvas.set_live_title("")
                 return
             feats = self._feature_list(insp)
             self.x_feature.choices = feats
@@ -163,6 +165,11 @@ class HistogramPanel:
             with self.canvas.plotting(draw=False) as fig:  # _relayout draws it, once
                 self._plot = plot_pick_histogram(fig, insp.hist, counts=self._base_counts(), thresholds=insp.thresholds,
                                                  x_label=xl, y_label=yl)
+            # the counts title changes at every step: a live title over the figure (a Qt label),
+            # put in the figure when it is saved
+            ax = self._plot.ax
+            self._plot.title_sink = lambda text: self.canvas.set_live_title(text, ax, fontsize=10)
+            ax.set_title("")
             self._setup_sliders()
         finally:
             self._syncing = False
