@@ -14,6 +14,20 @@ DOCKS = ("Inspect Picks", "Map validation", "Classes", "Orientations", "Noise mo
 SHOT_DIR = Path(os.environ.get("CRYODIAG_SCREENSHOTS", "/tmp"))
 
 
+def _docked_alone(make_napari_viewer, qtbot, sample: str, name: str):
+    """A viewer with one sample and one dock added from the Plugins menu, in an 1800×1100 window."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-cryodiag", sample)
+    _, w = viewer.window.add_plugin_dock_widget("napari-cryodiag", name)
+    w.window().resize(1800, 1100)
+    for _ in range(30):
+        QApplication.processEvents()
+    qtbot.wait(200)
+    return viewer, w
+
+
 def test_every_dock_fits_a_1920x1200_screen(make_napari_viewer, qtbot):
     from qtpy.QtWidgets import QApplication
 
@@ -84,13 +98,7 @@ def test_a_plot_docked_alone_takes_the_spare_height_up_to_its_aspect(make_napari
     Docked beside six others, the same plot shrinks back to its minimum."""
     from qtpy.QtWidgets import QApplication
 
-    viewer = make_napari_viewer(show=True)
-    viewer.open_sample("napari-cryodiag", "refined_particles")
-    _, w = viewer.window.add_plugin_dock_widget("napari-cryodiag", "Noise model")
-    w.window().resize(1800, 1100)
-    for _ in range(30):
-        QApplication.processEvents()
-    qtbot.wait(200)
+    viewer, w = _docked_alone(make_napari_viewer, qtbot, "refined_particles", "Noise model")
     c = w.canvas
     bar = c.toolbar.height()
     assert c.canvas.height() > c.min_height + 100, (c.canvas.height(), c.min_height)
@@ -114,15 +122,7 @@ def test_nested_rows_of_a_form_sit_close_together(make_napari_viewer, qtbot):
     """Inspect Picks docked alone: a row of controls nested in the form (the log-y checkbox and
     the bins, the two rows of buttons) sits right under the row above it, not below a blank band
     of the nested containers' own margins (about 30 px before), so the histogram gets the height."""
-    from qtpy.QtWidgets import QApplication
-
-    viewer = make_napari_viewer(show=True)
-    viewer.open_sample("napari-cryodiag", "micrographs")
-    _, w = viewer.window.add_plugin_dock_widget("napari-cryodiag", "Inspect Picks")
-    w.window().resize(1800, 1100)
-    for _ in range(30):
-        QApplication.processEvents()
-    qtbot.wait(200)
+    _, w = _docked_alone(make_napari_viewer, qtbot, "micrographs", "Inspect Picks")
     th = w.thresholds
     assert th.polygon_button.enabled  # two scores (NCC, power): a polygon can be drawn
 
