@@ -15,6 +15,7 @@ with its low/high thresholds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import matplotlib
 import numpy as np
@@ -78,7 +79,7 @@ class PickHistogramPlot:
     one_d: bool = False
     #: where the counts title goes instead of the axes' title (a widget's live title: a Qt label
     #: that repaints at each step for far less than the figure's text), or None: in the figure
-    title_sink: object = None
+    title_sink: Callable[[str], None] | None = None
 
     @property
     def animated_artists(self) -> list:

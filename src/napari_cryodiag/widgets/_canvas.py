@@ -16,6 +16,7 @@ import contextlib
 import matplotlib
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
 from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -251,9 +252,6 @@ class MplCanvas(QWidget):
             self._title_kw = dict(title_kw)
         self.title.set_text(text)
 
-    def live_title(self) -> str:
-        return self.title.text()
-
     @contextlib.contextmanager
     def titled(self):
         """The live title put in the figure (laid out again with it) while the body runs, then the
@@ -265,7 +263,8 @@ class MplCanvas(QWidget):
         # both positions of each axes: a colour bar's active box is its original one shrunk to
         # its aspect at each draw (restoring the active box alone would shrink it once more)
         positions = [(a.get_position(original=True), a.get_position()) for a in fig.axes]
-        was_none = fig.get_layout_engine() is None or type(fig.get_layout_engine()).__name__ == "PlaceHolderLayoutEngine"
+        # the dock lays a figure out once and then keeps its positions (engine "none")
+        was_none = isinstance(fig.get_layout_engine(), (type(None), PlaceHolderLayoutEngine))
         old = ax.get_title()
         with matplotlib.rc_context(theme_style(self.theme)):
             ax.set_title(text, **self._title_kw)
