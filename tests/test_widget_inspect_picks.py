@@ -293,10 +293,17 @@ def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
     form = w.calibration.form
     w.tabs.setCurrentIndex(2)  # the Calibration tab, as a user opens it
     qtbot.wait(10)
+    ax0 = w.thresholds._plot.ax
     form.calibrate_x.value = True
     assert w.inspection.x_units == "calibrated (ratio)"
     assert "calibrated (ratio)" in w.thresholds._plot.ax.get_xlabel()
     assert w.inspection.hist.x_edges[0] < 1.0 < w.inspection.hist.x_edges[-1] < raw_edges[-1] + 2
+    # the calibrated histogram is drawn in the figure there was (no new figure per toggle): its
+    # bins are the calibrated ones, and the figure holds the axes and the colour bar only
+    plot = w.thresholds._plot
+    assert plot.ax is ax0 and len(plot.fig.axes) == 2
+    np.testing.assert_allclose(plot.mesh.get_coordinates()[0, :, 0], w.inspection.hist.x_edges)
+    assert plot.colorbar.mappable is plot.mesh
     cx = fit_calibration(table, "ncc").apply(table).to_numpy()
     np.testing.assert_allclose(w.inspection.x, cx, equal_nan=True)
     t = w.inspection.thresholds
@@ -308,6 +315,12 @@ def test_calibration_toggles_switch_units_and_screenshots(setup, qtbot):
     form.calibrate_x.value = False
     assert w.inspection.x_units == "raw"
     np.testing.assert_allclose(w.inspection.hist.x_edges, raw_edges)
+    np.testing.assert_allclose(w.thresholds._plot.mesh.get_coordinates()[0, :, 0], raw_edges)
+    # a new theme: a new figure in its colours
+    face = w.thresholds._plot.ax.get_facecolor()
+    viewer.theme = "light" if viewer.theme == "dark" else "dark"
+    qtbot.wait(10)
+    assert w.thresholds._plot.ax is not ax0 and w.thresholds._plot.ax.get_facecolor() != face
 
     # ---- look at it: screenshots to /tmp
     viewer.window._qt_window.resize(1400, 900)

@@ -106,6 +106,38 @@ class PickHistogramPlot:
             self.colorbar.update_normal(self.mesh)
             _log_ticks(self.colorbar.ax.yaxis)
 
+    def can_show(self, hist: PickHistogram) -> bool:
+        """Whether :meth:`show_histogram` can draw ``hist`` in this figure: the same kind (1D or
+        2D) on the same axis scales."""
+        return (hist.n_y == 1) == self.one_d and (self.ax.get_xscale() == "log") == bool(hist.log_x) and (
+            self.one_d or (self.ax.get_yscale() == "log") == bool(hist.log_y))
+
+    def show_histogram(self, hist: PickHistogram, *, counts: np.ndarray | None = None,
+                       thresholds: Thresholds | None = None, x_label: str = "", y_label: str = "") -> None:
+        """Draw another histogram of the same kind (:meth:`can_show`) in place: new bins, counts,
+        limits and labels in the same axes and colour bar. A calibration toggled or another score
+        then costs no new figure (its axes, ticks and colour bar are most of a new figure's cost)."""
+        ax = self.ax
+        counts = hist.counts() if counts is None else np.asarray(counts)
+        self.mesh.remove()
+        if self.one_d:
+            c = counts.reshape(-1).astype(float)
+            self.mesh = ax.stairs(c, hist.x_edges, fill=True, color="tab:blue", alpha=0.85)
+            ax.set_ylim(0, max(float(c.max()) if c.size else 1.0, 1.0) * 1.08)
+        else:
+            vmax = max(float(np.max(counts)) if counts.size else 1.0, 1.0 + 1e-9)
+            self.mesh = ax.pcolormesh(hist.x_edges, hist.y_edges, _masked(counts), norm=LogNorm(vmin=1.0, vmax=vmax),
+                                      cmap=self.colorbar.cmap, shading="flat", rasterized=True)
+            ax.set_ylim(hist.y_edges[0], hist.y_edges[-1])
+            ax.set_ylabel(y_label + (" (log scale)" if hist.log_y else ""))
+            self.colorbar.update_normal(self.mesh)
+            _log_ticks(self.colorbar.ax.yaxis)
+        ax.set_xlim(hist.x_edges[0], hist.x_edges[-1])
+        ax.set_xlabel(x_label)
+        self.x_label, self.y_label = x_label, y_label
+        self.set_thresholds(thresholds)
+        _include_thresholds(ax, thresholds, x=True, y=not self.one_d)
+
     def set_thresholds(self, t: Thresholds | None) -> None:
         """Move (or hide) the threshold lines and the polygon."""
         values = {

@@ -217,6 +217,6 @@ class InspectPicksWidget(Dock):
     def on_theme_changed(self) -> None:
         for c in (self.thresholds_panel.canvas, self.calibration.canvas, self.exposures.canvas):
             c.set_theme(self.theme)
-        self.thresholds_panel.rebuild()
+        self.thresholds_panel.rebuild(new_figure=True)  # the theme's colours are a figure's own
         self.calibration.redraw()
         self.exposures.redraw()

@@ -124,8 +124,9 @@ class HistogramPanel:
     def widgets(self):
         return [self.controls_top, self.canvas, self.controls_bottom]
 
-    def rebuild(self, *_):
-        """New layer / axes / calibration: features, figure, sliders."""
+    def rebuild(self, *_, new_figure: bool = False):
+        """New layer / axes / calibration: features, figure, sliders. A histogram of the same kind
+        as the one shown is drawn in its figure; ``new_figure=True`` (a new theme) builds a new one."""
         s = self.session
         insp = s.inspection
         self._stop_polygon()
@@ -162,14 +163,20 @@ class HistogramPanel:
             yl = "" if insp.one_d else insp.y_feature + ("" if insp.y_units == "raw" else f" [{insp.y_units}]")
             self.blitter.stop(redraw=False)
             self._counts_mode = HIST_ALL
-            with self.canvas.plotting(draw=False) as fig:  # _relayout draws it, once
-                self._plot = plot_pick_histogram(fig, insp.hist, counts=self._base_counts(), thresholds=insp.thresholds,
-                                                 x_label=xl, y_label=yl)
-            # the counts title changes at every step: a live title over the figure (a Qt label),
-            # put in the figure when it is saved
-            ax = self._plot.ax
-            self._plot.title_sink = lambda text: self.canvas.set_live_title(text, ax, fontsize=10)
-            ax.set_title("")
+            if not new_figure and self._plot is not None and self._plot.can_show(insp.hist):
+                # the same kind of histogram (a calibration toggled, another score): drawn in the
+                # figure there is, not in a new one
+                self._plot.show_histogram(insp.hist, counts=self._base_counts(), thresholds=insp.thresholds,
+                                          x_label=xl, y_label=yl)
+            else:
+                with self.canvas.plotting(draw=False) as fig:  # _relayout draws it, once
+                    self._plot = plot_pick_histogram(fig, insp.hist, counts=self._base_counts(),
+                                                     thresholds=insp.thresholds, x_label=xl, y_label=yl)
+                # the counts title changes at every step: a live title over the figure (a Qt
+                # label), put in the figure when it is saved
+                ax = self._plot.ax
+                self._plot.title_sink = lambda text: self.canvas.set_live_title(text, ax, fontsize=10)
+                ax.set_title("")
             self._setup_sliders()
         finally:
             self._syncing = False
@@ -427,7 +434,8 @@ class HistogramPanel:
             text += f". Shown micrograph {name}: {k:,} / {n:,} kept"
         insp = s.inspection
         if insp is not None and insp.hist.n_missing:
-            text += f". {insp.hist.n_missing:,} picks without a value are not on the histogram"
+            k = insp.hist.n_missing
+            text += f". {k:,} pick{'s' * (k != 1)} without a value {'are' if k != 1 else 'is'} not on the histogram"
         self.counts.value = text
 
     def _shown_counts(self):
