@@ -522,3 +522,39 @@ def test_group_counter_counts_equal_bincount_across_chunks(grouped):
         want = np.bincount(codes[mask], minlength=n_groups)
         got = counter.count(mask)
         assert got.dtype == np.int64 and np.array_equal(got, want)
+
+
+def test_threshold_steps_before_the_sorted_gathers_are_there():
+    """A feature is ready for incremental steps as soon as it is sorted; the other feature and the
+    micrograph codes in its order come after. A step taken in between gathers them from the
+    full-length arrays: every such step (tightening and loosening, on either feature) equals a
+    full evaluation."""
+    rng = np.random.default_rng(5)
+    n, n_mics = 20_000, 23
+    codes = np.sort(rng.integers(0, n_mics, n))
+    x, y = rng.normal(0.3, 0.1, n), rng.lognormal(3.0, 0.6, n)
+    inc = ThresholdEvaluator(x, y, codes, n_mics, incremental_min=0)
+    t = Thresholds(x_min=0.25, x_max=0.5, y_min=12.0, y_max=60.0)
+    inc.evaluate(t)
+    assert all(f.wait(30) for f in inc._sorted.values())
+    for f in inc._sorted.values():  # as if the gathers had not run yet
+        f.other = f.codes = None
+    n_steps = 0
+    step_of = inc._step
+
+    def counted(*args):
+        nonlocal n_steps
+        out = step_of(*args)
+        n_steps += out is not None
+        return out
+
+    inc._step = counted
+    for name, delta in [("x_min", 0.01), ("x_min", -0.02), ("x_max", -0.03), ("x_max", 0.01),
+                        ("y_min", 1.0), ("y_min", -1.5), ("y_max", -3.0), ("y_max", 1.0)] * 3:
+        setattr(t, name, getattr(t, name) + delta)
+        r = inc.evaluate(t)
+        m = t.mask_xy(x, y)
+        np.testing.assert_array_equal(r.mask, m)
+        np.testing.assert_array_equal(r.kept_per_micrograph, np.bincount(codes[m], minlength=n_mics))
+        assert r.n_kept == int(m.sum())
+    assert n_steps == 24  # every one of them incremental

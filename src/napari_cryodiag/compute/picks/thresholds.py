@@ -621,7 +621,8 @@ class _SortedFeature:
     The other feature's values and the micrograph codes are kept in the same order too: a step
     reads all it needs of the picks it crosses as contiguous slices, with no gather from the
     full-length arrays (at 1e7 picks such a gather of the ~2.5e5 picks one slider step crosses
-    costs 4-7 ms, against under 1 ms for the slice)."""
+    costs 4-7 ms, against under 1 ms for the slice). They are gathered after the sort, which is
+    :attr:`ready` first: until they are there, a step gathers them (the same result)."""
 
     def __init__(self, values: np.ndarray, other: np.ndarray, codes: np.ndarray):
         self._values, self._other, self._codes = values, other, codes
@@ -629,7 +630,8 @@ class _SortedFeature:
         self.sorted: np.ndarray | None = None
         self.other: np.ndarray | None = None  # the other feature, in this feature's order
         self.codes: np.ndarray | None = None  # the micrograph codes, in this feature's order
-        self._done = threading.Event()
+        self._sorted_event = threading.Event()  # order and sorted values there: steps can start
+        self._done = threading.Event()  # all there (or the sort failed)
 
     def _sort(self) -> None:
         try:
@@ -639,22 +641,25 @@ class _SortedFeature:
             order = np.argsort(self._values)
             if order.size < 2**31 - 1:
                 order = order.astype(np.int32)
+            self.sorted = self._values[order]
+            self.order = order  # after ``sorted``: ``ready`` tests it
+            self._sorted_event.set()
             codes = self._codes[order]
             if codes.size and int(codes.max(initial=0)) < 2**31 - 1:
                 codes = codes.astype(np.int32)
-            self.sorted = self._values[order]
-            self.other = self._other[order]
             self.codes = codes
-            self.order = order  # last: ``ready`` tests it
+            self.other = self._other[order]
         finally:
             self._values = self._other = self._codes = None  # the evaluator holds them
+            self._sorted_event.set()
             self._done.set()
 
     @property
     def ready(self) -> bool:
-        return self._done.is_set() and self.order is not None
+        return self._sorted_event.is_set() and self.order is not None
 
     def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the whole job (the sort and the gathers in its order); True when sorted."""
         self._done.wait(timeout)
         return self.ready
 
@@ -781,8 +786,9 @@ class ThresholdEvaluator:
             if hi is not None:
                 now &= vals <= hi
             o_lo, o_hi = (t.y_min, t.y_max) if axis == "x" else (t.x_min, t.x_max)
+            other_all = self.y if axis == "x" else self.x
             if o_lo is not None or o_hi is not None:
-                ov = feat.other[i:j]
+                ov = feat.other[i:j] if feat.other is not None else other_all[rows]
                 if o_lo is not None:
                     now &= ov >= o_lo
                 if o_hi is not None:
@@ -794,7 +800,7 @@ class ThresholdEvaluator:
         gained, lost = now & ~before, before & ~now
         kept_per = last.kept_per_micrograph.copy()
         n_gained, n_lost = int(np.count_nonzero(gained)), int(np.count_nonzero(lost))
-        codes = feat.codes[i:j]
+        codes = feat.codes[i:j] if feat.codes is not None else self.micrograph_codes[rows]
         if n_gained:
             kept_per += np.bincount(codes[gained], minlength=self.n_micrographs)
         if n_lost:
