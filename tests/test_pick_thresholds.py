@@ -435,6 +435,20 @@ def test_group_counter_counts_like_bincount():
             assert (gc.order is None) == grouped
 
 
+def _count_incremental_steps(ev) -> list:
+    """Count the evaluator's steps done incrementally (not as a full pass): ``[count]``."""
+    count = [0]
+    step_of = ev._step
+
+    def counted(*args):
+        out = step_of(*args)
+        count[0] += out is not None
+        return out
+
+    ev._step = counted
+    return count
+
+
 def test_incremental_threshold_steps_equal_full_evaluation():
     """A slider or a dragged line moves one bound: the evaluator updates the mask and the counts
     from the picks between the old and the new bound only. Every step must equal a full
@@ -453,16 +467,7 @@ def test_incremental_threshold_steps_equal_full_evaluation():
     inc.evaluate(t)
     for f in inc._sorted.values():  # the sorts run in the background: wait for them here
         assert f.wait(30)
-    n_incremental = 0
-    step_of = inc._step
-
-    def counted(*args):
-        nonlocal n_incremental
-        out = step_of(*args)
-        n_incremental += out is not None
-        return out
-
-    inc._step = counted
+    incremental = _count_incremental_steps(inc)
     kept_before = []
     for _ in range(300):
         r = rng.random()
@@ -497,7 +502,7 @@ def test_incremental_threshold_steps_equal_full_evaluation():
         kept_before.append((a.mask, a.mask.copy()))
     for held, copy_ in kept_before:  # no result was changed by a later step
         np.testing.assert_array_equal(held, copy_)
-    assert n_incremental > 60  # the small single-bound moves (about a third of the steps) were incremental
+    assert incremental[0] > 60  # the small single-bound moves (about a third of the steps) were incremental
 
 
 @pytest.mark.parametrize("grouped", [True, False])
@@ -539,16 +544,7 @@ def test_threshold_steps_before_the_sorted_gathers_are_there():
     assert all(f.wait(30) for f in inc._sorted.values())
     for f in inc._sorted.values():  # as if the gathers had not run yet
         f.other = f.codes = None
-    n_steps = 0
-    step_of = inc._step
-
-    def counted(*args):
-        nonlocal n_steps
-        out = step_of(*args)
-        n_steps += out is not None
-        return out
-
-    inc._step = counted
+    incremental = _count_incremental_steps(inc)
     for name, delta in [("x_min", 0.01), ("x_min", -0.02), ("x_max", -0.03), ("x_max", 0.01),
                         ("y_min", 1.0), ("y_min", -1.5), ("y_max", -3.0), ("y_max", 1.0)] * 3:
         setattr(t, name, getattr(t, name) + delta)
@@ -557,4 +553,4 @@ def test_threshold_steps_before_the_sorted_gathers_are_there():
         np.testing.assert_array_equal(r.mask, m)
         np.testing.assert_array_equal(r.kept_per_micrograph, np.bincount(codes[m], minlength=n_mics))
         assert r.n_kept == int(m.sum())
-    assert n_steps == 24  # every one of them incremental
+    assert incremental[0] == 24  # every one of them incremental
