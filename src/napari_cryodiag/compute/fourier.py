@@ -304,16 +304,7 @@ def shell_means(ft: np.ndarray, index: np.ndarray, n: int, quantities=("amplitud
     c = np.maximum(counts, 1)
     want = [q for q in ("amplitude2", "amplitude") if q in quantities]
     if foldable(ft.shape, index) and want:
-        def fill(z0, z1, out, tmp):
-            a = ft[z0:z1]
-            p = out[0]
-            np.multiply(a.real, a.real, out=p)
-            p += np.multiply(a.imag, a.imag, out=tmp)
-            if "amplitude" in want:
-                np.sqrt(p, out=out[len(want) - 1])  # |F| beside |F|^2, or in its place
-
-        sums = folded_shell_sums(fill, len(want), ft.shape, index, n)
-        return {q: sums[i] / c for i, q in enumerate(want)}
+        return _folded_amplitude_means(lambda z0, z1: ft[z0:z1], ft.shape, index, n, want, c)
     p = ft.real * ft.real
     p += ft.imag * ft.imag
     out = {}
@@ -344,16 +335,27 @@ def shell_means_of_average(f1: np.ndarray, f2: np.ndarray, index: np.ndarray, n:
         avg *= np.float32(0.5)
         return shell_means(avg, index, n, want, counts)
 
-    def fill(z0, z1, out, tmp):
+    def slab(z0, z1):
         a = np.add(f1[z0:z1], f2[z0:z1])
         a *= np.float32(0.5)  # as (f1 + f2) * 0.5, in place
+        return a
+
+    return _folded_amplitude_means(slab, f1.shape, index, n, want, c)
+
+
+def _folded_amplitude_means(slab, shape, index: np.ndarray, n: int, want: list, c: np.ndarray) -> dict:
+    """Per-shell means of |F|^2 and/or |F| (``want``, in that order) of the coefficients that
+    ``slab(z0, z1)`` gives for planes ``z0:z1``, through :func:`folded_shell_sums`; ``c``: the
+    shell counts (at least 1)."""
+    def fill(z0, z1, out, tmp):
+        a = slab(z0, z1)
         p = out[0]
         np.multiply(a.real, a.real, out=p)
         p += np.multiply(a.imag, a.imag, out=tmp)
         if "amplitude" in want:
-            np.sqrt(p, out=out[len(want) - 1])
+            np.sqrt(p, out=out[len(want) - 1])  # |F| beside |F|^2, or in its place
 
-    sums = folded_shell_sums(fill, len(want), f1.shape, index, n)
+    sums = folded_shell_sums(fill, len(want), shape, index, n)
     return {q: sums[i] / c for i, q in enumerate(want)}
 
 

@@ -118,16 +118,10 @@ class PickHistogramPlot:
         limits and labels in the same axes and colour bar. A calibration toggled or another score
         then costs no new figure (its axes, ticks and colour bar are most of a new figure's cost)."""
         ax = self.ax
-        counts = hist.counts() if counts is None else np.asarray(counts)
         self.mesh.remove()
-        if self.one_d:
-            c = counts.reshape(-1).astype(float)
-            self.mesh = ax.stairs(c, hist.x_edges, fill=True, color="tab:blue", alpha=0.85)
-            ax.set_ylim(0, max(float(c.max()) if c.size else 1.0, 1.0) * 1.08)
-        else:
-            vmax = max(float(np.max(counts)) if counts.size else 1.0, 1.0 + 1e-9)
-            self.mesh = ax.pcolormesh(hist.x_edges, hist.y_edges, _masked(counts), norm=LogNorm(vmin=1.0, vmax=vmax),
-                                      cmap=self.colorbar.cmap, shading="flat", rasterized=True)
+        self.mesh = _draw_counts(ax, hist, hist.counts() if counts is None else counts,
+                                 None if self.one_d else self.colorbar.cmap)
+        if not self.one_d:
             ax.set_ylim(hist.y_edges[0], hist.y_edges[-1])
             ax.set_ylabel(y_label + (" (log scale)" if hist.log_y else ""))
             self.colorbar.update_normal(self.mesh)
@@ -187,6 +181,20 @@ def title_text(n_kept: int, n_total: int, *, n_missing: int = 0, extra: str = ""
     return s
 
 
+def _draw_counts(ax, hist: PickHistogram, counts, cmap):
+    """The histogram's artist in ``ax``: a 1D histogram's steps (with the y range of its counts),
+    or a 2D histogram's mesh on a logarithmic colour scale (empty bins blank)."""
+    counts = np.asarray(counts)
+    if hist.n_y == 1:
+        c = counts.reshape(-1).astype(float)
+        mesh = ax.stairs(c, hist.x_edges, fill=True, color="tab:blue", alpha=0.85)
+        ax.set_ylim(0, max(float(c.max()) if c.size else 1.0, 1.0) * 1.08)
+        return mesh
+    vmax = max(float(np.max(counts)) if counts.size else 1.0, 1.0 + 1e-9)
+    return ax.pcolormesh(hist.x_edges, hist.y_edges, _masked(counts), norm=LogNorm(vmin=1.0, vmax=vmax), cmap=cmap,
+                         shading="flat", rasterized=True)
+
+
 def plot_pick_histogram(
     fig: Figure | None,
     hist: PickHistogram,
@@ -214,22 +222,10 @@ def plot_pick_histogram(
     one_d = hist.n_y == 1
     face = matplotlib.rcParams["axes.facecolor"]
     cb = None
+    mesh = _draw_counts(ax, hist, counts, cmap)
     if one_d:
-        c = np.asarray(counts).reshape(-1).astype(float)
-        mesh = ax.stairs(c, hist.x_edges, fill=True, color="tab:blue", alpha=0.85)
-        ax.set_ylim(0, max(float(c.max()) if c.size else 1.0, 1.0) * 1.08)
         ax.set_ylabel("picks per bin")
     else:
-        vmax = max(float(np.max(counts)) if counts.size else 1.0, 1.0 + 1e-9)
-        mesh = ax.pcolormesh(
-            hist.x_edges,
-            hist.y_edges,
-            _masked(counts),
-            norm=LogNorm(vmin=1.0, vmax=vmax),
-            cmap=cmap,
-            shading="flat",
-            rasterized=True,
-        )
         if hist.log_y:
             ax.set_yscale("log")
             _log_ticks(ax.yaxis)

@@ -786,9 +786,9 @@ class ThresholdEvaluator:
             if hi is not None:
                 now &= vals <= hi
             o_lo, o_hi = (t.y_min, t.y_max) if axis == "x" else (t.x_min, t.x_max)
-            other_all = self.y if axis == "x" else self.x
             if o_lo is not None or o_hi is not None:
-                ov = feat.other[i:j] if feat.other is not None else other_all[rows]
+                # in this feature's order once gathered (a slice), else from the whole feature
+                ov = feat.other[i:j] if feat.other is not None else (self.y if axis == "x" else self.x)[rows]
                 if o_lo is not None:
                     now &= ov >= o_lo
                 if o_hi is not None:
