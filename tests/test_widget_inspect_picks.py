@@ -397,6 +397,37 @@ def test_real_relion_autopicks_then_ctf_table(make_napari_viewer, qtbot, shared_
     assert "rlnAutopickFigureOfMerit: median =" in w.calibration.note.value
 
 
+def test_picks_without_scores_disable_the_threshold_controls(make_napari_viewer, qtbot, shared_data):
+    """RELION Class2D particles (coordinates, no pick score): the histogram says there is nothing
+    to inspect, and the controls that act on scores are disabled with a tooltip that says why (a
+    click on them did nothing). Choosing picks with a score enables them again."""
+    from napari_cryodiag.widgets.inspect_picks import InspectPicksWidget
+
+    tut = shared_data / "relion13-tutorial"
+    viewer = make_napari_viewer()
+    viewer.open(str(tut / "Class2D" / "manual_it025_data.star"), plugin="napari-cryodiag")
+    w = InspectPicksWidget(viewer)
+    h = w.thresholds
+    controls = [h.x_feature, h.y_feature, h.log_y, h.bins, h.histogram_of, h.x_range, h.y_range,
+                h.suggest_button, h.keep_all_button, h.polygon_button, h.clear_polygon_button]
+    assert w.inspection is None and w.session.pickset is not None
+    for c in controls:
+        assert not c.enabled, c
+        assert "no numeric score" in c.tooltip and "Jobs tab" in c.tooltip
+    assert h.bins.tooltip != "bins per axis; 0 = automatic"
+
+    viewer.open(str(tut / "autopick"), plugin="napari-cryodiag")
+    w.picks.value = viewer.layers[-1]
+    qtbot.waitUntil(lambda: w.inspection is not None, timeout=5000)
+    assert w.inspection.x_feature == "rlnAutopickFigureOfMerit"
+    for c in controls:
+        if c in (h.log_y, h.polygon_button, h.clear_polygon_button):  # 1D: no y axis to act on
+            assert not c.enabled
+        else:
+            assert c.enabled, c
+    assert h.bins.tooltip == "bins per axis; 0 = automatic" and h.suggest_button.tooltip is None
+
+
 def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot, tmp_path):
     """Compute scores in a worker (the set's scores replaced, values = score_micrograph on that
     micrograph), pick the shown micrograph, remove duplicates at export (planted ones go, none

@@ -135,6 +135,7 @@ class HistogramPanel:
         self._say_proposal("")
         self._syncing = True
         try:
+            self._enable_scores(s, insp)
             if s.pickset is None or insp is None:
                 self.x_feature.choices, self.y_feature.choices = [], []
                 with self.canvas.plotting() as fig:
@@ -181,6 +182,23 @@ class HistogramPanel:
         finally:
             self._syncing = False
         self._relayout()
+
+    def _enable_scores(self, s, insp) -> None:
+        """Without scores to inspect, the controls that act on them are disabled and say why (a
+        click on one would do nothing)."""
+        has = insp is not None
+        why = None
+        if not has:
+            why = (f"{s.pickset.no_scores}: compute NCC and power in the Jobs tab" if s.pickset is not None
+                   else "open picks (STAR, .cs, .cbox) or run the picker (Jobs tab)")
+        controls = (self.x_feature, self.y_feature, self.log_y, self.bins, self.histogram_of, self.x_range,
+                    self.y_range, self.suggest_button, self.keep_all_button, self.polygon_button,
+                    self.clear_polygon_button)
+        if not hasattr(self, "_tooltips"):
+            self._tooltips = {id(w): w.tooltip for w in controls}
+        for w in controls:
+            w.enabled = has
+            w.tooltip = why if why else self._tooltips[id(w)]
 
     @staticmethod
     def _feature_list(insp) -> list[str]:
