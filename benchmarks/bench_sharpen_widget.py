@@ -13,8 +13,9 @@ One step: set B (the spin box a user steps; -5 Å² each step) and wait until th
 shows the map for that B, the widget is idle and the Qt event queue is empty (the napari canvas
 and the matplotlib canvas have drawn what changed). Measured in three settings: the layer in 2D
 with the FSC view shown (the current dock computes the shown plane only), in 2D with the Guinier
-view shown (the sharpened curve follows: the whole map and its transform, in a thread), and in 3D
-with the FSC view (the whole map). Per setting: the median and the worst step, the median time
+view shown (the sharpened curve follows, in a thread: the current dock takes per-shell moments
+once, when the view is first drawn, then a series per B; the old widget the whole map and its
+transform per B), and in 3D with the FSC view (the whole map). Per setting: the median and the worst step, the median time
 until the layer showed the new B ("shown"; before the curve in the Guinier view), and the ratio
 of the current dock's median to the old one's; a fingerprint of the last sharpened map (both
 widgets must agree).

@@ -99,3 +99,60 @@ def test_curve_of_a_masked_map_is_the_shell_mean_of_its_transform(quantity):
         np.testing.assert_allclose(c.y, want, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(c.x_invA2, (np.arange(n // 2 + 1) / (n * apix)) ** 2)
         np.testing.assert_array_equal(c.counts, counts)
+
+
+def _filtered_reference(ft, n, apix, weights, bfactor, quantity):
+    """Per-shell means of |h F|^q with h = weights[shell] exp(-B s^2/4), coefficient by coefficient
+    in float64 (the definition the series must equal)."""
+    from napari_cryodiag.compute.fourier import shell_counts, shell_index, shell_sums
+
+    idx = shell_index((n, n, n))
+    kz = np.fft.fftfreq(n, apix) ** 2
+    s2 = kz[:, None, None] + kz[None, :, None] + np.fft.rfftfreq(n, apix)[None, None, :] ** 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        h = np.where(weights[idx] > 0, weights[idx] * np.exp(-bfactor * s2 / 4), 0.0)
+    p = np.abs(ft.astype(np.complex128)) * h
+    if quantity == "amplitude2":
+        p = p * p
+    return shell_sums(p, idx, n) / np.maximum(shell_counts(idx, n), 1)
+
+
+@pytest.mark.parametrize("n, apix", [(64, 1.3), (65, 1.1), (48, 0.5)])
+@pytest.mark.parametrize("quantity", ["amplitude2", "amplitude"])
+def test_filtered_guinier_is_the_curve_of_the_filtered_transform(n, apix, quantity):
+    """The sharpened curve from per-shell moments equals the curve of the filtered transform,
+    coefficient by coefficient, for sharpening and blurring B, with FSC weighting, zeroing and a
+    low-pass; on the 48³ box at 0.5 Å the larger |B| are beyond the series (the direct sum)."""
+    from napari_cryodiag.compute.maps.filtered_guinier import MAX_ARGUMENT, FilteredGuinier, series_error_bound
+    from napari_cryodiag.compute.maps.sharpen import shell_filter
+    from napari_cryodiag.simulate.half_maps import simulate_half_maps
+
+    sim = simulate_half_maps(box=n, pixel_size_A=apix, resolution_A=3.4 * apix, with_mask=False)
+    ft = rfftn((sim.half1 + sim.half2) * np.float32(0.5))
+    fsc = np.linspace(1.0, -0.1, n // 2 + 1)  # zeroed from where it falls below 1e-4
+    weights = shell_filter(n, apix, fsc, lowpass_A=4.0 * apix)
+    calls = []
+
+    def source():
+        calls.append(1)
+        return ft
+
+    fg = FilteredGuinier(source, (n, n, n), apix, quantity)
+    assert series_error_bound(MAX_ARGUMENT) < 1e-8
+    q = 2 if quantity == "amplitude2" else 1
+    beyond = 0
+    for b in (0.0, -80.0, -400.0, 150.0, -1000.0):
+        ref = _filtered_reference(ft, n, apix, weights, b, quantity)
+        got = fg.means(weights, b)
+        assert np.isfinite(got).all()
+        ok = ref > 0
+        assert ok.sum() > n // 8 and np.all(got[~ok] == 0)
+        np.testing.assert_allclose(got[ok], ref[ok], rtol=2e-6)
+        beyond += abs(q * b / 4) * (n // 2) / (n * apix) ** 2 > MAX_ARGUMENT
+        curve = fg.curve(weights, b)
+        np.testing.assert_allclose(curve.y[ok], np.log(ref[ok]), atol=2e-6)
+        assert np.isnan(curve.y[~ok]).all() and curve.quantity == quantity
+    # the transform is read once for the moments, and again only for a B beyond the series
+    assert len(calls) == 1 + 2 * beyond  # means() and curve() each
+    if (n, apix) == (48, 0.5):
+        assert beyond >= 2

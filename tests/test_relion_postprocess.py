@@ -138,6 +138,43 @@ def test_relion_guinier_procedure_with_relions_own_fsc_is_exact(natural):
 
 
 @needs_relion
+def test_sharpened_guinier_curve_is_relions(natural):
+    """With RELION's corrected curve and B-factor, the sharpened Guinier curve (FSC weighting and
+    B applied to the unmasked average's transform, from per-shell moments) is RELION's
+    rlnLogAmplitudesSharpened up to a constant (FFT normalisation); and a ValidationSession in
+    RELION's mode gives the same curve for its own filter."""
+    from napari_cryodiag.compute.maps.filtered_guinier import FilteredGuinier
+    from napari_cryodiag.compute.maps.sharpen import SharpenParams, shell_filter
+
+    h1, h2, mask, pp = natural
+    corrected = _relion_column(pp, "rlnFourierShellCorrelationCorrected")
+    relion_b = float(pp["general"]["rlnBfactorUsedForSharpening"])
+    ft = (rfftn(h1) + rfftn(h2)) * np.float32(0.5)
+    fg = FilteredGuinier(lambda: ft, h1.shape, APIX, "amplitude")
+    curve = fg.curve(shell_filter(BOX, APIX, corrected), relion_b)
+    g = pp["guinier"]
+    yr = g["rlnLogAmplitudesSharpened"].to_numpy(float)
+    ok = yr > -99
+    assert ok.sum() > 20
+    ours = curve.y[: len(yr)][ok]
+    np.testing.assert_allclose(ours - ours.mean(), yr[ok] - yr[ok].mean(), atol=2e-3)
+    # each coefficient gets its own exp(-B s^2 / 4): shifting RELION's weighted curve by the
+    # shell's -B s_i^2 / 4 misses its sharpened one by more than that tolerance
+    yw = g["rlnLogAmplitudesWeighted"].to_numpy(float)
+    x = g["rlnResolutionSquared"].to_numpy(float)
+    both = ok & (yw > -99)
+    assert np.abs(yw[both] - relion_b / 4 * x[both] - yr[both]).max() > 5e-3
+
+    s = ValidationSession(h1, h2, APIX).compute(mask=mask, **RELION_MODE)
+    m = s.sharpen(SharpenParams(bfactor_A2=relion_b), lazy=True)
+    mine = s.sharpened_guinier(m)
+    direct = FilteredGuinier(lambda: ft, h1.shape, APIX, "amplitude").curve(
+        shell_filter(BOX, APIX, s.fsc.curves["corrected"]), relion_b)
+    np.testing.assert_allclose(mine.y, direct.y, atol=1e-6, equal_nan=True)
+    assert not m.computed  # the curve needed no map
+
+
+@needs_relion
 def test_relion_mode_bfactor_and_resolution_end_to_end(pinned):
     h1, h2, mask, pp = pinned
     relion_b = float(pp["general"]["rlnBfactorUsedForSharpening"])

@@ -61,6 +61,24 @@ def _sharpening(viewer, sim, view: str | None = None):
 
 
 
+def _sharpened_curve(s, bfactor):
+    """The sharpened Guinier curve by its definition, coefficient by coefficient: the filter of
+    ``bfactor`` (FSC weighting with the corrected curve, zeroing) applied to the transform of the
+    half-map average under the corrected curve's mask."""
+    from napari_cryodiag.compute.fourier import rfftn, shell_index
+    from napari_cryodiag.compute.maps.guinier import guinier_curve
+    from napari_cryodiag.compute.maps.sharpen import shell_filter
+
+    hm = s.halfmaps
+    n, apix = hm.n, hm.pixel_size_A
+    ft = rfftn(hm.average() * s.fsc.masks[s.fsc.corrected_mask])
+    idx = shell_index(hm.shape)
+    kz = np.fft.fftfreq(n, apix) ** 2
+    s2 = kz[:, None, None] + kz[None, :, None] + np.fft.rfftfreq(n, apix)[None, None, :] ** 2
+    h = shell_filter(n, apix, s.fsc.curves["corrected"])[idx] * np.exp(-bfactor * s2 / 4)
+    return guinier_curve(ft * h, hm.shape, apix, s.guinier_curve.quantity)
+
+
 def test_widget_end_to_end(make_napari_viewer, qtbot, sim, tmp_path):
     from napari_cryodiag.workflows.maps import MapValidation, MapValidationOptions, load_half_maps
 
@@ -292,9 +310,8 @@ def test_what_if_steps_show_that_bs_map_and_curve_and_redraw_the_figure_once_b_r
                                                                                       sim, monkeypatch):
     """B stepped quickly with the Guinier view shown (a user holding the spin box's arrow): the
     sharpened layer ends with compute.maps.sharpen's map for the last B, the blitted curve is that
-    map's curve under the corrected mask, and the whole figure is drawn once B rests, not between
-    the steps."""
-    from napari_cryodiag.compute.maps.guinier import guinier_curve_of_map
+    B's filter on the masked average's transform, and the whole figure is drawn once B rests, not
+    between the steps."""
     from napari_cryodiag.compute.maps.sharpen import sharpen_map
     from napari_cryodiag.widgets.map_validation.plots_panel import SETTLE_MS
 
@@ -302,7 +319,7 @@ def test_what_if_steps_show_that_bs_map_and_curve_and_redraw_the_figure_once_b_r
     w, layer = _sharpening(viewer, sim, "Guinier")
     qtbot.wait(SETTLE_MS + 100)
     validation = w.sharpen.session.validation
-    curve_of = validation.sharpened_curve_of  # the thread's work: the whole map and its curve
+    curve_of = validation.sharpened_curve_of  # the thread's work: the curve
 
     def slow_curve_of(sharpened_map):  # a step longer than the settle delay (a big map on a busy machine)
         import time
@@ -323,8 +340,7 @@ def test_what_if_steps_show_that_bs_map_and_curve_and_redraw_the_figure_once_b_r
     hm = s.halfmaps
     ref = sharpen_map(hm.average(), hm.pixel_size_A, -70.0, s.fsc.curves["corrected"])
     np.testing.assert_allclose(layer.data, ref, atol=1e-5 * np.abs(ref).max())
-    curve = guinier_curve_of_map(np.asarray(layer.data), hm.pixel_size_A, s.guinier_curve.quantity,
-                                 mask=s.fsc.masks[s.fsc.corrected_mask])
+    curve = _sharpened_curve(s, -70.0)
     ok = np.isfinite(curve.y) & (np.asarray(curve.x_invA2) > 0)
     np.testing.assert_allclose(w.plots._sharp_line.get_ydata(), np.asarray(curve.y)[ok], rtol=1e-5, atol=1e-5)
     qtbot.waitUntil(lambda: len(full_draws) >= 1, timeout=SETTLE_MS + 3000)  # B rests: the whole figure
@@ -415,7 +431,6 @@ def test_a_b_set_while_the_curve_is_computed_shows_its_plane_at_once(make_napari
     """Guinier view, layer in 2D, the thread slow (a big map): a second B set while the first B's
     curve is computed is shown at once (its plane), the first B's curve does not bring the first B
     back, and once done the layer, the curve and the session are the second B's."""
-    from napari_cryodiag.compute.maps.guinier import guinier_curve_of_map
     from napari_cryodiag.compute.maps.sharpen import sharpen_map
 
     viewer = make_napari_viewer(show=True)
@@ -445,6 +460,6 @@ def test_a_b_set_while_the_curve_is_computed_shows_its_plane_at_once(make_napari
     assert w.sharpen.shown_bfactor_A2 == -75.0 and s.sharpen_used.bfactor_A2 == -75.0
     np.testing.assert_allclose(_shown_plane(layer, viewer), ref[30], atol=1e-5 * np.abs(ref).max())
     np.testing.assert_allclose(np.asarray(layer.data), ref, atol=1e-5 * np.abs(ref).max())
-    curve = guinier_curve_of_map(ref, hm.pixel_size_A, s.guinier_curve.quantity, mask=s.fsc.masks[s.fsc.corrected_mask])
+    curve = _sharpened_curve(s, -75.0)
     ok = np.isfinite(curve.y) & (np.asarray(curve.x_invA2) > 0)
     np.testing.assert_allclose(w.plots._sharp_line.get_ydata(), np.asarray(curve.y)[ok], rtol=1e-4, atol=1e-4)

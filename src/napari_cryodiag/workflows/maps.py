@@ -219,8 +219,8 @@ class MapValidation:
     """One pair of half maps through the validation (see the module doc).
 
     ``session`` is the compute session (FSC family, flags, Guinier fit, sharpening);
-    ``sharpened_curve`` the Guinier curve of the last sharpened map (under the corrected mask),
-    computed when first asked for (a "what-if" change of B re-filters the map only).
+    ``sharpened_curve`` the Guinier curve of the last sharpened map's filter applied to the plotted
+    curve's map, computed when first asked for (a "what-if" change of B re-filters the map only).
     """
 
     def __init__(self, inputs: MapInputs, *, lean: bool = False, keep_masks=None):
@@ -275,7 +275,7 @@ class MapValidation:
 
     @property
     def sharpened_curve(self):
-        """Guinier curve of the last sharpened map under the corrected curve's mask (None before
+        """Guinier curve of the plotted curve's map under the last sharpening filter (None before
         any sharpening); computed once per sharpened map."""
         s = self.session
         if s.sharpened_map is None or s.fsc is None:
@@ -283,17 +283,14 @@ class MapValidation:
         return self.sharpened_curve_of(s.sharpened_map)
 
     def sharpened_curve_of(self, sharpened_map):
-        """Guinier curve of ``sharpened_map`` (a :class:`SharpenedMap` of this session, whole map
-        computed if it was not) under the corrected curve's mask; the last one is kept. Reads
-        nothing the session changes at a new B, so a worker can compute it while the next B is shown."""
+        """Guinier curve of the plotted curve's map under ``sharpened_map``'s filter (a
+        :class:`SharpenedMap` of this session; :meth:`ValidationSession.sharpened_guinier`: no map
+        and no FFT per B); the last one is kept. Reads nothing the session changes at a new B, so
+        a worker can compute it while the next B is shown."""
         hit = self._curve
         if hit is not None and hit[0] is sharpened_map:
             return hit[1]
-        s = self.session
-        m = s.fsc.masks[s.fsc.corrected_mask]
-        hm = s.halfmaps
-        curve = guinier_curve_of_map(sharpened_map.full(), hm.pixel_size_A, s.guinier_curve.quantity, mask=m,
-                                     index=hm.index, counts=hm.counts)
+        curve = self.session.sharpened_guinier(sharpened_map)
         self._curve = (sharpened_map, curve)
         return curve
 

@@ -3,6 +3,7 @@ and corrected curves) and resolutions, what the curve's shape says, Guinier plot
 sharpening, and slices / projections / Fourier slices of a volume."""
 
 from .diagnosis import DiagnosisParams, Flag, diagnose
+from .filtered_guinier import FilteredGuinier
 from .fsc import FSCResult, HalfMaps, Resolution, check_half_maps, corrected_fsc, fsc, fsc_family, iter_fsc_family, resolution_at
 from .guinier import GuinierCurve, GuinierFit, fit_guinier, guinier_curve, guinier_window
 from .masks import MaskParams, auto_masks, check_user_mask, spherical_mask
@@ -12,6 +13,7 @@ from .views import all_views, central_slices, fourier_slices, projections
 
 __all__ = [
     "DiagnosisParams", "Flag", "diagnose",
+    "FilteredGuinier",
     "FSCResult", "HalfMaps", "Resolution", "check_half_maps", "corrected_fsc", "fsc", "fsc_family",
     "iter_fsc_family", "resolution_at",
     "GuinierCurve", "GuinierFit", "fit_guinier", "guinier_curve", "guinier_window",

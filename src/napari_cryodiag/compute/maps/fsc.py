@@ -33,6 +33,7 @@ from ..arrays import arrays_equal, count_nonfinite
 from ..fourier import (
     foldable,
     folded_shell_sums,
+    irfftn,
     irfftn_inplace,
     n_shells,
     padded_real,
@@ -394,16 +395,25 @@ class HalfMaps:
         hit = self._average_means.get(id(mask))
         if hit is not None and hit[0] is mask:
             return hit[1]
-        h1, h2 = self._real()
         # during the family's run in a work array (no new array), else in a new one
-        g = self._g[0] if self._g is not None else np.empty(self.index.shape, np.complex64)
-        buf = padded_real(g, self.shape)
-        np.add(h1, h2, out=buf)
-        buf *= np.float32(0.5)
-        buf *= mask
-        means = shell_means(rfftn_inplace(g, self.shape), self.index, self.n, counts=self.counts)
+        ft = self.masked_average_transform(mask, out=self._g[0] if self._g is not None else None)
+        means = shell_means(ft, self.index, self.n, counts=self.counts)
         self._average_means[id(mask)] = (mask, means)
         return means
+
+    def masked_average_transform(self, mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The r2c transform of the half-map average times ``mask`` (written into ``out``, a
+        complex64 array of the r2c shape, when given). After :meth:`release_real` the average
+        comes from the transforms (one inverse FFT)."""
+        g = np.empty(self.index.shape, np.complex64) if out is None else out
+        buf = padded_real(g, self.shape)
+        if self.half1 is not None:
+            np.add(self.half1, self.half2, out=buf)
+            buf *= np.float32(0.5)
+        else:
+            buf[...] = irfftn(self.average_ft(), self.shape, overwrite=True)
+        buf *= mask
+        return rfftn_inplace(g, self.shape)
 
     def masked_fsc_and_spectra(self, mask: np.ndarray, *, average_means: bool = False):
         """FSC and :func:`shell_spectra` of the half maps times ``mask`` (not cached).

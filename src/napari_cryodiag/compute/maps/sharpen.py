@@ -38,6 +38,7 @@ from ..fourier import FFT_WORKERS, irfftn, rfftn
 from ..progress import run_steps
 from .fsc import FSCResult, HalfMaps, iter_fsc_family
 from .diagnosis import DiagnosisParams, diagnose
+from .filtered_guinier import FilteredGuinier
 from .guinier import GuinierFit, fit_guinier, fsc_weighted_curve, guinier_curve_from_means, guinier_window
 from .masks import MaskParams, cosine_edge
 
@@ -420,6 +421,8 @@ class ValidationSession:
         self._sharpener: Sharpener | None = None
         #: the last sharpened map (:class:`SharpenedMap`: computed when asked for), or None
         self.sharpened_map: SharpenedMap | None = None
+        self._filtered = None  #: (key, FilteredGuinier) of the sharpened Guinier curves
+        self._filtered_lock = threading.Lock()
         self.recomputed: list[str] = []  #: what the last call recomputed (for the widget and tests)
 
     def masks_for(self, params: MaskParams):
@@ -527,6 +530,38 @@ class ValidationSession:
         m = self.fsc.masks[self.fsc.corrected_mask]
         return guinier_curve_from_means(hm.masked_average_means(m)[quantity], hm.n, hm.pixel_size_A, quantity,
                                         hm.counts)
+
+    def sharpened_guinier(self, sharpened_map: "SharpenedMap"):
+        """The Guinier curve that the plotted one becomes under ``sharpened_map``'s filter (its B,
+        FSC weighting and low-pass applied to each coefficient of the plotted curve's transform, as
+        ``relion_postprocess`` draws its sharpened curve): of the masked average under the
+        corrected curve's mask, or of the unmasked average with the "relion" window rule.
+
+        The first call takes a few per-shell sums of that transform (:class:`FilteredGuinier`,
+        kept for this FSC, window rule and quantity); each B after costs microseconds, with no
+        map and no FFT. Reads nothing a new B changes: a worker thread may call it while the
+        next B is shown."""
+        hm = self.halfmaps
+        quantity = self.guinier_curve.quantity
+        key = (self._guinier_key, self.guinier_rule, quantity)
+        with self._filtered_lock:
+            hit = self._filtered
+            if hit is None or hit[0] != key:
+                if self.guinier_rule == "relion":
+                    sharpener = self._sharpener
+
+                    def source():
+                        return sharpener.ft if sharpener is not None else hm.average_ft()
+                else:
+                    mask = self.fsc.masks[self.fsc.corrected_mask]
+
+                    def source():
+                        return hm.masked_average_transform(mask)
+                hit = (key, FilteredGuinier(source, hm.shape, hm.pixel_size_A, quantity, index=hm.index,
+                                            counts=hm.counts))
+                self._filtered = hit
+        m = sharpened_map
+        return hit[1].curve(m.sharpener.shell_weights(m.fsc, **m.filter_kwargs), m.bfactor_A2)
 
     @property
     def sharpened(self) -> np.ndarray | None:

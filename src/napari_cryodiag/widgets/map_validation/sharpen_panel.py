@@ -10,11 +10,12 @@ array-like (:class:`~napari_cryodiag.compute.maps.sharpen.SharpenedMap`) that na
 2D a new B costs the plane napari asks for (a matrix-vector product over the cached transform and
 one 2D inverse FFT, on the GUI thread: a few ms at 256³); scrolling computes the next plane. The
 whole map (one inverse FFT) is computed only when something needs it: the 3D display, File >
-Save / ``layer.save``, ``np.asarray(layer.data)``, the Guinier plot's sharpened curve (in a
-thread, after the plane is shown), the slice views of the sharpened map, the exports. With the
-layer in 3D a new B computes the whole map in a thread. Changes that come while a thread runs are
-merged (the latest wins; in 2D its plane is shown at once), and the Guinier curve of the sharpened
-map is computed only while the Guinier plot is shown. :meth:`SharpenPanel.sharpen_now` computes
+Save / ``layer.save``, ``np.asarray(layer.data)``, the slice views of the sharpened map, the
+exports. With the layer in 3D a new B computes the whole map in a thread. The Guinier plot's
+sharpened curve needs no map: the filter applied to the plotted curve's transform, from per-shell
+sums taken once (:meth:`ValidationSession.sharpened_guinier`, well under a millisecond per B); it is
+computed in the same thread, only while the Guinier plot is shown. Changes that come while a
+thread runs are merged (the latest wins; in 2D its plane is shown at once). :meth:`SharpenPanel.sharpen_now` computes
 the whole map synchronously (scripts and buttons).
 """
 
