@@ -306,6 +306,37 @@ def test_postprocess_star_from_the_open_tables(make_napari_viewer, qtbot, shared
     assert w2.files.postprocess.value.path == str(path) and w2.plots.view.value == "postprocess FSC"
 
 
+def test_the_first_b_step_prepares_the_guinier_view_in_the_thread(make_napari_viewer, qtbot, sim, monkeypatch):
+    """Sharpening with the FSC view shown makes the sharpened curves' moments once, in the
+    sharpening thread; the Guinier view, shown afterwards, draws the sharpened curve without
+    making them again (on the GUI thread), and the curve is the definition's."""
+    import threading
+
+    from napari_cryodiag.compute.maps import sharpen as sharpen_module
+
+    made = []
+    real = sharpen_module.FilteredGuinier
+
+    def counted(*a, **k):
+        made.append(threading.current_thread() is threading.main_thread())
+        return real(*a, **k)
+
+    monkeypatch.setattr(sharpen_module, "FilteredGuinier", counted)
+    viewer = make_napari_viewer(show=True)
+    w, layer = _sharpening(viewer, sim, "FSC")
+    w.sharpen.form.bfactor_A2.value = -40.0
+    w.sharpen.wait()
+    s = w.session
+    assert s.filtered_guinier_ready and w.sharpen.shown_bfactor_A2 == -40.0
+    assert made == [False]  # once, not on the GUI thread
+    w.plots.view.value = "Guinier"
+    qtbot.wait(20)
+    assert made == [False]
+    curve = _sharpened_curve(s, -40.0)
+    ok = np.isfinite(curve.y) & (np.asarray(curve.x_invA2) > 0)
+    np.testing.assert_allclose(w.plots._sharp_line.get_ydata(), np.asarray(curve.y)[ok], rtol=1e-4, atol=1e-4)
+
+
 def test_what_if_steps_show_that_bs_map_and_curve_and_redraw_the_figure_once_b_rests(make_napari_viewer, qtbot,
                                                                                       sim, monkeypatch):
     """B stepped quickly with the Guinier view shown (a user holding the spin box's arrow): the

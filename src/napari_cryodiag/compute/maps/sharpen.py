@@ -537,13 +537,26 @@ class ValidationSession:
         ``relion_postprocess`` draws its sharpened curve): of the masked average under the
         corrected curve's mask, or of the unmasked average with the "relion" window rule.
 
-        The first call takes a few per-shell sums of that transform (:class:`FilteredGuinier`,
-        kept for this FSC, window rule and quantity); each B after costs microseconds, with no
-        map and no FFT. Reads nothing a new B changes: a worker thread may call it while the
-        next B is shown."""
+        Microseconds per B once :meth:`filtered_guinier` exists (no map and no FFT). Reads nothing
+        a new B changes: a worker thread may call it while the next B is shown."""
+        m = sharpened_map
+        return self.filtered_guinier().curve(m.sharpener.shell_weights(m.fsc, **m.filter_kwargs), m.bfactor_A2)
+
+    def _filtered_key(self):
+        return (self._guinier_key, self.guinier_rule, self.guinier_curve.quantity)
+
+    @property
+    def filtered_guinier_ready(self) -> bool:
+        """:meth:`filtered_guinier` is made for the current FSC, window rule and quantity."""
+        hit = self._filtered
+        return hit is not None and hit[0] == self._filtered_key()
+
+    def filtered_guinier(self) -> FilteredGuinier:
+        """The :class:`FilteredGuinier` of the plotted curve's transform (per-shell moments: one
+        FFT and one pass over it, 0.4 s at 256³), made on first use and kept for this FSC, window
+        rule and quantity (thread-safe: a worker may make it)."""
         hm = self.halfmaps
-        quantity = self.guinier_curve.quantity
-        key = (self._guinier_key, self.guinier_rule, quantity)
+        key = self._filtered_key()
         with self._filtered_lock:
             hit = self._filtered
             if hit is None or hit[0] != key:
@@ -557,11 +570,10 @@ class ValidationSession:
 
                     def source():
                         return hm.masked_average_transform(mask)
-                hit = (key, FilteredGuinier(source, hm.shape, hm.pixel_size_A, quantity, index=hm.index,
+                hit = (key, FilteredGuinier(source, hm.shape, hm.pixel_size_A, key[2], index=hm.index,
                                             counts=hm.counts))
                 self._filtered = hit
-        m = sharpened_map
-        return hit[1].curve(m.sharpener.shell_weights(m.fsc, **m.filter_kwargs), m.bfactor_A2)
+        return hit[1]
 
     @property
     def sharpened(self) -> np.ndarray | None:

@@ -212,9 +212,12 @@ class SharpenPanel:
                 return
         need_curve = self.plots.needs_sharpened_curve
         need_full = self.plots.needs_sharpened_map or (self._layer_alive() is not None and not self._shows_planes())
+        # the sharpened curves' moments, made once in the thread: the Guinier view, when shown,
+        # draws its curve at once instead of making them on the GUI thread
+        prepare = not v.session.filtered_guinier_ready
         if not need_full and not shown:
             self._show(m)
-        if not (need_full or need_curve):
+        if not (need_full or need_curve or prepare):
             return
 
         def job():
@@ -222,6 +225,8 @@ class SharpenPanel:
             if need_full:
                 m.full()
                 yield m
+            if prepare and not need_curve:
+                v.session.filtered_guinier()
             return m, (v.sharpened_curve_of(m) if need_curve else None)
 
         w = thread_worker(job, start_thread=False, ignore_errors=True)()
