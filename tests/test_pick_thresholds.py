@@ -262,6 +262,39 @@ def test_threshold_set_on_one_micrograph_transfers_to_another_defocus_after_cali
     assert _balanced(cal) > _balanced(raw) + 0.1, (raw, cal)
 
 
+def test_calibration_fits_are_kept_when_views_are_too_large_to_keep(monkeypatch):
+    """Above the size whose views are kept (1e7 picks), calibration off and on again does not fit
+    the lines again (2.6 s at 1e7): the same calibrated values from the kept fit; new rows fit
+    again; a missing defocus keeps its message."""
+    from napari_cryodiag.compute.picks import calibration, thresholds
+    from napari_cryodiag.compute.picks.thresholds import PickInspection
+
+    monkeypatch.setattr(thresholds, "_MAX_CACHED_VIEW_ROWS", 0)  # no view is kept, as at 1e7
+    fits = []
+    real = calibration.fit_calibration
+    monkeypatch.setattr(calibration, "fit_calibration", lambda *a, **k: fits.append(a[1]) or real(*a, **k))
+    tab = score_table(n_mics=10, seed=3)
+    insp = PickInspection(tab)
+    insp.configure(calibrate_x=True, calibrate_y=True)
+    first = insp.x.copy(), insp.y.copy()
+    assert fits == ["ncc", "power"]
+    insp.configure(calibrate_x=False, calibrate_y=False)
+    np.testing.assert_array_equal(insp.x, tab["ncc"].to_numpy(float))
+    insp.configure(calibrate_x=True, calibrate_y=True)
+    assert fits == ["ncc", "power"]  # taken back, not fitted again
+    np.testing.assert_array_equal(insp.x, first[0])
+    np.testing.assert_array_equal(insp.y, first[1])
+    assert insp.x_units == insp.y_units == "calibrated (ratio)" and set(insp.calibrations) == {"x", "y"}
+    insp.rows_changed()  # e.g. picks rescored: the fits are of other rows now
+    insp.configure(calibrate_x=False)
+    insp.configure(calibrate_x=True)
+    assert len(fits) == 4 and sorted(fits[2:]) == ["ncc", "power"]
+    nodf = PickInspection(tab.drop(columns=["defocus_A"]), calibrate_x=True)
+    nodf.configure(calibrate_x=False)
+    nodf.configure(calibrate_x=True)
+    assert nodf.x_units == "raw" and "no defocus" in nodf.calibration_errors["x"]
+
+
 def test_pick_inspection_state_units_features_and_missing_defocus():
     from napari_cryodiag.compute.picks.thresholds import PickInspection, default_features, numeric_features
 

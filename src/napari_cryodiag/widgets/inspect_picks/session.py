@@ -48,6 +48,7 @@ class PickSession:
         self.exposures_source = ""  #: the open micrograph table the pick set's micrographs are curated with
         self.calibration = CalibrationOptions()
         self.bins = 0  #: 0 = automatic
+        self._own_pixel_size = None  #: (table key, the picks' own pixel size)
         self.notes: list[str] = []
 
     # ------------------------------------------------------------------ layer
@@ -315,9 +316,23 @@ class PickSession:
             if isinstance(optics, pd.DataFrame) and "rlnMicrographPixelSize" in optics.columns:
                 cands.append(float(optics["rlnMicrographPixelSize"].median()))
         cands.append(entered)
+        own = self._table_pixel_size()
+        return own if own is not None else pixel_size_of(pd.DataFrame(), *cands)
+
+    def _table_pixel_size(self) -> float | None:
+        """The picks' own pixel size (their ``pixel_size_A`` median), kept per table: the Export
+        tab asks at every view change, and at 1e7 picks the median costs ~0.2 s."""
+        from ...workflows.picks import pixel_size_of
+
         if self.pickset is None:
-            return pixel_size_of(pd.DataFrame(), *cands)
-        return pixel_size_of(self.pickset.table, *cands)
+            return None
+        t = self.pickset.table
+        key = (id(t), len(t), self.pickset.version)
+        hit = self._own_pixel_size
+        if hit is None or hit[0] != key:
+            hit = (key, pixel_size_of(t))
+            self._own_pixel_size = hit
+        return hit[1]
 
     def micrograph_shape(self) -> tuple[int, int] | None:
         """(ny, nx) of the micrographs when anything gives it (open micrographs, the picks)."""
