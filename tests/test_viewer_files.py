@@ -204,3 +204,28 @@ def test_micrographs_shown_low_passed_toggle_and_cache(make_napari_viewer, tmp_p
     np.asarray(layer.data[2])
     np.asarray(layer.data[2])
     assert cache.misses == misses + 1
+
+
+def test_the_stacked_axis_slider_says_what_it_moves_through(make_napari_viewer, shared_data, qtbot):
+    """One slider moves every 3D layer (napari aligns layers on their last axes): it is named for
+    all the plugin's layers on it, as they come and go; real RELION Class2D files (class averages
+    and particles with coordinates) give "class / micrograph"."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cryodiag", "micrographs")
+    assert viewer.dims.axis_labels[-3] == "micrograph"
+    viewer.open_sample("napari-cryodiag", "half_maps")  # maps: their z planes are on it too
+    assert viewer.dims.axis_labels[-3] == "micrograph / z"
+    for layer in [ly for ly in viewer.layers if ly.metadata.get("cryodiag", {}).get("kind")
+                  in ("micrographs", "picks", "placeholder")]:
+        viewer.layers.remove(layer)
+    assert viewer.dims.axis_labels[-3] == "z"
+    viewer.layers.clear()
+    viewer.open_sample("napari-cryodiag", "class_averages")
+    assert viewer.dims.axis_labels[-3] == "class"
+
+    other = make_napari_viewer()
+    d = shared_data / "relion13-tutorial" / "Class2D"
+    other.open([str(d / "manual_it025_classes.mrcs"), str(d / "manual_it025_data.star")], plugin="napari-cryodiag")
+    assert other.dims.axis_labels[-3] == "class / micrograph"
+    other.layers.remove("manual_it025_classes.mrcs")
+    assert other.dims.axis_labels[-3] == "micrograph"

@@ -45,6 +45,7 @@ from ..compute.picks.pickset import PickSet
 from ..io.picks import group_rows, match_to_micrographs
 from ._layers import is_micrographs, is_picks, meta, micrograph_refs, text_overlay
 from .layer_data import BORDER_WIDTH, picks_layer_data, placeholder_layer_data
+from .stack_axis import update_stack_axis_label
 
 __all__ = ["PicksController", "PointStyle", "get_picks_controller", "link_viewer", "is_picks_layer",
            "KEPT_COLOR", "REJECTED_COLOR", "pickset_of"]
@@ -620,6 +621,11 @@ def link_viewer(viewer) -> None:
         _LINKED_VIEWERS.add(viewer)
         viewer.layers.events.inserted.connect(lambda event: _on_inserted(viewer, event.value))
         viewer.layers.events.removed.connect(lambda event: _on_removed(event.value))
+        # after napari's own handlers (connected when the viewer was made): the stacked axis's
+        # slider says what it moves through
+        viewer.layers.events.inserted.connect(lambda event: update_stack_axis_label(viewer))
+        viewer.layers.events.removed.connect(lambda event: update_stack_axis_label(viewer))
+    update_stack_axis_label(viewer)
     for layer in list(viewer.layers):
         if is_picks(layer):
             _wire(viewer, layer)
