@@ -20,5 +20,16 @@ def test_blocked_fits_equal_scipy(method, monkeypatch):
     want = stats.theilslopes(y, x) if method == "theil-sen" else stats.siegelslopes(y, x)
     monkeypatch.setattr(calibration, "PAIRWISE_MAX_POINTS", 100)  # force the blocked path
     monkeypatch.setattr(calibration, "_BLOCK_PAIRS", 5000)  # many small blocks
+    blocks = []
+    real = calibration._pair_slopes
+
+    def counted(*a, **k):
+        for b in real(*a, **k):
+            blocks.append(len(b))
+            yield b
+
+    monkeypatch.setattr(calibration, "_pair_slopes", counted)
     slope, intercept = calibration.robust_line(x, y, method)
+    if method == "theil-sen":
+        assert len(blocks) > 100  # the blocked path ran, in blocks of about 5,000 pairs
     assert slope == pytest.approx(want[0], rel=1e-12) and intercept == pytest.approx(want[1], rel=1e-12)

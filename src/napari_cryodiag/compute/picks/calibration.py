@@ -90,9 +90,10 @@ PAIRWISE_MAX_POINTS = 1500
 _BLOCK_PAIRS = 4_000_000
 
 
-def _pair_slopes(x, y, block_pairs: int = _BLOCK_PAIRS):
+def _pair_slopes(x, y, block_pairs: int | None = None):
     """The slopes of every pair of points with different x (as scipy's theilslopes takes them),
-    yielded in blocks of about ``block_pairs``."""
+    yielded in blocks of about ``block_pairs`` (default :data:`_BLOCK_PAIRS`, read when called)."""
+    block_pairs = _BLOCK_PAIRS if block_pairs is None else int(block_pairs)
     order = np.argsort(x, kind="stable")
     xs, ys = x[order], y[order]
     n = len(xs)
@@ -132,9 +133,10 @@ def _theil_sen_slope(x, y) -> float:
     raise AssertionError("unreachable: the last bracket holds every slope")  # pragma: no cover
 
 
-def _siegel_slope(x, y, block_pairs: int = _BLOCK_PAIRS) -> float:
+def _siegel_slope(x, y, block_pairs: int | None = None) -> float:
     """Repeated medians (scipy's siegelslopes): the median over points of the median slope to
     every other point (pairs at the same x left out), one block of points at a time."""
+    block_pairs = _BLOCK_PAIRS if block_pairs is None else int(block_pairs)
     n = len(x)
     rows = max(1, block_pairs // n)
     med = np.empty(n)
