@@ -48,7 +48,7 @@ class PickSession:
         self.exposures_source = ""  #: the open micrograph table the pick set's micrographs are curated with
         self.calibration = CalibrationOptions()
         self.bins = 0  #: 0 = automatic
-        self._own_pixel_size = None  #: (table key, the picks' own pixel size)
+        self._own_pixel_size = None  #: (pick set, table, (rows, version), the picks' own pixel size)
         self.notes: list[str] = []
 
     # ------------------------------------------------------------------ layer
@@ -326,13 +326,12 @@ class PickSession:
 
         if self.pickset is None:
             return None
-        t = self.pickset.table
-        key = (id(t), len(t), self.pickset.version)
+        ps, t = self.pickset, self.pickset.table
         hit = self._own_pixel_size
-        if hit is None or hit[0] != key:
-            hit = (key, pixel_size_of(t))
+        if hit is None or hit[0] is not ps or hit[1] is not t or hit[2] != (len(t), ps.version):
+            hit = (ps, t, (len(t), ps.version), pixel_size_of(t))
             self._own_pixel_size = hit
-        return hit[1]
+        return hit[3]
 
     def micrograph_shape(self) -> tuple[int, int] | None:
         """(ny, nx) of the micrographs when anything gives it (open micrographs, the picks)."""
