@@ -221,7 +221,7 @@ def test_the_stacked_axis_slider_says_what_it_moves_through(make_napari_viewer, 
     assert viewer.dims.axis_labels[-3] == "z"
     viewer.layers.clear()
     viewer.open_sample("napari-cryodiag", "class_averages")
-    assert viewer.dims.axis_labels[-3] == "class"
+    assert tuple(viewer.dims.axis_labels[-3:]) == ("class", "y", "x")
 
     other = make_napari_viewer()
     d = shared_data / "relion13-tutorial" / "Class2D"

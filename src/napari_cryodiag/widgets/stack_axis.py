@@ -4,8 +4,8 @@ napari aligns layers on their last axes, so every 3D layer shares the third-from
 slider moves through all of them: the micrographs (and their picks), the z planes of a map, the
 classes of a class-average stack. The slider says what it moves through, from the layers the
 plugin made: ``"micrograph"`` alone, ``"micrograph / z"`` when a map is open too, ``"class"`` for
-class averages alone (``"image"`` for a stack of particle images). Layers the plugin did not make
-leave napari's own label.
+class averages alone (``"image"`` for a stack of particle images); the image axes are "y" and "x"
+when no layer names them. Layers the plugin did not make leave napari's own label.
 
 :func:`update_stack_axis_label` is connected to the layer list by
 :func:`~napari_cryodiag.widgets.picks_layer.link_viewer` (readers, sample data and docks call it).
@@ -49,6 +49,9 @@ def update_stack_axis_label(viewer) -> None:
         return
     label = " / ".join(names)
     labels = list(dims.axis_labels)
-    if labels[dims.ndim - 3] != label:
-        labels[dims.ndim - 3] = label
-        dims.axis_labels = tuple(labels)
+    new = list(labels)
+    new[dims.ndim - 3] = label
+    if new[-2:] == ["-2", "-1"]:  # napari's defaults when no layer names its axes (class averages alone)
+        new[-2:] = ["y", "x"]
+    if new != labels:
+        dims.axis_labels = tuple(new)
