@@ -114,6 +114,9 @@ class After(Before):
 
     def calibrate(self, on):
         self.w.calibration.form.calibrate_x.value = on
+        cal = self.w.calibration
+        if getattr(cal, "fitting", False):  # large tables: the lines are fitted in a thread
+            cal.wait()
 
 
 def measure(n: int, repeats: int) -> dict:

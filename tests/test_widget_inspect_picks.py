@@ -523,3 +523,40 @@ def test_jobs_scores_picker_and_duplicates(make_napari_viewer, qtbot, tmp_path):
     assert "cancelled" in w.status.value
     assert len(viewer.layers) == n_layers
     np.testing.assert_array_equal(w.inspection.table["ncc"].to_numpy(), before)
+
+
+def test_calibration_of_a_large_table_is_fitted_off_the_gui_thread(setup, qtbot, monkeypatch):
+    """Above BACKGROUND_FIT_ROWS picks (1e7 in use; a few hundred here) ticking a calibration fits
+    its line in a worker thread, with the form disabled and a note saying so; the view is then
+    calibrated exactly as it is synchronously, and turning it off and on again fits nothing new."""
+    import threading
+
+    from napari_cryodiag.compute.picks import calibration
+    from napari_cryodiag.widgets.inspect_picks import calibration_panel
+
+    viewer, w, layer, ctrl, table = setup
+    fits = []
+    real = calibration.fit_calibration
+
+    def slow_fit(*a, **k):
+        import time
+
+        fits.append(threading.current_thread() is threading.main_thread())
+        time.sleep(0.3)
+        return real(*a, **k)
+
+    monkeypatch.setattr(calibration, "fit_calibration", slow_fit)
+    monkeypatch.setattr(calibration_panel, "BACKGROUND_FIT_ROWS", 10)
+    cal = w.calibration
+    cal.form.calibrate_x.value = True
+    assert cal.fitting and not cal.form.enabled and "fitting ncc" in cal.note.value
+    assert w.inspection.x_units == "raw"  # not yet: the GUI thread is free meanwhile
+    cal.wait()
+    assert not cal.fitting and cal.form.enabled and fits == [False]
+    assert w.inspection.x_units == "calibrated (ratio)"
+    ref = real(w.inspection.table, "ncc").apply(w.inspection.table, "ncc").to_numpy(float)
+    np.testing.assert_allclose(w.inspection.x, ref, equal_nan=True)
+    cal.form.calibrate_x.value = False
+    assert w.inspection.x_units == "raw"
+    cal.form.calibrate_x.value = True  # the kept fit: at once, no thread
+    assert not cal.fitting and w.inspection.x_units == "calibrated (ratio)" and fits == [False]

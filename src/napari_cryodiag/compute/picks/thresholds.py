@@ -1074,24 +1074,44 @@ class PickInspection:
         # updated in place (update_rows)
         return np.require(vals.to_numpy(dtype=np.float64), requirements="W"), f"calibrated ({self.mode})"
 
-    def _fit(self, name: str):
-        """The calibration of score ``name`` with the view's settings, or why there is none (the
-        error's message): fitted once per table, rows version, defocus and settings."""
+    def _fit_key(self, name: str, mode=None, method=None, scale=None) -> tuple:
+        return (name, mode or self.mode, method or self.method, scale or self.scale, id(self.table),
+                len(self.table), self._rows_version, None if self.defocus is None else id(self.defocus))
+
+    def _fit(self, name: str, mode=None, method=None, scale=None):
+        """The calibration of score ``name`` with the view's settings (or those given), or why
+        there is none (the error's message): fitted once per table, rows version, defocus and
+        settings."""
         from .calibration import fit_calibration
 
-        key = (name, self.mode, self.method, self.scale, id(self.table), len(self.table), self._rows_version,
-               None if self.defocus is None else id(self.defocus))
+        key = self._fit_key(name, mode, method, scale)
         hit = self._fits.get(key)
         if hit is None:
             try:
-                hit = fit_calibration(self.table, name, mode=self.mode, method=self.method, scale=self.scale,
+                hit = fit_calibration(self.table, name, mode=key[1], method=key[2], scale=key[3],
                                       defocus=self.defocus)
             except CryodiagInputError as err:
                 hit = str(err)
             self._fits[key] = hit
             while len(self._fits) > _MAX_CACHED_FITS:
-                self._fits.pop(next(iter(self._fits)))
+                self._fits.pop(next(iter(self._fits)), None)
         return hit
+
+    def unfitted(self, *, calibrate_x: bool, calibrate_y: bool, mode=None, method=None, scale=None) -> list[str]:
+        """The scores that :meth:`configure` with these settings would fit (their fits not kept)."""
+        names = []
+        if calibrate_x:
+            names.append(self.x_feature)
+        if calibrate_y and not self.one_d:
+            names.append(self.y_feature)
+        return [n for n in names if self._fit_key(n, mode, method, scale) not in self._fits]
+
+    def prepare_fits(self, names, *, mode=None, method=None, scale=None) -> None:
+        """Fit the calibration lines of ``names`` now and keep them, changing nothing in the view:
+        a worker thread may call it (the dock does at 1e7 picks) and :meth:`configure` then takes
+        them."""
+        for name in names:
+            self._fit(name, mode, method, scale)
 
     @property
     def one_d(self) -> bool:
